@@ -1,0 +1,57 @@
+"""The error tree: each DearDiary result code that is a failure becomes an exception type."""
+
+from __future__ import annotations
+
+
+class DiaryError(Exception):
+    """Base of every error the tracker raises on purpose. `code` is the REST error code."""
+
+    code = "ERROR"
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Unprocessable(DiaryError, ValueError):
+    """A rule was broken (unknown id, wrong type, locked iteration...); nothing was written."""
+
+    code = "INVALID_PAYLOAD"
+    http_status = 422
+
+
+class Conflict(DiaryError):
+    """The write would duplicate a unique value (a username, a parameter key...)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class NotFound(DiaryError, LookupError):
+    """A route or delete named an entity that does not exist (get_* return None instead)."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class AuthError(DiaryError):
+    """Missing, invalid or expired credentials."""
+
+    code = "UNAUTHORIZED"
+    http_status = 401
+
+
+class PermissionDenied(DiaryError):
+    """Authenticated, but not allowed to do this."""
+
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class TransportError(DiaryError):
+    """The tracking server could not be reached or answered something unexpected."""
+
+    code = "TRANSPORT_ERROR"
+    http_status = 502

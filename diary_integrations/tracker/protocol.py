@@ -1,0 +1,374 @@
+"""The Tracker protocol: the methods LocalTracker (SQL) and RemoteTracker (HTTP) both provide.
+
+The contract test suite runs against every implementation, so the two can never drift. Defaults
+written `...` mean "leave unchanged" (None there means "clear").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from .enums import ExperimentStatus, IterationStatus, Result, TagTarget
+from .lifecycle import IterationRun
+from .records import (
+    Created,
+    Environment,
+    Experiment,
+    Iteration,
+    Metric,
+    Parameter,
+    Project,
+    Resource,
+    Tag,
+    User,
+    UserPermission,
+)
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    url: str
+
+    def close(self) -> None:
+        ...
+
+    def get_user(self, user: int | str) -> User | None:
+        """By id, or by username when given a string."""
+        ...
+
+    def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[User]:
+        ...
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        first_name: str = "",
+        last_name: str = "",
+        is_admin: bool = False,
+    ) -> Created:
+        ...
+
+    def update_user(
+        self,
+        user_id: int,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        password: str | None = None,
+        is_admin: bool | None = None,
+    ) -> Result:
+        ...
+
+    def delete_user(self, user_id: int) -> bool:
+        ...
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user whose password this is, or None."""
+        ...
+
+    def create_user_permission(
+        self,
+        user_id: int,
+        project_id: int,
+        *,
+        create: bool = False,
+        read: bool = True,
+        update: bool = False,
+        delete: bool = False,
+    ) -> Created:
+        ...
+
+    def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
+        ...
+
+    def get_user_permissions(
+        self,
+        *,
+        user_id: int | None = None,
+        project_id: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[UserPermission]:
+        ...
+
+    def update_user_permission(
+        self,
+        permission_id: int,
+        *,
+        create: bool | None = None,
+        read: bool | None = None,
+        update: bool | None = None,
+        delete: bool | None = None,
+    ) -> Result:
+        ...
+
+    def delete_user_permission(self, permission_id: int) -> bool:
+        ...
+
+    def create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Created:
+        """A project, owned by `user_id` (default: the `default` user), who gets every permission on it."""
+        ...
+
+    def get_project(self, project_id: int) -> Project | None:
+        ...
+
+    def get_projects(
+        self, *, user_id: int | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Project]:
+        """Every project, or with `user_id` the ones that user may read (an admin reads all)."""
+        ...
+
+    def get_project_by_name(self, name: str) -> Project | None:
+        """The oldest project with this name (names are not unique, as in DearDiary)."""
+        ...
+
+    def update_project(self, project_id: int, *, name: str | None = None, description: str | None = None) -> Result:
+        ...
+
+    def delete_project(self, project_id: int) -> bool:
+        """Deletes the project with its experiments, iterations and resources (files included)."""
+        ...
+
+    def create_experiment(
+        self, project_id: int, status: ExperimentStatus | int, name: str, *, description: str = ""
+    ) -> Created:
+        ...
+
+    def get_experiment(self, experiment_id: int) -> Experiment | None:
+        ...
+
+    def get_experiments(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Experiment]:
+        ...
+
+    def get_experiment_by_name(self, project_id: int, name: str) -> Experiment | None:
+        ...
+
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        status: ExperimentStatus | int | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        end_date: datetime | None = ...,
+    ) -> Result:
+        """Moving to STOPPED or FINISHED stamps `end_date` (unless given); back to IN_PROGRESS clears it."""
+        ...
+
+    def delete_experiment(self, experiment_id: int) -> bool:
+        ...
+
+    def create_iteration(
+        self,
+        experiment_id: int,
+        *,
+        parent_iteration_id: int | None = None,
+        notes: str = "",
+        snapshot: bool | None = None,
+    ) -> Created:
+        """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only"""
+        ...
+
+    def get_iteration(self, iteration_id: int) -> Iteration | None:
+        ...
+
+    def get_iterations(
+        self,
+        experiment_id: int,
+        *,
+        status: IterationStatus | int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Iteration]:
+        ...
+
+    def get_child_iterations(
+        self, iteration_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[Iteration]:
+        """The direct children of an iteration, ordered by id."""
+        ...
+
+    def get_environment(self, iteration_id: int) -> Environment | None:
+        ...
+
+    def update_iteration(
+        self,
+        iteration_id: int,
+        *,
+        notes: str | None = None,
+        status: IterationStatus | int | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        end_date: datetime | None = ...,
+    ) -> Result:
+        """Change an iteration. A status other than RUNNING stamps `end_date` unless one is given."""
+        ...
+
+    def end_iteration(
+        self,
+        iteration_id: int,
+        status: IterationStatus | int = IterationStatus.SUCCEEDED,
+        *,
+        error_message: str = "",
+        traceback: str = "",
+    ) -> Result:
+        """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a"""
+        ...
+
+    def delete_iteration(self, iteration_id: int) -> bool:
+        """Deletes the iteration and its data; its children stay, as top-level iterations."""
+        ...
+
+    def heartbeat(self, *iteration_ids: int) -> None:
+        """Mark these iterations alive now (only those still RUNNING)."""
+        ...
+
+    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
+        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):"""
+        ...
+
+    def with_iteration(
+        self,
+        experiment_id: int,
+        *,
+        parent_iteration_id: int | None = None,
+        notes: str = "",
+        snapshot: bool | None = None,
+    ) -> IterationRun:
+        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        ...
+
+    def create_parameter(self, iteration_id: int, key: str, value: Any) -> Created:
+        """A parameter, stored as text. A key is set once per iteration (Conflict otherwise)."""
+        ...
+
+    def log_parameters(self, iteration_id: int, parameters: Mapping[str, Any]) -> int:
+        """Set several parameters in one transaction, all or nothing. A key already set to the same"""
+        ...
+
+    def get_parameter(self, parameter_id: int) -> Parameter | None:
+        ...
+
+    def get_parameters(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Parameter]:
+        ...
+
+    def update_parameter(self, parameter_id: int, *, key: str | None = None, value: Any = ...) -> Result:
+        ...
+
+    def delete_parameter(self, parameter_id: int) -> bool:
+        ...
+
+    def create_metric(
+        self,
+        iteration_id: int,
+        key: str,
+        value: float,
+        *,
+        step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> Created:
+        """One metric point. Without `step`, the key's next step (0, 1, 2, ...)."""
+        ...
+
+    def log_metrics(
+        self,
+        iteration_id: int,
+        metrics: Mapping[str, float],
+        *,
+        step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> int:
+        """Several keys at one step, in one transaction, all or nothing. Without `step`, each key takes"""
+        ...
+
+    def log_metric_points(
+        self, iteration_id: int, points: Iterable[Sequence[Any]]
+    ) -> int:
+        """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number"""
+        ...
+
+    def get_metric(self, metric_id: int) -> Metric | None:
+        ...
+
+    def get_metrics(
+        self, iteration_id: int, *, key: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Metric]:
+        """An iteration's metric points ordered by step then id (one key's series with `key=`)."""
+        ...
+
+    def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """For each iteration, each key's value at its highest step: what a sweep table shows."""
+        ...
+
+    def update_metric(
+        self, metric_id: int, *, value: float | None = None, step: int | None = None
+    ) -> Result:
+        ...
+
+    def delete_metric(self, metric_id: int) -> bool:
+        ...
+
+    def create_tag(self, value: str) -> Created:
+        ...
+
+    def get_tag(self, tag: int | str) -> Tag | None:
+        """By id, or by value when given a string."""
+        ...
+
+    def get_tags(
+        self,
+        target: TagTarget | str | None = None,
+        target_id: int | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Tag]:
+        """Every tag, or the tags on one project, experiment or iteration."""
+        ...
+
+    def update_tag(self, tag_id: int, value: str) -> Result:
+        ...
+
+    def delete_tag(self, tag_id: int) -> bool:
+        """Deletes the tag and detaches it from everything it was on."""
+        ...
+
+    def add_tag(self, target: TagTarget | str, target_id: int, value: str) -> Created:
+        """Attach a tag (created if new) to a project, experiment or iteration; Conflict if already on it."""
+        ...
+
+    def remove_tag(self, target: TagTarget | str, target_id: int, value: str) -> bool:
+        ...
+
+    def create_resource(
+        self, experiment_id: int, name: str, data: bytes | str | os.PathLike[str], *, description: str = ""
+    ) -> Created:
+        """Store artifact bytes (or a file's bytes) on an experiment, with their size and sha256."""
+        ...
+
+    def get_resource(self, resource_id: int) -> Resource | None:
+        ...
+
+    def get_resource_data(self, resource_id: int) -> bytes | None:
+        ...
+
+    def get_resources(self, experiment_id: int, *, limit: int | None = None, offset: int = 0) -> list[Resource]:
+        ...
+
+    def update_resource(
+        self,
+        resource_id: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        data: bytes | str | os.PathLike[str] | None = None,
+    ) -> Result:
+        ...
+
+    def delete_resource(self, resource_id: int) -> bool:
+        ...

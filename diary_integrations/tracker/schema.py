@@ -1,0 +1,250 @@
+"""The tables, as SQLAlchemy 2 typed mappings. Alembic migrations beside this file create them.
+
+Queries go through SQLAlchemy Core (`select(Iteration.__table__)`, `insert(...)`) rather than ORM sessions:
+every call is one short transaction and batches use executemany, which keeps the hot path cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (the same on SQLite and PostgreSQL), handed out as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class EpochTime(TypeDecorator[datetime]):
+    """A timestamp stored as float seconds since the epoch: cheap to write and read by the million."""
+
+    impl = Float(precision=53)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None or isinstance(value, float):
+            return value
+        return value.timestamp()
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+
+
+class FaithfulFloat(TypeDecorator[float]):
+    """A float that keeps NaN: SQLite turns NaN into NULL, so NaN is stored as NULL on purpose
+    (the value is never absent otherwise) and read back as NaN. Infinities are stored natively."""
+
+    impl = Float(precision=53)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        return None if value is None or value != value else value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        return math.nan if value is None else value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UserRow(Base):
+    __tablename__ = "user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str] = mapped_column(String(150), default="")
+    last_name: Mapped[str] = mapped_column(String(150), default="")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class ProjectRow(Base):
+    __tablename__ = "project"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(250))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class UserPermissionRow(Base):
+    __tablename__ = "user_permission"
+    __table_args__ = (UniqueConstraint("user_id", "project_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    create_permission: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_permission: Mapped[bool] = mapped_column(Boolean, default=True)
+    update_permission: Mapped[bool] = mapped_column(Boolean, default=False)
+    delete_permission: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiment"
+    __table_args__ = (CheckConstraint("status IN (1, 2, 3)", name="status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(250))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IterationRow(Base):
+    __tablename__ = "iteration"
+    __table_args__ = (
+        CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
+        # The reaper looks for RUNNING rows with an old heartbeat.
+        Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
+    # Children outlive their parent: deleting a driver makes its children top-level.
+    parent_iteration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("iteration.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    status: Mapped[int] = mapped_column(Integer, default=1)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    traceback: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environment"
+    iteration_id: Mapped[int] = mapped_column(
+        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    python_version: Mapped[str] = mapped_column(String(100), default="")
+    platform: Mapped[str] = mapped_column(String(250), default="")
+    hostname: Mapped[str] = mapped_column(String(250), default="")
+    git_sha: Mapped[str] = mapped_column(String(64), default="")
+    git_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
+    entrypoint: Mapped[str] = mapped_column(Text, default="")
+    packages: Mapped[str] = mapped_column(Text, default="")
+
+
+class ParameterRow(Base):
+    __tablename__ = "parameter"
+    __table_args__ = (UniqueConstraint("iteration_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MetricRow(Base):
+    __tablename__ = "metric"
+    __table_args__ = (Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float] = mapped_column(FaithfulFloat, nullable=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(EpochTime)
+
+
+class TagRow(Base):
+    __tablename__ = "tag"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[str] = mapped_column(String(250), unique=True)
+
+
+class ProjectTagRow(Base):
+    __tablename__ = "project_tag"
+    __table_args__ = (UniqueConstraint("project_id", "tag_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
+
+
+class ExperimentTagRow(Base):
+    __tablename__ = "experiment_tag"
+    __table_args__ = (UniqueConstraint("experiment_id", "tag_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
+
+
+class IterationTagRow(Base):
+    __tablename__ = "iteration_tag"
+    __table_args__ = (UniqueConstraint("iteration_id", "tag_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
+
+
+class ResourceRow(Base):
+    __tablename__ = "resource"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(250))
+    description: Mapped[str] = mapped_column(Text, default="")
+    backend: Mapped[str] = mapped_column(String(20), default="inline")
+    uri: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+metadata = Base.metadata
+users = UserRow.__table__
+projects = ProjectRow.__table__
+user_permissions = UserPermissionRow.__table__
+experiments = ExperimentRow.__table__
+iterations = IterationRow.__table__
+environments = EnvironmentRow.__table__
+parameters = ParameterRow.__table__
+metrics = MetricRow.__table__
+tags = TagRow.__table__
+project_tags = ProjectTagRow.__table__
+experiment_tags = ExperimentTagRow.__table__
+iteration_tags = IterationTagRow.__table__
+resources = ResourceRow.__table__

@@ -1,0 +1,146 @@
+"""Input rules. Each check names the field and the rule it broke, and runs before anything is written."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, TypeVar
+
+from .errors import Unprocessable
+
+MAX_NAME = 250
+MAX_KEY = 250
+MAX_PARAMETER_VALUE = 8000
+MAX_TEXT = 65_536
+MAX_USERNAME = 150
+MAX_PASSWORD = 1024
+
+E = TypeVar("E", bound=Enum)
+
+
+def check_id(value: Any, field: str) -> int:
+    """Ids are positive integers; bools and numeric strings are refused rather than guessed at."""
+    if isinstance(value, (bool, str, bytes, float)):
+        raise Unprocessable(f"{field} must be a positive integer, got {value!r}", field=field)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise Unprocessable(f"{field} must be a positive integer, got {value!r}", field=field) from None
+    if number <= 0:
+        raise Unprocessable(f"{field} must be a positive integer, got {number}", field=field)
+    return number
+
+
+def check_optional_id(value: Any, field: str) -> int | None:
+    return None if value is None else check_id(value, field)
+
+
+def check_text(value: Any, field: str, *, max_length: int = MAX_TEXT, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise Unprocessable(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not allow_empty and not value.strip():
+        raise Unprocessable(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise Unprocessable(
+            f"{field} must be at most {max_length} characters, got {len(value)}", field=field
+        )
+    if "\x00" in value:
+        raise Unprocessable(f"{field} must not contain NUL characters", field=field)
+    return value
+
+
+def check_name(value: Any, field: str = "name") -> str:
+    return check_text(value, field, max_length=MAX_NAME, allow_empty=False)
+
+
+def check_key(value: Any, field: str = "key") -> str:
+    return check_text(value, field, max_length=MAX_KEY, allow_empty=False)
+
+
+def check_enum(value: Any, enum: type[E], field: str) -> E:
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str) and value in enum.__members__:
+        return enum[value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(f"{m.name} ({m.value})" for m in enum)
+    raise Unprocessable(f"{field} must be one of {allowed}; got {value!r}", field=field)
+
+
+def check_bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise Unprocessable(f"{field} must be true or false, got {value!r}", field=field)
+    return value
+
+
+def check_metric_value(value: Any, field: str = "value") -> float:
+    """Any real number, NaN and infinities included: a diverged loss is data, not an error."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (str, bytes)):
+        return float(value)
+    raise Unprocessable(f"{field} must be a real number, got {type(value).__name__} {value!r}", field=field)
+
+
+def check_step(value: Any, field: str = "step") -> int:
+    if isinstance(value, (bool, float)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise Unprocessable(f"{field} must be a non-negative integer, got {value!r}", field=field)
+    try:
+        step = operator.index(value)
+    except TypeError:
+        raise Unprocessable(f"{field} must be a non-negative integer, got {value!r}", field=field) from None
+    if step < 0 or step >= 2**63:
+        raise Unprocessable(f"{field} must be a non-negative 64-bit integer, got {step}", field=field)
+    return step
+
+
+def check_datetime(value: Any, field: str) -> datetime:
+    """Aware datetimes, epoch seconds or ISO strings; a naive datetime is taken to be UTC."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if isinstance(value, str):
+        try:
+            return check_datetime(datetime.fromisoformat(value), field)
+        except ValueError:
+            pass
+    raise Unprocessable(f"{field} must be a datetime, epoch seconds or ISO 8601 text, got {value!r}", field=field)
+
+
+def format_parameter_value(value: Any, field: str = "value") -> str:
+    """Parameters are stored as text; numbers are written the way Python prints them (1e-3 -> "0.001")."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or value is None:
+        text = str(value)
+    elif isinstance(value, numbers.Integral):
+        text = str(int(value))
+    elif isinstance(value, (numbers.Real, Decimal)):
+        text = repr(float(value)) if not isinstance(value, Decimal) else str(value)
+    else:
+        raise Unprocessable(
+            f"{field} must be a string, number, bool or None, got {type(value).__name__}; "
+            "convert it to text first",
+            field=field,
+        )
+    return check_text(text, field, max_length=MAX_PARAMETER_VALUE)
+
+
+def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise Unprocessable(f"limit must be a non-negative integer or None, got {limit!r}", field="limit")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise Unprocessable(f"offset must be a non-negative integer, got {offset!r}", field="offset")
+    return limit, offset
