@@ -64,8 +64,12 @@ def check_key(value: Any, field: str = "key") -> str:
 def check_enum(value: Any, enum: type[E], field: str) -> E:
     if isinstance(value, enum):
         return value
-    if isinstance(value, str) and value in enum.__members__:
-        return enum[value]
+    if isinstance(value, str):
+        if value in enum.__members__:
+            return enum[value]
+        for member in enum:  # str-valued enums also take their value ("experiment")
+            if member.value == value:
+                return member
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             return enum(value)

@@ -1,0 +1,104 @@
+"""Shared fixtures. Trackers are real: a SQLite file in tmp_path, and the PostgreSQL server on
+127.0.0.1:5432 (a fresh schema per test). In CI a missing PostgreSQL is an error, not a skip."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from diary_integrations import ExperimentStatus, LocalTracker
+
+POSTGRES_URL = os.environ.get("DIARY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+_pg_state: dict[str, str | None] = {}
+
+
+def postgres_problem() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per session)."""
+    if "problem" not in _pg_state:
+        try:
+            engine = create_engine(POSTGRES_URL)
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            _pg_state["problem"] = None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            _pg_state["problem"] = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}"
+    return _pg_state["problem"]
+
+
+def require_postgres() -> None:
+    problem = postgres_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose search_path is a schema made for this test and dropped after it."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'diary.db'}"
+
+
+TRACKER_KINDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=TRACKER_KINDS)
+def tracker_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tracker(tracker_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """Every tracker kind the contract suite runs against. Kinds that need more than a database
+    (a tracking server) register a factory in `TRACKER_FACTORIES`."""
+    factory = TRACKER_FACTORIES[tracker_kind]
+    yield from factory(request, tmp_path)
+
+
+def _local_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalTracker]:
+    tracker = LocalTracker(tmp_path / "diary.db", artifact_root=None)
+    yield tracker
+    tracker.close()
+
+
+def _local_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalTracker]:
+    url = request.getfixturevalue("postgres_url")
+    tracker = LocalTracker(url)
+    yield tracker
+    tracker.close()
+
+
+TRACKER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[object]]] = {
+    "sqlite": _local_sqlite,
+    "postgres": _local_postgres,
+}
+
+
+@pytest.fixture
+def experiment_id(tracker) -> int:  # type: ignore[no-untyped-def]
+    project_id, _ = tracker.create_project("Fraud detection")
+    exp_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "Decision-tree sweep")
+    return exp_id
