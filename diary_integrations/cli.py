@@ -1,0 +1,85 @@
+"""The `diary` command.
+
+    diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
+    diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `5m`, `2h`, `1d` -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90s, 5m, 2h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def _add_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--uri", default=None,
+        help="database path, SQLAlchemy URL or http(s) server (default: $DIARY_TRACKING_URI or ./deardiary.db)",
+    )
+    parser.add_argument("--username", default=None)
+    parser.add_argument("--password", default=None)
+
+
+def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .connection import connect
+
+    return connect(args.uri, username=args.username, password=args.password)
+
+
+def _tree(args: argparse.Namespace) -> int:
+    from .tree import format_tree
+
+    metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
+    tracker = _tracker(args)
+    try:
+        print(format_tree(tracker, args.experiment_id, metrics=metrics, parameters=not args.no_params))
+    except LookupError as exc:
+        print(f"diary: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _reap(args: argparse.Namespace) -> int:
+    reaped = _tracker(args).reap(older_than=args.older_than, experiment_id=args.experiment)
+    print(f"marked {len(reaped)} iteration(s) KILLED" + (f": {', '.join(map(str, reaped))}" if reaped else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tree = commands.add_parser("tree", help="print an experiment's iteration tree")
+    tree.add_argument("experiment_id", type=int)
+    tree.add_argument("--metrics", default=None, help="comma-separated metric keys to show (default: all)")
+    tree.add_argument("--no-params", action="store_true", help="leave parameters out")
+    _add_uri(tree)
+    tree.set_defaults(run=_tree)
+
+    reap = commands.add_parser("reap", help="mark iterations whose heartbeat stopped as KILLED")
+    reap.add_argument("--older-than", type=parse_duration, default=300.0, help="heartbeat age, e.g. 5m (default)")
+    reap.add_argument("--experiment", type=int, default=None, help="only this experiment")
+    _add_uri(reap)
+    reap.set_defaults(run=_reap)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
