@@ -1,0 +1,87 @@
+"""A process that dies inside with_iteration: SIGKILL leaves RUNNING until a reap; SIGTERM ends KILLED."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from diary_integrations import LocalTracker
+    tracker = LocalTracker(sys.argv[1])
+    with tracker.with_iteration(int(sys.argv[2])) as it:
+        print(it.id, flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def _start(url: str, experiment_id: int) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, str(experiment_id)], stdout=subprocess.PIPE, text=True
+    )
+    line = proc.stdout.readline()  # the iteration exists once the child prints its id
+    assert line.strip().isdigit(), f"child did not start: {line!r}"
+    return proc, int(line)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    tracker = LocalTracker(url)
+    project_id, _ = tracker.create_project("P")
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "E")
+    yield tracker, url, experiment_id
+    tracker.close()
+
+
+def test_sigkill_then_reap_marks_killed(setup):
+    tracker, url, experiment_id = setup
+    proc, iteration_id = _start(url, experiment_id)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING  # nobody said a word
+    time.sleep(1.2)
+    assert tracker.reap(older_than=1.0) == [iteration_id]
+    killed = tracker.get_iteration(iteration_id)
+    assert killed.status is IterationStatus.KILLED and "heartbeat lost" in killed.error_message
+
+
+def test_reap_spares_a_live_process(setup):
+    tracker, url, experiment_id = setup
+    proc, iteration_id = _start(url, experiment_id)
+    try:
+        assert tracker.reap(older_than=60) == []
+        assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_sigterm_ends_killed(setup):
+    tracker, url, experiment_id = setup
+    proc, iteration_id = _start(url, experiment_id)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    it = tracker.get_iteration(iteration_id)
+    assert it.status is IterationStatus.KILLED and it.error_message == "Terminated: received SIGTERM"
+
+
+def test_cli_reap(setup):
+    tracker, url, experiment_id = setup
+    stale, _ = tracker.create_iteration(experiment_id)
+    done = subprocess.run(
+        [sys.executable, "-m", "diary_integrations.cli", "reap", "--older-than", "0s", "--uri", url],
+        capture_output=True, text=True, check=True,
+    )
+    assert f"marked 1 iteration(s) KILLED: {stale}" in done.stdout
+    assert tracker.get_iteration(stale).status is IterationStatus.KILLED

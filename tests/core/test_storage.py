@@ -1,0 +1,82 @@
+"""Storage: Alembic builds exactly the schema the code declares; trackers pickle to their URL."""
+
+from __future__ import annotations
+
+import pickle
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from diary_integrations import LocalTracker, connect
+from diary_integrations.tracker.migrate import head_revision
+from diary_integrations.tracker.schema import metadata
+
+
+def _assert_schema_matches(url: str) -> None:
+    tracker = LocalTracker(url)
+    tracker.get_user("default")  # creates and migrates
+    with tracker.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert context.get_current_revision() == head_revision()
+        assert compare_metadata(context, metadata) == []
+    tracker.close()
+
+
+def test_migrations_build_the_declared_schema_on_sqlite(sqlite_url):
+    _assert_schema_matches(sqlite_url)
+
+
+def test_migrations_build_the_declared_schema_on_postgres(postgres_url):
+    _assert_schema_matches(postgres_url)
+
+
+def test_reopening_is_idempotent(sqlite_url):
+    first = LocalTracker(sqlite_url)
+    first.create_project("P")
+    first.close()
+    again = LocalTracker(sqlite_url)
+    assert [p.name for p in again.get_projects()] == ["P"]
+    assert len(again.get_users()) == 1  # the default user is seeded once
+    engine = create_engine(sqlite_url)
+    assert "alembic_version" in inspect(engine).get_table_names()
+
+
+def test_parent_fk_is_set_null_in_both_databases(sqlite_url, postgres_url):
+    for url in (sqlite_url, postgres_url):
+        tracker = LocalTracker(url)
+        engine = tracker.engine
+        fks = inspect(engine).get_foreign_keys("iteration")
+        parent = next(fk for fk in fks if fk["constrained_columns"] == ["parent_iteration_id"])
+        assert parent["options"].get("ondelete", "").upper() == "SET NULL"
+        tracker.close()
+
+
+def test_tracker_pickles_to_its_url_and_reconnects(tmp_path):
+    tracker = connect(tmp_path / "p.db")
+    project_id, _ = tracker.create_project("P")
+    clone = pickle.loads(pickle.dumps(tracker))
+    assert clone.url == tracker.url and clone._engine is None
+    assert clone.get_project(project_id).name == "P"
+
+
+def test_connect_resolves_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIARY_TRACKING_URI", f"sqlite:///{tmp_path / 'env.db'}")
+    assert connect().url.endswith("env.db")
+    monkeypatch.delenv("DIARY_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    assert connect().url == f"sqlite:///{tmp_path / 'deardiary.db'}"
+
+
+def test_filesystem_artifacts(tmp_path):
+    tracker = LocalTracker(tmp_path / "a.db", artifact_root=tmp_path / "artifacts")
+    project_id, _ = tracker.create_project("P")
+    experiment_id, _ = tracker.create_experiment(project_id, 1, "E")
+    resource_id, _ = tracker.create_resource(experiment_id, "model.ckpt", b"weights")
+    meta = tracker.get_resource(resource_id)
+    assert meta.backend.value == "filesystem" and meta.uri.startswith("file://")
+    files = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].read_bytes() == b"weights"
+    assert tracker.get_resource_data(resource_id) == b"weights"
+    tracker.delete_experiment(experiment_id)
+    assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
