@@ -83,7 +83,10 @@ def main(database: str | None = None) -> dict[str, object]:
 
     delete_iteration(driver_id)
     survivor = get_iteration(succeeded_id)
-    print(f"after deleting the driver, child #{survivor.id} survives with parent_iteration_id={survivor.parent_iteration_id}")
+    print(
+        f"after deleting the driver, child #{survivor.id} survives "
+        f"with parent_iteration_id={survivor.parent_iteration_id}"
+    )
     return {
         "experiment_id": experiment_id,
         "children": [c.id for c in children],

@@ -33,7 +33,7 @@ def test_tree_depth_is_unlimited(tracker, experiment_id):
     for _ in range(12):
         parent, _ = tracker.create_iteration(experiment_id, parent_iteration_id=parent)
         chain.append(parent)
-    for upper, lower in zip(chain, chain[1:]):
+    for upper, lower in zip(chain, chain[1:], strict=False):
         assert [c.id for c in tracker.get_child_iterations(upper)] == [lower]
 
 
