@@ -7,6 +7,7 @@ error (naming the field and the rule) and writes nothing. Foreign keys do the ca
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -17,9 +18,23 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Select, Table, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
+from . import hotpath
 from . import schema as t
 from .artifacts import FilesystemStore, InlineStore, delete_file_artifact, read_file_artifact
 from .database import DEFAULT_URI, create_tracker_engine, normalize_url, read_transaction, write_transaction
@@ -85,6 +100,19 @@ def _paged(stmt: Select[Any], limit: int | None, offset: int) -> Select[Any]:
     if limit is not None:
         stmt = stmt.limit(limit)
     return stmt
+
+
+def _chunks(ids: list[int], size: int = 900) -> list[list[int]]:
+    """Id lists cut to stay under SQLite's bound-parameter limit on old builds."""
+    return [ids[n : n + size] for n in range(0, len(ids), size)] if ids else []
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _same_point(a: tuple[int, float], b: tuple[int, float]) -> bool:
+    return a[0] == b[0] and (a[1] == b[1] or (a[1] != a[1] and b[1] != b[1]))
 
 
 def _record(cls: type, row: Any) -> Any:
@@ -772,8 +800,7 @@ class LocalTracker:
 
     def _writable_iteration(self, conn: Connection, iteration_id: int) -> None:
         """Refuse writes to a missing or ended iteration; refresh its heartbeat now and then."""
-        it = t.iterations
-        row = conn.execute(select(it.c.status, it.c.end_date).where(it.c.id == iteration_id)).first()
+        row = conn.execute(hotpath.ITERATION_STATE, {"id": iteration_id}).first()
         if row is None:
             raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
         if row.status != IterationStatus.RUNNING or row.end_date is not None:
@@ -784,7 +811,7 @@ class LocalTracker:
             )
         beat = time.monotonic()
         if beat - self._last_beat.get(iteration_id, 0.0) >= HEARTBEAT_REFRESH_SECONDS:
-            conn.execute(update(it).where(it.c.id == iteration_id).values(heartbeat_date=_now()))
+            conn.execute(hotpath.TOUCH_HEARTBEAT, {"id": iteration_id, "now": _now()})
             self._last_beat[iteration_id] = beat
 
     # -- parameters -------------------------------------------------------------------------------
@@ -873,19 +900,14 @@ class LocalTracker:
     ) -> Created:
         """One metric point. Without `step`, the key's next step (0, 1, 2, ...)."""
         iteration_id = check_id(iteration_id, "iteration_id")
-        key = check_key(key)
-        row = {
-            "iteration_id": iteration_id,
-            "key": key,
-            "value": check_metric_value(value),
-            "step": None if step is None else check_step(step),
-            "recorded_at": _now() if recorded_at is None else check_datetime(recorded_at, "recorded_at"),
-        }
+        when = time.time() if recorded_at is None else check_datetime(recorded_at, "recorded_at").timestamp()
+        row = hotpath.single_row(iteration_id, key, value, step, when)
         with self._write() as conn:
             self._writable_iteration(conn, iteration_id)
-            if row["step"] is None:
-                row["step"] = self._next_steps(conn, iteration_id, [key])[key]
-            new_id = conn.execute(insert(t.metrics).values(row)).inserted_primary_key[0]
+            if row[3] is None:
+                row[3] = hotpath.next_steps(conn, iteration_id, [row[1]])[row[1]]
+            params = dict(zip(hotpath.COLUMNS, row, strict=True))
+            new_id = conn.execute(hotpath.INSERT_ONE, params).inserted_primary_key[0]
         return Created(new_id, Result.CREATED)
 
     def log_metrics(
@@ -902,60 +924,31 @@ class LocalTracker:
         if not isinstance(metrics, Mapping):
             raise Unprocessable("metrics must be a mapping of key to number", field="metrics")
         step = None if step is None else check_step(step)
-        stamp = (_now() if recorded_at is None else check_datetime(recorded_at, "recorded_at")).timestamp()
+        when = time.time() if recorded_at is None else check_datetime(recorded_at, "recorded_at").timestamp()
         values = {check_key(k, "metrics key"): check_metric_value(v, f"metrics[{k!r}]") for k, v in metrics.items()}
         if not values:
             return 0
         with self._write() as conn:
             self._writable_iteration(conn, iteration_id)
-            steps = self._next_steps(conn, iteration_id, list(values)) if step is None else None
+            steps = hotpath.next_steps(conn, iteration_id, list(values)) if step is None else None
             rows = [
-                {"iteration_id": iteration_id, "key": k, "value": v,
-                 "step": step if steps is None else steps[k], "recorded_at": stamp}
+                (iteration_id, k, v if v == v else None, step if steps is None else steps[k], when)
                 for k, v in values.items()
             ]
-            conn.execute(insert(t.metrics), rows)
+            hotpath.insert_rows(conn, rows)
         return len(rows)
 
-    def log_metric_points(
-        self, iteration_id: int, points: Iterable[Sequence[Any]]
-    ) -> int:
+    def log_metric_points(self, iteration_id: int, points: Iterable[Sequence[Any]]) -> int:
         """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number
         of steps, written with one executemany in one transaction. Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
-        now = time.time()
-        rows = []
-        for n, point in enumerate(points):
-            if not isinstance(point, (tuple, list)) or len(point) not in (3, 4):
-                raise Unprocessable(
-                    f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
-                )
-            when = now if len(point) == 3 or point[3] is None else check_datetime(point[3], "recorded_at").timestamp()
-            rows.append({
-                "iteration_id": iteration_id,
-                "key": check_key(point[0], f"points[{n}].key"),
-                "value": check_metric_value(point[1], f"points[{n}].value"),
-                "step": check_step(point[2], f"points[{n}].step"),
-                "recorded_at": when,
-            })
+        rows = hotpath.metric_rows(iteration_id, points)
         if not rows:
             return 0
         with self._write() as conn:
             self._writable_iteration(conn, iteration_id)
-            conn.execute(insert(t.metrics), rows)
+            hotpath.insert_rows(conn, rows)
         return len(rows)
-
-    @staticmethod
-    def _next_steps(conn: Connection, iteration_id: int, keys: list[str]) -> dict[str, int]:
-        m = t.metrics
-        found = dict(
-            conn.execute(
-                select(m.c.key, func.max(m.c.step))
-                .where(m.c.iteration_id == iteration_id, m.c.key.in_(keys))
-                .group_by(m.c.key)
-            ).all()
-        )
-        return {k: (found[k] + 1 if k in found else 0) for k in keys}
 
     def get_metric(self, metric_id: int) -> Metric | None:
         return _record(Metric, self._fetch_one(t.metrics, metric_id, "metric_id"))
@@ -1001,6 +994,107 @@ class LocalTracker:
             for row in conn.execute(select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))):
                 out[row.iteration_id][row.key] = row.value
         return out
+
+    def get_parameter_values(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """For each iteration, its parameters as `{key: value}`, in one query: what a sweep table shows."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        p = t.parameters
+        with self._read() as conn:
+            for chunk in _chunks(ids):
+                stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
+                for row in conn.execute(stmt):
+                    out[row.iteration_id][row.key] = row.value
+        return out
+
+    def get_metric_series(
+        self, iteration_ids: Sequence[int], key: str, *, max_points: int | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Each iteration's `(step, value)` series for one key, ordered by step. With `max_points`, a longer
+        series is cut into `max_points // 4` step buckets inside the database, each giving its first, lowest,
+        highest and last value (M4), so a chart keeps every peak and trough; NaN points read as NaN."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        key = check_key(key)
+        if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 4):
+            raise Unprocessable(f"max_points must be an integer of at least 4, got {max_points!r}", field="max_points")
+        out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
+        m = t.metrics
+        with self._read() as conn:
+            for chunk in _chunks(ids):
+                where = and_(m.c.iteration_id.in_(chunk), m.c.key == key)
+                small, large = list(chunk), []
+                if max_points is not None:
+                    counts = conn.execute(select(m.c.iteration_id, func.count()).where(where).group_by(m.c.iteration_id))
+                    large = [row[0] for row in counts if row[1] > max_points]
+                    small = sorted(set(chunk) - set(large))
+                if small:
+                    raw = (
+                        select(m.c.iteration_id, m.c.step, m.c.value)
+                        .where(m.c.iteration_id.in_(small), m.c.key == key)
+                        .order_by(m.c.iteration_id, m.c.step, m.c.id)
+                    )
+                    for row in conn.execute(raw):
+                        out[row.iteration_id].append((row.step, row.value))
+                if large:
+                    self._bucketed_series(conn, large, key, int(max_points or 4) // 4, out)
+        return out
+
+    @staticmethod
+    def _bucketed_series(
+        conn: Connection, ids: list[int], key: str, buckets: int, out: dict[int, list[tuple[int, float]]]
+    ) -> None:
+        m = t.metrics
+        bounds = (
+            select(m.c.iteration_id, func.min(m.c.step).label("lo"), func.max(m.c.step).label("hi"))
+            .where(m.c.iteration_id.in_(ids), m.c.key == key)
+            .group_by(m.c.iteration_id)
+            .subquery()
+        )
+        # BigInteger arithmetic: step * buckets overflows a 32-bit integer on PostgreSQL for long runs.
+        offset = cast(m.c.step - bounds.c.lo, BigInteger) * buckets
+        bucket = (offset // (bounds.c.hi - bounds.c.lo + 1)).label("bucket")
+        grouped = (
+            select(
+                m.c.iteration_id,
+                func.min(m.c.step).label("first_step"),
+                func.max(m.c.step).label("last_step"),
+                func.min(m.c.value).label("low"),
+                func.max(m.c.value).label("high"),
+            )
+            .join(bounds, m.c.iteration_id == bounds.c.iteration_id)
+            .where(m.c.iteration_id.in_(ids), m.c.key == key)
+            .group_by(m.c.iteration_id, bucket)
+            .subquery()
+        )
+        edge = t.metrics.alias("edge")
+
+        def value_at(step: Any) -> Any:
+            # One index lookup per bucket: the value at its first (or last) step.
+            return (
+                select(edge.c.value)
+                .where(edge.c.iteration_id == grouped.c.iteration_id, edge.c.key == key, edge.c.step == step)
+                .order_by(edge.c.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        stmt = select(
+            grouped,
+            value_at(grouped.c.first_step).label("first_value"),
+            value_at(grouped.c.last_step).label("last_value"),
+        ).order_by(grouped.c.iteration_id, grouped.c.first_step)
+        for row in conn.execute(stmt):
+            low, high = _nan(row.low), _nan(row.high)
+            # M4: first, the two extremes in the order the series runs, last. The extremes sit at the
+            # bucket's edges (their exact steps are not fetched); the envelope and the ends are exact.
+            extremes = [(row.first_step, high), (row.last_step, low)]
+            if _nan(row.first_value) <= _nan(row.last_value):
+                extremes = [(row.first_step, low), (row.last_step, high)]
+            points = [(row.first_step, _nan(row.first_value)), *extremes, (row.last_step, _nan(row.last_value))]
+            series = out[row.iteration_id]
+            for point in points:
+                if not series or not _same_point(series[-1], point):
+                    series.append(point)
 
     def update_metric(
         self, metric_id: int, *, value: float | None = None, step: int | None = None
