@@ -8,6 +8,7 @@ error (naming the field and the rule) and writes nothing. Foreign keys do the ca
 from __future__ import annotations
 
 import math
+import dataclasses
 import os
 import threading
 import time
@@ -134,12 +135,16 @@ def _experiment(row: Any) -> Experiment | None:
     return Experiment(**m)
 
 
+_STATUSES = {int(status): status for status in IterationStatus}
+# Iteration records are built positionally (listing 10,000 children is a hot read): the table's
+# columns and the record's fields must stay in the same order.
+assert [c.name for c in t.iterations.c] == [f.name for f in dataclasses.fields(Iteration)]
+
+
 def _iteration(row: Any) -> Iteration | None:
     if row is None:
         return None
-    m = dict(row._mapping)
-    m["status"] = IterationStatus(m["status"])
-    return Iteration(**m)
+    return Iteration(row[0], row[1], row[2], _STATUSES[row[3]], *row[4:])
 
 
 _RESOURCE_COLUMNS = [c for c in t.resources.c if c.name != "data"]
@@ -994,6 +999,45 @@ class LocalTracker:
             for row in conn.execute(select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))):
                 out[row.iteration_id][row.key] = row.value
         return out
+
+    def get_best_child_iteration(
+        self,
+        iteration_id: int,
+        key: str,
+        *,
+        mode: str = "max",
+        status: IterationStatus | int | None = IterationStatus.SUCCEEDED,
+    ) -> tuple[Iteration, float] | None:
+        """The child whose latest `key` value is highest (`mode="max"`) or lowest (`"min"`), with that
+        value; among SUCCEEDED children by default (`status=None`: any). NaN never wins. None if no child
+        has the metric."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        key = check_key(key)
+        if mode not in ("max", "min"):
+            raise Unprocessable(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
+        it, m = t.iterations, t.metrics
+        kids = select(it.c.id).where(it.c.parent_iteration_id == iteration_id)
+        if status is not None:
+            kids = kids.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
+        newest = func.row_number().over(partition_by=m.c.iteration_id, order_by=(m.c.step.desc(), m.c.id.desc()))
+        latest = (
+            select(m.c.iteration_id, m.c.value, newest.label("n"))
+            .where(m.c.key == key, m.c.iteration_id.in_(kids))
+            .subquery()
+        )
+        order = latest.c.value.desc() if mode == "max" else latest.c.value.asc()
+        stmt = (
+            select(it, latest.c.value)
+            .join(latest, latest.c.iteration_id == it.c.id)
+            .where(latest.c.n == 1, latest.c.value.is_not(None))  # NULL is how NaN is stored
+            .order_by(order, it.c.id)
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return _iteration(row[:-1]), float(row[-1])
 
     def get_parameter_values(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
         """For each iteration, its parameters as `{key: value}`, in one query: what a sweep table shows."""

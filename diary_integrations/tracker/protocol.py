@@ -305,6 +305,17 @@ class Tracker(Protocol):
         """For each iteration, each key's value at its highest step: what a sweep table shows."""
         ...
 
+    def get_best_child_iteration(
+        self,
+        iteration_id: int,
+        key: str,
+        *,
+        mode: str = "max",
+        status: IterationStatus | int | None = IterationStatus.SUCCEEDED,
+    ) -> tuple[Iteration, float] | None:
+        """The child with the best latest value of `key` (max or min), with that value; NaN never wins."""
+        ...
+
     def update_metric(
         self, metric_id: int, *, value: float | None = None, step: int | None = None
     ) -> Result:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from diary_integrations import Conflict, Unprocessable
+from diary_integrations import Conflict, IterationStatus, Unprocessable
 
 
 @pytest.fixture
@@ -105,3 +105,24 @@ def test_metric_update_delete_and_latest(tracker, experiment_id, iteration_id):
     assert tracker.get_latest_metrics([iteration_id, other]) == {iteration_id: {"loss": 0.1, "acc": 0.9}, other: {}}
     assert tracker.delete_metric(metric_id)
     assert tracker.get_metric(metric_id) is None
+
+
+def test_best_child_by_latest_metric(tracker, experiment_id):
+    driver, _ = tracker.create_iteration(experiment_id)
+    scores = {"a": [0.5, 0.95], "b": [0.9], "c": [math.nan], "d": [0.99]}
+    ids = {}
+    for name, series in scores.items():
+        child, _ = tracker.create_iteration(experiment_id, parent_iteration_id=driver)
+        for step, value in enumerate(series):
+            tracker.create_metric(child, "accuracy", value, step=step)
+        ids[name] = child
+    for name in ("a", "b", "c"):
+        tracker.end_iteration(ids[name])
+    tracker.end_iteration(ids["d"], IterationStatus.FAILED, error_message="ValueError: diverged")
+    best, value = tracker.get_best_child_iteration(driver, "accuracy")
+    assert (best.id, value) == (ids["a"], 0.95)  # latest value counts; NaN and FAILED children never win
+    assert tracker.get_best_child_iteration(driver, "accuracy", status=None)[0].id == ids["d"]
+    assert tracker.get_best_child_iteration(driver, "accuracy", mode="min") == (tracker.get_iteration(ids["b"]), 0.9)
+    assert tracker.get_best_child_iteration(driver, "loss") is None
+    with pytest.raises(Unprocessable, match="mode"):
+        tracker.get_best_child_iteration(driver, "accuracy", mode="best")
