@@ -103,7 +103,8 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     try:
-        mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+        with open("/proc/meminfo") as info:
+            mem_kb = next(int(line.split()[1]) for line in info if line.startswith("MemTotal"))
         mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration):
         mem = "?"
