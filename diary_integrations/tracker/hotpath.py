@@ -17,7 +17,8 @@ _it = t.iterations
 _m = t.metrics
 
 ITERATION_STATE = select(_it.c.status, _it.c.end_date).where(_it.c.id == bindparam("id"))
-TOUCH_HEARTBEAT = update(_it).where(_it.c.id == bindparam("id")).values(heartbeat_date=bindparam("now"))
+# "id" is reserved by SQLAlchemy in an UPDATE (it names the SET column), so the key is "iteration".
+TOUCH_HEARTBEAT = update(_it).where(_it.c.id == bindparam("iteration")).values(heartbeat_date=bindparam("now"))
 LAST_STEPS = (
     select(_m.c.key, func.max(_m.c.step))
     .where(_m.c.iteration_id == bindparam("id"), _m.c.key.in_(bindparam("keys", expanding=True)))

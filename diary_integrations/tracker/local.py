@@ -44,6 +44,7 @@ from .environment import capture_environment
 from .errors import Conflict, Unprocessable
 from .lifecycle import IterationRun
 from .migrate import upgrade_to_head
+from .statements import fetch_by_id, insert_row, update_row
 from .records import (
     Created,
     Environment,
@@ -229,7 +230,7 @@ class LocalTracker:
 
     @staticmethod
     def _require(conn: Connection, table: Table, id_: int, field: str) -> Any:
-        row = conn.execute(select(table).where(table.c.id == id_)).first()
+        row = fetch_by_id(conn, table, id_)
         if row is None:
             raise Unprocessable(f"{field}: {table.name} {id_} does not exist", field=field)
         return row
@@ -237,7 +238,7 @@ class LocalTracker:
     def _fetch_one(self, table: Table, id_: Any, field: str = "id") -> Any:
         id_ = check_id(id_, field)
         with self._read() as conn:
-            return conn.execute(select(table).where(table.c.id == id_)).first()
+            return fetch_by_id(conn, table, id_)
 
     def _delete(self, table: Table, id_: Any, field: str = "id") -> bool:
         id_ = check_id(id_, field)
@@ -281,7 +282,7 @@ class LocalTracker:
             with self._write() as conn:
                 if conn.execute(select(t.users.c.id).where(t.users.c.username == username)).first():
                     raise Conflict(f"username {username!r} is taken", field="username")
-                new_id = conn.execute(insert(t.users).values(values)).inserted_primary_key[0]
+                new_id = insert_row(conn, t.users, values)
         except IntegrityError:
             raise Conflict(f"username {username!r} is taken", field="username") from None
         return Created(new_id, Result.CREATED)
@@ -371,7 +372,7 @@ class LocalTracker:
                 raise Conflict(
                     f"user {user_id} already has a permission row on project {project_id}", field="project_id"
                 )
-            new_id = conn.execute(insert(up).values(values)).inserted_primary_key[0]
+            new_id = insert_row(conn, up, values)
         return Created(new_id, Result.CREATED)
 
     def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
@@ -416,9 +417,7 @@ class LocalTracker:
         with self._write() as conn:
             self._require(conn, t.user_permissions, permission_id, "permission_id")
             if values:
-                conn.execute(
-                    _update_row(t.user_permissions, permission_id).values(values)
-                )
+                update_row(conn, t.user_permissions, permission_id, values)
         return Result.UPDATED
 
     def delete_user_permission(self, permission_id: int) -> bool:
@@ -485,7 +484,7 @@ class LocalTracker:
         with self._write() as conn:
             self._require(conn, t.projects, project_id, "project_id")
             if values:
-                conn.execute(_update_row(t.projects, project_id).values(values))
+                update_row(conn, t.projects, project_id, values)
         return Result.UPDATED
 
     def delete_project(self, project_id: int) -> bool:
@@ -563,7 +562,7 @@ class LocalTracker:
         with self._write() as conn:
             self._require(conn, t.experiments, experiment_id, "experiment_id")
             if values:
-                conn.execute(_update_row(t.experiments, experiment_id).values(values))
+                update_row(conn, t.experiments, experiment_id, values)
         return Result.UPDATED
 
     def delete_experiment(self, experiment_id: int) -> bool:
@@ -602,9 +601,7 @@ class LocalTracker:
                     field="experiment_id",
                 )
             if parent_iteration_id is not None:
-                parent = conn.execute(
-                    select(t.iterations.c.experiment_id).where(t.iterations.c.id == parent_iteration_id)
-                ).first()
+                parent = fetch_by_id(conn, t.iterations, parent_iteration_id)
                 if parent is None:
                     raise Unprocessable(
                         f"parent_iteration_id: iteration {parent_iteration_id} does not exist",
@@ -616,32 +613,19 @@ class LocalTracker:
                         f"{parent.experiment_id}, not {experiment_id}; a parent must be in the same experiment",
                         field="parent_iteration_id",
                     )
-            new_id = conn.execute(
-                insert(t.iterations).values(
-                    experiment_id=experiment_id,
-                    parent_iteration_id=parent_iteration_id,
-                    status=int(IterationStatus.RUNNING),
-                    notes=notes,
-                    error_message="",
-                    traceback="",
-                    created_date=now,
-                    end_date=None,
-                    heartbeat_date=now,
-                )
-            ).inserted_primary_key[0]
+            new_id = insert_row(conn, t.iterations, {
+                "experiment_id": experiment_id,
+                "parent_iteration_id": parent_iteration_id,
+                "status": int(IterationStatus.RUNNING),
+                "notes": notes,
+                "error_message": "",
+                "traceback": "",
+                "created_date": now,
+                "end_date": None,
+                "heartbeat_date": now,
+            })
             if env is not None:
-                conn.execute(
-                    insert(t.environments).values(
-                        iteration_id=new_id,
-                        python_version=env.python_version,
-                        platform=env.platform,
-                        hostname=env.hostname,
-                        git_sha=env.git_sha,
-                        git_dirty=env.git_dirty,
-                        entrypoint=env.entrypoint,
-                        packages=env.packages,
-                    )
-                )
+                insert_row(conn, t.environments, {"iteration_id": new_id, **dataclasses.asdict(env)})
         self._last_beat[new_id] = time.monotonic()
         return Created(new_id, Result.CREATED)
 
@@ -708,7 +692,7 @@ class LocalTracker:
         with self._write() as conn:
             self._require(conn, t.iterations, iteration_id, "iteration_id")
             if values:
-                conn.execute(_update_row(t.iterations, iteration_id).values(values))
+                update_row(conn, t.iterations, iteration_id, values)
         return Result.UPDATED
 
     def end_iteration(
@@ -738,7 +722,7 @@ class LocalTracker:
                     f"iteration_id: iteration {iteration_id} already ended as {IterationStatus(row.status).name}",
                     field="iteration_id",
                 )
-            conn.execute(_update_row(t.iterations, iteration_id).values(values))
+            update_row(conn, t.iterations, iteration_id, values)
         self._last_beat.pop(iteration_id, None)
         return Result.UPDATED
 
@@ -816,7 +800,7 @@ class LocalTracker:
             )
         beat = time.monotonic()
         if beat - self._last_beat.get(iteration_id, 0.0) >= HEARTBEAT_REFRESH_SECONDS:
-            conn.execute(hotpath.TOUCH_HEARTBEAT, {"id": iteration_id, "now": _now()})
+            conn.execute(hotpath.TOUCH_HEARTBEAT, {"iteration": iteration_id, "now": _now()})
             self._last_beat[iteration_id] = beat
 
     # -- parameters -------------------------------------------------------------------------------
@@ -831,9 +815,7 @@ class LocalTracker:
             self._writable_iteration(conn, iteration_id)
             if conn.execute(select(p.c.id).where(p.c.iteration_id == iteration_id, p.c.key == key)).first():
                 raise Conflict(f"key: parameter {key!r} is already set on iteration {iteration_id}", field="key")
-            new_id = conn.execute(
-                insert(p).values(iteration_id=iteration_id, key=key, value=text)
-            ).inserted_primary_key[0]
+            new_id = insert_row(conn, p, {"iteration_id": iteration_id, "key": key, "value": text})
         return Created(new_id, Result.CREATED)
 
     def log_parameters(self, iteration_id: int, parameters: Mapping[str, Any]) -> int:
@@ -884,7 +866,7 @@ class LocalTracker:
             self._writable_iteration(conn, row.iteration_id)
             if values:
                 try:
-                    conn.execute(_update_row(t.parameters, parameter_id).values(values))
+                    update_row(conn, t.parameters, parameter_id, values)
                 except IntegrityError:
                     raise Conflict(f"key: parameter {key!r} is already set on this iteration", field="key") from None
         return Result.UPDATED
@@ -1153,7 +1135,7 @@ class LocalTracker:
             row = self._require(conn, t.metrics, metric_id, "metric_id")
             self._writable_iteration(conn, row.iteration_id)
             if values:
-                conn.execute(_update_row(t.metrics, metric_id).values(values))
+                update_row(conn, t.metrics, metric_id, values)
         return Result.UPDATED
 
     def delete_metric(self, metric_id: int) -> bool:
@@ -1167,7 +1149,7 @@ class LocalTracker:
             with self._write() as conn:
                 if conn.execute(select(t.tags.c.id).where(t.tags.c.value == value)).first():
                     raise Conflict(f"value: tag {value!r} already exists", field="value")
-                new_id = conn.execute(insert(t.tags).values(value=value)).inserted_primary_key[0]
+                new_id = insert_row(conn, t.tags, dict(value=value))
         except IntegrityError:
             raise Conflict(f"value: tag {value!r} already exists", field="value") from None
         return Created(new_id, Result.CREATED)
@@ -1202,7 +1184,7 @@ class LocalTracker:
         try:
             with self._write() as conn:
                 self._require(conn, t.tags, tag_id, "tag_id")
-                conn.execute(_update_row(t.tags, tag_id).values(value=value))
+                update_row(conn, t.tags, tag_id, dict(value=value))
         except IntegrityError:
             raise Conflict(f"value: tag {value!r} already exists", field="value") from None
         return Result.UPDATED
@@ -1220,7 +1202,7 @@ class LocalTracker:
         with self._write() as conn:
             self._require(conn, owner, target_id, "target_id")
             tag = conn.execute(select(t.tags.c.id).where(t.tags.c.value == value)).first()
-            tag_id = tag.id if tag else conn.execute(insert(t.tags).values(value=value)).inserted_primary_key[0]
+            tag_id = tag.id if tag else insert_row(conn, t.tags, dict(value=value))
             if conn.execute(select(link.c.id).where(link.c[column] == target_id, link.c.tag_id == tag_id)).first():
                 raise Conflict(f"value: {kind.value} {target_id} already has tag {value!r}", field="value")
             conn.execute(insert(link).values({column: target_id, "tag_id": tag_id}))
@@ -1328,7 +1310,7 @@ class LocalTracker:
                 row = self._require(conn, t.resources, resource_id, "resource_id")
                 if stored is not None and row.uri:
                     old_uris.append(row.uri)
-                conn.execute(_update_row(t.resources, resource_id).values(values))
+                update_row(conn, t.resources, resource_id, values)
         except BaseException:
             if stored is not None and stored.uri:
                 self._remove_files([stored.uri])
@@ -1356,7 +1338,3 @@ class LocalTracker:
         for uri in uris:
             delete_file_artifact(uri)
 
-
-def _update_row(table: Table, id_: int):  # type: ignore[no-untyped-def]
-    """UPDATE of one row by primary key."""
-    return update(table).where(table.c.id == id_)
