@@ -7,8 +7,8 @@ error (naming the field and the rule) and writes nothing. Foreign keys do the ca
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 import os
 import threading
 import time
@@ -44,7 +44,6 @@ from .environment import capture_environment
 from .errors import Conflict, Unprocessable
 from .lifecycle import IterationRun
 from .migrate import upgrade_to_head
-from .statements import fetch_by_id, insert_row, update_row
 from .records import (
     Created,
     Environment,
@@ -58,6 +57,7 @@ from .records import (
     User,
     UserPermission,
 )
+from .statements import fetch_by_id, insert_row, update_row
 from .validation import (
     MAX_PASSWORD,
     MAX_TEXT,

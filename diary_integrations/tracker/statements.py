@@ -1,0 +1,40 @@
+"""Statements built once and reused: building a SQLAlchemy statement costs more than running it on
+SQLite, so the per-call paths (get by id, insert a row, update a row) go through these caches."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, insert, select, update
+
+
+@functools.cache
+def by_id(table: Table) -> Select[Any]:
+    """`SELECT * FROM table WHERE id = :_id`."""
+    return select(table).where(table.c.id == bindparam("_id"))
+
+
+@functools.cache
+def _inserter(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.cache
+def _updater(table: Table, columns: tuple[str, ...]) -> Update:
+    # Bind names are prefixed: SQLAlchemy reserves bare column names for its own SET parameters.
+    return update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
+
+
+def fetch_by_id(conn: Connection, table: Table, id_: int) -> Any:
+    return conn.execute(by_id(table), {"_id": id_}).first()
+
+
+def insert_row(conn: Connection, table: Table, values: dict[str, Any]) -> int:
+    """Insert one row and return its new primary key."""
+    return conn.execute(_inserter(table), values).inserted_primary_key[0]
+
+
+def update_row(conn: Connection, table: Table, id_: int, values: dict[str, Any]) -> None:
+    columns = tuple(sorted(values))
+    conn.execute(_updater(table, columns), {"_id": id_, **{f"v_{c}": values[c] for c in columns}})
