@@ -1,0 +1,175 @@
+"""The tracker calls both scikit-learn paths share: where the driver goes (project and experiment
+by name), how options are checked, and how one finished child is written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..connection import connect
+from ..tracker.enums import ExperimentStatus, IterationStatus
+from ..tracker.errors import Unprocessable
+from ..tracker.lifecycle import Heartbeat
+
+log = logging.getLogger("diary_integrations.sklearn")
+
+CHILDREN = ("candidate", "fold")
+MAX_TRACEBACK = 100_000
+
+
+class TrackingWarning(UserWarning):
+    """Tracking failed for part of a fit; the fit itself was not changed."""
+
+
+def warn_tracking(what: str, error: BaseException) -> None:
+    """Report a tracking error without raising: a tracker problem must never change a fit's results."""
+    log.warning("diary: %s: %s", what, error, exc_info=error)
+    warnings.warn(f"diary: {what}: {type(error).__name__}: {error}", TrackingWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The checked options both paths take."""
+
+    project: str
+    experiment: str
+    uri: str | None = None
+    parent_iteration_id: int | None = None
+    children: str = "candidate"
+    max_children: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("project", "experiment"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
+        if self.uri is not None and not isinstance(self.uri, (str, os.PathLike)):
+            raise Unprocessable(f"uri must be a string or a path, got {type(self.uri).__name__}", field="uri")
+        if self.parent_iteration_id is not None and (
+            isinstance(self.parent_iteration_id, bool)
+            or not isinstance(self.parent_iteration_id, int)
+            or self.parent_iteration_id <= 0
+        ):
+            raise Unprocessable(
+                f"parent_iteration_id must be a positive integer or None, got {self.parent_iteration_id!r}",
+                field="parent_iteration_id",
+            )
+        if self.children not in CHILDREN:
+            raise Unprocessable(f"children must be one of {list(CHILDREN)}, got {self.children!r}", field="children")
+        if self.max_children is not None and (
+            isinstance(self.max_children, bool) or not isinstance(self.max_children, int) or self.max_children < 0
+        ):
+            raise Unprocessable(
+                f"max_children must be None or a non-negative integer, got {self.max_children!r}",
+                field="max_children",
+            )
+
+    def connect(self) -> Any:
+        return connect(None if self.uri is None else os.fspath(self.uri))
+
+
+def experiment_id(tracker: Any, options: Options) -> int:
+    """The experiment the driver goes into, found by project and experiment name or created."""
+    project = tracker.get_project_by_name(options.project)
+    project_id = project.id if project is not None else tracker.create_project(options.project).id
+    experiment = tracker.get_experiment_by_name(project_id, options.experiment)
+    if experiment is not None:
+        return experiment.id
+    return tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, options.experiment).id
+
+
+def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snapshot: bool | None = None) -> int:
+    """A RUNNING iteration kept alive by the tracker's heartbeat thread until it is ended."""
+    iteration_id = tracker.create_iteration(experiment, parent_iteration_id=parent, notes=notes, snapshot=snapshot).id
+    Heartbeat.of(tracker).add(iteration_id)
+    return iteration_id
+
+
+def finish(
+    tracker: Any,
+    iteration_id: int,
+    status: IterationStatus,
+    *,
+    parameters: dict[str, Any] | None = None,
+    points: Sequence[tuple[str, float, int]] = (),
+    error_message: str = "",
+    traceback: str = "",
+    notes: str | None = None,
+) -> None:
+    """Write a RUNNING iteration's last data and end it; an ended iteration is locked, so data goes first."""
+    Heartbeat.of(tracker).discard(iteration_id)
+    if parameters:
+        tracker.log_parameters(iteration_id, parameters)
+    if points:
+        tracker.log_metric_points(iteration_id, list(points))
+    tracker.end_iteration(
+        iteration_id, status, error_message=error_message[:2000], traceback=traceback[:MAX_TRACEBACK]
+    )
+    if notes is not None:
+        tracker.update_iteration(iteration_id, notes=notes)
+
+
+def fold_list(folds: Sequence[int]) -> str:
+    return ", ".join(str(f) for f in sorted(folds))
+
+
+def candidate_name(halving_iter: int, candidate: int) -> str:
+    return f"candidate {candidate}" if halving_iter == 0 else f"iteration {halving_iter}, candidate {candidate}"
+
+
+def failure(name: str, errors: dict[int, tuple[str, str]], n_splits: int) -> tuple[str, str, str]:
+    """(error_message, traceback, notes) of a candidate with failed folds: the first failure's exception;
+    the notes say which folds failed. `errors` maps a fold to its (exception line, traceback)."""
+    message = errors[min(errors)][0]
+    if len(errors) >= n_splits:
+        notes = f"{name}: all {n_splits} folds failed"
+    else:
+        notes = f"{name}: folds {fold_list(errors)} of {n_splits} failed; the others succeeded"
+    traces: dict[str, list[int]] = {}
+    for fold, (_, trace) in sorted(errors.items()):
+        traces.setdefault(trace, []).append(fold)
+    trace = "\n\n".join(f"folds {fold_list(folds)}:\n{text}" for text, folds in traces.items())
+    return message, trace, notes
+
+
+def write_candidate(
+    tracker: Any,
+    experiment: int,
+    child: int,
+    rec: Any,
+    errors: dict[int, tuple[str, str]],
+    n_splits: int,
+    *,
+    fold_children: bool = False,
+    times: dict[int, float] | None = None,
+) -> None:
+    """Write a candidate's parameters and scores into its RUNNING child and end it: FAILED (with the fit's
+    exception) when any of its folds failed, else SUCCEEDED. With `fold_children`, a grandchild per fold."""
+    times = times or {}
+    if fold_children:
+        for fold in sorted(set(rec.fold_scores) | set(errors)):
+            grandchild = start(tracker, experiment, parent=child, notes=f"fold {fold}", snapshot=False)
+            points = [(k, v, 0) for k, v in rec.fold_scores.get(fold, {}).items()]
+            if fold in times:
+                points.append(("fold_time", times[fold], 0))
+            message, trace = errors.get(fold, ("", ""))
+            finish(tracker, grandchild, IterationStatus.FAILED if fold in errors else IterationStatus.SUCCEEDED,
+                   parameters={"fold": fold}, points=points, error_message=message, traceback=trace)
+    status, message, trace, notes = IterationStatus.SUCCEEDED, "", "", None
+    if errors:
+        status = IterationStatus.FAILED
+        message, trace, notes = failure(candidate_name(rec.halving_iter, rec.index_in_iter), errors, n_splits)
+    finish(tracker, child, status, parameters={**rec.parameters, **rec.extra_parameters}, points=rec.points(times),
+           error_message=message, traceback=trace, notes=notes)
+
+
+def kept_rows(results: Sequence[Any], max_children: int | None) -> set[int]:
+    """The rows that get a child: all of them, or the `max_children` best ranked (ties by row)."""
+    if max_children is None:
+        return {r.row for r in results}
+    best = sorted(results, key=lambda r: (r.rank != r.rank, r.rank, r.row))  # NaN ranks last
+    return {r.row for r in best[:max_children]}

@@ -1,0 +1,361 @@
+"""DiaryCallback: a regular callback of scikit-learn's experimental `sklearn.callback` API (>= 1.9)
+that turns each `fit` of a search into a driver iteration with one child per candidate.
+
+Events, by hook (see docs/decisions.md, "scikit-learn"):
+- `setup` (main process): the driver starts RUNNING with the search's settings as parameters.
+- a fold's begin (main process, or a loky worker that forwards it): the candidate's child starts
+  RUNNING at its first fold; the fold's start time is kept.
+- a fold's end: its end time and, when the fit raised, the fit's own traceback are kept.
+- the root task's end (`cv_results_` is set): every child gets its parameters, fold scores and summaries,
+  and ends SUCCEEDED or FAILED; the driver gets the best parameters and the search's summary metrics.
+- `teardown` (always runs): the driver ends SUCCEEDED, or FAILED / KILLED with the fit's exception,
+  and no child is left RUNNING.
+Every hook swallows its own errors (with a TrackingWarning): tracking never changes a search's results.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback as traceback_module
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tracker.enums import IterationStatus
+from ..tracker.lifecycle import describe_failure, is_kill
+from . import _transport
+from ._describe import candidate_parameters, search_parameters
+from ._results import candidate_results, exception_line, search_summary
+from ._writer import (
+    Options,
+    candidate_name,
+    experiment_id,
+    failure,
+    finish,
+    kept_rows,
+    start,
+    warn_tracking,
+    write_candidate,
+)
+
+LEAF = "candidate-split-evaluation"
+HALVING_ITERATION = "halving-iteration"
+IDLE_SECONDS = 1.0  # stop waiting for worker events once none has arrived for this long
+
+
+@dataclass
+class _Fold:
+    start: float | None = None
+    end: float | None = None
+    error: str | None = None  # the fit's traceback when it raised
+
+
+@dataclass
+class _Run:
+    """The main process's state for one `fit`; never pickled."""
+
+    tracker: Any
+    experiment_id: int
+    driver_id: int
+    search: Any
+    live: bool  # children are created as folds start (False with max_children: the best are picked at the end)
+    grid: Any = None  # GridSearchCV's ParameterGrid: a candidate's parameters are known when it starts
+    sink: _transport.EventSink | None = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    children: dict[tuple[int, int], int] = field(default_factory=dict)  # (halving iter, candidate) -> id
+    folds: dict[tuple[int, int], dict[int, _Fold]] = field(default_factory=dict)
+    finalized: set[tuple[int, int]] = field(default_factory=set)
+    begins: int = 0
+    ends: int = 0
+    closed: bool = False  # late events are ignored once the children are being finalised
+    fit_finished: bool = False
+
+    def wait_for_events(self, expected: int | None) -> None:
+        """Wait for the workers' fold-end events still in flight: until `expected` ends (or, without
+        it, one end per begin) arrived, or no event came for IDLE_SECONDS (a worker died or is stuck)."""
+        with self.cond:
+            seen, since = self.begins + self.ends, time.monotonic()
+            while self.ends < (self.begins if expected is None else expected):
+                self.cond.wait(0.05)
+                if self.begins + self.ends != seen:
+                    seen, since = self.begins + self.ends, time.monotonic()
+                elif time.monotonic() - since > IDLE_SECONDS:
+                    return
+
+
+def _path(context: Any) -> tuple[tuple[str, int], ...]:
+    parts = []
+    while context is not None:
+        parts.append((context.task_name, context.task_id))
+        context = context.parent
+    return tuple(reversed(parts))
+
+
+def _handled_fit_error() -> str | None:
+    """The traceback of a fold whose fit raised and was turned into `error_score`: scikit-learn keeps it
+    only in `_fit_and_score`'s `result["fit_error"]`, which is where the fold-end hook is called from."""
+    frame = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "_fit_and_score":
+            result = frame.f_locals.get("result")
+            return result.get("fit_error") if isinstance(result, dict) else None
+        frame = frame.f_back
+    return None
+
+
+def _is_search(estimator: Any) -> bool:
+    from sklearn.model_selection._search import BaseSearchCV
+
+    return isinstance(estimator, BaseSearchCV)
+
+
+class DiaryCallback:
+    """Track each `fit` of a scikit-learn search: one driver iteration and one child per candidate
+    (`children="fold"` adds a grandchild per fold), in `project`/`experiment` (found or created by name)."""
+
+    def __init__(
+        self,
+        project: str,
+        experiment: str,
+        uri: str | None = None,
+        parent_iteration_id: int | None = None,
+        children: str = "candidate",
+        max_children: int | None = None,
+    ) -> None:
+        self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children)
+        self.driver_iteration_id: int | None = None
+        self._routes: dict[Any, tuple[Any, bytes]] = {}  # run key -> event sink address and key (pickled)
+        self.__setstate__(self.__getstate__())
+
+    # -- pickling: worker copies carry only the options and where to send events -------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            routes = dict(self._routes)
+        else:
+            with lock:
+                routes = dict(self._routes)
+        return {"options": self.options, "driver_iteration_id": self.driver_iteration_id, "routes": routes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.options = state["options"]
+        self.driver_iteration_id = state["driver_iteration_id"]
+        self._routes = state["routes"]
+        self._runs: dict[Any, _Run] = {}
+        self._lock = threading.Lock()
+        self._tracker: Any = None
+
+    def __repr__(self) -> str:
+        o = self.options
+        return f"DiaryCallback(project={o.project!r}, experiment={o.experiment!r}, children={o.children!r})"
+
+    # -- the four hooks -------------------------------------------------------------------------
+
+    def setup(self, estimator: Any, context: Any) -> None:
+        try:
+            self._setup(estimator, context)
+        except Exception as exc:
+            warn_tracking(f"could not start tracking {type(estimator).__name__}.fit", exc)
+
+    def on_fit_task_begin(self, estimator: Any, context: Any) -> None:
+        if context.task_name != LEAF:
+            return
+        try:
+            self._fold_event("begin", estimator, context, None)
+        except Exception as exc:
+            warn_tracking("could not record a fold's start", exc)
+
+    def on_fit_task_end(self, estimator: Any, context: Any) -> bool:
+        try:
+            if context.task_name == LEAF:
+                exc = sys.exc_info()[1]  # set when the fold raises out of the search (error_score="raise")
+                if exc is not None and is_kill(exc):  # interrupted, not failed: the child ends KILLED
+                    self._fold_event("killed", estimator, context, None)
+                elif exc is not None:
+                    error = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
+                else:
+                    error = _handled_fit_error()
+                self._fold_event("end", estimator, context, error)
+            else:
+                run = self._runs.get((context.root_uuid, _path(context)))
+                if run is not None:
+                    self._complete(run, estimator)
+        except Exception as exc:
+            warn_tracking("could not record a task's end", exc)
+        return False
+
+    def teardown(self, estimator: Any, context: Any) -> None:
+        key = (context.root_uuid, _path(context))
+        with self._lock:
+            run = self._runs.pop(key, None)
+            self._routes.pop(key, None)  # the fitted search, pickled later, carries no live address
+        if run is None:
+            return
+        try:
+            self._close(run, sys.exc_info()[1])
+        except Exception as exc:
+            warn_tracking("could not finish tracking the fit", exc)
+        finally:
+            if run.sink is not None:
+                run.sink.close()
+
+    # -- main process -------------------------------------------------------------------------------
+
+    def _setup(self, estimator: Any, context: Any) -> None:
+        if not _is_search(estimator):
+            warn_tracking(
+                "DiaryCallback tracks searches", TypeError(f"{type(estimator).__name__} is not a search; not tracked")
+            )
+            return
+        if self._tracker is None:
+            self._tracker = self.options.connect()
+        tracker = self._tracker
+        experiment = experiment_id(tracker, self.options)
+        driver = start(tracker, experiment, parent=self.options.parent_iteration_id,
+                       notes=f"{type(estimator).__name__}.fit")
+        self.driver_iteration_id = driver
+        run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None)
+        from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+        if type(estimator) is GridSearchCV or isinstance(estimator, GridSearchCV):
+            run.grid = ParameterGrid(estimator.param_grid)
+        key = (context.root_uuid, _path(context))
+        with self._lock:
+            self._runs[key] = run
+        tracker.log_parameters(driver, search_parameters(estimator))
+        run.sink = _transport.EventSink(lambda event: self._on_event(run, event))
+        with self._lock:
+            self._routes[key] = (run.sink.address, run.sink.authkey)
+
+    def _on_event(self, run: _Run, event: tuple[Any, ...]) -> None:
+        kind, it, cand, fold, when, error = event
+        with run.cond:
+            if run.closed:
+                return
+            rec = run.folds.setdefault((it, cand), {}).setdefault(fold, _Fold())
+            if kind == "begin":
+                rec.start = when
+                run.begins += 1
+                if run.live and (it, cand) not in run.children:
+                    self._start_child(run, it, cand)
+            else:
+                if kind == "end":
+                    rec.end, rec.error = when, error
+                run.ends += 1
+            run.cond.notify_all()
+
+    def _start_child(self, run: _Run, it: int, cand: int) -> int:
+        child = start(run.tracker, run.experiment_id, parent=run.driver_id, notes=candidate_name(it, cand),
+                      snapshot=False)
+        run.children[(it, cand)] = child
+        if run.grid is not None and it == 0 and cand < len(run.grid):
+            run.tracker.log_parameters(child, candidate_parameters(run.grid[cand]))
+        return child
+
+    def _complete(self, run: _Run, search: Any) -> None:
+        """The root task ended: `cv_results_` is final, so every child is written and ended now."""
+        run.fit_finished = True
+        results = candidate_results(search)
+        n_splits = int(search.n_splits_)
+        run.wait_for_events(len(results) * n_splits)
+        with run.cond:
+            run.closed = True
+        keep = kept_rows(results, self.options.max_children)
+        failed = 0
+        for rec in results:
+            key = (rec.halving_iter, rec.index_in_iter)
+            folds = run.folds.get(key, {})
+            errors = {f: (exception_line(r.error), r.error) for f, r in folds.items() if r.error}
+            if not folds:  # no event reached us for this candidate: judge by its scores
+                lost = "fit failed (its score is error_score); its exception did not reach the tracker"
+                errors = {f: (lost, "") for f in rec.fold_scores if rec.score_looks_failed(f, search.error_score)}
+            failed += bool(errors)
+            if rec.row not in keep:
+                continue
+            try:
+                child = run.children.get(key) or self._start_child(run, *key)
+                write_candidate(run.tracker, run.experiment_id, child, rec, errors, n_splits,
+                                fold_children=self.options.children == "fold", times=_times(folds))
+                run.finalized.add(key)
+            except Exception as exc:
+                warn_tracking(f"could not record candidate {rec.row}", exc)
+        params, metrics = search_summary(search)
+        metrics["n_failed_candidates"] = float(failed)
+        run.tracker.log_parameters(run.driver_id, params)
+        run.tracker.log_metrics(run.driver_id, metrics, step=0)
+
+    def _close(self, run: _Run, exc: BaseException | None) -> None:
+        """End the driver truthfully and leave no child RUNNING, whether or not the fit finished."""
+        if run.fit_finished:
+            status, message, trace = IterationStatus.SUCCEEDED, "", ""
+        elif exc is not None:
+            status, message, trace = describe_failure(exc)
+        else:
+            status, message, trace = IterationStatus.FAILED, "fit stopped before its end", ""
+        if not run.closed:
+            run.wait_for_events(None)
+            with run.cond:
+                run.closed = True
+        n_splits = int(getattr(run.search, "n_splits_", 0) or 0)
+        if not run.live:  # children were to be picked at the end: keep the candidates that failed
+            for key in [k for k, f in run.folds.items() if any(r.error for r in f.values())]:
+                if len(run.children) < (self.options.max_children or 0):
+                    self._start_child(run, *key)
+        for key, child in run.children.items():
+            if key in run.finalized:
+                continue
+            try:
+                self._close_child(run, key, child, status, message, n_splits)
+            except Exception as error:
+                warn_tracking(f"could not end child iteration {child}", error)
+        finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
+
+    def _close_child(
+        self, run: _Run, key: tuple[int, int], child: int, status: IterationStatus, message: str, n_splits: int
+    ) -> None:
+        """A child the search's results never reached: its own fold records decide its status."""
+        folds = run.folds.get(key, {})
+        errors = {f: (exception_line(r.error), r.error) for f, r in folds.items() if r.error}
+        times = _times(folds)
+        points = [("fold_time", t, f) for f, t in sorted(times.items())]
+        name = candidate_name(*key)
+        notes = None
+        if errors:
+            child_status = IterationStatus.FAILED
+            child_message, trace, notes = failure(name, errors, n_splits)
+        elif n_splits and len(times) == n_splits:
+            child_status, child_message, trace = IterationStatus.SUCCEEDED, "", ""
+            notes = f"{name}: all {n_splits} folds ran; no scores, the search stopped: {message}"
+        else:
+            child_status = IterationStatus.KILLED
+            child_message, trace = f"the search stopped before this candidate finished: {message}", ""
+        finish(run.tracker, child, child_status, points=points, error_message=child_message, traceback=trace,
+               notes=notes)
+        run.finalized.add(key)
+
+    # -- any process ------------------------------------------------------------------------------
+
+    def _fold_event(self, kind: str, estimator: Any, context: Any, error: str | None) -> None:
+        parent = context.parent
+        it = parent.task_id if parent is not None and parent.task_name == HALVING_ITERATION else 0
+        cand, fold = divmod(context.task_id, estimator.n_splits_)
+        event = (kind, it, cand, fold, time.time(), error)
+        path = _path(context)
+        for depth in range(len(path) - 1, 0, -1):
+            key = (context.root_uuid, path[:depth])
+            run = self._runs.get(key)
+            if run is not None:  # the process (and instance) that runs the search: record directly
+                self._on_event(run, event)
+                return
+            route = self._routes.get(key)
+            if route is not None:  # a worker's copy: ship the event to the main process
+                _transport.send(route[0], route[1], event)
+                return
+
+
+def _times(folds: dict[int, _Fold]) -> dict[int, float]:
+    return {f: r.end - r.start for f, r in folds.items() if r.start is not None and r.end is not None}
