@@ -2,6 +2,7 @@
 
     diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
+    diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ def _reap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server(args: argparse.Namespace) -> int:
+    from .server import ServerSettings, create_app, serve
+    from .tracker.database import normalize_url
+
+    overrides = {"host": args.host, "port": args.port, "database_url": args.db and normalize_url(args.db)}
+    try:
+        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"diary server: {exc}", file=sys.stderr)
+        return 2
+    serve(app, settings.host, settings.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     reap.add_argument("--experiment", type=int, default=None, help="only this experiment")
     _add_uri(reap)
     reap.set_defaults(run=_reap)
+
+    server = commands.add_parser("server", help="run the tracking server (FastAPI + uvicorn)")
+    server.add_argument("--host", default=None, help="interface to listen on (default: $DIARY_HOST or 127.0.0.1)")
+    server.add_argument("--port", type=int, default=None, help="port; 0 picks a free one (default: 9000)")
+    server.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $DIARY_DATABASE_URL)")
+    server.set_defaults(run=_server)
     return parser
 
 

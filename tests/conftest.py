@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from server_harness import LiveServer, start_swappable_server
 from sqlalchemy import create_engine, text
 
 from diary_integrations import ExperimentStatus, LocalTracker
@@ -62,7 +63,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'diary.db'}"
 
 
-TRACKER_KINDS = ["sqlite", "postgres"]
+TRACKER_KINDS = ["sqlite", "postgres", "server-sqlite", "server-postgres"]
 
 
 @pytest.fixture(params=TRACKER_KINDS)
@@ -91,9 +92,59 @@ def _local_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     tracker.close()
 
 
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real tracking-server process (uvicorn on a free loopback port) for the whole session."""
+    server = start_swappable_server(tmp_path_factory.mktemp("live-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_url(live_server: LiveServer, tmp_path: Path) -> str:
+    """The http URL of a live tracking server backed by a fresh SQLite file, auth off."""
+    live_server.use_database(f"sqlite:///{tmp_path / 'server.db'}")
+    return live_server.url
+
+
+@pytest.fixture(scope="session")
+def server_postgres_url() -> Iterator[str]:
+    """One PostgreSQL schema for the server kind, emptied before each test (migrating a fresh schema
+    per test would double the suite's time)."""
+    require_postgres()
+    schema = f"t_srv_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _remote(request: pytest.FixtureRequest, database_url: str, *, reset: bool = False) -> Iterator[object]:
+    from diary_integrations.client import RemoteTracker
+
+    live: LiveServer = request.getfixturevalue("live_server")
+    live.use_database(database_url, reset=reset)
+    tracker = RemoteTracker(live.url)
+    yield tracker
+    tracker.close()
+
+
+def _server_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    yield from _remote(request, f"sqlite:///{tmp_path / 'server.db'}")
+
+
+def _server_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    yield from _remote(request, request.getfixturevalue("server_postgres_url"), reset=True)
+
+
 TRACKER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[object]]] = {
     "sqlite": _local_sqlite,
     "postgres": _local_postgres,
+    "server-sqlite": _server_sqlite,
+    "server-postgres": _server_postgres,
 }
 
 

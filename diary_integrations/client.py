@@ -1,0 +1,712 @@
+"""RemoteTracker: the Tracker API over REST, against `diary server`.
+
+Same methods, return types and errors as LocalTracker: a 422 raises `Unprocessable`, a 409 `Conflict`,
+a 401 `AuthError`, a 403 `PermissionDenied`; `get_*` of a missing entity returns None. Connections are
+pooled; list calls walk the server's pages; a tracker pickles to its URL and credentials and
+reconnects lazily in the new process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from .tracker.enums import IterationStatus, Result, TagTarget
+from .tracker.environment import capture_environment
+from .tracker.errors import (
+    AuthError,
+    Conflict,
+    DiaryError,
+    NotFound,
+    PermissionDenied,
+    TransportError,
+    Unprocessable,
+)
+from .tracker.lifecycle import IterationRun
+from .tracker.records import (
+    Created,
+    Environment,
+    Experiment,
+    Iteration,
+    Metric,
+    Parameter,
+    Project,
+    Resource,
+    Tag,
+    User,
+    UserPermission,
+    decode_float,
+    encode_float,
+    from_dict,
+)
+from .tracker.validation import (
+    check_datetime,
+    check_id,
+    check_key,
+    check_metric_value,
+    check_name,
+    check_page,
+    check_step,
+    check_text,
+    format_parameter_value,
+)
+
+R = TypeVar("R")
+_UNSET: Any = object()
+_ERRORS: dict[int, type[DiaryError]] = {
+    401: AuthError, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: Unprocessable,
+}
+# Methods whose repetition cannot write twice; only these are retried once a request may have left.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+PAGE_SIZE = 1000
+METRIC_PAGE_SIZE = 10_000
+
+
+def _seg(value: Any) -> str:
+    """A path segment, escaped so a name can never reach another route."""
+    return quote(str(value), safe="")
+
+
+def _when(value: Any, field: str) -> Any:
+    """A date for JSON: ISO text keeps microseconds exactly; epoch seconds stay numbers."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return check_datetime(value, field).isoformat()
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _read_data(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.is_file():
+            raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
+        return path.read_bytes()
+    raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")
+
+
+class RemoteTracker:
+    """The tracker behind a tracking server (`http://host:9000`).
+
+    With `username`/`password` it logs in on first use (and again when the token expires); with `token`
+    it sends that bearer token; with neither it talks to a server whose auth is off.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise Unprocessable(f"url must start with http:// or https://, got {url!r}", field="url")
+        self.url = url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"RemoteTracker({self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "username": self.username, "password": self.password, "token": self.token,
+            "timeout": self.timeout, "retries": self.retries,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["url"], username=state["username"], password=state["password"], token=state["token"],
+            timeout=state["timeout"], retries=state["retries"],
+        )
+
+    def __enter__(self) -> RemoteTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        base_url=self.url,
+                        timeout=self.timeout,
+                        # Idle connections are dropped before the server's keep-alive (75 s) ends them.
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30),
+                        headers={"accept": "application/json"},
+                    )
+        return self._client
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with retries: a refused connection is retried for every method (nothing was
+        sent), any other transport failure only for idempotent methods."""
+        client = self._http()
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                return client.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure: Exception = exc
+            except httpx.TransportError as exc:
+                if method not in _IDEMPOTENT:
+                    raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
+                failure = exc
+            if attempt < self.retries:
+                time.sleep(delay * (1 + random.random() / 2))
+                delay = min(delay * 2, 3.0)
+        raise TransportError(
+            f"{method} {self.url}{path} failed after {self.retries + 1} attempts: "
+            f"{type(failure).__name__}: {failure}"
+        ) from failure
+
+    def _auth_header(self, renew: bool = False) -> dict[str, str]:
+        if (self.token is None or renew) and self.username is not None and self.password is not None:
+            with self._lock:
+                if self.token is None or renew:
+                    self.token = self._login(self.username, self.password)["access_token"]
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _login(self, username: str, password: str) -> dict[str, Any]:
+        response = self._send("POST", "/auth", content=orjson.dumps({"username": username, "password": password}),
+                              headers={"content-type": "application/json"})
+        if response.status_code != 200:
+            self._raise(response)
+        return response.json()
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+        missing: Any = _UNSET, **kwargs: Any,
+    ) -> Any:
+        """Send, map errors to the tracker's exceptions, and return the decoded JSON (or `missing` on 404)."""
+        headers = dict(kwargs.pop("headers", {}))
+        if body is not None:
+            kwargs["content"] = orjson.dumps(body)
+            headers["content-type"] = "application/json"
+        if params:
+            params = {k: v for k, v in params.items() if v is not None}
+        for attempt in range(2):
+            response = self._send(method, path, params=params, headers={**headers, **self._auth_header(attempt > 0)},
+                                  **kwargs)
+            expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
+            if not (expired and self.password is not None and attempt == 0):
+                break
+        if response.status_code == 404 and missing is not _UNSET:
+            return missing
+        if response.status_code >= 400:
+            self._raise(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return orjson.loads(response.content)
+        return response.content
+
+    @staticmethod
+    def _code(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("code", ""))
+        except Exception:
+            return ""
+
+    def _raise(self, response: httpx.Response) -> None:
+        try:
+            payload = response.json()
+            code, message, field = payload.get("code", "UNKNOWN"), payload.get("message", ""), payload.get("field")
+        except Exception:
+            code, message, field = "UNKNOWN", f"HTTP {response.status_code}: {response.text[:500]}", None
+        cls = _ERRORS.get(response.status_code)
+        if cls is None:
+            raise TransportError(f"{response.request.method} {response.request.url}: HTTP {response.status_code} "
+                                 f"{code}: {message}")
+        error = cls(message, field=field)
+        error.code = code  # the server's precise code (TOKEN_EXPIRED, ADMIN_REQUIRED, ...)
+        raise error
+
+    def _one(self, cls: type[R], path: str, **params: Any) -> R | None:
+        data = self._call("GET", path, params=params or None, missing=None)
+        return None if data is None else from_dict(cls, data)
+
+    def _list(
+        self, cls: type[R], path: str, limit: int | None, offset: int, *, page_size: int = PAGE_SIZE, **params: Any
+    ) -> list[R]:
+        """Every row (walking the pages) or the `limit` rows from `offset`, as LocalTracker returns them."""
+        limit, offset = check_page(limit, offset)
+        out: list[R] = []
+        while limit is None or len(out) < limit:
+            want = page_size if limit is None else min(page_size, limit - len(out))
+            page = self._call("GET", path, params={**params, "limit": want, "offset": offset + len(out)})
+            rows = page["data"]
+            out.extend(from_dict(cls, row) for row in rows)
+            if not rows or offset + len(out) >= page["total"]:
+                break
+        return out
+
+    def _created(self, data: Any, name: str) -> Created:
+        return Created(int(data[f"{name}_id"]), Result.CREATED)
+
+    def _deleted(self, path: str) -> bool:
+        return self._call("DELETE", path, missing=False) is not False
+
+    def whoami(self) -> User:
+        """The user this tracker acts as (`default` when the server's auth is off)."""
+        return from_dict(User, self._call("GET", "/auth/me"))
+
+    # -- users ------------------------------------------------------------------------------------
+
+    def get_user(self, user: int | str) -> User | None:
+        """By id, or by username when given a string."""
+        if isinstance(user, str):
+            return self._one(User, "/user/by-name", username=user)
+        return self._one(User, f"/user/{check_id(user, 'user_id')}")
+
+    def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[User]:
+        return self._list(User, "/user/", limit, offset)
+
+    def create_user(
+        self, username: str, password: str, *, first_name: str = "", last_name: str = "", is_admin: bool = False
+    ) -> Created:
+        body = {"username": username, "password": password, "first_name": first_name, "last_name": last_name,
+                "is_admin": is_admin}
+        return self._created(self._call("POST", "/user/", body=body), "user")
+
+    def update_user(
+        self, user_id: int, *, first_name: str | None = None, last_name: str | None = None,
+        password: str | None = None, is_admin: bool | None = None,
+    ) -> Result:
+        body = {"first_name": first_name, "last_name": last_name, "password": password, "is_admin": is_admin}
+        body = {k: v for k, v in body.items() if v is not None}
+        self._call("PATCH", f"/user/{check_id(user_id, 'user_id')}", body=body)
+        return Result.UPDATED
+
+    def delete_user(self, user_id: int) -> bool:
+        return self._deleted(f"/user/{check_id(user_id, 'user_id')}")
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user whose password this is, or None."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            return None
+        try:
+            return from_dict(User, self._login(username, password)["user"])
+        except (AuthError, NotFound):
+            return None
+
+    # -- permissions ------------------------------------------------------------------------------
+
+    def create_user_permission(
+        self, user_id: int, project_id: int, *, create: bool = False, read: bool = True, update: bool = False,
+        delete: bool = False,
+    ) -> Created:
+        body = {"create_permission": create, "read_permission": read, "update_permission": update,
+                "delete_permission": delete}
+        path = f"/userpermission/user/{check_id(user_id, 'user_id')}/project/{check_id(project_id, 'project_id')}"
+        return self._created(self._call("POST", path, body=body), "userpermission")
+
+    def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
+        path = f"/userpermission/user/{check_id(user_id, 'user_id')}/project/{check_id(project_id, 'project_id')}"
+        return self._one(UserPermission, path)
+
+    def get_user_permissions(
+        self, *, user_id: int | None = None, project_id: int | None = None, limit: int | None = None,
+        offset: int = 0,
+    ) -> list[UserPermission]:
+        params = {"user_id": None if user_id is None else check_id(user_id, "user_id"),
+                  "project_id": None if project_id is None else check_id(project_id, "project_id")}
+        return self._list(UserPermission, "/userpermission/", limit, offset, **params)
+
+    def update_user_permission(
+        self, permission_id: int, *, create: bool | None = None, read: bool | None = None,
+        update: bool | None = None, delete: bool | None = None,
+    ) -> Result:
+        flags = {"create": create, "read": read, "update": update, "delete": delete}
+        body = {f"{k}_permission": v for k, v in flags.items() if v is not None}
+        self._call("PATCH", f"/userpermission/{check_id(permission_id, 'permission_id')}", body=body)
+        return Result.UPDATED
+
+    def delete_user_permission(self, permission_id: int) -> bool:
+        return self._deleted(f"/userpermission/{check_id(permission_id, 'permission_id')}")
+
+    # -- projects ---------------------------------------------------------------------------------
+
+    def create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Created:
+        """A project, owned by `user_id` (default: the caller), who gets every permission on it."""
+        body = {"name": name, "description": description}
+        if user_id is not None:
+            body["user_id"] = check_id(user_id, "user_id")
+        return self._created(self._call("POST", "/project/", body=body), "project")
+
+    def get_project(self, project_id: int) -> Project | None:
+        return self._one(Project, f"/project/{check_id(project_id, 'project_id')}")
+
+    def get_projects(self, *, user_id: int | None = None, limit: int | None = None, offset: int = 0) -> list[Project]:
+        """Every project, or with `user_id` the ones that user may read (an admin reads all)."""
+        uid = None if user_id is None else check_id(user_id, "user_id")
+        return self._list(Project, "/project/", limit, offset, user_id=uid)
+
+    def get_project_by_name(self, name: str) -> Project | None:
+        return self._one(Project, "/project/by-name", name=check_name(name))
+
+    def update_project(self, project_id: int, *, name: str | None = None, description: str | None = None) -> Result:
+        body = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+        self._call("PATCH", f"/project/{check_id(project_id, 'project_id')}", body=body)
+        return Result.UPDATED
+
+    def delete_project(self, project_id: int) -> bool:
+        """Deletes the project with its experiments, iterations and resources (files included)."""
+        return self._deleted(f"/project/{check_id(project_id, 'project_id')}")
+
+    # -- experiments ------------------------------------------------------------------------------
+
+    def create_experiment(self, project_id: int, status: Any, name: str, *, description: str = "") -> Created:
+        body = {"status_id": _enum_value(status), "name": name, "description": description}
+        path = f"/experiment/project/{check_id(project_id, 'project_id')}"
+        return self._created(self._call("POST", path, body=body), "experiment")
+
+    def get_experiment(self, experiment_id: int) -> Experiment | None:
+        return self._one(Experiment, f"/experiment/{check_id(experiment_id, 'experiment_id')}")
+
+    def get_experiments(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Experiment]:
+        return self._list(Experiment, f"/experiment/project/{check_id(project_id, 'project_id')}", limit, offset)
+
+    def get_experiment_by_name(self, project_id: int, name: str) -> Experiment | None:
+        path = f"/experiment/project/{check_id(project_id, 'project_id')}/by-name"
+        return self._one(Experiment, path, name=check_name(name))
+
+    def update_experiment(
+        self, experiment_id: int, *, status: Any = None, name: str | None = None, description: str | None = None,
+        end_date: datetime | None = _UNSET,
+    ) -> Result:
+        """Moving to STOPPED or FINISHED stamps `end_date` (unless given); back to IN_PROGRESS clears it."""
+        body: dict[str, Any] = {"status_id": _enum_value(status), "name": name, "description": description}
+        body = {k: v for k, v in body.items() if v is not None}
+        if end_date is not _UNSET:
+            body["end_date"] = _when(end_date, "end_date")
+        self._call("PATCH", f"/experiment/{check_id(experiment_id, 'experiment_id')}", body=body)
+        return Result.UPDATED
+
+    def delete_experiment(self, experiment_id: int) -> bool:
+        return self._deleted(f"/experiment/{check_id(experiment_id, 'experiment_id')}")
+
+    # -- iterations -------------------------------------------------------------------------------
+
+    def create_iteration(
+        self, experiment_id: int, *, parent_iteration_id: int | None = None, notes: str = "",
+        snapshot: bool | None = None,
+    ) -> Created:
+        """A RUNNING iteration. The environment snapshot (default: top-level iterations only) is taken
+        here, in the process that runs the code, and sent along."""
+        experiment_id = check_id(experiment_id, "experiment_id")
+        params = {"parent_iteration_id": None if parent_iteration_id is None
+                  else check_id(parent_iteration_id, "parent_iteration_id")}
+        if snapshot is None:
+            snapshot = parent_iteration_id is None
+        body: dict[str, Any] = {"notes": notes}
+        if snapshot is True:
+            body["environment"] = dataclasses.asdict(capture_environment())
+        elif snapshot is not False:
+            raise Unprocessable(f"snapshot must be true or false, got {snapshot!r}", field="snapshot")
+        data = self._call("POST", f"/iteration/experiment/{experiment_id}", body=body, params=params)
+        return self._created(data, "iteration")
+
+    def get_iteration(self, iteration_id: int) -> Iteration | None:
+        return self._one(Iteration, f"/iteration/{check_id(iteration_id, 'iteration_id')}")
+
+    def get_iterations(
+        self, experiment_id: int, *, status: Any = None, limit: int | None = None, offset: int = 0
+    ) -> list[Iteration]:
+        path = f"/iteration/experiment/{check_id(experiment_id, 'experiment_id')}"
+        return self._list(Iteration, path, limit, offset, status=_enum_value(status))
+
+    def get_child_iterations(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Iteration]:
+        """The direct children of an iteration, ordered by id."""
+        return self._list(Iteration, f"/iteration/{check_id(iteration_id, 'iteration_id')}/children", limit, offset)
+
+    def get_environment(self, iteration_id: int) -> Environment | None:
+        return self._one(Environment, f"/iteration/{check_id(iteration_id, 'iteration_id')}/environment")
+
+    def update_iteration(
+        self, iteration_id: int, *, notes: str | None = None, status: Any = None, error_message: str | None = None,
+        traceback: str | None = None, end_date: datetime | None = _UNSET,
+    ) -> Result:
+        """Change an iteration. A status other than RUNNING stamps `end_date` unless one is given."""
+        body: dict[str, Any] = {"notes": notes, "status_id": _enum_value(status), "error_message": error_message,
+                                "traceback": traceback}
+        body = {k: v for k, v in body.items() if v is not None}
+        if end_date is not _UNSET:
+            body["end_date"] = _when(end_date, "end_date")
+        self._call("PATCH", f"/iteration/{check_id(iteration_id, 'iteration_id')}", body=body)
+        return Result.UPDATED
+
+    def end_iteration(
+        self, iteration_id: int, status: Any = 2, *, error_message: str = "", traceback: str = ""
+    ) -> Result:
+        """Finish a RUNNING iteration with its final status; ending an ended iteration is refused."""
+        body = {"status_id": _enum_value(status), "error_message": error_message, "traceback": traceback}
+        self._call("POST", f"/iteration/{check_id(iteration_id, 'iteration_id')}/end", body=body)
+        return Result.UPDATED
+
+    def delete_iteration(self, iteration_id: int) -> bool:
+        """Deletes the iteration and its data; its children stay, as top-level iterations."""
+        return self._deleted(f"/iteration/{check_id(iteration_id, 'iteration_id')}")
+
+    def heartbeat(self, *iteration_ids: int) -> None:
+        """Mark these iterations alive now (only those still RUNNING)."""
+        ids = [check_id(i, "iteration_id") for i in iteration_ids]
+        if ids:
+            self._call("POST", "/iteration/heartbeat", body={"iteration_ids": ids})
+
+    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
+        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds)."""
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise Unprocessable(f"older_than must be a non-negative number of seconds, got {older_than!r}",
+                                field="older_than")
+        body = {"older_than": float(seconds),
+                "experiment_id": None if experiment_id is None else check_id(experiment_id, "experiment_id")}
+        return list(self._call("POST", "/iteration/reap", body=body)["iteration_ids"])
+
+    def with_iteration(
+        self, experiment_id: int, *, parent_iteration_id: int | None = None, notes: str = "",
+        snapshot: bool | None = None,
+    ) -> IterationRun:
+        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        return IterationRun(self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes,
+                            snapshot=snapshot)
+
+    # -- parameters -------------------------------------------------------------------------------
+
+    def create_parameter(self, iteration_id: int, key: str, value: Any) -> Created:
+        """A parameter, stored as text. A key is set once per iteration (Conflict otherwise)."""
+        body = {"key": check_key(key), "value": format_parameter_value(value)}
+        path = f"/parameter/iteration/{check_id(iteration_id, 'iteration_id')}"
+        return self._created(self._call("POST", path, body=body), "parameter")
+
+    def log_parameters(self, iteration_id: int, parameters: Mapping[str, Any]) -> int:
+        """Set several parameters in one transaction, all or nothing; a key already set to the same
+        value is skipped. Returns how many were written."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        if not isinstance(parameters, Mapping):
+            raise Unprocessable("parameters must be a mapping of key to value", field="parameters")
+        rows = {check_key(k): format_parameter_value(v, f"parameters[{k!r}]") for k, v in parameters.items()}
+        if not rows:
+            return 0
+        data = self._call("POST", f"/parameter/iteration/{iteration_id}/batch", body={"parameters": rows})
+        return int(data["count"])
+
+    def get_parameter(self, parameter_id: int) -> Parameter | None:
+        return self._one(Parameter, f"/parameter/{check_id(parameter_id, 'parameter_id')}")
+
+    def get_parameters(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Parameter]:
+        return self._list(Parameter, f"/parameter/iteration/{check_id(iteration_id, 'iteration_id')}", limit, offset)
+
+    def update_parameter(self, parameter_id: int, *, key: str | None = None, value: Any = _UNSET) -> Result:
+        body: dict[str, Any] = {} if key is None else {"key": check_key(key)}
+        if value is not _UNSET:
+            body["value"] = format_parameter_value(value)
+        self._call("PATCH", f"/parameter/{check_id(parameter_id, 'parameter_id')}", body=body)
+        return Result.UPDATED
+
+    def delete_parameter(self, parameter_id: int) -> bool:
+        return self._deleted(f"/parameter/{check_id(parameter_id, 'parameter_id')}")
+
+    # -- metrics ----------------------------------------------------------------------------------
+
+    def create_metric(
+        self, iteration_id: int, key: str, value: float, *, step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> Created:
+        """One metric point. Without `step`, the key's next step (0, 1, 2, ...)."""
+        body = {
+            "key": check_key(key),
+            "value": encode_float(check_metric_value(value)),
+            "step": None if step is None else check_step(step),
+            "recorded_at": _when(recorded_at, "recorded_at"),
+        }
+        path = f"/metric/iteration/{check_id(iteration_id, 'iteration_id')}"
+        return self._created(self._call("POST", path, body=body), "metric")
+
+    def log_metrics(
+        self, iteration_id: int, metrics: Mapping[str, float], *, step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> int:
+        """Several keys at one step, in one transaction, all or nothing. Returns how many points were written."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        if not isinstance(metrics, Mapping):
+            raise Unprocessable("metrics must be a mapping of key to number", field="metrics")
+        items = [
+            {"key": check_key(k, "metrics key"), "value": encode_float(check_metric_value(v, f"metrics[{k!r}]"))}
+            for k, v in metrics.items()
+        ]
+        if not items:
+            return 0
+        body = {"metrics": items, "step": None if step is None else check_step(step),
+                "recorded_at": _when(recorded_at, "recorded_at")}
+        return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body=body)["count"])
+
+    def log_metric_points(self, iteration_id: int, points: Iterable[Sequence[Any]]) -> int:
+        """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number of
+        steps, written in one transaction on the server. Returns how many were written."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        rows: list[list[Any]] = []
+        for n, point in enumerate(points):
+            if not isinstance(point, (tuple, list)) or len(point) not in (3, 4):
+                raise Unprocessable(
+                    f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
+                )
+            row = [
+                check_key(point[0], f"points[{n}].key"),
+                encode_float(check_metric_value(point[1], f"points[{n}].value")),
+                check_step(point[2], f"points[{n}].step"),
+            ]
+            if len(point) == 4 and point[3] is not None:
+                row.append(_when(point[3], "recorded_at"))
+            rows.append(row)
+        if not rows:
+            return 0
+        return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])
+
+    def get_metric(self, metric_id: int) -> Metric | None:
+        return self._one(Metric, f"/metric/{check_id(metric_id, 'metric_id')}")
+
+    def get_metrics(
+        self, iteration_id: int, *, key: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Metric]:
+        """An iteration's metric points ordered by step then id (one key's series with `key=`)."""
+        path = f"/metric/iteration/{check_id(iteration_id, 'iteration_id')}"
+        return self._list(Metric, path, limit, offset, page_size=METRIC_PAGE_SIZE,
+                          key=None if key is None else check_key(key))
+
+    def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """For each iteration, each key's value at its highest step: what a sweep table shows."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        if not ids:
+            return {}
+        data = self._call("POST", "/metric/latest", body={"iteration_ids": ids})
+        return {int(i): {k: decode_float(v) for k, v in keys.items()} for i, keys in data.items()}
+
+    def get_best_child_iteration(
+        self, iteration_id: int, key: str, *, mode: str = "max", status: Any = IterationStatus.SUCCEEDED,
+    ) -> tuple[Iteration, float] | None:
+        """The child with the best latest value of `key` (max or min), with that value; NaN never wins."""
+        path = f"/iteration/{check_id(iteration_id, 'iteration_id')}/best-child"
+        if not isinstance(mode, str):
+            raise Unprocessable(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
+        wanted = "any" if status is None else status.name if isinstance(status, Enum) else str(status)
+        data = self._call("GET", path, params={"key": check_key(key), "mode": mode, "status": wanted}, missing=None)
+        return None if data is None else (from_dict(Iteration, data["iteration"]), decode_float(data["value"]))
+
+    def update_metric(self, metric_id: int, *, value: float | None = None, step: int | None = None) -> Result:
+        body = {"value": None if value is None else encode_float(check_metric_value(value)),
+                "step": None if step is None else check_step(step)}
+        self._call("PATCH", f"/metric/{check_id(metric_id, 'metric_id')}",
+                   body={k: v for k, v in body.items() if v is not None})
+        return Result.UPDATED
+
+    def delete_metric(self, metric_id: int) -> bool:
+        return self._deleted(f"/metric/{check_id(metric_id, 'metric_id')}")
+
+    # -- tags -------------------------------------------------------------------------------------
+
+    def create_tag(self, value: str) -> Created:
+        return self._created(self._call("POST", "/tag/", body={"value": value}), "tag")
+
+    def get_tag(self, tag: int | str) -> Tag | None:
+        """By id, or by value when given a string."""
+        if isinstance(tag, str):
+            return self._one(Tag, "/tag/by-value", value=tag)
+        return self._one(Tag, f"/tag/{check_id(tag, 'tag_id')}")
+
+    def get_tags(
+        self, target: TagTarget | str | None = None, target_id: int | None = None, *, limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Tag]:
+        """Every tag, or the tags on one project, experiment or iteration."""
+        if target is None:
+            return self._list(Tag, "/tag/", limit, offset)
+        path = f"/tag/{_seg(_enum_value(target))}/{check_id(target_id, 'target_id')}"
+        return self._list(Tag, path, limit, offset)
+
+    def update_tag(self, tag_id: int, value: str) -> Result:
+        self._call("PATCH", f"/tag/{check_id(tag_id, 'tag_id')}", body={"value": value})
+        return Result.UPDATED
+
+    def delete_tag(self, tag_id: int) -> bool:
+        """Deletes the tag and detaches it from everything it was on."""
+        return self._deleted(f"/tag/{check_id(tag_id, 'tag_id')}")
+
+    def add_tag(self, target: TagTarget | str, target_id: int, value: str) -> Created:
+        """Attach a tag (created if new) to a project, experiment or iteration; Conflict if already on it."""
+        path = f"/tag/{_seg(_enum_value(target))}/{check_id(target_id, 'target_id')}"
+        return self._created(self._call("POST", path, body={"value": value}), "tag")
+
+    def remove_tag(self, target: TagTarget | str, target_id: int, value: str) -> bool:
+        path = f"/tag/{_seg(_enum_value(target))}/{check_id(target_id, 'target_id')}"
+        return self._call("DELETE", path, params={"value": check_name(value, "value")}, missing=False) is not False
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def create_resource(
+        self, experiment_id: int, name: str, data: bytes | str | os.PathLike[str], *, description: str = ""
+    ) -> Created:
+        """Store artifact bytes (or a file's bytes) on an experiment, with their size and sha256."""
+        experiment_id = check_id(experiment_id, "experiment_id")
+        form = {"name": check_name(name), "description": check_text(description, "description")}
+        files = {"data": (form["name"], _read_data(data), "application/octet-stream")}
+        response = self._call("POST", f"/resource/experiment/{experiment_id}", data=form, files=files)
+        return self._created(response, "resource")
+
+    def get_resource(self, resource_id: int) -> Resource | None:
+        return self._one(Resource, f"/resource/{check_id(resource_id, 'resource_id')}")
+
+    def get_resource_data(self, resource_id: int) -> bytes | None:
+        return self._call("GET", f"/resource/{check_id(resource_id, 'resource_id')}/data", missing=None)
+
+    def get_resources(self, experiment_id: int, *, limit: int | None = None, offset: int = 0) -> list[Resource]:
+        return self._list(Resource, f"/resource/experiment/{check_id(experiment_id, 'experiment_id')}", limit, offset)
+
+    def update_resource(
+        self, resource_id: int, *, name: str | None = None, description: str | None = None,
+        data: bytes | str | os.PathLike[str] | None = None,
+    ) -> Result:
+        form = {}
+        if name is not None:
+            form["name"] = check_name(name)
+        if description is not None:
+            form["description"] = check_text(description, "description")
+        files = {"data": ("data", _read_data(data), "application/octet-stream")} if data is not None else {}
+        path = f"/resource/{check_id(resource_id, 'resource_id')}"
+        self._call("PATCH", path, data=form, files=files or None)
+        return Result.UPDATED
+
+    def delete_resource(self, resource_id: int) -> bool:
+        return self._deleted(f"/resource/{check_id(resource_id, 'resource_id')}")

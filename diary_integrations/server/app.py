@@ -1,0 +1,70 @@
+"""The FastAPI app factory: `create_app(settings)` serves a database; `create_app(tracker)` serves a tracker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .. import __version__
+from .auth import TokenService
+from .errors import install_error_handlers
+from .responses import FastJSON
+from .routes import auth, data, iterations, projects, resources, tags, users
+from .settings import ServerSettings
+
+
+def create_app(config: ServerSettings | Any = None) -> FastAPI:
+    """The tracking server's app. Give it settings (default: from `DIARY_*` and `.env`), or a tracker to
+    serve as it is (a LocalTracker; the app then leaves closing it to you)."""
+    if config is None or isinstance(config, ServerSettings):
+        settings = config or ServerSettings()
+        settings.check()
+        from ..tracker.local import LocalTracker
+
+        tracker = LocalTracker(settings.database_url, artifact_root=settings.tracker_artifact_root)
+        owned = True
+    else:
+        settings = ServerSettings()
+        settings.check()
+        tracker, owned = config, False
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        getattr(app.state.tracker, "engine", None)  # create and migrate the database before the first request
+        yield
+        if owned:
+            app.state.tracker.close()
+
+    app = FastAPI(
+        title="diary-integrations tracking server",
+        version=__version__,
+        description="DearDiary-style experiment tracking over REST: projects, experiments, iteration trees.",
+        default_response_class=FastJSON,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = TokenService(settings.jwt_secret, settings.token_ttl_seconds)
+    set_tracker(app, tracker)
+    install_error_handlers(app)
+    origins = settings.cors_origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials="*" not in origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    for module in (auth, users, projects, iterations, data, tags, resources):
+        app.include_router(module.router)
+    return app
+
+
+def set_tracker(app: FastAPI, tracker: Any) -> None:
+    """Serve another tracker from now on (the caller closes the old one)."""
+    app.state.tracker = tracker
+    app.state.anonymous = None  # the `default` user is looked up again in the new database

@@ -1,0 +1,80 @@
+"""Every failure leaves the server as the envelope `{"code", "message"}` with the status DESIGN.md gives.
+
+Bad input is a 422 however it shows up (a broken rule, malformed JSON, a number out of range for the
+database); a 500 means a bug in the server, never something a client sent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException
+
+from ..tracker.errors import DiaryError
+from .responses import FastJSON, error
+
+log = logging.getLogger("diary_integrations.server")
+
+
+class ApiError(DiaryError):
+    """An error with its own REST code (TOKEN_EXPIRED, ADMIN_REQUIRED, ...)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.code = code
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for item in exc.errors()[:5]:
+        if item.get("type") == "json_invalid":
+            problems.append(f"body is not valid JSON: {item.get('ctx', {}).get('error', item.get('msg'))}")
+        else:
+            problems.append(f"{_location(tuple(item.get('loc', ())))}: {item.get('msg')}")
+    return "; ".join(problems) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DiaryError)
+    async def _diary(_request: Request, exc: DiaryError) -> FastJSON:
+        return error(exc.http_status, exc.code, exc.message, field=exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> FastJSON:
+        return error(422, "INVALID_PAYLOAD", _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> FastJSON:
+        codes = {400: "INVALID_PAYLOAD", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+        status = 422 if exc.status_code == 400 else exc.status_code
+        response = error(status, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> FastJSON:
+        # The database refused a value the checks let through (an id beyond a 32-bit column, ...).
+        return error(422, "INVALID_PAYLOAD", f"a value is out of range for the database: {exc.orig}")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> FastJSON:
+        return error(422, "INVALID_PAYLOAD", f"a number is out of range: {exc}")
+
+    @app.exception_handler(UnicodeError)
+    async def _unicode(_request: Request, exc: UnicodeError) -> FastJSON:
+        return error(422, "INVALID_PAYLOAD", f"text cannot be stored: {exc.reason}")
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, exc: Exception) -> FastJSON:
+        log.exception("diary server: unexpected error")
+        return error(500, "SERVER_ERROR", f"{type(exc).__name__}: {exc}")

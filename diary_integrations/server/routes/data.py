@@ -1,0 +1,221 @@
+"""/parameter/... and /metric/...: an iteration's parameters (text) and metric series.
+
+`POST /metric/iteration/{id}/batch` is the hot path: it parses the body with orjson and hands the
+points to the tracker's bulk insert without building a model object per point.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
+
+from ...tracker.errors import Unprocessable
+from ...tracker.records import decode_float, encode_float
+from ...tracker.totals import count_metrics, count_parameters
+from ..auth import current_user
+from ..deps import Limit, Me, Offset, PathId, Tracker
+from ..permissions import Action, authorize
+from ..responses import MAX_INT64, MAX_METRIC_LIMIT, FastJSON, created, deleted, error, one, page, updated
+
+router = APIRouter()
+ParameterValue = StrictStr | StrictBool | StrictInt | float | None
+Value = float | StrictStr
+When = StrictStr | float | None
+Step = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
+
+
+class ParameterCreate(BaseModel):
+    key: StrictStr
+    value: ParameterValue = Field(description="stored as text: 1e-3 becomes '0.001'")
+
+
+class ParameterBatch(BaseModel):
+    parameters: dict[str, ParameterValue]
+
+
+class ParameterUpdate(BaseModel):
+    key: StrictStr | None = None
+    value: ParameterValue = None
+
+
+class MetricCreate(BaseModel):
+    key: StrictStr
+    value: Value = Field(description='a number, or "NaN", "Infinity", "-Infinity"')
+    step: Step | None = None
+    recorded_at: When = None
+
+
+class MetricUpdate(BaseModel):
+    value: Value | None = None
+    step: Step | None = None
+
+
+class LatestQuery(BaseModel):
+    iteration_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]] = Field(max_length=10_000)
+
+
+def _number(value: Any) -> Any:
+    # Only the three spellings of a non-finite float are decoded; any other text reaches the tracker,
+    # which refuses it with the field's name.
+    return decode_float(value) if value in ("NaN", "Infinity", "-Infinity") else value
+
+
+@router.get("/parameter/iteration/{iteration_id}", tags=["parameters"])
+def list_parameters(
+    iteration_id: PathId, tracker: Tracker, me: Me, limit: Limit = None, offset: Offset = 0
+) -> FastJSON:
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    return page(
+        lambda n, o: tracker.get_parameters(iteration_id, limit=n, offset=o),
+        lambda: count_parameters(tracker, iteration_id), limit, offset,
+    )
+
+
+@router.post("/parameter/iteration/{iteration_id}", status_code=201, tags=["parameters"])
+def create_parameter(iteration_id: PathId, body: ParameterCreate, tracker: Tracker, me: Me) -> FastJSON:
+    authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
+    return created("parameter", tracker.create_parameter(iteration_id, body.key, body.value).id)
+
+
+@router.post("/parameter/iteration/{iteration_id}/batch", status_code=201, tags=["parameters"])
+def log_parameters(iteration_id: PathId, body: ParameterBatch, tracker: Tracker, me: Me) -> FastJSON:
+    """Several parameters, all or nothing; a key already set to the same text is skipped."""
+    authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
+    return FastJSON({"count": tracker.log_parameters(iteration_id, body.parameters)}, status_code=201)
+
+
+@router.get("/parameter/{parameter_id}", tags=["parameters"])
+def get_parameter(parameter_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "parameter", parameter_id, Action.READ)
+    return one(tracker.get_parameter(parameter_id), "Parameter")
+
+
+@router.patch("/parameter/{parameter_id}", tags=["parameters"])
+def update_parameter(parameter_id: PathId, body: ParameterUpdate, tracker: Tracker, me: Me) -> dict[str, str]:
+    authorize(tracker, me, "parameter", parameter_id, Action.UPDATE)
+    extra: dict[str, Any] = {"value": body.value} if "value" in body.model_fields_set else {}
+    tracker.update_parameter(parameter_id, key=body.key, **extra)
+    return updated()
+
+
+@router.delete("/parameter/{parameter_id}", tags=["parameters"])
+def delete_parameter(parameter_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "parameter", parameter_id, Action.DELETE)
+    return deleted() if tracker.delete_parameter(parameter_id) else error(404, "NOT_FOUND", "Parameter not found")
+
+
+@router.get("/metric/iteration/{iteration_id}", tags=["metrics"])
+def list_metrics(
+    iteration_id: PathId, tracker: Tracker, me: Me, key: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = None, offset: Offset = 0,
+) -> FastJSON:
+    """An iteration's points ordered by step then id (pages of up to 10 000)."""
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    return page(
+        lambda n, o: tracker.get_metrics(iteration_id, key=key, limit=n, offset=o),
+        lambda: count_metrics(tracker, iteration_id, key=key), limit, offset, max_limit=MAX_METRIC_LIMIT,
+    )
+
+
+@router.post("/metric/iteration/{iteration_id}", status_code=201, tags=["metrics"])
+def create_metric(iteration_id: PathId, body: MetricCreate, tracker: Tracker, me: Me) -> FastJSON:
+    authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
+    new = tracker.create_metric(
+        iteration_id, body.key, _number(body.value), step=body.step, recorded_at=body.recorded_at
+    )
+    return created("metric", new.id)
+
+
+_BATCH_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "description": "Either `metrics` (several keys at one step, as DearDiary) or `points` (the bulk path).",
+            "type": "object",
+            "properties": {
+                "metrics": {"type": "array", "items": {
+                    "type": "object", "required": ["key", "value"],
+                    "properties": {"key": {"type": "string"}, "value": {"type": ["number", "string"]}},
+                }},
+                "step": {"type": ["integer", "null"], "minimum": 0},
+                "recorded_at": {"type": ["string", "number", "null"]},
+                "points": {"type": "array", "items": {
+                    "type": "array", "minItems": 3, "maxItems": 4,
+                    "description": "[key, value, step] or [key, value, step, recorded_at]",
+                }},
+            },
+        }}},
+    }
+}
+
+
+def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
+    user = current_user(request)
+    authorize(tracker, user, "iteration", iteration_id, Action.CREATE)
+    if not isinstance(body, dict):
+        raise Unprocessable("body must be an object with `metrics` or `points`", field="body")
+    if "points" in body:
+        points = body["points"]
+        if not isinstance(points, list):
+            raise Unprocessable("points must be a list of [key, value, step(, recorded_at)]", field="points")
+        rows = [
+            [p[0], _number(p[1]), *p[2:]] if isinstance(p, list) and len(p) >= 2 else p for p in points
+        ]
+        return tracker.log_metric_points(iteration_id, rows)
+    metrics = body.get("metrics")
+    if isinstance(metrics, list):
+        values = {}
+        for n, item in enumerate(metrics):
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str) or "value" not in item:
+                raise Unprocessable(f"metrics[{n}] must be an object with a string key and a value", field="metrics")
+            values[item["key"]] = _number(item["value"])
+    elif isinstance(metrics, dict):
+        values = {k: _number(v) for k, v in metrics.items()}
+    else:
+        raise Unprocessable("body must have `metrics` (a list of {key, value}) or `points`", field="metrics")
+    return tracker.log_metrics(iteration_id, values, step=body.get("step"), recorded_at=body.get("recorded_at"))
+
+
+@router.post("/metric/iteration/{iteration_id}/batch", status_code=201, tags=["metrics"], openapi_extra=_BATCH_SCHEMA)
+async def log_metrics(iteration_id: PathId, request: Request) -> FastJSON:
+    """Many points in one transaction, all or nothing: 201 `{"count": n}`."""
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(f"body is not valid JSON: {exc}", field="body") from None
+    count = await run_in_threadpool(_batch, request.app.state.tracker, request, iteration_id, body)
+    return FastJSON({"count": count}, status_code=201)
+
+
+@router.post("/metric/latest", tags=["metrics"])
+def latest_metrics(body: LatestQuery, tracker: Tracker, me: Me) -> FastJSON:
+    """For each iteration, each key's value at its highest step."""
+    if not me.is_admin:
+        for iteration_id in body.iteration_ids:
+            authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    latest = tracker.get_latest_metrics(body.iteration_ids)
+    return FastJSON({str(i): {k: encode_float(v) for k, v in keys.items()} for i, keys in latest.items()})
+
+
+@router.get("/metric/{metric_id}", tags=["metrics"])
+def get_metric(metric_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "metric", metric_id, Action.READ)
+    return one(tracker.get_metric(metric_id), "Metric")
+
+
+@router.patch("/metric/{metric_id}", tags=["metrics"])
+def update_metric(metric_id: PathId, body: MetricUpdate, tracker: Tracker, me: Me) -> dict[str, str]:
+    authorize(tracker, me, "metric", metric_id, Action.UPDATE)
+    tracker.update_metric(metric_id, value=None if body.value is None else _number(body.value), step=body.step)
+    return updated()
+
+
+@router.delete("/metric/{metric_id}", tags=["metrics"])
+def delete_metric(metric_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "metric", metric_id, Action.DELETE)
+    return deleted() if tracker.delete_metric(metric_id) else error(404, "NOT_FOUND", "Metric not found")

@@ -1,0 +1,168 @@
+"""/iteration/...: iterations and their trees, finalisation, heartbeats and the reaper."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+
+from ...tracker.records import encode_float, to_dict
+from ...tracker.totals import check_snapshot, count_child_iterations, count_iterations, save_environment
+from ..auth import require_admin
+from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
+from ..permissions import Action, authorize
+from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
+
+router = APIRouter(tags=["iterations"])
+Status = StrictInt | StrictStr
+
+
+class Snapshot(BaseModel):
+    python_version: StrictStr = ""
+    platform: StrictStr = ""
+    hostname: StrictStr = ""
+    git_sha: StrictStr = ""
+    git_dirty: StrictBool = False
+    entrypoint: StrictStr = ""
+    packages: StrictStr = ""
+
+
+class IterationCreate(BaseModel):
+    notes: StrictStr = ""
+    environment: Snapshot | None = Field(
+        None, description="the environment captured by the client's process (the server never snapshots its own)"
+    )
+
+
+class IterationUpdate(BaseModel):
+    notes: StrictStr | None = None
+    status_id: Status | None = None
+    error_message: StrictStr | None = None
+    traceback: StrictStr | None = None
+    end_date: StrictStr | float | None = Field(None, description="ISO 8601 or epoch seconds; null clears it")
+
+
+class IterationEnd(BaseModel):
+    status_id: Status = 2
+    error_message: StrictStr = ""
+    traceback: StrictStr = ""
+
+
+class Heartbeat(BaseModel):
+    iteration_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]] = Field(max_length=10_000)
+
+
+class Reap(BaseModel):
+    older_than: float = Field(300.0, ge=0, description="seconds since the last heartbeat")
+    experiment_id: Annotated[StrictInt | None, Field(ge=1, le=MAX_INT64)] = None
+
+
+@router.get("/iteration/experiment/{experiment_id}")
+def list_iterations(
+    experiment_id: PathId, tracker: Tracker, me: Me, status: Status | None = None, limit: Limit = None,
+    offset: Offset = 0,
+) -> FastJSON:
+    authorize(tracker, me, "experiment", experiment_id, Action.READ)
+    status_value = int(status) if isinstance(status, str) and status.isdigit() else status
+    return page(
+        lambda n, o: tracker.get_iterations(experiment_id, status=status_value, limit=n, offset=o),
+        lambda: count_iterations(tracker, experiment_id, status=status_value), limit, offset,
+    )
+
+
+@router.post("/iteration/experiment/{experiment_id}", status_code=201)
+def create_iteration(
+    experiment_id: PathId, tracker: Tracker, me: Me, parent_iteration_id: OptionalId = None,
+    body: Annotated[IterationCreate | None, Body()] = None,
+) -> FastJSON:
+    authorize(tracker, me, "experiment", experiment_id, Action.CREATE)
+    body = body or IterationCreate()
+    snapshot = None if body.environment is None else check_snapshot(body.environment.model_dump())
+    new = tracker.create_iteration(
+        experiment_id, parent_iteration_id=parent_iteration_id, notes=body.notes, snapshot=False
+    )
+    if snapshot is not None:
+        save_environment(tracker, new.id, snapshot)
+    return created("iteration", new.id)
+
+
+@router.post("/iteration/heartbeat")
+def heartbeat(body: Heartbeat, tracker: Tracker, me: Me) -> dict[str, str]:
+    for iteration_id in body.iteration_ids if not me.is_admin else ():
+        authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    tracker.heartbeat(*body.iteration_ids)
+    return {"message": "OK"}
+
+
+@router.post("/iteration/reap")
+def reap(body: Reap, tracker: Tracker, me: Me) -> dict[str, list[int]]:
+    """Mark KILLED the RUNNING iterations whose heartbeat stopped (all of them: admins only)."""
+    if body.experiment_id is None:
+        require_admin(me)
+    else:
+        authorize(tracker, me, "experiment", body.experiment_id, Action.UPDATE)
+    return {"iteration_ids": tracker.reap(body.older_than, experiment_id=body.experiment_id)}
+
+
+@router.get("/iteration/{iteration_id}")
+def get_iteration(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    return one(tracker.get_iteration(iteration_id), "Iteration")
+
+
+@router.get("/iteration/{iteration_id}/children")
+def child_iterations(iteration_id: PathId, tracker: Tracker, me: Me, limit: Limit = None, offset: Offset = 0) -> Any:
+    """The direct children, ordered by id."""
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    return page(
+        lambda n, o: tracker.get_child_iterations(iteration_id, limit=n, offset=o),
+        lambda: count_child_iterations(tracker, iteration_id), limit, offset,
+    )
+
+
+@router.get("/iteration/{iteration_id}/best-child")
+def best_child(
+    iteration_id: PathId, tracker: Tracker, me: Me, key: Annotated[str, Query(max_length=1000)],
+    mode: Annotated[str, Query(max_length=10)] = "max",
+    status: Annotated[str, Query(max_length=20, description="a status, or 'any'")] = "SUCCEEDED",
+) -> Any:
+    """The child with the best latest value of `key` (404 when no child has it); NaN never wins."""
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    wanted: Any = None if status.lower() == "any" else int(status) if status.isdigit() else status
+    found = tracker.get_best_child_iteration(iteration_id, key, mode=mode, status=wanted)
+    if found is None:
+        return error(404, "NOT_FOUND", f"no child of iteration {iteration_id} has metric {key!r}")
+    return FastJSON({"iteration": to_dict(found[0]), "value": encode_float(found[1])})
+
+
+@router.get("/iteration/{iteration_id}/environment")
+def get_environment(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    env = tracker.get_environment(iteration_id)
+    return error(404, "NOT_FOUND", "Environment not found") if env is None else FastJSON(to_dict(env))
+
+
+@router.patch("/iteration/{iteration_id}")
+def update_iteration(iteration_id: PathId, body: IterationUpdate, tracker: Tracker, me: Me) -> dict[str, str]:
+    authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    extra: dict[str, Any] = {"end_date": body.end_date} if "end_date" in body.model_fields_set else {}
+    tracker.update_iteration(
+        iteration_id, notes=body.notes, status=body.status_id, error_message=body.error_message,
+        traceback=body.traceback, **extra,
+    )
+    return updated()
+
+
+@router.post("/iteration/{iteration_id}/end")
+def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me: Me) -> dict[str, str]:
+    """Finish a RUNNING iteration; ending an ended one is a 422, so the first status recorded stays."""
+    authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    tracker.end_iteration(iteration_id, body.status_id, error_message=body.error_message, traceback=body.traceback)
+    return updated()
+
+
+@router.delete("/iteration/{iteration_id}")
+def delete_iteration(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
+    authorize(tracker, me, "iteration", iteration_id, Action.DELETE)
+    return deleted() if tracker.delete_iteration(iteration_id) else error(404, "NOT_FOUND", "Iteration not found")

@@ -1,0 +1,38 @@
+"""Serving the app with uvicorn (one worker process) on a socket bound before anyone is told the URL."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+# Longer than the client's keep-alive expiry, so the client always drops an idle connection first
+# and never sends a request on a socket the server is closing.
+KEEP_ALIVE_SECONDS = 75
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one (read it back with getsockname)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: Any, host: str = "127.0.0.1", port: int = 9000, *, log_level: str = "warning") -> None:
+    """Run until interrupted. Prints `diary server listening on http://host:port` once the socket listens,
+    so a parent process that asked for port 0 learns the port."""
+    import uvicorn
+
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"diary server listening on http://{shown}:{actual}", flush=True)
+    config = uvicorn.Config(
+        app, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_SECONDS, access_log=False, lifespan="on"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    sys.stdout.flush()
