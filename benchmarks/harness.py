@@ -20,9 +20,19 @@ class Comparison:
     label: str
     numerator: str
     denominator: str
-    target: float
+    target: float | None  # None: reported for reference, no target
     better: str  # "higher" or "lower"
     note: str = ""
+
+
+@dataclass
+class Limit:
+    """An absolute target for one variant's median, e.g. at most 20 µs per call."""
+
+    label: str
+    variant: str
+    bound: float
+    better: str  # "higher" or "lower"
 
 
 @dataclass
@@ -33,6 +43,8 @@ class Case:
     variants: dict[str, Callable[[], float]]
     comparisons: list[Comparison]
     repeats: int = 5
+    limits: list[Limit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines a variant adds while it runs
 
 
 @dataclass
@@ -48,6 +60,7 @@ class Result:
 def run_case(case: Case, *, log: Callable[[str], None] = print) -> Result:
     """Run every variant `case.repeats` times, interleaved (A B C A B C ...) so drift hits all alike."""
     result = Result(case, {name: [] for name in case.variants})
+    result.extra = case.notes
     for rep in range(case.repeats):
         for name, variant in case.variants.items():
             gc.collect()
@@ -76,9 +89,17 @@ def ratio(result: Result, comparison: Comparison) -> float:
 
 
 def verdict(value: float, comparison: Comparison) -> str:
+    if comparison.target is None:
+        return "reference"
     met = value >= comparison.target if comparison.better == "higher" else value <= comparison.target
     sign = "≥" if comparison.better == "higher" else "≤"
     return f"{'met' if met else 'MISSED'} (target {sign} {comparison.target:g}x)"
+
+
+def limit_verdict(value: float, limit: Limit, unit: str) -> str:
+    met = value >= limit.bound if limit.better == "higher" else value <= limit.bound
+    sign = "≥" if limit.better == "higher" else "≤"
+    return f"{'met' if met else 'MISSED'} (target {sign} {format_value(limit.bound, unit)})"
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -140,6 +161,10 @@ def report(results: list[Result], *, quick: bool, versions: dict[str, str]) -> s
         for comparison in result.case.comparisons:
             value = ratio(result, comparison)
             lines.append(f"| {result.case.name} | {comparison.label} | {value:.2f}x | {verdict(value, comparison)} |")
+        for limit in result.case.limits:
+            value = result.median(limit.variant)
+            lines.append(f"| {result.case.name} | {limit.label} | {format_value(value, result.case.unit)} | "
+                         f"{limit_verdict(value, limit, result.case.unit)} |")
     for result in results:
         case = result.case
         lines += ["", f"## {case.name}", "", case.description, "", "| variant | median | min – max | runs |",
@@ -154,6 +179,10 @@ def report(results: list[Result], *, quick: bool, versions: dict[str, str]) -> s
             note = f" {comparison.note}" if comparison.note else ""
             lines.append("")
             lines.append(f"- {comparison.label}: **{value:.2f}x**, {verdict(value, comparison)}.{note}")
+        for limit in case.limits:
+            value = result.median(limit.variant)
+            lines.append(f"- {limit.label}: **{format_value(value, case.unit)}**, "
+                         f"{limit_verdict(value, limit, case.unit)}.")
         for extra in result.extra:
             lines.append(f"- {extra}")
     return "\n".join(lines) + "\n"
