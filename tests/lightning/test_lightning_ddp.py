@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-TRACKER_URIS = ["sqlite"]
+TRACKER_URIS = ["sqlite", "server"]
 
 
 @pytest.fixture(params=TRACKER_URIS)

@@ -19,7 +19,7 @@ from diary_integrations.lightning import DiaryLogger, flatten_hyperparameters  #
 
 pytestmark = pytest.mark.slow
 
-TRACKER_URIS = ["sqlite"]
+TRACKER_URIS = ["sqlite", "server"]
 
 
 @pytest.fixture(params=TRACKER_URIS)
