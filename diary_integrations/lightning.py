@@ -269,9 +269,9 @@ class DiaryLogger(Logger):
             self._owns_run = rank == 0
             if self._owns_run:
                 Heartbeat.of(self.tracker).add(self._run_id)
+        elif rank != 0:
+            return ()  # a rank > 0 learns the driver from rank 0's broadcast once the process group exists
         elif self._run_id is None:
-            if rank != 0:
-                return ()  # learnt from rank 0 once the process group exists
             self._create_run()
         if self._rank_id is None:
             tracker = self.tracker
