@@ -31,7 +31,7 @@ except ImportError:  # the unified `lightning` package
 
 from . import distributed
 from .tracker.enums import ExperimentStatus, IterationStatus
-from .tracker.errors import Conflict, DiaryError, Unprocessable
+from .tracker.errors import Conflict, Unprocessable
 from .tracker.lifecycle import Heartbeat
 from .tracker.validation import MAX_PARAMETER_VALUE, check_key, check_metric_value, check_step
 from .writer import MetricWriter
@@ -364,13 +364,14 @@ class DiaryLogger(Logger):
         exc = sys.exc_info()[1] if status not in _SUCCESS else None
         if status not in _SUCCESS and exc is None:
             exc = _Reported(status)
-        if not self.flush():
+        # Closing (not just flushing) stops the writer thread until the next entry point logs again.
+        if self._writer is not None and not self._writer.close(timeout=120):
             log.error("diary: metrics were still being written when the run ended")
         if self._run_id is None:
             return  # this process never logged anything (rank > 0 without per_rank)
-        if self._ended_ok:
-            self._reopen()  # the previous entry point ended them; this one decides now
         try:
+            if self._ended_ok:
+                self._reopen()  # the previous entry point ended them; this one decides now
             if self._log_model and self._owns_run and self._checkpoint_callback is not None:
                 self._store_checkpoints(best_only=self._log_model is True)
                 self._record_best_checkpoint()
@@ -378,11 +379,11 @@ class DiaryLogger(Logger):
                 self._finalize_rank(exc)
             elif self._owns_run:
                 self._end(self._run_id, exc)
-        except DiaryError as error:
-            # The run's own outcome matters more than the bookkeeping: report, don't raise over it.
-            log.error("diary: could not finalise iteration %s: %s", self._run_id, error)
+        except Exception as error:
             if exc is None:
                 raise
+            # Lightning re-raises the run's own exception next: report ours, never replace it.
+            log.error("diary: could not finalise iteration %s: %s", self._run_id, error)
 
     def _end(self, iteration_id: int, exc: BaseException | None) -> None:
         if exc is None:

@@ -94,14 +94,15 @@ class MetricWriter:
         self._queue.put(marker)
         return marker.done.wait(timeout)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the thread."""
-        self.flush(timeout)
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the thread (a later `add` starts a new one). True once everything is written."""
+        done = self.flush(timeout)
         thread = self._thread
-        if thread is not None and thread.is_alive():
+        if done and thread is not None and thread.is_alive():
             self._queue.put(None)
             thread.join(timeout)
-        self._thread = None
+            self._thread = None
+        return done
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
