@@ -146,6 +146,7 @@ def write_candidate(
     *,
     fold_children: bool = False,
     times: dict[int, float] | None = None,
+    parameters_written: bool = False,
 ) -> None:
     """Write a candidate's parameters and scores into its RUNNING child and end it: FAILED (with the fit's
     exception) when any of its folds failed, else SUCCEEDED. With `fold_children`, a grandchild per fold."""
@@ -163,7 +164,9 @@ def write_candidate(
     if errors:
         status = IterationStatus.FAILED
         message, trace, notes = failure(candidate_name(rec.halving_iter, rec.index_in_iter), errors, n_splits)
-    finish(tracker, child, status, parameters={**rec.parameters, **rec.extra_parameters}, points=rec.points(times),
+    # The same parameters written again would be skipped by the tracker; not asking saves a transaction.
+    parameters = dict(rec.extra_parameters) if parameters_written else {**rec.parameters, **rec.extra_parameters}
+    finish(tracker, child, status, parameters=parameters, points=rec.points(times),
            error_message=message, traceback=trace, notes=notes)
 
 

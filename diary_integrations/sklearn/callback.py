@@ -42,6 +42,7 @@ from ._writer import (
 LEAF = "candidate-split-evaluation"
 HALVING_ITERATION = "halving-iteration"
 IDLE_SECONDS = 1.0  # stop waiting for worker events once none has arrived for this long
+LOST = "fit failed (its score is error_score); its exception did not reach the tracker"
 
 
 @dataclass
@@ -66,6 +67,7 @@ class _Run:
     children: dict[tuple[int, int], int] = field(default_factory=dict)  # (halving iter, candidate) -> id
     folds: dict[tuple[int, int], dict[int, _Fold]] = field(default_factory=dict)
     finalized: set[tuple[int, int]] = field(default_factory=set)
+    with_parameters: set[tuple[int, int]] = field(default_factory=set)  # children whose parameters are written
     begins: int = 0
     ends: int = 0
     closed: bool = False  # late events are ignored once the children are being finalised
@@ -177,9 +179,9 @@ class DiaryCallback:
                     self._fold_event("killed", estimator, context, None)
                 elif exc is not None:
                     error = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
+                    self._fold_event("end", estimator, context, error)
                 else:
-                    error = _handled_fit_error()
-                self._fold_event("end", estimator, context, error)
+                    self._fold_event("end", estimator, context, _handled_fit_error())
             else:
                 run = self._runs.get((context.root_uuid, _path(context)))
                 if run is not None:
@@ -221,7 +223,7 @@ class DiaryCallback:
         run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None)
         from sklearn.model_selection import GridSearchCV, ParameterGrid
 
-        if type(estimator) is GridSearchCV or isinstance(estimator, GridSearchCV):
+        if isinstance(estimator, GridSearchCV):
             run.grid = ParameterGrid(estimator.param_grid)
         key = (context.root_uuid, _path(context))
         with self._lock:
@@ -254,6 +256,7 @@ class DiaryCallback:
         run.children[(it, cand)] = child
         if run.grid is not None and it == 0 and cand < len(run.grid):
             run.tracker.log_parameters(child, candidate_parameters(run.grid[cand]))
+            run.with_parameters.add((it, cand))
         return child
 
     def _complete(self, run: _Run, search: Any) -> None:
@@ -270,16 +273,17 @@ class DiaryCallback:
             key = (rec.halving_iter, rec.index_in_iter)
             folds = run.folds.get(key, {})
             errors = {f: (exception_line(r.error), r.error) for f, r in folds.items() if r.error}
-            if not folds:  # no event reached us for this candidate: judge by its scores
-                lost = "fit failed (its score is error_score); its exception did not reach the tracker"
-                errors = {f: (lost, "") for f in rec.fold_scores if rec.score_looks_failed(f, search.error_score)}
+            for fold in rec.fold_scores:  # a fold whose end event never reached us: judge by its score
+                if (fold not in folds or folds[fold].end is None) and rec.score_looks_failed(fold, search.error_score):
+                    errors[fold] = (LOST, "")
             failed += bool(errors)
             if rec.row not in keep:
                 continue
             try:
                 child = run.children.get(key) or self._start_child(run, *key)
                 write_candidate(run.tracker, run.experiment_id, child, rec, errors, n_splits,
-                                fold_children=self.options.children == "fold", times=_times(folds))
+                                fold_children=self.options.children == "fold", times=_times(folds),
+                                parameters_written=key in run.with_parameters)
                 run.finalized.add(key)
             except Exception as exc:
                 warn_tracking(f"could not record candidate {rec.row}", exc)

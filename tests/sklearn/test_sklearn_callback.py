@@ -19,14 +19,20 @@ from sklearn.tree import DecisionTreeClassifier
 from diary_integrations import ExperimentStatus, IterationStatus, Unprocessable, connect
 from diary_integrations.sklearn import DiaryCallback, TrackingWarning
 
+pytestmark = pytest.mark.skipif(
+    not hasattr(GridSearchCV, "set_callbacks"), reason="scikit-learn < 1.9 has no callback API"
+)
+
 LIBLINEAR = "ValueError: The 'liblinear' solver does not support multiclass classification"
 # Two valid candidates and one that cannot fit a 3-class problem.
 GRID = [{"solver": ["lbfgs"], "C": [0.1, 1.0]}, {"solver": ["liblinear"], "C": [1.0]}]
 
 
 def fit_quietly(search, X, y):
+    """Fit without scikit-learn's warnings, but turn a tracking error into a test failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        warnings.simplefilter("error", TrackingWarning)
         return search.fit(X, y)
 
 
@@ -85,6 +91,7 @@ def fit_quietly_but_fitfailed(search, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", FitFailedWarning)
+        warnings.simplefilter("error", TrackingWarning)
         return search.fit(X, y)
 
 
@@ -160,8 +167,9 @@ def test_keyboard_interrupt_kills(sqlite_uri, iris):
     cb = DiaryCallback(project="P", experiment="interrupt", uri=sqlite_uri)
     search = GridSearchCV(Picky(), {"interrupt": [False, True]}, cv=KFold(2))
     search.set_callbacks(cb)
-    with pytest.raises(KeyboardInterrupt):
-        fit_quietly(search, marked(X), y)
+    with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)  # every hook did its work without a tracking error
+        search.fit(marked(X), y)
     tracker = connect(sqlite_uri)
     driver = tracker.get_iteration(cb.driver_iteration_id)
     assert driver.status is IterationStatus.KILLED and driver.error_message == "KeyboardInterrupt"
