@@ -2,6 +2,7 @@
 
     diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
+    diary ui [DATABASE] [--host H] [--port 9001]           the read-only web dashboard
     diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
 """
 
@@ -73,6 +74,13 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from .dashboard.cli import serve_dashboard
+
+    return serve_dashboard(args.database or args.uri, host=args.host, port=args.port,
+                           username=args.username, password=args.password)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     reap.add_argument("--experiment", type=int, default=None, help="only this experiment")
     _add_uri(reap)
     reap.set_defaults(run=_reap)
+
+    ui = commands.add_parser("ui", help="serve the read-only web dashboard")
+    ui.add_argument("database", nargs="?", default=None, help="database path, SQLAlchemy URL or http(s) server")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
+    _add_uri(ui)
+    ui.set_defaults(run=_ui)
 
     server = commands.add_parser("server", help="run the tracking server (FastAPI + uvicorn)")
     server.add_argument("--host", default=None, help="interface to listen on (default: $DIARY_HOST or 127.0.0.1)")

@@ -61,6 +61,12 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     )
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
+    if not settings.enable_auth:
+        # The read-only dashboard at /ui/ (and / redirecting there) reads as the server's own tracker,
+        # without a login, so it is served only where the API is open to everyone anyway.
+        from ..dashboard import mount_dashboard
+
+        mount_dashboard(app)
     return app
 
 

@@ -1037,22 +1037,29 @@ class LocalTracker:
         self, iteration_ids: Sequence[int], key: str, *, max_points: int | None = None
     ) -> dict[int, list[tuple[int, float]]]:
         """Each iteration's `(step, value)` series for one key, ordered by step. With `max_points`, a longer
-        series is cut into `max_points // 4` step buckets inside the database, each giving its first, lowest,
-        highest and last value (M4), so a chart keeps every peak and trough; NaN points read as NaN."""
+        series is cut into `max_points // 2` step buckets inside the database, each giving its lowest and
+        highest value, so a chart keeps every peak and trough (NaN points of a bucketed series drop out)."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
         key = check_key(key)
-        if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 4):
-            raise Unprocessable(f"max_points must be an integer of at least 4, got {max_points!r}", field="max_points")
+        if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 2):
+            raise Unprocessable(f"max_points must be an integer of at least 2, got {max_points!r}", field="max_points")
         out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
         m = t.metrics
         with self._read() as conn:
             for chunk in _chunks(ids):
                 where = and_(m.c.iteration_id.in_(chunk), m.c.key == key)
-                small, large = list(chunk), []
+                small, large = list(chunk), {}
                 if max_points is not None:
-                    counts = conn.execute(select(m.c.iteration_id, func.count()).where(where).group_by(m.c.iteration_id))
-                    large = [row[0] for row in counts if row[1] > max_points]
-                    small = sorted(set(chunk) - set(large))
+                    counted = (
+                        select(m.c.iteration_id, func.count(), func.min(m.c.step), func.max(m.c.step))
+                        .where(where)
+                        .group_by(m.c.iteration_id)
+                    )
+                    for iteration_id, count, lo, hi in conn.execute(counted):
+                        if count > max_points:
+                            # Sweeps share a step range: one bucketing query per range, not per child.
+                            large.setdefault((lo, hi), []).append(iteration_id)
+                    small = sorted(set(chunk) - {i for ids_ in large.values() for i in ids_})
                 if small:
                     raw = (
                         select(m.c.iteration_id, m.c.step, m.c.value)
@@ -1061,66 +1068,60 @@ class LocalTracker:
                     )
                     for row in conn.execute(raw):
                         out[row.iteration_id].append((row.step, row.value))
-                if large:
-                    self._bucketed_series(conn, large, key, int(max_points or 4) // 4, out)
+                for (lo, hi), ids_ in large.items():
+                    self._bucketed_series(conn, ids_, key, lo, hi, int(max_points or 2) // 2, out)
         return out
 
     @staticmethod
     def _bucketed_series(
-        conn: Connection, ids: list[int], key: str, buckets: int, out: dict[int, list[tuple[int, float]]]
+        conn: Connection,
+        ids: list[int],
+        key: str,
+        lo: int,
+        hi: int,
+        buckets: int,
+        out: dict[int, list[tuple[int, float]]],
     ) -> None:
         m = t.metrics
-        bounds = (
-            select(m.c.iteration_id, func.min(m.c.step).label("lo"), func.max(m.c.step).label("hi"))
-            .where(m.c.iteration_id.in_(ids), m.c.key == key)
-            .group_by(m.c.iteration_id)
-            .subquery()
-        )
-        # BigInteger arithmetic: step * buckets overflows a 32-bit integer on PostgreSQL for long runs.
-        offset = cast(m.c.step - bounds.c.lo, BigInteger) * buckets
-        bucket = (offset // (bounds.c.hi - bounds.c.lo + 1)).label("bucket")
-        grouped = (
+        # The range is a literal, not a join: PostgreSQL without fresh statistics plans a join to a
+        # per-iteration aggregate as a nested loop over every point. BigInteger arithmetic, since
+        # step * buckets overflows a 32-bit integer for long runs.
+        offset = cast(m.c.step - lo, BigInteger) * buckets
+        bucket = (offset // (hi - lo + 1)).label("bucket")
+        stmt = (
             select(
                 m.c.iteration_id,
                 func.min(m.c.step).label("first_step"),
                 func.max(m.c.step).label("last_step"),
                 func.min(m.c.value).label("low"),
                 func.max(m.c.value).label("high"),
+                func.avg(m.c.value).label("mean"),
             )
-            .join(bounds, m.c.iteration_id == bounds.c.iteration_id)
             .where(m.c.iteration_id.in_(ids), m.c.key == key)
             .group_by(m.c.iteration_id, bucket)
-            .subquery()
+            .order_by(m.c.iteration_id, "first_step")
         )
-        edge = t.metrics.alias("edge")
-
-        def value_at(step: Any) -> Any:
-            # One index lookup per bucket: the value at its first (or last) step.
-            return (
-                select(edge.c.value)
-                .where(edge.c.iteration_id == grouped.c.iteration_id, edge.c.key == key, edge.c.step == step)
-                .order_by(edge.c.id.desc())
-                .limit(1)
-                .scalar_subquery()
-            )
-
-        stmt = select(
-            grouped,
-            value_at(grouped.c.first_step).label("first_value"),
-            value_at(grouped.c.last_step).label("last_value"),
-        ).order_by(grouped.c.iteration_id, grouped.c.first_step)
+        rows: dict[int, list[Any]] = {}
         for row in conn.execute(stmt):
-            low, high = _nan(row.low), _nan(row.high)
-            # M4: first, the two extremes in the order the series runs, last. The extremes sit at the
-            # bucket's edges (their exact steps are not fetched); the envelope and the ends are exact.
-            extremes = [(row.first_step, high), (row.last_step, low)]
-            if _nan(row.first_value) <= _nan(row.last_value):
-                extremes = [(row.first_step, low), (row.last_step, high)]
-            points = [(row.first_step, _nan(row.first_value)), *extremes, (row.last_step, _nan(row.last_value))]
-            series = out[row.iteration_id]
-            for point in points:
-                if not series or not _same_point(series[-1], point):
-                    series.append(point)
+            rows.setdefault(row.iteration_id, []).append(row)
+        for iteration_id, group in rows.items():
+            series = out[iteration_id]
+            for n, row in enumerate(group):
+                # The extremes are placed at the bucket's edges, in the order the series runs there
+                # (judged from the neighbouring buckets' means): the envelope is exact, a chart keeps
+                # every peak and trough, and the line does not zigzag against the trend.
+                before = group[max(n - 1, 0)].mean
+                after = group[min(n + 1, len(group) - 1)].mean
+                low, high = _nan(row.low), _nan(row.high)
+                rising = before is not None and after is not None and after >= before
+                points = [(row.first_step, low), (row.last_step, high)]
+                if not rising:
+                    points = [(row.first_step, high), (row.last_step, low)]
+                if row.first_step == row.last_step or low == high:
+                    points = [(row.first_step, low)]
+                for point in points:
+                    if not series or not _same_point(series[-1], point):
+                        series.append(point)
 
     def update_metric(
         self, metric_id: int, *, value: float | None = None, step: int | None = None

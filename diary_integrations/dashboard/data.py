@@ -1,0 +1,234 @@
+"""What the dashboard reads from a tracker: trees, sweeps and downsampled metric series.
+
+Only `Tracker` protocol methods are required. A tracker that also has the batched queries
+(`get_parameter_values`, `get_metric_series`, as LocalTracker does) is read in a fixed number of
+queries per page; any other tracker is read one iteration at a time, with the same results.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tracker.enums import IterationStatus
+from ..tracker.records import Experiment, Iteration, Project
+
+# A chart is ~700 px wide: more points per series than this cannot be seen.
+SERIES_POINTS = 1000
+# Several hundred overlaid curves share this budget, so a 1000-child sweep stays a small page.
+OVERLAY_POINTS = 40_000
+OVERLAY_MIN_POINTS = 20
+
+# Metric names whose best value is the lowest: losses and errors.
+_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|perplexity|nll|time|latency|wer|cer", re.IGNORECASE)
+
+
+def default_goal(metric: str) -> str:
+    """`min` for losses and errors, `max` for everything else (accuracy, f1, auc, ...)."""
+    return "min" if _LOWER_IS_BETTER.search(metric) else "max"
+
+
+def downsample(points: Sequence[tuple[int, float]], max_points: int) -> list[tuple[int, float]]:
+    """Min/max buckets over the step range, like LocalTracker.get_metric_series does in SQL, for trackers
+    that hand over whole series."""
+    if len(points) <= max_points:
+        return list(points)
+    buckets = max(max_points // 2, 1)
+    lo, hi = points[0][0], points[-1][0]
+    width = hi - lo + 1
+    groups: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for step, value in points:
+        if not math.isnan(value):
+            groups[(step - lo) * buckets // width].append((step, value))
+    out: list[tuple[int, float]] = []
+    for bucket in sorted(groups):
+        group = groups[bucket]
+        low = min(group, key=lambda p: p[1])
+        high = max(group, key=lambda p: p[1])
+        first, last = sorted({low, high})
+        out.extend([first] if first == last else [first, last])
+    return out
+
+
+def series_for(tracker: Any, iteration_ids: Sequence[int], key: str, max_points: int) -> dict[int, list]:
+    """Each iteration's `(step, value)` series for `key`, at most about `max_points` points each."""
+    batched = getattr(tracker, "get_metric_series", None)
+    if batched is not None:
+        return batched(list(iteration_ids), key, max_points=max_points)
+    out = {}
+    for iteration_id in iteration_ids:
+        points = [(m.step, m.value) for m in tracker.get_metrics(iteration_id, key=key)]
+        out[iteration_id] = downsample(points, max_points)
+    return out
+
+
+def parameters_for(tracker: Any, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Each iteration's parameters as `{key: value}`."""
+    batched = getattr(tracker, "get_parameter_values", None)
+    if batched is not None:
+        return batched(list(iteration_ids))
+    return {i: {p.key: p.value for p in tracker.get_parameters(i)} for i in iteration_ids}
+
+
+def as_number(text: str) -> float | None:
+    """A parameter's text as a number when it is one ("0.001", "12", "True" is not)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if text.strip().lower() not in {"nan", "inf", "-inf", "infinity", "-infinity"} else None
+
+
+@dataclass
+class Node:
+    """An iteration in the tree, with its children and a count of their statuses."""
+
+    iteration: Iteration
+    children: list[Node] = field(default_factory=list)
+
+    @property
+    def descendants(self) -> int:
+        return sum(1 + child.descendants for child in self.children)
+
+    def status_counts(self) -> dict[IterationStatus, int]:
+        counts: dict[IterationStatus, int] = defaultdict(int)
+        for child in self.children:
+            counts[child.iteration.status] += 1
+        return {status: counts[status] for status in IterationStatus if counts[status]}
+
+
+def build_tree(iterations: Sequence[Iteration]) -> list[Node]:
+    """Top-level nodes of an experiment's iterations; children ordered by id under their parent."""
+    nodes = {it.id: Node(it) for it in iterations}
+    roots: list[Node] = []
+    for it in sorted(iterations, key=lambda i: i.id):
+        parent = nodes.get(it.parent_iteration_id) if it.parent_iteration_id is not None else None
+        (parent.children if parent is not None else roots).append(nodes[it.id])
+    return roots
+
+
+def ancestors(tracker: Any, iteration: Iteration) -> list[Iteration]:
+    """The chain of parents of an iteration, the top-level one first."""
+    chain: list[Iteration] = []
+    seen = {iteration.id}
+    parent_id = iteration.parent_iteration_id
+    while parent_id is not None and parent_id not in seen:
+        parent = tracker.get_iteration(parent_id)
+        if parent is None:
+            break
+        chain.append(parent)
+        seen.add(parent.id)
+        parent_id = parent.parent_iteration_id
+    return chain[::-1]
+
+
+@dataclass
+class Navigation:
+    """The sidebar: every project with its experiments, and the open experiment's iteration tree."""
+
+    projects: list[tuple[Project, list[Experiment]]]
+    experiment: Experiment | None = None
+    tree: list[Node] = field(default_factory=list)
+    open_ids: set[int] = field(default_factory=set)
+    current_id: int | None = None
+
+
+def navigation(
+    tracker: Any,
+    experiment: Experiment | None = None,
+    iterations: Sequence[Iteration] | None = None,
+    current: Iteration | None = None,
+    open_ids: set[int] | None = None,
+) -> Navigation:
+    """The sidebar for a page; `iterations` saves reading the open experiment's iterations twice."""
+    projects = [(p, tracker.get_experiments(p.id)) for p in tracker.get_projects()]
+    nav = Navigation(projects, experiment, current_id=current.id if current else None)
+    if experiment is not None:
+        its = iterations if iterations is not None else tracker.get_iterations(experiment.id)
+        nav.tree = build_tree(its)
+        nav.open_ids = set(open_ids or ())
+    return nav
+
+
+@dataclass
+class SweepRow:
+    """One child of a driver in the sweep table."""
+
+    iteration: Iteration
+    parameters: dict[str, str]
+    metrics: dict[str, float]
+    best: bool = False
+
+    @property
+    def rank(self) -> int | None:
+        value = as_number(self.parameters.get("rank", ""))
+        return int(value) if value is not None and value == int(value) else None
+
+
+@dataclass
+class Sweep:
+    """A driver's children with their parameters and final metrics, and the best one by `metric`."""
+
+    rows: list[SweepRow]
+    parameter_keys: list[str]
+    metric_keys: list[str]
+    metric: str | None
+    goal: str
+    best: SweepRow | None
+
+    @property
+    def is_ddp(self) -> bool:
+        """Children that carry a `rank` parameter are the ranks of one distributed run."""
+        return bool(self.rows) and all(row.rank is not None for row in self.rows)
+
+    @property
+    def running(self) -> bool:
+        return any(row.iteration.status is IterationStatus.RUNNING for row in self.rows)
+
+
+def _varying_first(keys: list[str], rows: list[SweepRow]) -> list[str]:
+    # The parameters that differ between children are what a sweep is about: show them first.
+    def varies(key: str) -> bool:
+        return len({row.parameters.get(key) for row in rows}) > 1
+
+    return sorted(keys, key=lambda k: (not varies(k), k))
+
+
+def sweep(tracker: Any, driver_id: int, metric: str | None = None, goal: str | None = None) -> Sweep:
+    """The sweep table of a driver: three queries on a LocalTracker, whatever the number of children."""
+    children = tracker.get_child_iterations(driver_id)
+    ids = [c.id for c in children]
+    params = parameters_for(tracker, ids) if ids else {}
+    latest = tracker.get_latest_metrics(ids) if ids else {}
+    rows = [SweepRow(c, params.get(c.id, {}), latest.get(c.id, {})) for c in children]
+    parameter_keys = _varying_first(sorted({k for row in rows for k in row.parameters}), rows)
+    metric_keys = sorted({k for row in rows for k in row.metrics})
+    if metric not in metric_keys:
+        metric = metric_keys[0] if metric_keys else None
+    goal = goal if goal in ("min", "max") else (default_goal(metric) if metric else "max")
+    best = None
+    is_ddp = bool(rows) and all(row.rank is not None for row in rows)
+    # Ranks of one run train one model: none of them is "the best", so DDP runs get no highlight.
+    if metric is not None and not is_ddp:
+        # As get_best_child_iteration: among SUCCEEDED children, NaN never wins, ties go to the oldest.
+        candidates = [
+            r for r in rows
+            if r.iteration.status is IterationStatus.SUCCEEDED
+            and metric in r.metrics and not math.isnan(r.metrics[metric])
+        ]
+        if candidates:
+            sign = 1 if goal == "min" else -1
+            best = min(candidates, key=lambda r: (sign * r.metrics[metric], r.iteration.id))
+            best.best = True
+    if is_ddp:
+        rows.sort(key=lambda r: (r.rank, r.iteration.id))
+    return Sweep(rows, parameter_keys, metric_keys, metric, goal, best)
+
+
+def metric_keys(tracker: Any, iteration_id: int) -> dict[str, float]:
+    """An iteration's metric keys with their latest values, sorted by key."""
+    return dict(sorted(tracker.get_latest_metrics([iteration_id]).get(iteration_id, {}).items()))

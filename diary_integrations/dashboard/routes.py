@@ -1,0 +1,226 @@
+"""The dashboard's pages: home, experiment tree, iteration, sweep; plus a JSON series endpoint.
+
+A page called with `?part=live` renders only its live region, which the page's script polls while
+something runs, so charts and the sweep table move without a reload.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..tracker.enums import IterationStatus, TagTarget
+from ..tracker.records import encode_float
+from . import data
+from .charts import Dot, Series, fmt, line_chart, scatter_chart
+from .formatting import absolute_time, duration, glyph, relative_time, status_class
+
+PREFIX = "/ui"
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+    'fill="#1e293b"/><path d="M6 24 L12 14 L18 19 L26 7" stroke="#38bdf8" stroke-width="3" fill="none"/></svg>'
+)
+# Sparklines of DDP ranks stay small; a run rarely has more ranks than this on one page.
+MAX_RANK_CARDS = 64
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters.update(
+    fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph, cls=status_class,
+)
+templates.globals.update(Status=IterationStatus)
+# Macros as a global rather than an `{% import %}`, so a page's live block renders on its own too.
+templates.globals.update(m=templates.get_template("_macros.html").module)
+
+
+def _tracker(request: Request) -> Any:
+    return request.app.state.tracker
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    base = request.scope.get("root_path", "") + PREFIX
+    context.update(ui=base, now=datetime.now(timezone.utc))
+    template = templates.get_template(name)
+    if request.query_params.get("part") == "live" and "live" in template.blocks:
+        html = "".join(template.blocks["live"](template.new_context(context)))
+    else:
+        html = template.render(context)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _not_found(request: Request, what: str) -> HTMLResponse:
+    nav = data.navigation(_tracker(request))
+    return _render(request, "not_found.html", 404, nav=nav, what=what, title=f"{what} not found")
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    tracker = _tracker(request)
+    nav = data.navigation(tracker)
+    counts = {e.id: len(tracker.get_iterations(e.id)) for _, exps in nav.projects for e in exps}
+    return _render(request, "home.html", nav=nav, counts=counts, title=None)
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(request: Request, experiment_id: int) -> HTMLResponse:
+    tracker = _tracker(request)
+    experiment = tracker.get_experiment(experiment_id)
+    if experiment is None:
+        return _not_found(request, "Experiment")
+    iterations = tracker.get_iterations(experiment_id)
+    nav = data.navigation(tracker, experiment, iterations)
+    project = tracker.get_project(experiment.project_id)
+    by_status = {s: sum(1 for it in iterations if it.status is s) for s in IterationStatus}
+    return _render(
+        request, "experiment.html", nav=nav, experiment=experiment, project=project, iterations=iterations,
+        by_status=by_status, tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id),
+        title=experiment.name,
+    )
+
+
+def _metric_charts(
+    tracker: Any, iteration_id: int, keys: list[str], overlay: list[str], log_y: bool
+) -> tuple[list[tuple[str, Any]], Any]:
+    series = {k: data.series_for(tracker, [iteration_id], k, data.SERIES_POINTS)[iteration_id] for k in keys}
+    charts = [(k, line_chart([Series(k, series[k])], y_label=k, log_y=log_y)) for k in keys]
+    overlaid = None
+    chosen = [k for k in overlay if k in series]
+    if len(chosen) >= 2:
+        overlaid = line_chart([Series(k, series[k]) for k in chosen], y_label=", ".join(chosen), log_y=log_y)
+    return charts, overlaid
+
+
+@router.get("/iterations/{iteration_id}", response_class=HTMLResponse)
+def iteration_page(
+    request: Request,
+    iteration_id: int,
+    overlay: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    log: bool = False,
+) -> HTMLResponse:
+    tracker = _tracker(request)
+    iteration = tracker.get_iteration(iteration_id)
+    if iteration is None:
+        return _not_found(request, "Iteration")
+    experiment = tracker.get_experiment(iteration.experiment_id)
+    parents = data.ancestors(tracker, iteration)
+    live = request.query_params.get("part") == "live"
+    latest = data.metric_keys(tracker, iteration_id)
+    charts, overlaid = _metric_charts(tracker, iteration_id, list(latest), overlay, log)
+    context: dict[str, Any] = dict(
+        iteration=iteration, experiment=experiment, parents=parents, latest=latest, charts=charts,
+        overlaid=overlaid, overlay=overlay, log=log,
+        parameters=tracker.get_parameters(iteration_id),
+        children=tracker.get_child_iterations(iteration_id),
+    )
+    if not live:
+        iterations = tracker.get_iterations(iteration.experiment_id)
+        open_ids = {p.id for p in parents} | {iteration.id}
+        context.update(
+            nav=data.navigation(tracker, experiment, iterations, iteration, open_ids),
+            project=tracker.get_project(experiment.project_id) if experiment else None,
+            tags=tracker.get_tags(TagTarget.ITERATION, iteration_id),
+            environment=tracker.get_environment(iteration_id),
+            title=f"#{iteration.id} · {experiment.name if experiment else ''}",
+        )
+    return _render(request, "iteration.html", **context)
+
+
+def _overlay(tracker: Any, sweep: data.Sweep) -> Any:
+    if sweep.metric is None or not sweep.rows:
+        return None
+    ids = [row.iteration.id for row in sweep.rows]
+    per_series = max(data.OVERLAY_MIN_POINTS, min(data.SERIES_POINTS, data.OVERLAY_POINTS // len(ids)))
+    series = data.series_for(tracker, ids, sweep.metric, per_series)
+    curves = [
+        Series(
+            _row_label(row), series.get(row.iteration.id, []), highlight=row.best,
+            dashed=row.iteration.status in (IterationStatus.FAILED, IterationStatus.KILLED),
+            iteration_id=row.iteration.id,
+        )
+        for row in sweep.rows
+    ]
+    return line_chart(curves, y_label=sweep.metric)
+
+
+def _row_label(row: data.SweepRow) -> str:
+    return f"rank {row.rank} (#{row.iteration.id})" if row.rank is not None else f"#{row.iteration.id}"
+
+
+def _scatter(sweep: data.Sweep, x: str | None) -> Any:
+    if sweep.metric is None or x is None:
+        return None
+    dots = [
+        Dot(row.parameters[x], row.metrics[sweep.metric], _row_label(row), row.best, row.iteration.id)
+        for row in sweep.rows
+        if x in row.parameters and sweep.metric in row.metrics
+    ]
+    return scatter_chart(dots, x_label=x, y_label=sweep.metric)
+
+
+def _rank_cards(tracker: Any, sweep: data.Sweep) -> list[tuple[data.SweepRow, Any]]:
+    rows = sweep.rows[:MAX_RANK_CARDS]
+    if not sweep.is_ddp or sweep.metric is None:
+        return [(row, None) for row in rows] if sweep.is_ddp else []
+    series = data.series_for(tracker, [r.iteration.id for r in rows], sweep.metric, 300)
+    return [
+        (r, line_chart([Series(_row_label(r), series[r.iteration.id])], y_label=sweep.metric, small=True))
+        for r in rows
+    ]
+
+
+@router.get("/iterations/{iteration_id}/sweep", response_class=HTMLResponse)
+def sweep_page(
+    request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None
+) -> HTMLResponse:
+    tracker = _tracker(request)
+    driver = tracker.get_iteration(iteration_id)
+    if driver is None:
+        return _not_found(request, "Iteration")
+    sweep = data.sweep(tracker, iteration_id, metric, goal)
+    if x not in sweep.parameter_keys:
+        x = next((k for k in sweep.parameter_keys if k != "rank"), sweep.parameter_keys[0] if sweep.parameter_keys
+                 else None)
+    experiment = tracker.get_experiment(driver.experiment_id)
+    context: dict[str, Any] = dict(
+        driver=driver, experiment=experiment, sweep=sweep, x=x,
+        overlay=_overlay(tracker, sweep), scatter=None if sweep.is_ddp else _scatter(sweep, x),
+        ranks=_rank_cards(tracker, sweep),
+        running=sweep.running or driver.status is IterationStatus.RUNNING,
+        counts={s: sum(1 for r in sweep.rows if r.iteration.status is s) for s in IterationStatus},
+        has_errors=any(r.iteration.error_message for r in sweep.rows),
+    )
+    if request.query_params.get("part") != "live":
+        parents = data.ancestors(tracker, driver)
+        iterations = tracker.get_iterations(driver.experiment_id)
+        context.update(
+            nav=data.navigation(tracker, experiment, iterations, driver, {p.id for p in parents} | {driver.id}),
+            parents=parents, title=f"Sweep #{driver.id} · {experiment.name if experiment else ''}",
+        )
+    return _render(request, "sweep.html", **context)
+
+
+@router.get("/api/iterations/{iteration_id}/series")
+def series_json(
+    request: Request, iteration_id: int, key: str, max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000
+) -> JSONResponse:
+    """One metric's series of an iteration, downsampled to at most about `max_points` points."""
+    tracker = _tracker(request)
+    if tracker.get_iteration(iteration_id) is None:
+        return JSONResponse({"code": "NOT_FOUND", "message": f"iteration {iteration_id} not found"}, 404)
+    points = data.series_for(tracker, [iteration_id], key, max_points)[iteration_id]
+    return JSONResponse({
+        "iteration_id": iteration_id, "key": key,
+        "steps": [s for s, _ in points],
+        "values": [encode_float(v) if not math.isfinite(v) else v for _, v in points],
+    })

@@ -1,0 +1,71 @@
+"""A database a dashboard user would open: a sweep with a failed child, a DDP run with four ranks, and a
+run still going. Shared by the HTTP and the browser tests."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from diary_integrations import ExperimentStatus, LocalTracker
+
+DEPTHS = (2, 4, 8, 12)  # 12 fails
+LEARNING_RATES = {2: "0.1", 4: "0.01", 8: "0.001"}
+CURVE_STEPS = 25
+RANKS = 4
+RANK_STEPS = 40
+
+
+@dataclass
+class Demo:
+    project_id: int
+    experiment_id: int
+    sweep_id: int
+    children: dict[int, int]  # max_depth -> iteration id
+    failed_id: int
+    best_id: int  # by accuracy, highest
+    ddp_id: int
+    rank_ids: list[int]
+    running_id: int
+
+
+def accuracy(depth: int) -> float:
+    return 0.8 + depth / 100
+
+
+def seed(tracker: LocalTracker) -> Demo:
+    project_id, _ = tracker.create_project("Fraud detection", description="Card fraud models")
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "Decision-tree sweep")
+    tracker.add_tag("experiment", experiment_id, "baseline")
+    children: dict[int, int] = {}
+    failed_id = 0
+    with tracker.with_iteration(experiment_id, notes="grid over max_depth") as driver:
+        tracker.log_parameters(driver.id, {"search": "grid", "cv": 3})
+        tracker.add_tag("iteration", driver.id, "sweep")
+        for depth in DEPTHS:
+            try:
+                with tracker.with_iteration(experiment_id, parent_iteration_id=driver.id) as child:
+                    children[depth] = child.id
+                    tracker.log_parameters(child.id, {"max_depth": depth, "lr": LEARNING_RATES.get(depth, "0.0001")})
+                    if depth > 10:
+                        failed_id = child.id
+                        raise MemoryError(f"max_depth={depth} blew the heap")
+                    tracker.log_metric_points(child.id, [
+                        ("loss", 1.0 / (1 + step * depth / 10), step) for step in range(CURVE_STEPS)
+                    ] + [("accuracy", accuracy(depth), CURVE_STEPS - 1)])
+            except MemoryError:
+                pass
+    with tracker.with_iteration(experiment_id, notes="DDP, 4 ranks") as ddp:
+        tracker.log_parameters(ddp.id, {"world_size": RANKS, "strategy": "ddp"})
+        rank_ids = []
+        for rank in range(RANKS):
+            with tracker.with_iteration(experiment_id, parent_iteration_id=ddp.id) as r:
+                rank_ids.append(r.id)
+                tracker.log_parameters(r.id, {"rank": rank, "local_rank": rank})
+                tracker.log_metric_points(r.id, [
+                    ("train_loss", 2.0 * math.exp(-step / 15) + rank * 0.01, step) for step in range(RANK_STEPS)
+                ])
+    running_id, _ = tracker.create_iteration(experiment_id, notes="still training")
+    tracker.log_metric_points(running_id, [("loss", 1.0 / (step + 1), step) for step in range(5)])
+    best = max((d for d in DEPTHS if d <= 10), key=accuracy)
+    return Demo(project_id, experiment_id, driver.id, children, failed_id, children[best], ddp.id, rank_ids,
+                running_id)
