@@ -6,7 +6,6 @@ something runs, so charts and the sweep table move without a reload.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..tracker.enums import IterationStatus, TagTarget
+from ..tracker.errors import DiaryError
 from ..tracker.records import encode_float
 from . import data
 from .charts import Dot, Series, fmt, line_chart, scatter_chart
@@ -122,6 +122,7 @@ def iteration_page(
         overlaid=overlaid, overlay=overlay, log=log,
         parameters=tracker.get_parameters(iteration_id),
         children=tracker.get_child_iterations(iteration_id),
+        tags=tracker.get_tags(TagTarget.ITERATION, iteration_id),
     )
     if not live:
         iterations = tracker.get_iterations(iteration.experiment_id)
@@ -129,7 +130,6 @@ def iteration_page(
         context.update(
             nav=data.navigation(tracker, experiment, iterations, iteration, open_ids),
             project=tracker.get_project(experiment.project_id) if experiment else None,
-            tags=tracker.get_tags(TagTarget.ITERATION, iteration_id),
             environment=tracker.get_environment(iteration_id),
             title=f"#{iteration.id} · {experiment.name if experiment else ''}",
         )
@@ -218,9 +218,12 @@ def series_json(
     tracker = _tracker(request)
     if tracker.get_iteration(iteration_id) is None:
         return JSONResponse({"code": "NOT_FOUND", "message": f"iteration {iteration_id} not found"}, 404)
-    points = data.series_for(tracker, [iteration_id], key, max_points)[iteration_id]
+    try:
+        points = data.series_for(tracker, [iteration_id], key, max_points)[iteration_id]
+    except DiaryError as exc:  # an empty or overlong key
+        return JSONResponse({"code": "UNPROCESSABLE", "message": str(exc)}, 422)
     return JSONResponse({
         "iteration_id": iteration_id, "key": key,
         "steps": [s for s, _ in points],
-        "values": [encode_float(v) if not math.isfinite(v) else v for _, v in points],
+        "values": [encode_float(v) for _, v in points],
     })

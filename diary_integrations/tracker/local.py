@@ -1041,7 +1041,8 @@ class LocalTracker:
         highest value, so a chart keeps every peak and trough (NaN points of a bucketed series drop out)."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
         key = check_key(key)
-        if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 2):
+        bad = not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 2
+        if max_points is not None and bad:
             raise Unprocessable(f"max_points must be an integer of at least 2, got {max_points!r}", field="max_points")
         out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
         m = t.metrics

@@ -90,6 +90,9 @@ def test_environment_card(client, demo, demo_db):
     tracker = demo_db[0]
     env = tracker.get_environment(demo.sweep_id)
     soup = page(client, f"/ui/iterations/{demo.sweep_id}")
+    assert [chip.get_text() for chip in soup.select(".live .chip")] == ["sweep"]
+    assert [c.get_text() for c in page(client, f"/ui/iterations/{demo.sweep_id}?part=live").select(".chip")] == [
+        "sweep"]
     card = soup.find("h2", string="Environment").parent
     text = card.get_text()
     assert env.python_version in text and env.entrypoint in text
@@ -148,6 +151,7 @@ def test_live_part_renders_only_the_live_region(client, demo, demo_db):
     soup = page(client, url)
     live = soup.select_one(".live")
     assert live["data-running"] == "true" and soup.select_one(".sidebar") is None
+    assert live.select_one(".notes").get_text() == "still training"
     assert drawn_points(live.select_one("g.series")) == 5
     tracker.log_metric_points(demo.running_id, [("loss", 0.1, step) for step in range(5, 9)])
     assert drawn_points(page(client, url).select_one("g.series")) == 9
@@ -176,3 +180,8 @@ def test_series_json_is_downsampled(client, demo_db, demo):
     small = client.get(f"/ui/api/iterations/{demo.children[2]}/series", params={"key": "loss"}).json()
     assert small["steps"] == list(range(CURVE_STEPS))
     assert client.get("/ui/api/iterations/999999/series", params={"key": "loss"}).status_code == 404
+
+
+def test_series_json_refuses_a_bad_key(client, demo):
+    response = client.get(f"/ui/api/iterations/{demo.children[2]}/series", params={"key": ""})
+    assert response.status_code == 422 and "key" in response.json()["message"]
