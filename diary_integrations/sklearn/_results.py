@@ -12,6 +12,7 @@ from ._describe import candidate_parameters
 
 _SPLIT = re.compile(r"^split(\d+)_(test|train)_(.+)$")
 _SUMMARY = re.compile(r"^(mean|std|rank)_")
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*(?::|$))")
 
 
 @dataclass
@@ -99,10 +100,13 @@ def exception_line(trace: str) -> str:
     """`"ValueError: ..."`: the exception line of a formatted traceback (its last exception, first line)."""
     lines = trace.rstrip().splitlines()
     start = max((n for n, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=-1)
-    for line in lines[start + 1 :]:
-        if line.strip() and not line.startswith((" ", "\t")):
-            return line.strip()
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+    found = next((line.strip() for line in lines[start + 1 :] if line.strip() and not line.startswith((" ", "\t"))),
+                 None)
+    if found is None:
+        found = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    # Tracebacks name exceptions by module ("sklearn.utils._param_validation.InvalidParameterError: ...");
+    # with_iteration's error_message uses the bare class name, so do the same.
+    return _QUALIFIED.sub(r"\1", found, count=1)
 
 
 def fit_failed_errors(warning_text: str) -> list[tuple[int, str, str]]:

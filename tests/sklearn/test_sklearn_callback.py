@@ -312,3 +312,27 @@ def test_nested_under_a_parent_iteration(sqlite_uri, iris):
     fit_quietly(search, X, y)
     assert [c.id for c in tracker.get_child_iterations(outer)] == [cb.driver_iteration_id]
     assert len(tracker.get_child_iterations(cb.driver_iteration_id)) == 2
+
+
+def test_invalid_parameter_fails_with_its_error(sqlite_uri, iris):
+    X, y = iris
+    cb = DiaryCallback(project="P", experiment="invalid", uri=sqlite_uri)
+    search = GridSearchCV(DecisionTreeClassifier(random_state=0), {"min_samples_split": [2, 1]}, cv=2)
+    search.set_callbacks(cb)
+    fit_quietly(search, X, y)
+    tracker = connect(sqlite_uri)
+    ok, bad = children(tracker, cb.driver_iteration_id)
+    assert ok.status is IterationStatus.SUCCEEDED and bad.status is IterationStatus.FAILED
+    assert bad.error_message.startswith("InvalidParameterError: The 'min_samples_split' parameter")
+
+
+def test_many_candidates_in_parallel_one_child_each(uri, reader, iris):
+    X, y = iris
+    cb = DiaryCallback(project="P", experiment="parallel", uri=uri)
+    grid = {"max_depth": [1, 2, 3, 4, 5, 6], "min_samples_leaf": [1, 2, 4, 8]}
+    search = GridSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=3, n_jobs=2)
+    search.set_callbacks(cb)
+    fit_quietly(search, X, y)
+    kids = check_tree(reader, search, cb, 3)
+    assert len(kids) == 24 and all(k.status is IterationStatus.SUCCEEDED for k in kids.values())
+    assert all(len(series(reader, k.id, "fold_time")) == 3 for k in kids.values())  # every fold's events arrived
