@@ -164,7 +164,15 @@ def line_chart(
                     parts.append(f'<circle cx="{x(step):.1f}" cy="{y(value):.1f}" r="2.5" fill="{colour}">'
                                  f"<title>{escape(s.label)}: step {step}, value {fmt(value)}</title></circle>")
         parts.append("</g>")
-    return _svg(parts, f"{y_label} by {x_label}", "line", w, h)
+    svg = _svg(parts, f"{y_label} by {x_label}", "line", w, h)
+    if 2 <= len(series) <= MAX_COLOURED:
+        # Colours only help with a key saying which curve is which.
+        keys = "".join(
+            f'<span><i style="background:{s.colour or PALETTE[n % len(PALETTE)]}"></i>{escape(s.label)}</span>'
+            for n, s in enumerate(series)
+        )
+        svg += Markup(f'<div class="legend">{keys}</div>')
+    return svg
 
 
 @dataclass
