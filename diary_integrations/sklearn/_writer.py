@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connection import connect
+from ..connection import connect, resolve_uri
 from ..tracker.enums import ExperimentStatus, IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import Heartbeat
@@ -69,7 +70,19 @@ class Options:
             )
 
     def connect(self) -> Any:
-        return connect(None if self.uri is None else os.fspath(self.uri))
+        """The tracker for `uri`, one per process and URI: searches that share a database share its engine
+        (and its heartbeat thread) instead of reconnecting and re-checking migrations at every fit."""
+        target = resolve_uri(None if self.uri is None else os.fspath(self.uri))
+        key = (os.getpid(), target)  # a forked process must not reuse its parent's connections
+        with _trackers_lock:
+            tracker = _trackers.get(key)
+            if tracker is None:
+                tracker = _trackers[key] = connect(target)
+            return tracker
+
+
+_trackers: dict[tuple[int, str], Any] = {}
+_trackers_lock = threading.Lock()
 
 
 def experiment_id(tracker: Any, options: Options) -> int:

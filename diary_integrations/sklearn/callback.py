@@ -149,7 +149,6 @@ class DiaryCallback:
         self._routes = state["routes"]
         self._runs: dict[Any, _Run] = {}
         self._lock = threading.Lock()
-        self._tracker: Any = None
 
     def __repr__(self) -> str:
         o = self.options
@@ -213,9 +212,7 @@ class DiaryCallback:
                 "DiaryCallback tracks searches", TypeError(f"{type(estimator).__name__} is not a search; not tracked")
             )
             return
-        if self._tracker is None:
-            self._tracker = self.options.connect()
-        tracker = self._tracker
+        tracker = self.options.connect()
         experiment = experiment_id(tracker, self.options)
         driver = start(tracker, experiment, parent=self.options.parent_iteration_id,
                        notes=f"{type(estimator).__name__}.fit")
