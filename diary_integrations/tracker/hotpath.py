@@ -60,7 +60,7 @@ def metric_rows(iteration_id: int, points: Iterable[Sequence[Any]]) -> list[tupl
                 f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
             )
         key, value, step = point[0], point[1], point[2]
-        if key not in good_keys:
+        if type(key) is not str or key not in good_keys:  # type first: a list key is unhashable
             check_key(key, f"points[{n}].key")
             good_keys.add(key)
         # Fast paths for the types training loops send; anything else goes through the full checks.

@@ -112,7 +112,10 @@ def check_datetime(value: Any, field: str) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(value, timezone.utc)
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            pass  # beyond year 1..9999: refused below like any other bad date
     if isinstance(value, str):
         try:
             return check_datetime(datetime.fromisoformat(value), field)
