@@ -128,6 +128,7 @@ class RemoteTracker:
         self.retries = retries
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._login_lock = threading.Lock()  # one login at a time, while other threads keep the pool
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class RemoteTracker:
 
     def _auth_header(self, renew: bool = False) -> dict[str, str]:
         if (self.token is None or renew) and self.username is not None and self.password is not None:
-            with self._lock:
+            with self._login_lock:
                 if self.token is None or renew:
                     self.token = self._login(self.username, self.password)["access_token"]
         return {"authorization": f"Bearer {self.token}"} if self.token else {}

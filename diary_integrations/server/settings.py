@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..tracker.enums import ArtifactBackend
 
-DEFAULT_JWT_SECRET = "diary_secret"
+DEFAULT_JWT_SECRET = "diary-integrations-default-secret-change-me"
 
 
 class ServerSettings(BaseSettings):
