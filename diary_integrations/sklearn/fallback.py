@@ -173,10 +173,15 @@ def tracked(
             "a built-in search are needed)",
             field="use_callbacks",
         )
+    previous = search.__dict__.get("fit")  # tracked() twice: the new options replace the old ones
+    callbacks = [c for c in getattr(search, "_skl_callbacks", [])
+                 if not (isinstance(previous, _TrackedFit) and c is previous.callback)]
     callback = None
     if supported if use_callbacks is None else use_callbacks:
         callback = DiaryCallback(project, experiment, uri, parent_iteration_id, children, max_children)
-        search.set_callbacks(*getattr(search, "_skl_callbacks", []), callback)
+        callbacks.append(callback)
+    if supported:
+        search.set_callbacks(*callbacks)  # the user's own callbacks stay
     search.fit = _TrackedFit(search, options, callback)
     return search
 

@@ -90,6 +90,10 @@ def test_both_paths_build_the_same_tree(sqlite_uri, iris):
     quiet_fit(live, X, y)
     quiet_fit(posthoc, X, y)
     assert shape(live) == shape(posthoc)
+    again = tracked(live, project="P", experiment="E", uri=sqlite_uri)  # re-tracking replaces, never doubles
+    assert again._skl_callbacks == [again.fit.callback]
+    assert tracked(again, project="P", experiment="E", uri=sqlite_uri, use_callbacks=False).fit.callback is None
+    assert not hasattr(again, "_skl_callbacks")
 
 
 def test_search_without_callback_support_falls_back(sqlite_uri, iris):
