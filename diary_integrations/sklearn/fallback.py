@@ -19,6 +19,7 @@ from ._describe import estimator_parameters, search_parameters
 from ._results import candidate_results, fit_failed_errors, search_summary
 from ._writer import (
     Options,
+    candidate_name,
     experiment_id,
     finish,
     kept_rows,
@@ -77,6 +78,14 @@ def _fold_errors(groups: list[tuple[int, str, str]]) -> tuple[str, str]:
     return f"{lines[0]} (or one of {len(lines) - 1} other errors of this search; see the traceback)", trace
 
 
+def _end_quietly(tracker: Any, iteration_id: int, message: str) -> None:
+    """Leave no iteration RUNNING after a tracking error (it may already have ended)."""
+    try:
+        tracker.end_iteration(iteration_id, IterationStatus.FAILED, error_message=message[:2000])
+    except Exception:
+        pass
+
+
 class _TrackedFit:
     """What `tracked()` puts in place of the search's `fit`; it pickles with the search (no live state)."""
 
@@ -99,10 +108,13 @@ class _TrackedFit:
             driver = start(tracker, experiment, parent=self.options.parent_iteration_id,
                            notes=f"{type(search).__name__}.fit")
             self.driver_iteration_id = driver
-            tracker.log_parameters(driver, search_parameters(search))
         except Exception as exc:
             warn_tracking(f"could not start tracking {type(search).__name__}.fit", exc)
             return fit(search, X, y, **params)
+        try:
+            tracker.log_parameters(driver, search_parameters(search))
+        except Exception as exc:
+            warn_tracking("could not record the search's settings", exc)
         try:
             with _Captured() as captured:
                 fit(search, X, y, **params)
@@ -133,12 +145,16 @@ class _TrackedFit:
         for rec in results:
             errors = {f: error for f in rec.fold_scores if rec.score_looks_failed(f, search.error_score)}
             failed += bool(errors)
-            if rec.row in keep:
-                child = start(tracker, experiment, parent=driver, snapshot=False,
-                              notes=f"candidate {rec.index_in_iter}" if rec.halving_iter == 0
-                              else f"iteration {rec.halving_iter}, candidate {rec.index_in_iter}")
+            if rec.row not in keep:
+                continue
+            child = start(tracker, experiment, parent=driver, snapshot=False,
+                          notes=candidate_name(rec.halving_iter, rec.index_in_iter))
+            try:
                 write_candidate(tracker, experiment, child, rec, errors, n_splits,
                                 fold_children=self.options.children == "fold")
+            except Exception as exc:
+                warn_tracking(f"could not record candidate {rec.row}", exc)
+                _end_quietly(tracker, child, f"diary could not record this candidate: {exc}")
         params, metrics = search_summary(search)
         metrics["n_failed_candidates"] = float(failed)
         tracker.log_parameters(driver, params)
@@ -216,11 +232,14 @@ def tracked_cross_validate(
         exp = experiment_id(tracker, options)
         driver = start(tracker, exp, parent=parent_iteration_id, notes="cross_validate")
         out.driver_iteration_id = driver
-        tracker.log_parameters(driver, estimator_parameters(estimator, **settings))
     except Exception as exc:
         warn_tracking("could not start tracking cross_validate", exc)
         out.update(cross_validate(estimator, X, y, **kwargs))
         return out
+    try:
+        tracker.log_parameters(driver, estimator_parameters(estimator, **settings))
+    except Exception as exc:
+        warn_tracking("could not record cross_validate's settings", exc)
     try:
         with _Captured() as captured:
             out.update(cross_validate(estimator, X, y, **kwargs))
@@ -256,9 +275,13 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
             broken = bool(tests) and all(v == error_score for v in tests)
         failed += broken
         child = start(tracker, experiment, parent=driver, notes=f"fold {fold}", snapshot=False)
-        finish(tracker, child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
-               parameters={"fold": fold}, points=[(k, v, 0) for k, v in values.items()],
-               error_message=error[0] if broken else "", traceback=error[1] if broken else "")
+        try:
+            finish(tracker, child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
+                   parameters={"fold": fold}, points=[(k, v, 0) for k, v in values.items()],
+                   error_message=error[0] if broken else "", traceback=error[1] if broken else "")
+        except Exception as exc:
+            warn_tracking(f"could not record fold {fold}", exc)
+            _end_quietly(tracker, child, f"diary could not record this fold: {exc}")
     import numpy as np
 
     summary = {f"{stat}_{k}": float(getattr(np, stat)(out[k])) for k in score_keys for stat in ("mean", "std")}
