@@ -72,6 +72,7 @@ _ERRORS: dict[int, type[DiaryError]] = {
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 PAGE_SIZE = 1000
 METRIC_PAGE_SIZE = 10_000
+_MAX_STEP = 2**63
 
 
 def _seg(value: Any) -> str:
@@ -99,6 +100,18 @@ def _read_data(data: Any) -> bytes:
             raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
         return path.read_bytes()
     raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")
+
+
+def _metric(row: dict[str, Any]) -> Metric:
+    """A metric row without the generic decoder: reading a long series back is all this, many times."""
+    value = row["value"]
+    return Metric(
+        row["id"], row["iteration_id"], row["key"], value if type(value) is float else decode_float(value),
+        row["step"], datetime.fromisoformat(row["recorded_at"]),
+    )
+
+
+_DECODERS: dict[type, Any] = {Metric: _metric}
 
 
 class RemoteTracker:
@@ -268,7 +281,8 @@ class RemoteTracker:
             want = page_size if limit is None else min(page_size, limit - len(out))
             page = self._call("GET", path, params={**params, "limit": want, "offset": offset + len(out)})
             rows = page["data"]
-            out.extend(from_dict(cls, row) for row in rows)
+            decode = _DECODERS.get(cls) or (lambda row: from_dict(cls, row))
+            out.extend(decode(row) for row in rows)
             if not rows or offset + len(out) >= page["total"]:
                 break
         return out
@@ -579,19 +593,25 @@ class RemoteTracker:
         steps, written in one transaction on the server. Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
         rows: list[list[Any]] = []
+        good_keys: set[str] = set()
         for n, point in enumerate(points):
-            if not isinstance(point, (tuple, list)) or len(point) not in (3, 4):
+            size = len(point) if isinstance(point, (tuple, list)) else 0
+            if size not in (3, 4):
                 raise Unprocessable(
                     f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
                 )
-            row = [
-                check_key(point[0], f"points[{n}].key"),
-                encode_float(check_metric_value(point[1], f"points[{n}].value")),
-                check_step(point[2], f"points[{n}].step"),
-            ]
-            if len(point) == 4 and point[3] is not None:
-                row.append(_when(point[3], "recorded_at"))
-            rows.append(row)
+            key, value, step = point[0], point[1], point[2]
+            if type(key) is not str or key not in good_keys:
+                good_keys.add(check_key(key, f"points[{n}].key"))
+            # Fast paths for what training loops send (finite floats, int steps); the rest is checked fully.
+            if type(value) is not float or value - value != 0.0:
+                value = encode_float(check_metric_value(value, f"points[{n}].value"))
+            if type(step) is not int or not 0 <= step < _MAX_STEP:
+                step = check_step(step, f"points[{n}].step")
+            if size == 4 and point[3] is not None:
+                rows.append([key, value, step, _when(point[3], "recorded_at")])
+            else:
+                rows.append([key, value, step])
         if not rows:
             return 0
         return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])

@@ -162,10 +162,10 @@ def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
         points = body["points"]
         if not isinstance(points, list):
             raise Unprocessable("points must be a list of [key, value, step(, recorded_at)]", field="points")
-        rows = [
-            [p[0], _number(p[1]), *p[2:]] if isinstance(p, list) and len(p) >= 2 else p for p in points
-        ]
-        return tracker.log_metric_points(iteration_id, rows)
+        for point in points:  # in place: no new list per point
+            if type(point) is list and len(point) >= 2 and type(point[1]) is str:
+                point[1] = _number(point[1])
+        return tracker.log_metric_points(iteration_id, points)
     metrics = body.get("metrics")
     if isinstance(metrics, list):
         values = {}
