@@ -57,7 +57,7 @@ from .records import (
     User,
     UserPermission,
 )
-from .statements import fetch_by_id, insert_row, update_row
+from .statements import fetch_by_id, insert_row, insert_rows, select_where, update_row
 from .validation import (
     MAX_PASSWORD,
     MAX_TEXT,
@@ -831,7 +831,7 @@ class LocalTracker:
         p = t.parameters
         with self._write() as conn:
             self._writable_iteration(conn, iteration_id)
-            existing = dict(conn.execute(select(p.c.key, p.c.value).where(p.c.iteration_id == iteration_id)).all())
+            existing = dict(select_where(conn, p, ("key", "value"), "iteration_id", iteration_id).all())
             for key, text in rows.items():
                 if key in existing and existing[key] != text:
                     raise Conflict(
@@ -841,7 +841,7 @@ class LocalTracker:
                     )
             new = [{"iteration_id": iteration_id, "key": k, "value": v} for k, v in rows.items() if k not in existing]
             if new:
-                conn.execute(insert(p), new)
+                insert_rows(conn, p, new)
         return len(new)
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
