@@ -57,7 +57,7 @@ from .records import (
     User,
     UserPermission,
 )
-from .statements import fetch_by_id, insert_row, insert_rows, select_where, update_row
+from .statements import can_hold, fetch_by_id, insert_row, insert_rows, select_where, update_row
 from .validation import (
     MAX_PASSWORD,
     MAX_TEXT,
@@ -67,6 +67,7 @@ from .validation import (
     check_enum,
     check_id,
     check_key,
+    check_max_points,
     check_metric_value,
     check_name,
     check_optional_id,
@@ -102,6 +103,12 @@ def _paged(stmt: Select[Any], limit: int | None, offset: int) -> Select[Any]:
     if limit is not None:
         stmt = stmt.limit(limit)
     return stmt
+
+
+def _none_stored(limit: int | None, offset: int) -> list[Any]:
+    """The empty page for an id no row can have; the paging arguments are still checked."""
+    check_page(limit, offset)
+    return []
 
 
 def _chunks(ids: list[int], size: int = 900) -> list[list[int]]:
@@ -242,6 +249,8 @@ class LocalTracker:
 
     def _delete(self, table: Table, id_: Any, field: str = "id") -> bool:
         id_ = check_id(id_, field)
+        if not can_hold(table.c.id, id_):
+            return False
         with self._write() as conn:
             return conn.execute(delete(table).where(table.c.id == id_)).rowcount > 0
 
@@ -317,6 +326,8 @@ class LocalTracker:
 
     def delete_user(self, user_id: int) -> bool:
         user_id = check_id(user_id, "user_id")
+        if not can_hold(t.users.c.id, user_id):
+            return False
         with self._write() as conn:
             row = conn.execute(select(t.users.c.username).where(t.users.c.id == user_id)).first()
             if row is None:
@@ -379,6 +390,8 @@ class LocalTracker:
         user_id = check_id(user_id, "user_id")
         project_id = check_id(project_id, "project_id")
         up = t.user_permissions
+        if not (can_hold(up.c.user_id, user_id) and can_hold(up.c.project_id, project_id)):
+            return None
         with self._read() as conn:
             row = conn.execute(
                 select(up).where(up.c.user_id == user_id, up.c.project_id == project_id)
@@ -395,10 +408,11 @@ class LocalTracker:
     ) -> list[UserPermission]:
         up = t.user_permissions
         stmt = select(up).order_by(up.c.id)
-        if user_id is not None:
-            stmt = stmt.where(up.c.user_id == check_id(user_id, "user_id"))
-        if project_id is not None:
-            stmt = stmt.where(up.c.project_id == check_id(project_id, "project_id"))
+        wanted = {f: check_id(i, f) for f, i in (("user_id", user_id), ("project_id", project_id)) if i is not None}
+        for field, id_ in wanted.items():
+            if not can_hold(up.c[field], id_):
+                return _none_stored(limit, offset)
+            stmt = stmt.where(up.c[field] == id_)
         with self._read() as conn:
             return [_record(UserPermission, r) for r in conn.execute(_paged(stmt, limit, offset))]
 
@@ -490,6 +504,8 @@ class LocalTracker:
     def delete_project(self, project_id: int) -> bool:
         """Deletes the project with its experiments, iterations and resources (files included)."""
         project_id = check_id(project_id, "project_id")
+        if not can_hold(t.projects.c.id, project_id):
+            return False
         with self._write() as conn:
             uris = self._file_uris(conn, t.resources.c.experiment_id.in_(
                 select(t.experiments.c.id).where(t.experiments.c.project_id == project_id)
@@ -524,6 +540,8 @@ class LocalTracker:
 
     def get_experiments(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Experiment]:
         project_id = check_id(project_id, "project_id")
+        if not can_hold(t.experiments.c.project_id, project_id):
+            return _none_stored(limit, offset)
         e = t.experiments
         stmt = select(e).where(e.c.project_id == project_id).order_by(e.c.id)
         with self._read() as conn:
@@ -531,6 +549,8 @@ class LocalTracker:
 
     def get_experiment_by_name(self, project_id: int, name: str) -> Experiment | None:
         project_id = check_id(project_id, "project_id")
+        if not can_hold(t.experiments.c.project_id, project_id):
+            return None
         name = check_name(name)
         e = t.experiments
         stmt = select(e).where(e.c.project_id == project_id, e.c.name == name).order_by(e.c.id).limit(1)
@@ -567,6 +587,8 @@ class LocalTracker:
 
     def delete_experiment(self, experiment_id: int) -> bool:
         experiment_id = check_id(experiment_id, "experiment_id")
+        if not can_hold(t.experiments.c.id, experiment_id):
+            return False
         with self._write() as conn:
             uris = self._file_uris(conn, t.resources.c.experiment_id == experiment_id)
             deleted = conn.execute(delete(t.experiments).where(t.experiments.c.id == experiment_id)).rowcount > 0
@@ -645,6 +667,8 @@ class LocalTracker:
         stmt = select(it).where(it.c.experiment_id == experiment_id).order_by(it.c.id)
         if status is not None:
             stmt = stmt.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
+        if not can_hold(it.c.experiment_id, experiment_id):
+            return _none_stored(limit, offset)
         with self._read() as conn:
             return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
 
@@ -654,6 +678,8 @@ class LocalTracker:
         """The direct children of an iteration, ordered by id."""
         iteration_id = check_id(iteration_id, "iteration_id")
         it = t.iterations
+        if not can_hold(it.c.parent_iteration_id, iteration_id):
+            return _none_stored(limit, offset)
         stmt = select(it).where(it.c.parent_iteration_id == iteration_id).order_by(it.c.id)
         with self._read() as conn:
             return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
@@ -661,6 +687,8 @@ class LocalTracker:
     def get_environment(self, iteration_id: int) -> Environment | None:
         iteration_id = check_id(iteration_id, "iteration_id")
         env = t.environments
+        if not can_hold(env.c.iteration_id, iteration_id):
+            return None
         with self._read() as conn:
             return _record(Environment, conn.execute(select(env).where(env.c.iteration_id == iteration_id)).first())
 
@@ -732,7 +760,7 @@ class LocalTracker:
 
     def heartbeat(self, *iteration_ids: int) -> None:
         """Mark these iterations alive now (only those still RUNNING)."""
-        ids = [check_id(i, "iteration_id") for i in iteration_ids]
+        ids = [i for i in (check_id(i, "iteration_id") for i in iteration_ids) if can_hold(t.iterations.c.id, i)]
         if not ids:
             return
         with self._write() as conn:
@@ -758,7 +786,10 @@ class LocalTracker:
             it.c.status == int(IterationStatus.RUNNING), it.c.heartbeat_date < cutoff
         )
         if experiment_id is not None:
-            stmt = stmt.where(it.c.experiment_id == check_id(experiment_id, "experiment_id"))
+            experiment_id = check_id(experiment_id, "experiment_id")
+            if not can_hold(it.c.experiment_id, experiment_id):
+                return []
+            stmt = stmt.where(it.c.experiment_id == experiment_id)
         with self._write() as conn:
             stale = conn.execute(stmt.order_by(it.c.id)).all()
             for row in stale:
@@ -789,7 +820,8 @@ class LocalTracker:
 
     def _writable_iteration(self, conn: Connection, iteration_id: int) -> None:
         """Refuse writes to a missing or ended iteration; refresh its heartbeat now and then."""
-        row = conn.execute(hotpath.ITERATION_STATE, {"id": iteration_id}).first()
+        stored = can_hold(t.iterations.c.id, iteration_id)
+        row = conn.execute(hotpath.ITERATION_STATE, {"id": iteration_id}).first() if stored else None
         if row is None:
             raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
         if row.status != IterationStatus.RUNNING or row.end_date is not None:
@@ -850,6 +882,8 @@ class LocalTracker:
     def get_parameters(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Parameter]:
         iteration_id = check_id(iteration_id, "iteration_id")
         p = t.parameters
+        if not can_hold(p.c.iteration_id, iteration_id):
+            return _none_stored(limit, offset)
         stmt = select(p).where(p.c.iteration_id == iteration_id).order_by(p.c.id)
         with self._read() as conn:
             return [_record(Parameter, r) for r in conn.execute(_paged(stmt, limit, offset))]
@@ -949,6 +983,8 @@ class LocalTracker:
         stmt = select(m).where(m.c.iteration_id == iteration_id)
         if key is not None:
             stmt = stmt.where(m.c.key == check_key(key))
+        if not can_hold(m.c.iteration_id, iteration_id):
+            return _none_stored(limit, offset)
         stmt = stmt.order_by(m.c.step, m.c.id)
         with self._read() as conn:
             return [_record(Metric, r) for r in conn.execute(_paged(stmt, limit, offset))]
@@ -956,12 +992,14 @@ class LocalTracker:
     def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
         """For each iteration, each key's value at its highest step: what a sweep table shows."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
-        if not ids:
-            return {}
         m = t.metrics
+        # Ids beyond the column's range name nothing: they get an empty entry without reaching the database.
+        stored = [i for i in ids if can_hold(m.c.iteration_id, i)]
+        if not stored:
+            return {i: {} for i in ids}
         latest_step = (
             select(m.c.iteration_id, m.c.key, func.max(m.c.step).label("step"))
-            .where(m.c.iteration_id.in_(ids))
+            .where(m.c.iteration_id.in_(stored))
             .group_by(m.c.iteration_id, m.c.key)
             .subquery()
         )
@@ -998,6 +1036,8 @@ class LocalTracker:
         if mode not in ("max", "min"):
             raise Unprocessable(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
         it, m = t.iterations, t.metrics
+        if not can_hold(it.c.parent_iteration_id, iteration_id):
+            return None
         kids = select(it.c.id).where(it.c.parent_iteration_id == iteration_id)
         if status is not None:
             kids = kids.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
@@ -1027,7 +1067,7 @@ class LocalTracker:
         out: dict[int, dict[str, str]] = {i: {} for i in ids}
         p = t.parameters
         with self._read() as conn:
-            for chunk in _chunks(ids):
+            for chunk in _chunks([i for i in ids if can_hold(p.c.iteration_id, i)]):
                 stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
                 for row in conn.execute(stmt):
                     out[row.iteration_id][row.key] = row.value
@@ -1041,13 +1081,11 @@ class LocalTracker:
         highest value, so a chart keeps every peak and trough (NaN points of a bucketed series drop out)."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
         key = check_key(key)
-        bad = not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 2
-        if max_points is not None and bad:
-            raise Unprocessable(f"max_points must be an integer of at least 2, got {max_points!r}", field="max_points")
+        max_points = check_max_points(max_points)
         out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
         m = t.metrics
         with self._read() as conn:
-            for chunk in _chunks(ids):
+            for chunk in _chunks([i for i in ids if can_hold(m.c.iteration_id, i)]):
                 where = and_(m.c.iteration_id.in_(chunk), m.c.key == key)
                 small, large = list(chunk), {}
                 if max_points is not None:
@@ -1176,6 +1214,8 @@ class LocalTracker:
         if target is not None:
             link, column, _ = _TAG_LINKS[check_enum(target, TagTarget, "target")]
             target_id = check_id(target_id, "target_id")
+            if not can_hold(link.c[column], target_id):
+                return _none_stored(limit, offset)
             stmt = stmt.where(t.tags.c.id.in_(select(link.c.tag_id).where(link.c[column] == target_id)))
         with self._read() as conn:
             return [_record(Tag, r) for r in conn.execute(_paged(stmt, limit, offset))]
@@ -1266,12 +1306,16 @@ class LocalTracker:
 
     def get_resource(self, resource_id: int) -> Resource | None:
         resource_id = check_id(resource_id, "resource_id")
+        if not can_hold(t.resources.c.id, resource_id):
+            return None
         with self._read() as conn:
             return _resource(conn.execute(select(*_RESOURCE_COLUMNS).where(t.resources.c.id == resource_id)).first())
 
     def get_resource_data(self, resource_id: int) -> bytes | None:
         resource_id = check_id(resource_id, "resource_id")
         r = t.resources
+        if not can_hold(r.c.id, resource_id):
+            return None
         with self._read() as conn:
             row = conn.execute(select(r.c.backend, r.c.uri, r.c.data).where(r.c.id == resource_id)).first()
         if row is None:
@@ -1283,6 +1327,8 @@ class LocalTracker:
     def get_resources(self, experiment_id: int, *, limit: int | None = None, offset: int = 0) -> list[Resource]:
         experiment_id = check_id(experiment_id, "experiment_id")
         r = t.resources
+        if not can_hold(r.c.experiment_id, experiment_id):
+            return _none_stored(limit, offset)
         stmt = select(*_RESOURCE_COLUMNS).where(r.c.experiment_id == experiment_id).order_by(r.c.id)
         with self._read() as conn:
             return [_resource(row) for row in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
@@ -1322,6 +1368,8 @@ class LocalTracker:
 
     def delete_resource(self, resource_id: int) -> bool:
         resource_id = check_id(resource_id, "resource_id")
+        if not can_hold(t.resources.c.id, resource_id):
+            return False
         with self._write() as conn:
             uris = self._file_uris(conn, t.resources.c.id == resource_id)
             deleted = conn.execute(delete(t.resources).where(t.resources.c.id == resource_id)).rowcount > 0

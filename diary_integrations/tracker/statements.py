@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Column, Connection, Insert, Select, Table, Update, bindparam, insert, select, update
 
 
 @functools.cache
@@ -26,7 +26,15 @@ def _updater(table: Table, columns: tuple[str, ...]) -> Update:
     return update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
 
 
+def can_hold(column: Column[Any], id_: int) -> bool:
+    """Whether an id fits the column's declared range (64-bit for BigInteger, else 32-bit). An id beyond
+    it names no row on any backend, so reads treat it as missing instead of sending it to the database."""
+    return id_ <= (2**63 - 1 if isinstance(column.type, BigInteger) else 2**31 - 1)
+
+
 def fetch_by_id(conn: Connection, table: Table, id_: int) -> Any:
+    if not can_hold(table.c.id, id_):
+        return None
     return conn.execute(by_id(table), {"_id": id_}).first()
 
 

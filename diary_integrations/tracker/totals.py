@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, false, func, insert, select
 
 from . import schema as t
 from .database import read_transaction, write_transaction
 from .enums import IterationStatus, TagTarget
 from .environment import EnvironmentSnapshot
 from .errors import Unprocessable
+from .statements import can_hold
 from .validation import check_bool, check_enum, check_id, check_key, check_text
 
 
@@ -26,6 +27,12 @@ def _count(tracker: Any, table: Any, *conditions: Any) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
+def _is(column: Any, value: Any, field: str) -> ColumnElement[bool]:
+    """`column == id`, or FALSE for an id beyond the column's range (it names no row, as in LocalTracker)."""
+    id_ = check_id(value, field)
+    return column == id_ if can_hold(column, id_) else false()
+
+
 def count_users(tracker: Any) -> int:
     return _count(tracker, t.users)
 
@@ -34,9 +41,9 @@ def count_user_permissions(tracker: Any, *, user_id: int | None = None, project_
     up = t.user_permissions
     conditions = []
     if user_id is not None:
-        conditions.append(up.c.user_id == check_id(user_id, "user_id"))
+        conditions.append(_is(up.c.user_id, user_id, "user_id"))
     if project_id is not None:
-        conditions.append(up.c.project_id == check_id(project_id, "project_id"))
+        conditions.append(_is(up.c.project_id, project_id, "project_id"))
     return _count(tracker, up, *conditions)
 
 
@@ -53,35 +60,35 @@ def count_projects(tracker: Any, *, user_id: int | None = None) -> int:
 
 
 def count_experiments(tracker: Any, project_id: int) -> int:
-    return _count(tracker, t.experiments, t.experiments.c.project_id == check_id(project_id, "project_id"))
+    return _count(tracker, t.experiments, _is(t.experiments.c.project_id, project_id, "project_id"))
 
 
 def count_iterations(tracker: Any, experiment_id: int, *, status: Any = None) -> int:
     it = t.iterations
-    conditions = [it.c.experiment_id == check_id(experiment_id, "experiment_id")]
+    conditions = [_is(it.c.experiment_id, experiment_id, "experiment_id")]
     if status is not None:
         conditions.append(it.c.status == int(check_enum(status, IterationStatus, "status")))
     return _count(tracker, it, *conditions)
 
 
 def count_child_iterations(tracker: Any, iteration_id: int) -> int:
-    return _count(tracker, t.iterations, t.iterations.c.parent_iteration_id == check_id(iteration_id, "iteration_id"))
+    return _count(tracker, t.iterations, _is(t.iterations.c.parent_iteration_id, iteration_id, "iteration_id"))
 
 
 def count_parameters(tracker: Any, iteration_id: int) -> int:
-    return _count(tracker, t.parameters, t.parameters.c.iteration_id == check_id(iteration_id, "iteration_id"))
+    return _count(tracker, t.parameters, _is(t.parameters.c.iteration_id, iteration_id, "iteration_id"))
 
 
 def count_metrics(tracker: Any, iteration_id: int, *, key: str | None = None) -> int:
     m = t.metrics
-    conditions = [m.c.iteration_id == check_id(iteration_id, "iteration_id")]
+    conditions = [_is(m.c.iteration_id, iteration_id, "iteration_id")]
     if key is not None:
         conditions.append(m.c.key == check_key(key))
     return _count(tracker, m, *conditions)
 
 
 def count_resources(tracker: Any, experiment_id: int) -> int:
-    return _count(tracker, t.resources, t.resources.c.experiment_id == check_id(experiment_id, "experiment_id"))
+    return _count(tracker, t.resources, _is(t.resources.c.experiment_id, experiment_id, "experiment_id"))
 
 
 _TAG_LINKS = {
@@ -95,7 +102,7 @@ def count_tags(tracker: Any, target: Any = None, target_id: int | None = None) -
     if target is None:
         return _count(tracker, t.tags)
     link, column = _TAG_LINKS[check_enum(target, TagTarget, "target")]
-    return _count(tracker, link, link.c[column] == check_id(target_id, "target_id"))
+    return _count(tracker, link, _is(link.c[column], target_id, "target_id"))
 
 
 def check_snapshot(data: Any) -> EnvironmentSnapshot:

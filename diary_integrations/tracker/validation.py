@@ -107,6 +107,15 @@ def check_step(value: Any, field: str = "step") -> int:
     return step
 
 
+def check_max_points(value: Any, field: str = "max_points") -> int | None:
+    """A downsampling budget: None (whole series) or an integer of at least 2 (one min/max bucket)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise Unprocessable(f"{field} must be an integer of at least 2, got {value!r}", field=field)
+    return value
+
+
 def check_datetime(value: Any, field: str) -> datetime:
     """Aware datetimes, epoch seconds or ISO strings; a naive datetime is taken to be UTC."""
     if isinstance(value, datetime):
