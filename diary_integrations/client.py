@@ -53,8 +53,10 @@ from .tracker.records import (
 )
 from .tracker.validation import (
     check_datetime,
+    check_enum,
     check_id,
     check_key,
+    check_max_points,
     check_metric_value,
     check_name,
     check_page,
@@ -72,12 +74,32 @@ _ERRORS: dict[int, type[DiaryError]] = {
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 PAGE_SIZE = 1000
 METRIC_PAGE_SIZE = 10_000
+# The server's limits on batched reads (server/routes/data.py): at most this many iteration ids per
+# request, and for `/metric/series` at most this many points asked for (ids x max_points). Longer lists
+# are sent in chunks.
+MAX_BATCH_IDS = 1000
+MAX_SERIES_BUDGET = 1_000_000
 _MAX_STEP = 2**63
+_MAX_ID = 2**63 - 1
 
 
 def _seg(value: Any) -> str:
     """A path segment, escaped so a name can never reach another route."""
     return quote(str(value), safe="")
+
+
+def _id_path(template: str, value: Any, field: str) -> str | None:
+    """`template` with the checked id in it, or None for an id past 2^63-1: no row can have one and the
+    server refuses such a path as malformed, so reads answer "missing" without asking."""
+    id_ = check_id(value, field)
+    return None if id_ > _MAX_ID else template.format(id_)
+
+
+def _batched_ids(iteration_ids: Sequence[int], size: int = MAX_BATCH_IDS) -> tuple[list[int], list[list[int]]]:
+    """The checked ids, and the chunks of those the server can look up (ids past 2^63-1 name nothing)."""
+    ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+    stored = list(dict.fromkeys(i for i in ids if i <= _MAX_ID))
+    return ids, [stored[n : n + size] for n in range(0, len(stored), size)]
 
 
 def _when(value: Any, field: str) -> Any:
@@ -267,15 +289,20 @@ class RemoteTracker:
         error.code = code  # the server's precise code (TOKEN_EXPIRED, ADMIN_REQUIRED, ...)
         raise error
 
-    def _one(self, cls: type[R], path: str, **params: Any) -> R | None:
+    def _one(self, cls: type[R], path: str | None, **params: Any) -> R | None:
+        if path is None:
+            return None
         data = self._call("GET", path, params=params or None, missing=None)
         return None if data is None else from_dict(cls, data)
 
     def _list(
-        self, cls: type[R], path: str, limit: int | None, offset: int, *, page_size: int = PAGE_SIZE, **params: Any
+        self, cls: type[R], path: str | None, limit: int | None, offset: int, *, page_size: int = PAGE_SIZE,
+        **params: Any,
     ) -> list[R]:
         """Every row (walking the pages) or the `limit` rows from `offset`, as LocalTracker returns them."""
         limit, offset = check_page(limit, offset)
+        if path is None:
+            return []
         out: list[R] = []
         while limit is None or len(out) < limit:
             want = page_size if limit is None else min(page_size, limit - len(out))
@@ -290,7 +317,9 @@ class RemoteTracker:
     def _created(self, data: Any, name: str) -> Created:
         return Created(int(data[f"{name}_id"]), Result.CREATED)
 
-    def _deleted(self, path: str) -> bool:
+    def _deleted(self, path: str | None) -> bool:
+        if path is None:
+            return False
         return self._call("DELETE", path, missing=False) is not False
 
     def whoami(self) -> User:
@@ -303,7 +332,7 @@ class RemoteTracker:
         """By id, or by username when given a string."""
         if isinstance(user, str):
             return self._one(User, "/user/by-name", username=user)
-        return self._one(User, f"/user/{check_id(user, 'user_id')}")
+        return self._one(User, _id_path("/user/{}", user, "user_id"))
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[User]:
         return self._list(User, "/user/", limit, offset)
@@ -325,7 +354,7 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_user(self, user_id: int) -> bool:
-        return self._deleted(f"/user/{check_id(user_id, 'user_id')}")
+        return self._deleted(_id_path("/user/{}", user_id, "user_id"))
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user whose password this is, or None."""
@@ -348,8 +377,11 @@ class RemoteTracker:
         return self._created(self._call("POST", path, body=body), "userpermission")
 
     def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
-        path = f"/userpermission/user/{check_id(user_id, 'user_id')}/project/{check_id(project_id, 'project_id')}"
-        return self._one(UserPermission, path)
+        user_path = _id_path("/userpermission/user/{}", user_id, "user_id")
+        project_path = _id_path("/project/{}", project_id, "project_id")
+        if user_path is None or project_path is None:
+            return None
+        return self._one(UserPermission, user_path + project_path)
 
     def get_user_permissions(
         self, *, user_id: int | None = None, project_id: int | None = None, limit: int | None = None,
@@ -369,7 +401,7 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_user_permission(self, permission_id: int) -> bool:
-        return self._deleted(f"/userpermission/{check_id(permission_id, 'permission_id')}")
+        return self._deleted(_id_path("/userpermission/{}", permission_id, "permission_id"))
 
     # -- projects ---------------------------------------------------------------------------------
 
@@ -381,7 +413,7 @@ class RemoteTracker:
         return self._created(self._call("POST", "/project/", body=body), "project")
 
     def get_project(self, project_id: int) -> Project | None:
-        return self._one(Project, f"/project/{check_id(project_id, 'project_id')}")
+        return self._one(Project, _id_path("/project/{}", project_id, "project_id"))
 
     def get_projects(self, *, user_id: int | None = None, limit: int | None = None, offset: int = 0) -> list[Project]:
         """Every project, or with `user_id` the ones that user may read (an admin reads all)."""
@@ -398,7 +430,7 @@ class RemoteTracker:
 
     def delete_project(self, project_id: int) -> bool:
         """Deletes the project with its experiments, iterations and resources (files included)."""
-        return self._deleted(f"/project/{check_id(project_id, 'project_id')}")
+        return self._deleted(_id_path("/project/{}", project_id, "project_id"))
 
     # -- experiments ------------------------------------------------------------------------------
 
@@ -408,13 +440,13 @@ class RemoteTracker:
         return self._created(self._call("POST", path, body=body), "experiment")
 
     def get_experiment(self, experiment_id: int) -> Experiment | None:
-        return self._one(Experiment, f"/experiment/{check_id(experiment_id, 'experiment_id')}")
+        return self._one(Experiment, _id_path("/experiment/{}", experiment_id, "experiment_id"))
 
     def get_experiments(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Experiment]:
-        return self._list(Experiment, f"/experiment/project/{check_id(project_id, 'project_id')}", limit, offset)
+        return self._list(Experiment, _id_path("/experiment/project/{}", project_id, "project_id"), limit, offset)
 
     def get_experiment_by_name(self, project_id: int, name: str) -> Experiment | None:
-        path = f"/experiment/project/{check_id(project_id, 'project_id')}/by-name"
+        path = _id_path("/experiment/project/{}/by-name", project_id, "project_id")
         return self._one(Experiment, path, name=check_name(name))
 
     def update_experiment(
@@ -430,7 +462,7 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_experiment(self, experiment_id: int) -> bool:
-        return self._deleted(f"/experiment/{check_id(experiment_id, 'experiment_id')}")
+        return self._deleted(_id_path("/experiment/{}", experiment_id, "experiment_id"))
 
     # -- iterations -------------------------------------------------------------------------------
 
@@ -454,20 +486,20 @@ class RemoteTracker:
         return self._created(data, "iteration")
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
-        return self._one(Iteration, f"/iteration/{check_id(iteration_id, 'iteration_id')}")
+        return self._one(Iteration, _id_path("/iteration/{}", iteration_id, "iteration_id"))
 
     def get_iterations(
         self, experiment_id: int, *, status: Any = None, limit: int | None = None, offset: int = 0
     ) -> list[Iteration]:
-        path = f"/iteration/experiment/{check_id(experiment_id, 'experiment_id')}"
+        path = _id_path("/iteration/experiment/{}", experiment_id, "experiment_id")
         return self._list(Iteration, path, limit, offset, status=_enum_value(status))
 
     def get_child_iterations(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Iteration]:
         """The direct children of an iteration, ordered by id."""
-        return self._list(Iteration, f"/iteration/{check_id(iteration_id, 'iteration_id')}/children", limit, offset)
+        return self._list(Iteration, _id_path("/iteration/{}/children", iteration_id, "iteration_id"), limit, offset)
 
     def get_environment(self, iteration_id: int) -> Environment | None:
-        return self._one(Environment, f"/iteration/{check_id(iteration_id, 'iteration_id')}/environment")
+        return self._one(Environment, _id_path("/iteration/{}/environment", iteration_id, "iteration_id"))
 
     def update_iteration(
         self, iteration_id: int, *, notes: str | None = None, status: Any = None, error_message: str | None = None,
@@ -492,7 +524,7 @@ class RemoteTracker:
 
     def delete_iteration(self, iteration_id: int) -> bool:
         """Deletes the iteration and its data; its children stay, as top-level iterations."""
-        return self._deleted(f"/iteration/{check_id(iteration_id, 'iteration_id')}")
+        return self._deleted(_id_path("/iteration/{}", iteration_id, "iteration_id"))
 
     def heartbeat(self, *iteration_ids: int) -> None:
         """Mark these iterations alive now (only those still RUNNING)."""
@@ -539,10 +571,10 @@ class RemoteTracker:
         return int(data["count"])
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
-        return self._one(Parameter, f"/parameter/{check_id(parameter_id, 'parameter_id')}")
+        return self._one(Parameter, _id_path("/parameter/{}", parameter_id, "parameter_id"))
 
     def get_parameters(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Parameter]:
-        return self._list(Parameter, f"/parameter/iteration/{check_id(iteration_id, 'iteration_id')}", limit, offset)
+        return self._list(Parameter, _id_path("/parameter/iteration/{}", iteration_id, "iteration_id"), limit, offset)
 
     def update_parameter(self, parameter_id: int, *, key: str | None = None, value: Any = _UNSET) -> Result:
         body: dict[str, Any] = {} if key is None else {"key": check_key(key)}
@@ -552,7 +584,7 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_parameter(self, parameter_id: int) -> bool:
-        return self._deleted(f"/parameter/{check_id(parameter_id, 'parameter_id')}")
+        return self._deleted(_id_path("/parameter/{}", parameter_id, "parameter_id"))
 
     # -- metrics ----------------------------------------------------------------------------------
 
@@ -617,32 +649,70 @@ class RemoteTracker:
         return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])
 
     def get_metric(self, metric_id: int) -> Metric | None:
-        return self._one(Metric, f"/metric/{check_id(metric_id, 'metric_id')}")
+        return self._one(Metric, _id_path("/metric/{}", metric_id, "metric_id"))
 
     def get_metrics(
         self, iteration_id: int, *, key: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Metric]:
         """An iteration's metric points ordered by step then id (one key's series with `key=`)."""
-        path = f"/metric/iteration/{check_id(iteration_id, 'iteration_id')}"
+        path = _id_path("/metric/iteration/{}", iteration_id, "iteration_id")
         return self._list(Metric, path, limit, offset, page_size=METRIC_PAGE_SIZE,
                           key=None if key is None else check_key(key))
 
     def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
         """For each iteration, each key's value at its highest step: what a sweep table shows."""
+        ids, chunks = _batched_ids(iteration_ids)
+        out: dict[int, dict[str, float]] = {i: {} for i in ids}
+        for chunk in chunks:
+            data = self._call("POST", "/metric/latest", body={"iteration_ids": chunk})
+            out.update({int(i): {k: decode_float(v) for k, v in keys.items()} for i, keys in data.items()})
+        return out
+
+    def get_parameter_values(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """For each iteration, its parameters as `{key: value}` (`{}` for none or an unknown id), in one
+        request per 1000 ids: what a sweep table shows."""
+        ids, chunks = _batched_ids(iteration_ids)
+        out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        for chunk in chunks:
+            data = self._call("POST", "/parameter/values", body={"iteration_ids": chunk})
+            out.update({int(i): keys for i, keys in data.items()})
+        return out
+
+    def get_metric_series(
+        self, iteration_ids: Sequence[int], key: str, *, max_points: int | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Each iteration's `(step, value)` series for one key, ordered by step; with `max_points`, longer
+        series are cut into min/max buckets by the server's database, many iterations per request."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
-        if not ids:
-            return {}
-        data = self._call("POST", "/metric/latest", body={"iteration_ids": ids})
-        return {int(i): {k: decode_float(v) for k, v in keys.items()} for i, keys in data.items()}
+        key = check_key(key)
+        max_points = check_max_points(max_points)
+        out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
+        if max_points is None:
+            # A whole series has no size bound, so it comes through the paged route, one iteration at a time.
+            for iteration_id in dict.fromkeys(ids):
+                out[iteration_id] = [(m.step, m.value) for m in self.get_metrics(iteration_id, key=key)]
+            return out
+        _, chunks = _batched_ids(ids, max(1, min(MAX_BATCH_IDS, MAX_SERIES_BUDGET // max_points)))
+        for chunk in chunks:
+            body = {"iteration_ids": chunk, "key": key, "max_points": max_points}
+            data = self._call("POST", "/metric/series", body=body)
+            for i, points in data.items():
+                out[int(i)] = [
+                    (step, value if type(value) is float else decode_float(value)) for step, value in points
+                ]
+        return out
 
     def get_best_child_iteration(
         self, iteration_id: int, key: str, *, mode: str = "max", status: Any = IterationStatus.SUCCEEDED,
     ) -> tuple[Iteration, float] | None:
         """The child with the best latest value of `key` (max or min), with that value; NaN never wins."""
-        path = f"/iteration/{check_id(iteration_id, 'iteration_id')}/best-child"
+        path = _id_path("/iteration/{}/best-child", iteration_id, "iteration_id")
         if not isinstance(mode, str):
             raise Unprocessable(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
         wanted = "any" if status is None else status.name if isinstance(status, Enum) else str(status)
+        if path is None:
+            check_key(key)
+            return None
         data = self._call("GET", path, params={"key": check_key(key), "mode": mode, "status": wanted}, missing=None)
         return None if data is None else (from_dict(Iteration, data["iteration"]), decode_float(data["value"]))
 
@@ -654,7 +724,7 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_metric(self, metric_id: int) -> bool:
-        return self._deleted(f"/metric/{check_id(metric_id, 'metric_id')}")
+        return self._deleted(_id_path("/metric/{}", metric_id, "metric_id"))
 
     # -- tags -------------------------------------------------------------------------------------
 
@@ -665,7 +735,7 @@ class RemoteTracker:
         """By id, or by value when given a string."""
         if isinstance(tag, str):
             return self._one(Tag, "/tag/by-value", value=tag)
-        return self._one(Tag, f"/tag/{check_id(tag, 'tag_id')}")
+        return self._one(Tag, _id_path("/tag/{}", tag, "tag_id"))
 
     def get_tags(
         self, target: TagTarget | str | None = None, target_id: int | None = None, *, limit: int | None = None,
@@ -674,7 +744,9 @@ class RemoteTracker:
         """Every tag, or the tags on one project, experiment or iteration."""
         if target is None:
             return self._list(Tag, "/tag/", limit, offset)
-        path = f"/tag/{_seg(_enum_value(target))}/{check_id(target_id, 'target_id')}"
+        path = _id_path(f"/tag/{_seg(_enum_value(target))}/{{}}", target_id, "target_id")
+        if path is None:
+            check_enum(target, TagTarget, "target")  # the server would have named a bad target first
         return self._list(Tag, path, limit, offset)
 
     def update_tag(self, tag_id: int, value: str) -> Result:
@@ -683,7 +755,7 @@ class RemoteTracker:
 
     def delete_tag(self, tag_id: int) -> bool:
         """Deletes the tag and detaches it from everything it was on."""
-        return self._deleted(f"/tag/{check_id(tag_id, 'tag_id')}")
+        return self._deleted(_id_path("/tag/{}", tag_id, "tag_id"))
 
     def add_tag(self, target: TagTarget | str, target_id: int, value: str) -> Created:
         """Attach a tag (created if new) to a project, experiment or iteration; Conflict if already on it."""
@@ -707,13 +779,14 @@ class RemoteTracker:
         return self._created(response, "resource")
 
     def get_resource(self, resource_id: int) -> Resource | None:
-        return self._one(Resource, f"/resource/{check_id(resource_id, 'resource_id')}")
+        return self._one(Resource, _id_path("/resource/{}", resource_id, "resource_id"))
 
     def get_resource_data(self, resource_id: int) -> bytes | None:
-        return self._call("GET", f"/resource/{check_id(resource_id, 'resource_id')}/data", missing=None)
+        path = _id_path("/resource/{}/data", resource_id, "resource_id")
+        return None if path is None else self._call("GET", path, missing=None)
 
     def get_resources(self, experiment_id: int, *, limit: int | None = None, offset: int = 0) -> list[Resource]:
-        return self._list(Resource, f"/resource/experiment/{check_id(experiment_id, 'experiment_id')}", limit, offset)
+        return self._list(Resource, _id_path("/resource/experiment/{}", experiment_id, "experiment_id"), limit, offset)
 
     def update_resource(
         self, resource_id: int, *, name: str | None = None, description: str | None = None,
@@ -730,4 +803,4 @@ class RemoteTracker:
         return Result.UPDATED
 
     def delete_resource(self, resource_id: int) -> bool:
-        return self._deleted(f"/resource/{check_id(resource_id, 'resource_id')}")
+        return self._deleted(_id_path("/resource/{}", resource_id, "resource_id"))

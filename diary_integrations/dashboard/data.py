@@ -1,8 +1,7 @@
 """What the dashboard reads from a tracker: trees, sweeps and downsampled metric series.
 
-Only `Tracker` protocol methods are required. A tracker that also has the batched queries
-(`get_parameter_values`, `get_metric_series`, as LocalTracker does) is read in a fixed number of
-queries per page; any other tracker is read one iteration at a time, with the same results.
+Only `Tracker` protocol methods are used; the batched ones (`get_parameter_values`, `get_metric_series`,
+`get_latest_metrics`) read a sweep in a fixed number of queries (or requests, over HTTP) per page.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tracker.enums import IterationStatus
+from ..tracker.protocol import Tracker
 from ..tracker.records import Experiment, Iteration, Project
 
 # A chart is ~700 px wide: more points per series than this cannot be seen.
@@ -32,46 +32,16 @@ def default_goal(metric: str) -> str:
     return "min" if _LOWER_IS_BETTER.search(metric) else "max"
 
 
-def downsample(points: Sequence[tuple[int, float]], max_points: int) -> list[tuple[int, float]]:
-    """Min/max buckets over the step range, like LocalTracker.get_metric_series does in SQL, for trackers
-    that hand over whole series."""
-    if len(points) <= max_points:
-        return list(points)
-    buckets = max(max_points // 2, 1)
-    lo, hi = points[0][0], points[-1][0]
-    width = hi - lo + 1
-    groups: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for step, value in points:
-        if not math.isnan(value):
-            groups[(step - lo) * buckets // width].append((step, value))
-    out: list[tuple[int, float]] = []
-    for bucket in sorted(groups):
-        group = groups[bucket]
-        low = min(group, key=lambda p: p[1])
-        high = max(group, key=lambda p: p[1])
-        first, last = sorted({low, high})
-        out.extend([first] if first == last else [first, last])
-    return out
-
-
-def series_for(tracker: Any, iteration_ids: Sequence[int], key: str, max_points: int) -> dict[int, list]:
+def series_for(
+    tracker: Tracker, iteration_ids: Sequence[int], key: str, max_points: int
+) -> dict[int, list[tuple[int, float]]]:
     """Each iteration's `(step, value)` series for `key`, at most about `max_points` points each."""
-    batched = getattr(tracker, "get_metric_series", None)
-    if batched is not None:
-        return batched(list(iteration_ids), key, max_points=max_points)
-    out = {}
-    for iteration_id in iteration_ids:
-        points = [(m.step, m.value) for m in tracker.get_metrics(iteration_id, key=key)]
-        out[iteration_id] = downsample(points, max_points)
-    return out
+    return tracker.get_metric_series(list(iteration_ids), key, max_points=max_points)
 
 
-def parameters_for(tracker: Any, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+def parameters_for(tracker: Tracker, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
     """Each iteration's parameters as `{key: value}`."""
-    batched = getattr(tracker, "get_parameter_values", None)
-    if batched is not None:
-        return batched(list(iteration_ids))
-    return {i: {p.key: p.value for p in tracker.get_parameters(i)} for i in iteration_ids}
+    return tracker.get_parameter_values(list(iteration_ids))
 
 
 def as_number(text: str) -> float | None:

@@ -305,6 +305,19 @@ class Tracker(Protocol):
         """For each iteration, each key's value at its highest step: what a sweep table shows."""
         ...
 
+    def get_parameter_values(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """For each iteration, its parameters as `{key: value}` in a fixed number of queries (`{}` for an
+        iteration without parameters or that does not exist): what a sweep table shows."""
+        ...
+
+    def get_metric_series(
+        self, iteration_ids: Sequence[int], key: str, *, max_points: int | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Each iteration's `(step, value)` series for one key, ordered by step (`[]` when it has none). With
+        `max_points` (at least 2), a longer series is cut into `max_points // 2` step buckets in the database,
+        each giving its lowest and highest value, so every peak and trough survives."""
+        ...
+
     def get_best_child_iteration(
         self,
         iteration_id: int,

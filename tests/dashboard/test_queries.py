@@ -1,5 +1,5 @@
-"""The batched core queries the dashboard reads with, on SQLite and PostgreSQL, and the protocol-only
-fallback a RemoteTracker gets: both must give the same series."""
+"""The batched core queries the dashboard reads with, on SQLite and PostgreSQL (the contract suite
+checks them on every tracker kind)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from diary_integrations import ExperimentStatus, LocalTracker, Unprocessable
-from diary_integrations.dashboard.data import downsample
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -60,7 +59,3 @@ def test_metric_series_long_series_keep_their_envelope(local):
     steps = [s for s, _ in got]
     assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == n - 1
     assert max(v for _, v in got) == max(values) and min(v for _, v in got) == min(values)
-    # Python's fallback for trackers without the query keeps the same envelope and budget.
-    fallback = downsample(list(enumerate(values)), 400)
-    assert len(fallback) <= 400
-    assert max(v for _, v in fallback) == max(values) and min(v for _, v in fallback) == min(values)

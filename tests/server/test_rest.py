@@ -180,3 +180,27 @@ def test_settings_from_environment_and_dotenv(tmp_path, monkeypatch):
     monkeypatch.setenv("DIARY_PORT", "not-a-port")
     with pytest.raises(ValueError, match="port"):
         ServerSettings()
+
+
+def test_batched_reads_are_bounded(api, remote, iteration_id):
+    remote.log_metric_points(iteration_id, [("loss", math.nan, 0), ("loss", 2.0, 1)])
+    remote.create_parameter(iteration_id, "lr", 0.1)
+    body = {"iteration_ids": [iteration_id], "key": "loss", "max_points": 10}
+    assert api.post("/metric/series", json=body).json() == {str(iteration_id): [[0, "NaN"], [1, 2.0]]}
+    assert api.post("/parameter/values", json={"iteration_ids": [iteration_id]}).json() == {
+        str(iteration_id): {"lr": "0.1"}
+    }
+    too_many = list(range(1, 1002))
+    for path, payload in [
+        ("/parameter/values", {"iteration_ids": too_many}),
+        ("/metric/series", {**body, "iteration_ids": too_many}),
+        ("/metric/series", {"iteration_ids": [iteration_id], "key": "loss"}),  # max_points is required
+        ("/metric/series", {**body, "iteration_ids": [1, 2], "max_points": 600_000}),  # over the budget
+        ("/metric/series", {**body, "max_points": 1}),
+    ]:
+        response = api.post(path, json=payload)
+        assert response.status_code == 422, (path, payload, response.text)
+    over = api.post("/metric/series", json={**body, "iteration_ids": [1, 2], "max_points": 600_000}).json()
+    assert over["field"] == "max_points"
+    # One id may ask for any number of points: it is a single series.
+    assert api.post("/metric/series", json={**body, "max_points": 10**7}).status_code == 200

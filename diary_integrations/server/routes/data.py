@@ -1,7 +1,9 @@
 """/parameter/... and /metric/...: an iteration's parameters (text) and metric series.
 
 `POST /metric/iteration/{id}/batch` is the hot path: it parses the body with orjson and hands the
-points to the tracker's bulk insert without building a model object per point.
+points to the tracker's bulk insert without building a model object per point. The batched reads
+(`/metric/latest`, `/parameter/values`, `/metric/series`) take their iteration ids in a JSON body, since
+a thousand ids do not fit a URL.
 """
 
 from __future__ import annotations
@@ -54,8 +56,35 @@ class MetricUpdate(BaseModel):
     step: Step | None = None
 
 
+IterationIds = list[Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]]
+# Batched reads of parameters and series take at most this many ids per request (the client chunks).
+MAX_BATCH_IDS = 1000
+# A series request asks for at most this many points in all (ids x max_points), unless it names one id.
+MAX_SERIES_BUDGET = 1_000_000
+
+
 class LatestQuery(BaseModel):
-    iteration_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]] = Field(max_length=10_000)
+    iteration_ids: IterationIds = Field(max_length=10_000)
+
+
+class ValuesQuery(BaseModel):
+    iteration_ids: IterationIds = Field(max_length=MAX_BATCH_IDS)
+
+
+class SeriesQuery(BaseModel):
+    iteration_ids: IterationIds = Field(max_length=MAX_BATCH_IDS)
+    key: StrictStr
+    max_points: StrictInt = Field(
+        description="required: at most this many points per series (min/max buckets); "
+        f"len(iteration_ids) x max_points <= {MAX_SERIES_BUDGET} unless one id is asked for"
+    )
+
+
+def _readable(tracker: Any, me: Any, iteration_ids: list[int]) -> None:
+    """Every id must be readable by a non-admin (an unknown one is a 404, as for single reads)."""
+    if not me.is_admin:
+        for iteration_id in iteration_ids:
+            authorize(tracker, me, "iteration", iteration_id, Action.READ)
 
 
 def _number(value: Any) -> Any:
@@ -86,6 +115,14 @@ def log_parameters(iteration_id: PathId, body: ParameterBatch, tracker: Tracker,
     """Several parameters, all or nothing; a key already set to the same text is skipped."""
     authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
     return FastJSON({"count": tracker.log_parameters(iteration_id, body.parameters)}, status_code=201)
+
+
+@router.post("/parameter/values", tags=["parameters"])
+def parameter_values(body: ValuesQuery, tracker: Tracker, me: Me) -> FastJSON:
+    """For each iteration (at most 1000 per request), its parameters as `{key: value}`; `{}` for none."""
+    _readable(tracker, me, body.iteration_ids)
+    values = tracker.get_parameter_values(body.iteration_ids)
+    return FastJSON({str(i): keys for i, keys in values.items()})
 
 
 @router.get("/parameter/{parameter_id}", tags=["parameters"])
@@ -195,11 +232,31 @@ async def log_metrics(iteration_id: PathId, request: Request) -> FastJSON:
 @router.post("/metric/latest", tags=["metrics"])
 def latest_metrics(body: LatestQuery, tracker: Tracker, me: Me) -> FastJSON:
     """For each iteration, each key's value at its highest step."""
-    if not me.is_admin:
-        for iteration_id in body.iteration_ids:
-            authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    _readable(tracker, me, body.iteration_ids)
     latest = tracker.get_latest_metrics(body.iteration_ids)
     return FastJSON({str(i): {k: encode_float(v) for k, v in keys.items()} for i, keys in latest.items()})
+
+
+@router.post("/metric/series", tags=["metrics"])
+def metric_series(body: SeriesQuery, tracker: Tracker, me: Me) -> FastJSON:
+    """For each iteration (at most 1000 per request), one key's `[step, value]` points ordered by step,
+    downsampled to at most `max_points` (non-finite values as "NaN", "Infinity", "-Infinity")."""
+    ids = body.iteration_ids
+    # Checked here, not only in the tracker, so the budget rule below never meets a bad number.
+    if body.max_points < 2:
+        raise Unprocessable(f"max_points must be an integer of at least 2, got {body.max_points}", field="max_points")
+    if len(ids) > 1 and len(ids) * body.max_points > MAX_SERIES_BUDGET:
+        raise Unprocessable(
+            f"max_points: {len(ids)} iterations x {body.max_points} points exceeds {MAX_SERIES_BUDGET} "
+            "per request; ask for fewer iterations at a time",
+            field="max_points",
+        )
+    _readable(tracker, me, ids)
+    series = tracker.get_metric_series(ids, body.key, max_points=body.max_points)
+    return FastJSON({
+        str(i): [[step, value if value - value == 0.0 else encode_float(value)] for step, value in points]
+        for i, points in series.items()
+    })
 
 
 @router.get("/metric/{metric_id}", tags=["metrics"])
