@@ -171,7 +171,8 @@ class Tracker(Protocol):
         notes: str = "",
         snapshot: bool | None = None,
     ) -> Created:
-        """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only"""
+        """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
+        for top-level iterations) stores the environment beside it."""
         ...
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
@@ -217,7 +218,8 @@ class Tracker(Protocol):
         error_message: str = "",
         traceback: str = "",
     ) -> Result:
-        """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a"""
+        """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a
+        late or duplicate finaliser can never overwrite the status that was first recorded."""
         ...
 
     def delete_iteration(self, iteration_id: int) -> bool:
@@ -229,7 +231,8 @@ class Tracker(Protocol):
         ...
 
     def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
-        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):"""
+        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):
+        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids."""
         ...
 
     def with_iteration(
@@ -248,7 +251,9 @@ class Tracker(Protocol):
         ...
 
     def log_parameters(self, iteration_id: int, parameters: Mapping[str, Any]) -> int:
-        """Set several parameters in one transaction, all or nothing. A key already set to the same"""
+        """Set several parameters in one transaction, all or nothing. A key already set to the same
+        value is skipped (so a re-run of the same logging is harmless); a different value is a Conflict.
+        Returns how many were written."""
         ...
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
@@ -283,13 +288,15 @@ class Tracker(Protocol):
         step: int | None = None,
         recorded_at: datetime | float | None = None,
     ) -> int:
-        """Several keys at one step, in one transaction, all or nothing. Without `step`, each key takes"""
+        """Several keys at one step, in one transaction, all or nothing. Without `step`, each key takes
+        its own next step. Returns how many points were written."""
         ...
 
     def log_metric_points(
         self, iteration_id: int, points: Iterable[Sequence[Any]]
     ) -> int:
-        """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number"""
+        """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number
+        of steps, written with one executemany in one transaction. Returns how many were written."""
         ...
 
     def get_metric(self, metric_id: int) -> Metric | None:
@@ -326,7 +333,9 @@ class Tracker(Protocol):
         mode: str = "max",
         status: IterationStatus | int | None = IterationStatus.SUCCEEDED,
     ) -> tuple[Iteration, float] | None:
-        """The child with the best latest value of `key` (max or min), with that value; NaN never wins."""
+        """The child whose latest `key` value is highest (`mode="max"`) or lowest (`"min"`), with that
+        value; among SUCCEEDED children by default (`status=None`: any). NaN never wins. None if no child
+        has the metric."""
         ...
 
     def update_metric(
