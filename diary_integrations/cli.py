@@ -9,12 +9,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
 
+from .tracker.lifecycle import HEARTBEAT_INTERVAL_SECONDS
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Three missed heartbeats before a run counts as dead, so a busy but live process is never reaped.
+MIN_REAP_SECONDS = 3 * HEARTBEAT_INTERVAL_SECONDS
 
 
 def parse_duration(text: str) -> float:
@@ -30,14 +35,25 @@ def _add_uri(parser: argparse.ArgumentParser) -> None:
         "--uri", default=None,
         help="database path, SQLAlchemy URL or http(s) server (default: $DIARY_TRACKING_URI or ./deardiary.db)",
     )
-    parser.add_argument("--username", default=None)
-    parser.add_argument("--password", default=None)
+    parser.add_argument("--username", default=os.environ.get("DIARY_USERNAME"),
+                        help="for a server with auth on (default: $DIARY_USERNAME)")
+    parser.add_argument("--password", default=os.environ.get("DIARY_PASSWORD"),
+                        help="(default: $DIARY_PASSWORD, which keeps it out of the process list)")
+
+
+class CommandError(Exception):
+    """A problem to report in one line, without a traceback."""
 
 
 def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .connection import connect
+    """The tracker to read; a database file that does not exist is an error, never created."""
+    from .connection import connect, missing_database_file, resolve_uri
 
-    return connect(args.uri, username=args.username, password=args.password)
+    target = resolve_uri(args.uri)
+    missing = missing_database_file(target)
+    if missing is not None:
+        raise CommandError(f"no database at {missing} (give one with --uri or $DIARY_TRACKING_URI)")
+    return connect(target, username=args.username, password=args.password)
 
 
 def _tree(args: argparse.Namespace) -> int:
@@ -48,12 +64,16 @@ def _tree(args: argparse.Namespace) -> int:
     try:
         print(format_tree(tracker, args.experiment_id, metrics=metrics, parameters=not args.no_params))
     except LookupError as exc:
-        print(f"diary: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"{exc} in {tracker.url}") from exc
     return 0
 
 
 def _reap(args: argparse.Namespace) -> int:
+    if args.older_than < MIN_REAP_SECONDS and not args.force:
+        raise CommandError(
+            f"--older-than {args.older_than:g}s would kill live runs: a with_iteration beats every "
+            f"{HEARTBEAT_INTERVAL_SECONDS:g}s, so use at least {MIN_REAP_SECONDS:g}s (or --force)"
+        )
     reaped = _tracker(args).reap(older_than=args.older_than, experiment_id=args.experiment)
     print(f"marked {len(reaped)} iteration(s) KILLED" + (f": {', '.join(map(str, reaped))}" if reaped else ""))
     return 0
@@ -95,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     reap = commands.add_parser("reap", help="mark iterations whose heartbeat stopped as KILLED")
     reap.add_argument("--older-than", type=parse_duration, default=300.0, help="heartbeat age, e.g. 5m (default)")
     reap.add_argument("--experiment", type=int, default=None, help="only this experiment")
+    reap.add_argument("--force", action="store_true", help=f"allow --older-than below {MIN_REAP_SECONDS:g}s")
     _add_uri(reap)
     reap.set_defaults(run=_reap)
 
@@ -115,7 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .tracker.errors import DiaryError
+
+    try:
+        return args.run(args)
+    except (CommandError, DiaryError, SQLAlchemyError, ModuleNotFoundError) as exc:
+        # Ordinary failures (no such database, server down, wrong password) get one line, not a traceback.
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"diary {args.command}: {text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .tracker.database import DEFAULT_URI
@@ -25,6 +27,25 @@ def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
     return os.environ.get(ENV_URI) or DEFAULT_URI
 
 
+# "localhost:9000" or "tracker.example:443/x": a server address that lost its http:// (else it would
+# silently become a SQLite file of that name).
+_BARE_SERVER = re.compile(r"^[A-Za-z0-9.-]+:\d+(/.*)?$")
+
+
+def missing_database_file(target: str) -> Path | None:
+    """The SQLite file a path or `sqlite:///` URL names, when it does not exist yet (else None). Read-only
+    commands use it so that a typo reports "no database" instead of creating an empty one."""
+    if target.startswith("sqlite:///"):
+        path = target[len("sqlite:///"):]
+    elif "://" in target:
+        return None
+    else:
+        path = target
+    if not path or path == ":memory:":
+        return None
+    return None if Path(path).expanduser().exists() else Path(path)
+
+
 def connect(
     uri: str | os.PathLike[str] | None = None,
     *,
@@ -36,8 +57,18 @@ def connect(
     """The tracker for a URI: http(s):// gives a RemoteTracker, anything else (a SQLAlchemy URL or a
     file path) a LocalTracker."""
     target = resolve_uri(uri)
+    if _BARE_SERVER.match(target):
+        from .tracker.errors import Unprocessable
+
+        raise Unprocessable(f"uri: {target!r} looks like a server address; write http://{target}", field="uri")
     if target.startswith(("http://", "https://")):
-        from .client import RemoteTracker
+        try:
+            from .client import RemoteTracker
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"connecting to a tracking server needs {exc.name}: pip install 'diary-integrations[client]'",
+                name=exc.name,
+            ) from exc
 
         return RemoteTracker(target, username=username, password=password, token=token)
     from .tracker.local import LocalTracker

@@ -3,20 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-
-def _missing_file(target: str) -> Path | None:
-    # A typo must not create an empty database: a plain path (or sqlite:/// URL) has to exist already.
-    if target.startswith("sqlite:///"):
-        path = target[len("sqlite:///"):]
-    elif "://" in target:
-        return None
-    else:
-        path = target
-    if not path or path == ":memory:":
-        return None
-    return None if Path(path).expanduser().exists() else Path(path)
 
 
 def serve_dashboard(
@@ -30,12 +16,12 @@ def serve_dashboard(
     """Run the dashboard until interrupted; prints `diary ui listening on http://host:port/` once it listens."""
     import uvicorn
 
-    from ..connection import connect, resolve_uri
+    from ..connection import connect, missing_database_file, resolve_uri
     from ..server.run import bind
     from .app import create_dashboard
 
     target = resolve_uri(target)
-    missing = _missing_file(target)
+    missing = missing_database_file(target)
     if missing is not None:
         print(f"diary ui: no database at {missing}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ def normalize_url(path_or_url: str | os.PathLike[str]) -> str:
     text = os.fspath(path_or_url)
     if "://" not in text:
         return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if text.startswith("postgres://"):  # Heroku-style URLs; SQLAlchemy knows only "postgresql"
+        text = "postgresql://" + text[len("postgres://"):]
     url = make_url(text)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).expanduser().resolve()))

@@ -77,4 +77,19 @@ def test_diary_tree_cli(tmp_path):
         [sys.executable, "-m", "diary_integrations.cli", "tree", "999", "--uri", str(tmp_path / "t.db")],
         capture_output=True, text=True,
     )
-    assert missing.returncode == 1 and "experiment 999 does not exist" in missing.stderr
+    assert missing.returncode == 1 and "experiment 999 does not exist in sqlite:///" in missing.stderr
+
+
+def test_cli_reports_ordinary_failures_in_one_line(tmp_path):
+    def diary(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "diary_integrations.cli", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    typo = diary("tree", "1", "--uri", str(tmp_path / "typo.db"))
+    assert typo.returncode == 1 and "no database at" in typo.stderr and "Traceback" not in typo.stderr
+    assert not (tmp_path / "typo.db").exists()  # a read never creates a database
+    default = diary("reap")  # no ./deardiary.db here either
+    assert default.returncode == 1 and "no database at" in default.stderr
+    down = diary("tree", "1", "--uri", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert down.returncode == 1 and down.stderr.startswith("diary tree: ") and "Traceback" not in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1

@@ -80,8 +80,19 @@ def test_cli_reap(setup):
     tracker, url, experiment_id = setup
     stale, _ = tracker.create_iteration(experiment_id)
     done = subprocess.run(
-        [sys.executable, "-m", "diary_integrations.cli", "reap", "--older-than", "0s", "--uri", url],
+        [sys.executable, "-m", "diary_integrations.cli", "reap", "--older-than", "0s", "--uri", url, "--force"],
         capture_output=True, text=True, check=True,
     )
     assert f"marked 1 iteration(s) KILLED: {stale}" in done.stdout
     assert tracker.get_iteration(stale).status is IterationStatus.KILLED
+
+
+def test_cli_reap_refuses_an_age_that_would_kill_live_runs(setup):
+    tracker, url, experiment_id = setup
+    running, _ = tracker.create_iteration(experiment_id)
+    done = subprocess.run(
+        [sys.executable, "-m", "diary_integrations.cli", "reap", "--older-than", "5s", "--uri", url],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 1 and "would kill live runs" in done.stderr and "Traceback" not in done.stderr
+    assert tracker.get_iteration(running).status is IterationStatus.RUNNING

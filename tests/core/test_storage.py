@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -80,3 +81,18 @@ def test_filesystem_artifacts(tmp_path):
     assert tracker.get_resource_data(resource_id) == b"weights"
     tracker.delete_experiment(experiment_id)
     assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
+
+
+def test_connect_refuses_a_server_address_without_scheme(tmp_path, monkeypatch):
+    from diary_integrations import Unprocessable
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Unprocessable, match="http://localhost:9000"):
+        connect("localhost:9000")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_postgres_scheme_is_normalised():
+    from diary_integrations.tracker.database import normalize_url
+
+    assert normalize_url("postgres://u@h/db").startswith("postgresql+psycopg://u@h/db")
