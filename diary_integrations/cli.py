@@ -145,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, DiaryError, SQLAlchemyError, ModuleNotFoundError) as exc:
         # Ordinary failures (no such database, server down, wrong password) get one line, not a traceback.
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ModuleNotFoundError) and "pip install" not in text:
+            text += " (the server and dashboard need: pip install 'diary-integrations[server]')"
         print(f"diary {args.command}: {text}", file=sys.stderr)
         return 1
 

@@ -7,11 +7,13 @@ error (naming the field and the rule) and writes nothing. Foreign keys do the ca
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -166,6 +168,18 @@ def _resource(row: Any) -> Resource | None:
     return Resource(**m)
 
 
+_open_trackers: weakref.WeakSet[LocalTracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_trackers() -> None:
+    # Closing the last connection lets SQLite fold its WAL back into the .db file, so a database
+    # copied after the program ends is complete. Registered at import, so it runs after the
+    # integrations' own exit flushes (atexit runs last-registered first).
+    for tracker in list(_open_trackers):
+        tracker.close()
+
+
 class LocalTracker:
     """The tracker on a database reached directly: `sqlite:///file.db` (default) or PostgreSQL.
 
@@ -203,6 +217,7 @@ class LocalTracker:
                     upgrade_to_head(engine)
                     self._seed_default_user(engine)
                     self._engine = engine
+                    _open_trackers.add(self)
         return self._engine
 
     def close(self) -> None:

@@ -87,8 +87,14 @@ def check_bool(value: Any, field: str) -> bool:
 
 def check_metric_value(value: Any, field: str = "value") -> float:
     """Any real number, NaN and infinities included: a diverged loss is data, not an error."""
-    if isinstance(value, numbers.Real) and not isinstance(value, (str, bytes)):
+    if isinstance(value, numbers.Real):
         return float(value)
+    if hasattr(value, "__float__") and not isinstance(value, (str, bytes, complex)):
+        # One-element tensors and arrays (a 0-d torch.tensor(0.25)) are numbers too.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
     raise Unprocessable(f"{field} must be a real number, got {type(value).__name__} {value!r}", field=field)
 
 

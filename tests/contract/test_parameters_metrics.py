@@ -126,3 +126,13 @@ def test_best_child_by_latest_metric(tracker, experiment_id):
     assert tracker.get_best_child_iteration(driver, "loss") is None
     with pytest.raises(Unprocessable, match="mode"):
         tracker.get_best_child_iteration(driver, "accuracy", mode="best")
+
+
+def test_zero_dimensional_tensors_are_numbers(tracker, iteration_id):
+    import numpy as np
+    import torch
+
+    tracker.log_metrics(iteration_id, {"t": torch.tensor(0.25), "a": np.array(0.5), "f": np.float32(0.75)}, step=0)
+    assert {m.key: m.value for m in tracker.get_metrics(iteration_id)} == {"t": 0.25, "a": 0.5, "f": 0.75}
+    with pytest.raises(Unprocessable, match=r"metrics\['v'\]"):
+        tracker.log_metrics(iteration_id, {"v": torch.tensor([0.1, 0.2])}, step=1)

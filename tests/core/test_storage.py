@@ -96,3 +96,12 @@ def test_postgres_scheme_is_normalised():
     from diary_integrations.tracker.database import normalize_url
 
     assert normalize_url("postgres://u@h/db").startswith("postgresql+psycopg://u@h/db")
+
+
+def test_database_is_whole_after_the_program_ends(tmp_path):
+    import subprocess
+    import sys
+
+    script = "from diary_integrations import LocalTracker; LocalTracker('w.db').create_project('x')"
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.db"]  # the WAL was folded back in
