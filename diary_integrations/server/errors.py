@@ -1,4 +1,4 @@
-"""Every failure leaves the server as the envelope `{"code", "message"}` with the status DESIGN.md gives.
+"""Every failure leaves the server as the envelope `{"code", "message"}` with the status docs/design.md gives.
 
 Bad input is a 422 however it shows up (a broken rule, malformed JSON, a number out of range for the
 database); a 500 means a bug in the server, never something a client sent.
