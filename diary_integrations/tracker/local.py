@@ -805,20 +805,28 @@ class LocalTracker:
             if not can_hold(it.c.experiment_id, experiment_id):
                 return []
             stmt = stmt.where(it.c.experiment_id == experiment_id)
+        m = t.metrics
         with self._write() as conn:
             stale = conn.execute(stmt.order_by(it.c.id)).all()
+            ids = [row.id for row in stale]
+            # The last sign of life is the truest end we know: the heartbeat, or a later metric (writes
+            # refresh the heartbeat only every few seconds).
+            last_metric = dict(conn.execute(
+                select(m.c.iteration_id, func.max(m.c.recorded_at)).where(m.c.iteration_id.in_(ids))
+                .group_by(m.c.iteration_id)
+            ).all()) if ids else {}
             for row in stale:
+                seen = max(row.heartbeat_date, last_metric.get(row.id) or row.heartbeat_date)
                 conn.execute(
                     update(it)
                     .where(it.c.id == row.id, it.c.status == int(IterationStatus.RUNNING))
                     .values(
                         status=int(IterationStatus.KILLED),
-                        # The last sign of life is the truest end we know.
-                        end_date=row.heartbeat_date,
-                        error_message=f"heartbeat lost: last seen {row.heartbeat_date.isoformat()}",
+                        end_date=seen,
+                        error_message=f"heartbeat lost: last seen {seen.isoformat()}",
                     )
                 )
-        return [row.id for row in stale]
+        return ids
 
     def with_iteration(
         self,

@@ -135,6 +135,7 @@ def test_heartbeat_and_reap(tracker, experiment_id):
     it = tracker.get_iteration(stale)
     assert it.status is IterationStatus.KILLED and it.error_message.startswith("heartbeat lost")
     assert it.end_date == it.heartbeat_date
+
     assert tracker.get_iteration(done).status is IterationStatus.SUCCEEDED
     alive, _ = tracker.create_iteration(experiment_id)
     before = tracker.get_iteration(alive).heartbeat_date
@@ -142,3 +143,14 @@ def test_heartbeat_and_reap(tracker, experiment_id):
     assert tracker.get_iteration(alive).heartbeat_date >= before
     with pytest.raises(Unprocessable, match="older_than"):
         tracker.reap(older_than=-1)
+
+
+def test_reap_ends_at_the_last_sign_of_life(tracker, experiment_id):
+    from datetime import timedelta
+
+    stale, _ = tracker.create_iteration(experiment_id)
+    created = tracker.get_iteration(stale).created_date
+    later = created + timedelta(seconds=7)
+    tracker.create_metric(stale, "loss", 0.5, step=0, recorded_at=later)  # within the heartbeat's refresh gap
+    assert tracker.reap(older_than=0) == [stale]
+    assert tracker.get_iteration(stale).end_date == later
