@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
 
 from .. import __version__
 from .auth import TokenService
@@ -15,6 +16,13 @@ from .errors import install_error_handlers
 from .responses import FastJSON
 from .routes import auth, data, iterations, projects, resources, tags, users
 from .settings import ServerSettings
+
+DASHBOARD_OFF = (
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>diary: dashboard off</title></head>"
+    "<body><h1>The dashboard is off while auth is enabled</h1><p>It has no login yet, so a server with "
+    "<code>DIARY_ENABLE_AUTH</code> on does not serve it. Run <code>diary ui DATABASE</code> where the "
+    "database is to browse it.</p></body></html>"
+)
 
 
 def create_app(config: ServerSettings | Any = None) -> FastAPI:
@@ -67,6 +75,12 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         from ..dashboard import mount_dashboard
 
         mount_dashboard(app)
+    else:
+        # Say why there is no dashboard rather than the API's bare NOT_FOUND, which reads like a broken install.
+        @app.get("/ui/{rest:path}", include_in_schema=False)
+        def dashboard_off(rest: str) -> HTMLResponse:
+            return HTMLResponse(DASHBOARD_OFF, status_code=404)
+
     return app
 
 

@@ -63,3 +63,20 @@ def test_dashboard_over_a_remote_tracker(server_url: str):
         series = client.get(f"/ui/api/iterations/{demo.children[2]}/series", params={"key": "loss"}).json()
         assert series["steps"] == list(range(CURVE_STEPS))
     remote.close()
+
+
+def test_tracking_server_with_auth_says_the_dashboard_is_off(tmp_path: Path):
+    from diary_integrations.server.app import create_app
+    from diary_integrations.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        enable_auth=True, jwt_secret="a test secret that is long enough for HS256 " * 2,
+        database_url=f"sqlite:///{tmp_path / 'auth.db'}", artifact_root=tmp_path / "artifacts",
+    )
+    with TestClient(create_app(settings)) as client:
+        for url in ("/ui/", "/ui/iterations/1/sweep"):
+            response = client.get(url)
+            assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+            assert "dashboard is off while auth is enabled" in response.text and "diary ui" in response.text
+        # The API itself still guards its routes as before.
+        assert client.get("/project").json()["code"] == "TOKEN_MISSING"
