@@ -23,13 +23,57 @@ SERIES_POINTS = 1000
 OVERLAY_POINTS = 40_000
 OVERLAY_MIN_POINTS = 20
 
-# Metric names whose best value is the lowest: losses and errors.
-_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|perplexity|nll|time|latency|wer|cer", re.IGNORECASE)
+# Metric names whose best value is the lowest: losses, errors, durations. Short names (`mse`, `wer`) count
+# only as a whole word, so `answer_rate` or `cancer_recall` are not taken for errors.
+_LOWER_IS_BETTER = re.compile(
+    r"loss|error|time|latency|perplexity"
+    r"|(?:^|[^a-z0-9])(?:err|mse|mae|rmse|nll|wer|cer)(?:$|[^a-z0-9])",
+    re.IGNORECASE,
+)
+# scikit-learn's `rank_test_score` (1 is the best) and ranks in general.
+_RANK = re.compile(r"^rank(?:_|$)", re.IGNORECASE)
+# scikit-learn negates losses into scores (`neg_log_loss`, `mean_test_neg_mean_squared_error`): higher wins.
+_NEGATED = re.compile(r"(?:^|_)neg_", re.IGNORECASE)
+# What a sweep is usually chosen by, when there is no `mean_test_*`.
+_SCORE_LIKE = re.compile(r"score|acc|f1|auc|precision|recall|r2|map|iou|bleu", re.IGNORECASE)
+_LOSS_LIKE = re.compile(r"loss|error|mse|mae|rmse|nll|perplexity", re.IGNORECASE)
+# Spreads and ranks are summaries of a score, never the score to pick a child by.
+_NOT_A_TARGET = re.compile(r"^(?:std|rank)_", re.IGNORECASE)
 
 
 def default_goal(metric: str) -> str:
-    """`min` for losses and errors, `max` for everything else (accuracy, f1, auc, ...)."""
+    """`min` for ranks, losses, errors and times; `max` for everything else (accuracy, f1, auc, scores)."""
+    if _RANK.search(metric):
+        return "min"
+    if _NEGATED.search(metric):
+        return "max"
     return "min" if _LOWER_IS_BETTER.search(metric) else "max"
+
+
+def default_metric(keys: Sequence[str]) -> str | None:
+    """The metric a sweep is ranked by when the page names none: scikit-learn's `mean_test_score` (or
+    another `mean_test_*`), else a score-like key (accuracy, f1, auc, ...), else a loss-like key, else the
+    first key. Training scores come after the others: picking a child by them rewards overfitting."""
+    keys = sorted(keys)
+    if not keys:
+        return None
+    if "mean_test_score" in keys:
+        return "mean_test_score"
+    candidates = [k for k in keys if not _NOT_A_TARGET.search(k)]
+    mean_test = [k for k in candidates if k.lower().startswith("mean_test_")]
+    if mean_test:
+        return mean_test[0]
+
+    def by_train_last(found: list[str]) -> str:
+        return min(found, key=lambda k: ("train" in k.lower(), k))
+
+    scores = [k for k in candidates if _SCORE_LIKE.search(k) and default_goal(k) == "max"]
+    if scores:
+        return by_train_last(scores)
+    losses = [k for k in candidates if _LOSS_LIKE.search(k)]
+    if losses:
+        return by_train_last(losses)
+    return keys[0]
 
 
 def series_for(
@@ -178,7 +222,7 @@ def sweep(tracker: Any, driver_id: int, metric: str | None = None, goal: str | N
     parameter_keys = _varying_first(sorted({k for row in rows for k in row.parameters}), rows)
     metric_keys = sorted({k for row in rows for k in row.metrics})
     if metric not in metric_keys:
-        metric = metric_keys[0] if metric_keys else None
+        metric = default_metric(metric_keys)
     goal = goal if goal in ("min", "max") else (default_goal(metric) if metric else "max")
     best = None
     is_ddp = bool(rows) and all(row.rank is not None for row in rows)

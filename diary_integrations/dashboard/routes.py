@@ -6,13 +6,17 @@ something runs, so charts and the sweep table move without a reload.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from ..tracker.enums import IterationStatus, TagTarget
 from ..tracker.errors import DiaryError
@@ -29,15 +33,47 @@ FAVICON = (
 # Sparklines of DDP ranks stay small; a run rarely has more ranks than this on one page.
 MAX_RANK_CARDS = 64
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+class _PageRoute(APIRoute):
+    """A page whose URL does not validate (`/ui/iterations/abc`, `?log=maybe`) answers with the dashboard's
+    own HTML page, not FastAPI's JSON 422: a person reads it in a browser. Caught here, in the route,
+    because the tracking server that mounts the dashboard has JSON error handlers of its own."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.response_class is not HTMLResponse:  # the JSON endpoint keeps its JSON 422
+            return handler
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return _invalid(request, exc)
+
+        return page_handler
+
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=_PageRoute)
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def breakable(name: str) -> Markup:
+    """A key that may wrap after `_`, `/` or `.`: scikit-learn's `mean_test_score`, `param_max_depth`
+    column heads then take two short lines rather than pushing the sweep table past the window."""
+    text = str(escape(name))
+    for sep in ("_", "/", "."):
+        text = text.replace(sep, sep + "<wbr>")
+    return Markup(text)
+
+
 templates.filters.update(
-    fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph, cls=status_class,
+    breakable=breakable, fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph, cls=status_class,
 )
 templates.globals.update(Status=IterationStatus)
 # Macros as a global rather than an `{% import %}`, so a page's live block renders on its own too.
@@ -59,9 +95,25 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def _not_found(request: Request, what: str) -> HTMLResponse:
+def _not_found(request: Request, what: str, message: str = "It may have been deleted.") -> HTMLResponse:
     nav = data.navigation(_tracker(request))
-    return _render(request, "not_found.html", 404, nav=nav, what=what, title=f"{what} not found")
+    return _render(request, "not_found.html", 404, nav=nav, title=f"{what} not found", message=message)
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    # An id that is not a number names nothing: the same 404 as a deleted one. A bad query value is a 400.
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        if loc[:1] == ("path",) and str(loc[-1]).endswith("_id"):
+            what = str(loc[-1]).removesuffix("_id")
+            return _not_found(request, what.capitalize(), f"{error.get('input')!r} is not an {what} id.")
+    problems = "; ".join(
+        f"{error['loc'][-1]}: {error.get('msg', 'invalid')}" for error in exc.errors() if error.get("loc")
+    )
+    return _render(
+        request, "not_found.html", 400, nav=data.navigation(_tracker(request)), title="Bad request",
+        message=f"This page cannot be shown for that address ({problems}).",
+    )
 
 
 @router.get("/", response_class=HTMLResponse)

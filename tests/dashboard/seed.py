@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from diary_integrations import ExperimentStatus, LocalTracker
+from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker
 
 DEPTHS = (2, 4, 8, 12)  # 12 fails
 LEARNING_RATES = {2: "0.1", 4: "0.01", 8: "0.001"}
@@ -69,3 +69,49 @@ def seed(tracker: LocalTracker) -> Demo:
     best = max((d for d in DEPTHS if d <= 10), key=accuracy)
     return Demo(project_id, experiment_id, driver.id, children, failed_id, children[best], ddp.id, rank_ids,
                 running_id)
+
+
+# A GridSearchCV as the scikit-learn integration writes it: one child per candidate with cv_results_-style
+# keys. Candidate 1 is the best by mean_test_score (rank 1); candidate 2 has the shortest fold_time, which
+# a dashboard ranking by the alphabetically first key, lowest first, would wrongly crown.
+SKLEARN_SCORES = (0.91, 0.94, 0.89)
+SKLEARN_FOLD_TIMES = (0.8, 1.4, 0.3)
+SKLEARN_ERROR = (
+    "ValueError: \n"
+    + "All the 5 fits failed.\nIt is very likely that your model is misconfigured.\n"
+    + "You can try to debug the error by setting error_score='raise'.\n\n"
+    + "Below are more details about the failures:\n" + "-" * 80 + "\n"
+    + "5 fits failed with the following error:\n"
+    + "ValueError: Solver lbfgs supports only 'l2' or None penalties, got l1 penalty. " * 8
+)
+
+
+@dataclass
+class SklearnDemo:
+    experiment_id: int
+    driver_id: int
+    candidates: list[int]  # by candidate index
+    failed_id: int
+
+
+def seed_sklearn(tracker: LocalTracker, project_id: int) -> SklearnDemo:
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "Logistic grid search")
+    candidates = []
+    with tracker.with_iteration(experiment_id, notes="GridSearchCV(LogisticRegression)") as driver:
+        for index, (score, fold_time) in enumerate(zip(SKLEARN_SCORES, SKLEARN_FOLD_TIMES, strict=True)):
+            with tracker.with_iteration(experiment_id, parent_iteration_id=driver.id) as child:
+                candidates.append(child.id)
+                tracker.log_parameters(child.id, {
+                    "C": 10.0 ** -index, "penalty": "l2", "solver": "lbfgs", "class_weight": "balanced",
+                    "max_iter": 1000, "tol": 0.0001,
+                })
+                rank = sorted(SKLEARN_SCORES, reverse=True).index(score) + 1
+                tracker.log_metrics(child.id, {
+                    "fold_time": fold_time, "mean_test_score": score, "std_test_score": 0.01,
+                    "rank_test_score": rank, "mean_fit_time": fold_time * 0.9, "mean_score_time": 0.002,
+                    "test_score": score,
+                }, step=0)
+        failed_id, _ = tracker.create_iteration(experiment_id, parent_iteration_id=driver.id)
+        tracker.log_parameters(failed_id, {"C": 1.0, "penalty": "l1", "solver": "lbfgs"})
+        tracker.end_iteration(failed_id, IterationStatus.FAILED, error_message=SKLEARN_ERROR)
+    return SklearnDemo(experiment_id, driver.id, candidates, failed_id)

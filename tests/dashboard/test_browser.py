@@ -14,7 +14,7 @@ import pytest
 from diary_integrations import LocalTracker
 
 from .processes import diary_ui
-from .seed import CURVE_STEPS, RANK_STEPS, RANKS, Demo, seed
+from .seed import CURVE_STEPS, RANK_STEPS, RANKS, SKLEARN_ERROR, Demo, seed, seed_sklearn
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -154,3 +154,42 @@ def test_running_iteration_updates_without_reload(page, site):
     assert page.locator(".badge.succeeded").count() == 1
     assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
     shot(page, "live")
+
+
+def test_sklearn_sweep_with_a_long_error_fits_the_window(page, site):
+    # A failed candidate's error (scikit-learn's "All the 5 fits failed ..." runs to hundreds of characters)
+    # stays a couple of lines high, and at 1400 px its error column is on screen without scrolling.
+    url, demo, tracker = site
+    sk = seed_sklearn(tracker, demo.project_id)
+    page.goto(f"{url}/ui/iterations/{sk.driver_id}/sweep")
+    assert page.locator("select[name=metric]").input_value() == "mean_test_score"
+    best = page.locator("table.sweep tr.best")
+    assert best.get_attribute("data-iteration") == str(sk.candidates[1])
+    failed = page.locator(f"table.sweep tr[data-iteration='{sk.failed_id}']")
+    ok = page.locator(f"table.sweep tr[data-iteration='{sk.candidates[0]}']")
+    assert failed.bounding_box()["height"] < 3 * ok.bounding_box()["height"]
+    cell = failed.locator(".error-cell")
+    box = cell.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1400 and cell.is_visible()
+    assert cell.locator("summary").is_visible()
+    chosen = page.locator("table.sweep th.metric.chosen").bounding_box()  # the "Best by" column, on screen
+    assert chosen["x"] + chosen["width"] <= 1400
+    shot(page, "sklearn-sweep")
+    cell.locator("summary").click()  # the whole message, on request
+    assert cell.locator("details").get_attribute("open") is not None
+    assert cell.locator("details").inner_text().replace("\n", "").startswith(
+        SKLEARN_ERROR.replace("\n", "")[:60])
+    shot(page, "sklearn-sweep-error-open")
+
+
+def test_experiment_page_tree_has_no_list_bullets(page, site):
+    url, demo, _ = site
+    page.goto(f"{url}/ui/experiments/{demo.experiment_id}")
+    styles = page.locator("main ul.iterations, main ul.iterations ul").evaluate_all(
+        "lists => lists.map(l => getComputedStyle(l).listStyleType)")
+    assert styles and set(styles) == {"none"}
+    items = page.locator("main ul.iterations li").evaluate_all(
+        "items => items.map(i => getComputedStyle(i).listStyleType)")
+    assert set(items) == {"none"}
+    assert "failed · created" in page.locator("main p.summary").inner_text()
+    shot(page, "experiment")

@@ -6,7 +6,9 @@ import re
 
 from bs4 import BeautifulSoup
 
-from .seed import CURVE_STEPS, RANK_STEPS, RANKS, accuracy
+from diary_integrations.dashboard.data import default_goal, default_metric
+
+from .seed import CURVE_STEPS, RANK_STEPS, RANKS, SKLEARN_ERROR, SKLEARN_FOLD_TIMES, accuracy, seed_sklearn
 
 
 def page(client, url: str) -> BeautifulSoup:
@@ -125,6 +127,51 @@ def test_sweep_best_by_a_chosen_metric_and_goal(client, demo):
     assert highest_loss.select_one("tr.best")["data-iteration"] == str(demo.children[2])
 
 
+def test_goal_is_inferred_from_the_metric_name():
+    lowest = ["rank_test_score", "loss", "val_loss", "error_rate", "top1_err", "fold_time", "mean_fit_time",
+              "mean_score_time", "mse", "mae", "rmse", "train_rmse", "latency_ms", "perplexity"]
+    highest = ["mean_test_score", "test_score", "accuracy", "f1", "auc", "answer_rate", "cancer_recall",
+               "mean_test_neg_log_loss", "neg_mean_squared_error"]  # scikit-learn negates losses into scores
+    assert {k: default_goal(k) for k in lowest} == dict.fromkeys(lowest, "min")
+    assert {k: default_goal(k) for k in highest} == dict.fromkeys(highest, "max")
+
+
+def test_default_metric_prefers_test_scores_then_scores_then_losses():
+    sklearn = ["fold_time", "mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time", "test_score"]
+    assert default_metric(sklearn) == "mean_test_score"
+    assert default_metric(["rank_test_f1", "std_test_f1", "mean_test_f1", "mean_fit_time"]) == "mean_test_f1"
+    assert default_metric(["fold_time", "test_score", "std_test_score"]) == "test_score"
+    assert default_metric(["fold_time", "train_accuracy", "val_accuracy"]) == "val_accuracy"
+    assert default_metric(["fold_time", "mean_score_time", "val_loss"]) == "val_loss"
+    assert default_metric(["throughput", "fold_time"]) == "fold_time"
+    assert default_metric([]) is None
+
+
+def test_sklearn_sweep_defaults_to_mean_test_score_and_ranks_rank_lowest(client, demo, demo_db):
+    sk = seed_sklearn(demo_db[0], demo.project_id)
+    soup = page(client, f"/ui/iterations/{sk.driver_id}/sweep")
+    assert soup.select_one("select[name=metric] option[selected]").get_text() == "mean_test_score"
+    assert soup.select_one("select[name=goal] option[selected]")["value"] == "max"
+    assert soup.select_one("tr.best")["data-iteration"] == str(sk.candidates[1])  # 0.94
+    # The chosen metric's column comes right after the error column, before the parameters.
+    headers = [th.get_text() for th in soup.select("table.sweep thead th")]
+    assert headers[:5] == ["#", "status", "duration", "error", "mean_test_score"]
+    failed = soup.find("tr", attrs={"data-iteration": str(sk.failed_id)}).select_one(".error-cell")
+    assert failed.select_one("details summary")["title"] == SKLEARN_ERROR
+    rank = page(client, f"/ui/iterations/{sk.driver_id}/sweep?metric=rank_test_score")
+    assert rank.select_one("select[name=goal] option[selected]")["value"] == "min"
+    assert rank.select_one("tr.best")["data-iteration"] == str(sk.candidates[1])  # rank 1
+    fastest = page(client, f"/ui/iterations/{sk.driver_id}/sweep?metric=fold_time")
+    assert fastest.select_one("select[name=goal] option[selected]")["value"] == "min"
+    quickest = SKLEARN_FOLD_TIMES.index(min(SKLEARN_FOLD_TIMES))
+    assert fastest.select_one("tr.best")["data-iteration"] == str(sk.candidates[quickest])
+
+
+def test_experiment_summary_spacing(client, demo):
+    summary = page(client, f"/ui/experiments/{demo.experiment_id}").select_one("p.summary").get_text()
+    assert "1 ✗ failed · created " in " ".join(summary.split())
+
+
 def test_sweep_charts_parameter_against_metric_and_overlaid_curves(client, demo):
     soup = page(client, f"/ui/iterations/{demo.sweep_id}/sweep?metric=loss&x=max_depth")
     dots = soup.select(".scatter-box circle.dot")
@@ -167,7 +214,23 @@ def test_missing_things_are_404_pages(client):
     assert response.status_code == 404 and "Iteration not found" in response.text
     assert client.get("/ui/iterations/999999/sweep").status_code == 404
     assert client.get("/ui/experiments/999999").status_code == 404
-    assert client.get("/ui/iterations/abc").status_code == 422
+
+
+def test_an_id_that_is_not_a_number_gets_the_dashboards_own_page(client, demo):
+    # Not FastAPI's JSON 422: the same HTML 404 page as an unknown id, sidebar included.
+    for url, what in [("/ui/iterations/abc", "Iteration"), ("/ui/iterations/1.5/sweep", "Iteration"),
+                      ("/ui/experiments/x", "Experiment")]:
+        response = client.get(url)
+        assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+        soup = BeautifulSoup(response.text, "html.parser")
+        assert soup.h1.get_text() == f"{what} not found" and soup.select_one(".sidebar")
+    abc = BeautifulSoup(client.get("/ui/iterations/abc").text, "html.parser")
+    assert "'abc' is not an iteration id" in abc.get_text()
+    # A query value that does not parse is a 400 page; the JSON endpoint keeps answering JSON.
+    response = client.get(f"/ui/iterations/{demo.children[2]}?log=maybe")
+    assert response.status_code == 400 and "Bad request" in response.text and "log" in response.text
+    api = client.get("/ui/api/iterations/abc/series", params={"key": "loss"})
+    assert api.status_code == 422 and api.headers["content-type"].startswith("application/json")
 
 
 def test_series_json_is_downsampled(client, demo_db, demo):
