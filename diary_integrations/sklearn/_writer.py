@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..connection import connect, resolve_uri
+from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the package
+from ..reporting import warn_tracking as _warn_tracking
 from ..tracker.enums import ExperimentStatus, IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import Heartbeat
@@ -22,14 +23,9 @@ CHILDREN = ("candidate", "fold")
 MAX_TRACEBACK = 100_000
 
 
-class TrackingWarning(UserWarning):
-    """Tracking failed for part of a fit; the fit itself was not changed."""
-
-
-def warn_tracking(what: str, error: BaseException) -> None:
+def warn_tracking(what: str, error: BaseException, *, stacklevel: int = 3, quiet: bool = False) -> None:
     """Report a tracking error without raising: a tracker problem must never change a fit's results."""
-    log.warning("diary: %s: %s", what, error, exc_info=error)
-    warnings.warn(f"diary: {what}: {type(error).__name__}: {error}", TrackingWarning, stacklevel=3)
+    _warn_tracking(what, error, logger=log, stacklevel=stacklevel, quiet=quiet)
 
 
 @dataclass(frozen=True)

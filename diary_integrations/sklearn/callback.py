@@ -10,7 +10,8 @@ Events, by hook (see docs/decisions.md, "scikit-learn"):
   and ends SUCCEEDED or FAILED; the driver gets the best parameters and the search's summary metrics.
 - `teardown` (always runs): the driver ends SUCCEEDED, or FAILED / KILLED with the fit's exception,
   and no child is left RUNNING.
-Every hook swallows its own errors (with a TrackingWarning): tracking never changes a search's results.
+Every hook swallows its own errors (one TrackingWarning per fit, the traceback only in the DEBUG log):
+tracking never changes a search's results.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class DiaryCallback:
         self.driver_iteration_id = state["driver_iteration_id"]
         self._routes = state["routes"]
         self._runs: dict[Any, _Run] = {}
+        self._warned: set[Any] = set()  # fits (root uuids) that already warned once
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -160,7 +162,7 @@ class DiaryCallback:
         try:
             self._setup(estimator, context)
         except Exception as exc:
-            warn_tracking(f"could not start tracking {type(estimator).__name__}.fit", exc)
+            self._warn(context, f"could not start tracking {type(estimator).__name__}.fit", exc)
 
     def on_fit_task_begin(self, estimator: Any, context: Any) -> None:
         if context.task_name != LEAF:
@@ -168,7 +170,7 @@ class DiaryCallback:
         try:
             self._fold_event("begin", estimator, context, None)
         except Exception as exc:
-            warn_tracking("could not record a fold's start", exc)
+            self._warn(context, "could not record a fold's start", exc)
 
     def on_fit_task_end(self, estimator: Any, context: Any) -> bool:
         try:
@@ -184,9 +186,9 @@ class DiaryCallback:
             else:
                 run = self._runs.get((context.root_uuid, _path(context)))
                 if run is not None:
-                    self._complete(run, estimator)
+                    self._complete(run, estimator, context)
         except Exception as exc:
-            warn_tracking("could not record a task's end", exc)
+            self._warn(context, "could not record a task's end", exc)
         return False
 
     def teardown(self, estimator: Any, context: Any) -> None:
@@ -195,14 +197,25 @@ class DiaryCallback:
             run = self._runs.pop(key, None)
             self._routes.pop(key, None)  # the fitted search, pickled later, carries no live address
         if run is None:
+            self._warned.discard(context.root_uuid)
             return
         try:
-            self._close(run, sys.exc_info()[1])
+            self._close(run, sys.exc_info()[1], context)
         except Exception as exc:
-            warn_tracking("could not finish tracking the fit", exc)
+            self._warn(context, "could not finish tracking the fit", exc)
         finally:
+            self._warned.discard(context.root_uuid)
             if run.sink is not None:
                 run.sink.close()
+
+    def _warn(self, context: Any, what: str, error: BaseException) -> None:
+        """One TrackingWarning per fit: once the tracker fails (say, the server is gone) every later
+        hook would fail the same way, and a warning per candidate would bury the fit's own output."""
+        root = getattr(context, "root_uuid", None)
+        with self._lock:
+            first = root not in self._warned
+            self._warned.add(root)
+        warn_tracking(what, error, stacklevel=4, quiet=not first)
 
     # -- main process -------------------------------------------------------------------------------
 
@@ -256,7 +269,7 @@ class DiaryCallback:
             run.with_parameters.add((it, cand))
         return child
 
-    def _complete(self, run: _Run, search: Any) -> None:
+    def _complete(self, run: _Run, search: Any, context: Any) -> None:
         """The root task ended: `cv_results_` is final, so every child is written and ended now."""
         run.fit_finished = True
         results = candidate_results(search)
@@ -283,13 +296,13 @@ class DiaryCallback:
                                 parameters_written=key in run.with_parameters)
                 run.finalized.add(key)
             except Exception as exc:
-                warn_tracking(f"could not record candidate {rec.row}", exc)
+                self._warn(context, f"could not record candidate {rec.row}", exc)
         params, metrics = search_summary(search)
         metrics["n_failed_candidates"] = float(failed)
         run.tracker.log_parameters(run.driver_id, params)
         run.tracker.log_metrics(run.driver_id, metrics, step=0)
 
-    def _close(self, run: _Run, exc: BaseException | None) -> None:
+    def _close(self, run: _Run, exc: BaseException | None, context: Any) -> None:
         """End the driver truthfully and leave no child RUNNING, whether or not the fit finished."""
         if run.fit_finished:
             status, message, trace = IterationStatus.SUCCEEDED, "", ""
@@ -312,7 +325,7 @@ class DiaryCallback:
             try:
                 self._close_child(run, key, child, status, message, n_splits)
             except Exception as error:
-                warn_tracking(f"could not end child iteration {child}", error)
+                self._warn(context, f"could not end child iteration {child}", error)
         finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
 
     def _close_child(

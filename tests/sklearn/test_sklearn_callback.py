@@ -336,3 +336,40 @@ def test_many_candidates_in_parallel_one_child_each(uri, reader, iris):
     kids = check_tree(reader, search, cb, 3)
     assert len(kids) == 24 and all(k.status is IterationStatus.SUCCEEDED for k in kids.values())
     assert all(len(series(reader, k.id, "fold_time")) == 3 for k in kids.values())  # every fold's events arrived
+
+
+UNREACHABLE_SCRIPT = """
+from sklearn.datasets import load_iris
+from sklearn.model_selection import GridSearchCV
+from sklearn.tree import DecisionTreeClassifier
+from diary_integrations.sklearn import DiaryCallback
+
+X, y = load_iris(return_X_y=True)
+search = GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 2, 3]}, cv=3)
+search.set_callbacks(DiaryCallback("P", "E", uri="http://127.0.0.1:1"))
+search.fit(X, y)
+print("best", search.best_params_)
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unreachable_tracker_gives_one_short_warning(tmp_path, debug):
+    """A user's stderr gets one line saying what failed and why, not the transport's chained traceback
+    (about 80 lines); the traceback is there for whoever turns on DEBUG logging."""
+    import subprocess
+    import sys
+
+    script = UNREACHABLE_SCRIPT
+    if debug:
+        script = "import logging; logging.basicConfig(level=logging.DEBUG)\n" + script
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "best {'max_depth': 3}" in done.stdout, done.stderr
+    mine = [line for line in done.stderr.splitlines() if "diary" in line]
+    if debug:
+        assert "Traceback (most recent call last)" in done.stderr and "ConnectError" in done.stderr
+        return
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) <= 3, done.stderr  # the warning and the source line it points at
+    [warning] = mine
+    assert "TrackingWarning: diary: could not start tracking GridSearchCV.fit: TransportError: " in warning
+    assert "127.0.0.1:1" in warning and "Connection refused" in warning
