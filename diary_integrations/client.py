@@ -62,6 +62,7 @@ from .tracker.validation import (
     check_page,
     check_step,
     check_text,
+    checked_points,
     format_parameter_value,
 )
 
@@ -79,7 +80,6 @@ METRIC_PAGE_SIZE = 10_000
 # are sent in chunks.
 MAX_BATCH_IDS = 1000
 MAX_SERIES_BUDGET = 1_000_000
-_MAX_STEP = 2**63
 _MAX_ID = 2**63 - 1
 
 
@@ -625,25 +625,10 @@ class RemoteTracker:
         steps, written in one transaction on the server. Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
         rows: list[list[Any]] = []
-        good_keys: set[str] = set()
-        for n, point in enumerate(points):
-            size = len(point) if isinstance(point, (tuple, list)) else 0
-            if size not in (3, 4):
-                raise Unprocessable(
-                    f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
-                )
-            key, value, step = point[0], point[1], point[2]
-            if type(key) is not str or key not in good_keys:
-                good_keys.add(check_key(key, f"points[{n}].key"))
-            # Fast paths for what training loops send (finite floats, int steps); the rest is checked fully.
-            if type(value) is not float or value - value != 0.0:
-                value = encode_float(check_metric_value(value, f"points[{n}].value"))
-            if type(step) is not int or not 0 <= step < _MAX_STEP:
-                step = check_step(step, f"points[{n}].step")
-            if size == 4 and point[3] is not None:
-                rows.append([key, value, step, _when(point[3], "recorded_at")])
-            else:
-                rows.append([key, value, step])
+        for key, value, step, when in checked_points(points):
+            if value - value != 0.0:  # NaN and infinities travel as text
+                value = encode_float(value)
+            rows.append([key, value, step] if when is None else [key, value, step, _when(when, "recorded_at")])
         if not rows:
             return 0
         return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])

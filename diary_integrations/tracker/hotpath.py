@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from . import schema as t
-from .errors import Unprocessable
-from .validation import check_datetime, check_key, check_metric_value, check_step
+from .validation import check_datetime, check_key, check_metric_value, check_step, checked_points
 
 _it = t.iterations
 _m = t.metrics
@@ -29,7 +28,6 @@ COLUMNS = ("iteration_id", "key", "value", "step", "recorded_at")
 # One point with its new id back (RETURNING on PostgreSQL, lastrowid on SQLite).
 INSERT_ONE = insert(_m).values({c: bindparam(c) for c in COLUMNS})
 _INSERT_SQL: dict[str, str] = {}
-_MAX_STEP = 2**63
 
 
 def insert_sql(conn: Connection) -> str:
@@ -50,27 +48,11 @@ def insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 def metric_rows(iteration_id: int, points: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """Validate `(key, value, step[, recorded_at])` points into insertable rows, or raise naming the point."""
     now = time.time()
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    good_keys: set[str] = set()
-    for n, point in enumerate(points):
-        size = len(point) if isinstance(point, (tuple, list)) else 0
-        if size not in (3, 4):
-            raise Unprocessable(
-                f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
-            )
-        key, value, step = point[0], point[1], point[2]
-        if type(key) is not str or key not in good_keys:  # type first: a list key is unhashable
-            check_key(key, f"points[{n}].key")
-            good_keys.add(key)
-        # Fast paths for the types training loops send; anything else goes through the full checks.
-        if type(value) is not float:
-            value = check_metric_value(value, f"points[{n}].value")
-        if type(step) is not int or not 0 <= step < _MAX_STEP:
-            step = check_step(step, f"points[{n}].step")
-        when = now if size == 3 or point[3] is None else check_datetime(point[3], "recorded_at").timestamp()
-        append((iteration_id, key, value if value == value else None, step, when))
-    return rows
+    return [
+        (iteration_id, key, value if value == value else None, step,
+         now if when is None else check_datetime(when, "recorded_at").timestamp())
+        for key, value, step, when in checked_points(points)
+    ]
 
 
 def single_row(iteration_id: int, key: str, value: float, step: int | None, when: float) -> list[Any]:

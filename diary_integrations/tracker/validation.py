@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
@@ -166,3 +167,29 @@ def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise Unprocessable(f"offset must be a non-negative integer, got {offset!r}", field="offset")
     return limit, offset
+
+
+_MAX_STEP = 2**63
+
+
+def checked_points(points: Iterable[Sequence[Any]]) -> Iterator[tuple[str, float, int, Any]]:
+    """Validate `(key, value, step[, recorded_at])` points one by one, yielding `(key, value, step,
+    recorded_at or None)`; the bulk write paths (local and over HTTP) share it. `recorded_at` is left as
+    given, for the caller to convert."""
+    good_keys: set[str] = set()
+    for n, point in enumerate(points):
+        size = len(point) if isinstance(point, (tuple, list)) else 0
+        if size not in (3, 4):
+            raise Unprocessable(
+                f"points[{n}] must be (key, value, step) or (key, value, step, recorded_at)", field="points"
+            )
+        key, value, step = point[0], point[1], point[2]
+        if type(key) is not str or key not in good_keys:  # type first: a list key is unhashable
+            check_key(key, f"points[{n}].key")
+            good_keys.add(key)
+        # Fast paths for what training loops send (floats, int steps); anything else is checked fully.
+        if type(value) is not float:
+            value = check_metric_value(value, f"points[{n}].value")
+        if type(step) is not int or not 0 <= step < _MAX_STEP:
+            step = check_step(step, f"points[{n}].step")
+        yield key, value, step, point[3] if size == 4 else None
