@@ -13,11 +13,13 @@ thread, so the training step never waits on storage. Works with `pytorch_lightni
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import enum
 import logging
 import os
 import sys
+import threading
 import time
 from argparse import Namespace
 from collections.abc import Mapping
@@ -30,16 +32,20 @@ except ImportError:  # the unified `lightning` package
     from lightning.pytorch.loggers.logger import Logger
 
 from . import distributed
+from .reporting import TrackingWarning, warn_tracking
 from .tracker.enums import ExperimentStatus, IterationStatus
 from .tracker.errors import Conflict, Unprocessable
 from .tracker.lifecycle import Heartbeat
 from .tracker.validation import MAX_PARAMETER_VALUE, check_key, check_metric_value, check_step
 from .writer import MetricWriter
 
+__all__ = ["DiaryLogger", "TrackingWarning", "flatten_hyperparameters"]
+
 log = logging.getLogger("diary_integrations")
 
 _SUCCESS = {"success", "finished"}
 _KILLED = {"aborted", "killed", "interrupted"}
+_CLOSE_TIMEOUT = 120.0  # how long the end of a run waits for buffered metrics to be written
 
 
 class DiaryLogger(Logger):
@@ -67,6 +73,7 @@ class DiaryLogger(Logger):
         max_pending_batches: int = 16,
         flush_interval: float = 1.0,
         settle_timeout: float = 30.0,
+        write_retries: int = 5,
     ) -> None:
         super().__init__()
         _check_name_or_id(project, "project")
@@ -88,6 +95,10 @@ class DiaryLogger(Logger):
                 f"max_pending_batches must be a positive integer, got {max_pending_batches!r}",
                 field="max_pending_batches",
             )
+        if not (isinstance(write_retries, int) and not isinstance(write_retries, bool) and write_retries >= 0):
+            raise Unprocessable(
+                f"write_retries must be a non-negative integer, got {write_retries!r}", field="write_retries"
+            )
         self._project = project
         self._experiment_ref = experiment
         self._uri = None if uri is None else os.fspath(uri)
@@ -101,6 +112,7 @@ class DiaryLogger(Logger):
         self._max_pending_batches = max_pending_batches
         self._flush_interval = flush_interval
         self._settle_timeout = settle_timeout
+        self._write_retries = write_retries
         self._experiment_id: int | None = None
         self._experiment_name: str | None = experiment if isinstance(experiment, str) else None
         self._run_id: int | None = None  # the run's iteration: the driver when per_rank
@@ -120,10 +132,13 @@ class DiaryLogger(Logger):
         self._next_step: dict[str, int] = {}
         self._checkpoint_callback: Any = None
         self._stored_checkpoints: dict[tuple[str, int], int] = {}
+        self._reported_dropped = 0  # metric points already reported as lost
+        self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints"):
+        for key in ("_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints",
+                    "_unfinished_pid"):
             state.pop(key, None)
         state["_rank_id"] = None
         state["_synced"] = False
@@ -200,6 +215,12 @@ class DiaryLogger(Logger):
         """How many metric points the background writer has stored so far."""
         return 0 if self._writer is None else self._writer.written
 
+    @property
+    def dropped(self) -> int:
+        """How many metric points could not be written (the tracker refused them, or stayed unreachable
+        through every retry); each loss is also reported with a TrackingWarning at finalize."""
+        return 0 if self._writer is None else self._writer.dropped
+
     # -- iterations -------------------------------------------------------------------------------
 
     def _resolve_experiment(self) -> int:
@@ -232,6 +253,7 @@ class DiaryLogger(Logger):
             self._resolve_experiment(), parent_iteration_id=parent, notes=self._notes, snapshot=snapshot
         )
         Heartbeat.of(self.tracker).add(iteration_id)
+        self._mark_unfinished()
         return iteration_id
 
     def _create_run(self) -> None:
@@ -290,13 +312,20 @@ class DiaryLogger(Logger):
         for iteration_id in sorted(self._ended_ok):
             self.tracker.update_iteration(iteration_id, status=IterationStatus.RUNNING)
             Heartbeat.of(self.tracker).add(iteration_id)
+            self._mark_unfinished()
         self._ended_ok.clear()
+
+    def _mark_unfinished(self) -> None:
+        """This process now holds a RUNNING iteration: if no finalize ends it, interpreter exit does."""
+        self._unfinished_pid = os.getpid()
+        _unfinished.add(self)
+        _install_exit_hooks()
 
     def _metric_writer(self) -> MetricWriter:
         if self._writer is None:
             self._writer = MetricWriter(
                 self.tracker, batch_size=self._batch_size, max_batches=self._max_pending_batches,
-                interval=self._flush_interval,
+                interval=self._flush_interval, retries=self._write_retries,
             )
         return self._writer
 
@@ -360,30 +389,58 @@ class DiaryLogger(Logger):
 
     def finalize(self, status: str) -> None:
         """Flush, then end the iterations with the truth: `success` → SUCCEEDED; `failed` → FAILED with
-        the exception (Lightning calls this inside its `except`), or KILLED for Ctrl-C / SIGTERM."""
+        the exception (Lightning calls this inside its `except`), or KILLED for Ctrl-C / SIGTERM.
+        Never raises: a tracker that fails here (a server outage) gets a TrackingWarning, not the run."""
         exc = sys.exc_info()[1] if status not in _SUCCESS else None
         if status not in _SUCCESS and exc is None:
             exc = _Reported(status)
+        self._conclude(exc)
+
+    def _conclude(self, exc: BaseException | None) -> None:
+        pending = 0
         # Closing (not just flushing) stops the writer thread until the next entry point logs again.
-        if self._writer is not None and not self._writer.close(timeout=120):
-            log.error("diary: metrics were still being written when the run ended")
-        if self._run_id is None:
-            return  # this process never logged anything (rank > 0 without per_rank)
-        try:
-            if self._ended_ok:
-                self._reopen()  # the previous entry point ended them; this one decides now
-            if self._log_model and self._owns_run and self._checkpoint_callback is not None:
-                self._store_checkpoints(best_only=self._log_model is True)
-                self._record_best_checkpoint()
-            if self._per_rank:
-                self._finalize_rank(exc)
-            elif self._owns_run:
-                self._end(self._run_id, exc)
-        except Exception as error:
-            if exc is None:
-                raise
-            # Lightning re-raises the run's own exception next: report ours, never replace it.
-            log.error("diary: could not finalise iteration %s: %s", self._run_id, error)
+        if self._writer is not None and not self._writer.close(timeout=_CLOSE_TIMEOUT):
+            pending = self._writer.backlog()
+        failure: Exception | None = None
+        if self._run_id is not None:  # else this process never logged anything (rank > 0 without per_rank)
+            try:
+                if self._ended_ok:
+                    self._reopen()  # the previous entry point ended them; this one decides now
+                if self._log_model and self._owns_run and self._checkpoint_callback is not None:
+                    self._store_checkpoints(best_only=self._log_model is True)
+                    self._record_best_checkpoint()
+                if self._per_rank:
+                    self._finalize_rank(exc)
+                elif self._owns_run:
+                    self._end(self._run_id, exc)
+            except Exception as error:  # noqa: BLE001 - tracking must never break (or replace) the run's end
+                failure = error
+        # Whether or not it could be written, this call decided the status: exit must not end it again
+        # (cleared only now, since reopening above marks the run unfinished).
+        self._unfinished_pid = None
+        _unfinished.discard(self)
+        self._report_losses(failure, pending)
+
+    def _report_losses(self, failure: Exception | None, pending: int) -> None:
+        """One TrackingWarning for what this run's end could not record: the status, and how many
+        metric points were lost (refused, or given up on after the retries) or still unwritten."""
+        dropped = self.dropped - self._reported_dropped
+        self._reported_dropped = self.dropped
+        lost = []
+        if dropped:
+            lost.append(f"{dropped} metric point{'s' if dropped != 1 else ''} could not be written")
+        if pending:
+            lost.append(f"{pending} metric point{'s' if pending != 1 else ''} still unwritten after "
+                        f"{_CLOSE_TIMEOUT:g} s")
+        if failure is None and not lost:
+            return
+        run = f"iteration {self._run_id}"
+        if failure is not None:
+            what = f"could not record the end of {run}"
+            warn_tracking("; ".join([what, *lost]), failure, logger=log, stacklevel=4)
+        else:
+            last = self._writer.errors[-1] if self._writer is not None and self._writer.errors else None
+            warn_tracking(f"{run}: " + "; ".join(lost), last and f"last error: {last}", logger=log, stacklevel=4)
 
     def _end(self, iteration_id: int, exc: BaseException | None) -> None:
         if exc is None:
@@ -458,6 +515,48 @@ class DiaryLogger(Logger):
         if score is not None:
             step = max(self._next_step.values(), default=1) - 1
             self.tracker.log_metrics(self._run_id, {"checkpoint/best_score": score}, step=max(step, 0))
+
+
+# Loggers holding iterations that no finalize has ended yet, ended at interpreter exit.
+_unfinished: set[DiaryLogger] = set()
+_uncaught: list[BaseException] = []  # the exception the process is exiting with, if any
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    """Hook `sys.excepthook` (chaining to the hook it replaces) and register the exit handler, once."""
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+        previous = sys.excepthook
+
+        def record_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            # At a REPL an error does not end the process: exiting later is not a failure.
+            if not hasattr(sys, "ps1") and not sys.flags.interactive:
+                _uncaught.append(value)
+            previous(kind, value, tb)
+
+        sys.excepthook = record_uncaught
+        # Registered after writer.py's flush-at-exit, so it runs before it (atexit is last-in, first-out).
+        atexit.register(_end_unfinished)
+
+
+def _end_unfinished() -> None:
+    """Interpreter exit: a run no finalize ended (logging without a Trainer, or an error before `fit`)
+    ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left RUNNING it
+    would later be reaped as KILLED "heartbeat lost", which is false. Only the process that opened
+    the iterations ends them (never a forked copy), by the same rules as `finalize`."""
+    exc = _uncaught[-1] if _uncaught else None
+    for logger in list(_unfinished):
+        if logger._unfinished_pid != os.getpid():
+            continue
+        try:
+            logger._conclude(exc)
+        except Exception as error:  # noqa: BLE001 - exit must go on
+            log.error("diary: could not end iteration %s at exit: %s", logger._run_id, error)
 
 
 class _Reported(Exception):

@@ -94,6 +94,12 @@ class MetricWriter:
         self._queue.put(marker)
         return marker.done.wait(timeout)
 
+    def backlog(self) -> int:
+        """Points handed in and not yet written or given up on (a batch being written counts as gone)."""
+        with self._lock:
+            pending = len(self._pending)
+        return pending + sum(len(item) for item in list(self._queue.queue) if isinstance(item, list))
+
     def close(self, timeout: float | None = None) -> bool:
         """Flush, then stop the thread (a later `add` starts a new one). True once everything is written."""
         done = self.flush(timeout)
