@@ -212,13 +212,7 @@ def conclude_rank(
             tracker, driver_id, wait=settle_timeout,
             reason=f"did not finish within {settle_timeout:g}s of rank {rank}; process presumed dead",
         )
-        failure = first_failure(children)
-        if failure is None:
-            end_quietly(tracker, driver_id, IterationStatus.SUCCEEDED)
-        else:
-            frank, child = failure
-            end_quietly(tracker, driver_id, IterationStatus.FAILED,
-                        _rank_label(frank, child.error_message), child.traceback)
+        _end_driver_by_children(tracker, driver_id, children)
         return
     status, message, trace, failed_rank = describe_rank_failure(exc)
     if failed_rank is not None:
@@ -252,18 +246,22 @@ def conclude_rank(
         time.sleep(0.2)
 
 
+def _end_driver_by_children(tracker: Any, driver_id: int, children: Any) -> None:
+    """Once every rank has ended: SUCCEEDED, or FAILED with the first failed rank's own error."""
+    failure = first_failure(children)
+    if failure is None:
+        end_quietly(tracker, driver_id, IterationStatus.SUCCEEDED)
+    else:
+        rank, child = failure
+        end_quietly(tracker, driver_id, IterationStatus.FAILED, _rank_label(rank, child.error_message), child.traceback)
+
+
 def conclude_launcher(tracker: Any, driver_id: int, exc: BaseException | None) -> None:
     """End a driver from the launching process once every rank process has exited (mp.spawn,
     Lightning's ddp_spawn): children still RUNNING never finalised, so they are marked now."""
     if exc is None:
         children = settle_children(tracker, driver_id, wait=0, reason="exited without finalising its iteration")
-        failure = first_failure(children)
-        if failure is None:
-            end_quietly(tracker, driver_id, IterationStatus.SUCCEEDED)
-        else:
-            frank, child = failure
-            end_quietly(tracker, driver_id, IterationStatus.FAILED,
-                        _rank_label(frank, child.error_message), child.traceback)
+        _end_driver_by_children(tracker, driver_id, children)
         return
     status, message, trace, failed_rank = describe_rank_failure(exc)
     for rank, child in child_ranks(tracker, driver_id):
