@@ -17,6 +17,7 @@ import atexit
 import dataclasses
 import enum
 import logging
+import multiprocessing
 import os
 import sys
 import threading
@@ -548,7 +549,12 @@ def _end_unfinished() -> None:
     """Interpreter exit: a run no finalize ended (logging without a Trainer, or an error before `fit`)
     ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left RUNNING it
     would later be reaped as KILLED "heartbeat lost", which is false. Only the process that opened
-    the iterations ends them (never a forked copy), by the same rules as `finalize`."""
+    the iterations ends them (never a forked copy or a multiprocessing worker), by `finalize`'s rules."""
+    if multiprocessing.parent_process() is not None:
+        # A multiprocessing worker (ddp_spawn's ranks, mp.spawn): its target's exception was caught by
+        # the worker's bootstrap, so no hook saw it and "SUCCEEDED" could be false. Its launcher ends
+        # what the worker left (conclude_launcher), as it always has.
+        return
     exc = _uncaught[-1] if _uncaught else None
     for logger in list(_unfinished):
         if logger._unfinished_pid != os.getpid():
