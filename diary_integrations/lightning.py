@@ -34,7 +34,8 @@ except ImportError:  # the unified `lightning` package
 
 from . import distributed
 from .reporting import TrackingWarning, warn_tracking
-from .tracker.enums import ExperimentStatus, IterationStatus
+from .resolve import experiment_for
+from .tracker.enums import IterationStatus
 from .tracker.errors import Conflict, Unprocessable
 from .tracker.lifecycle import Heartbeat
 from .tracker.validation import MAX_PARAMETER_VALUE, check_key, check_metric_value, check_step
@@ -226,28 +227,9 @@ class DiaryLogger(Logger):
 
     def _resolve_experiment(self) -> int:
         """The experiment id, finding or creating the project and experiment by name."""
-        if self._experiment_id is not None:
-            return self._experiment_id
-        tracker = self.tracker
-        if not isinstance(self._experiment_ref, str):
-            self._experiment_id = int(self._experiment_ref)
-            return self._experiment_id
-        if isinstance(self._project, str):
-            project = tracker.get_project_by_name(self._project)
-            project_id = project.id if project is not None else tracker.create_project(self._project).id
-        else:
-            project_id = int(self._project)
-            if tracker.get_project(project_id) is None:
-                raise Unprocessable(f"project: project {project_id} does not exist", field="project")
-        experiment = tracker.get_experiment_by_name(project_id, self._experiment_ref)
-        if experiment is None:
-            experiment_id = tracker.create_experiment(
-                project_id, ExperimentStatus.IN_PROGRESS, self._experiment_ref
-            ).id
-        else:
-            experiment_id = experiment.id
-        self._experiment_id = experiment_id
-        return experiment_id
+        if self._experiment_id is None:
+            self._experiment_id = experiment_for(self.tracker, self._project, self._experiment_ref)
+        return self._experiment_id
 
     def _open(self, parent: int | None, *, snapshot: bool | None = None) -> int:
         iteration_id, _ = self.tracker.create_iteration(

@@ -13,7 +13,8 @@ from typing import Any
 from ..connection import connect, resolve_uri
 from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the package
 from ..reporting import warn_tracking as _warn_tracking
-from ..tracker.enums import ExperimentStatus, IterationStatus
+from ..resolve import experiment_for
+from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import Heartbeat
 
@@ -83,12 +84,7 @@ _trackers_lock = threading.Lock()
 
 def experiment_id(tracker: Any, options: Options) -> int:
     """The experiment the driver goes into, found by project and experiment name or created."""
-    project = tracker.get_project_by_name(options.project)
-    project_id = project.id if project is not None else tracker.create_project(options.project).id
-    experiment = tracker.get_experiment_by_name(project_id, options.experiment)
-    if experiment is not None:
-        return experiment.id
-    return tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, options.experiment).id
+    return experiment_for(tracker, options.project, options.experiment)
 
 
 def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snapshot: bool | None = None) -> int:
