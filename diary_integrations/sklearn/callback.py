@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback as traceback_module
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,26 @@ class _Run:
     ends: int = 0
     closed: bool = False  # late events are ignored once the children are being finalised
     fit_finished: bool = False
+    # The main process's own fold events are recorded by this thread, so creating a child never holds
+    # up the search (the fits run on; most of a tree fit releases the GIL).
+    recorder: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="diary-sklearn-record")
+    )
+    recorder_error: BaseException | None = None
+
+    def record_later(self, handler: Any, event: tuple[Any, ...]) -> None:
+        def record() -> None:
+            try:
+                handler(self, event)
+            except Exception as exc:  # surfaced as a TrackingWarning by the next hook that can warn
+                if self.recorder_error is None:
+                    self.recorder_error = exc
+
+        self.recorder.submit(record)
+
+    def drain(self) -> None:
+        """Wait until every event handed to the recorder is recorded."""
+        self.recorder.submit(lambda: None).result()
 
     def wait_for_events(self, expected: int | None) -> None:
         """Wait for the workers' fold-end events still in flight: until `expected` ends (or, without
@@ -274,6 +295,8 @@ class DiaryCallback:
         run.fit_finished = True
         results = candidate_results(search)
         n_splits = int(search.n_splits_)
+        run.drain()
+        self._raise_recorder_error(run, context)
         run.wait_for_events(len(results) * n_splits)
         with run.cond:
             run.closed = True
@@ -310,6 +333,8 @@ class DiaryCallback:
             status, message, trace = describe_failure(exc)
         else:
             status, message, trace = IterationStatus.FAILED, "fit stopped before its end", ""
+        run.recorder.shutdown(wait=True)
+        self._raise_recorder_error(run, context)
         if not run.closed:
             run.wait_for_events(None)
             with run.cond:
@@ -327,6 +352,11 @@ class DiaryCallback:
             except Exception as error:
                 self._warn(context, f"could not end child iteration {child}", error)
         finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
+
+    def _raise_recorder_error(self, run: _Run, context: Any) -> None:
+        if run.recorder_error is not None:
+            error, run.recorder_error = run.recorder_error, None
+            self._warn(context, "could not record a fold event", error)
 
     def _close_child(
         self, run: _Run, key: tuple[int, int], child: int, status: IterationStatus, message: str, n_splits: int
@@ -362,8 +392,8 @@ class DiaryCallback:
         for depth in range(len(path) - 1, 0, -1):
             key = (context.root_uuid, path[:depth])
             run = self._runs.get(key)
-            if run is not None:  # the process (and instance) that runs the search: record directly
-                self._on_event(run, event)
+            if run is not None:  # the process (and instance) that runs the search: record here, off-thread
+                run.record_later(self._on_event, event)
                 return
             route = self._routes.get(key)
             if route is not None:  # a worker's copy: ship the event to the main process
