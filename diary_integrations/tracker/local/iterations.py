@@ -1,0 +1,276 @@
+"""Iterations: trees, ends, heartbeats, the reaper and environment snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    func,
+    select,
+    update,
+)
+
+from .. import schema as t
+from ..enums import ExperimentStatus, IterationStatus, Result
+from ..environment import capture_environment
+from ..errors import Unprocessable
+from ..lifecycle import IterationRun
+from ..records import (
+    Created,
+    Environment,
+    Iteration,
+)
+from ..statements import can_hold, fetch_by_id, insert_row, update_row
+from ..validation import (
+    MAX_TEXT,
+    check_bool,
+    check_datetime,
+    check_enum,
+    check_id,
+    check_optional_id,
+    check_text,
+)
+from .base import (
+    _UNSET,
+    TrackerBase,
+    _iteration,
+    _none_stored,
+    _now,
+    _paged,
+    _record,
+)
+
+
+class IterationsMixin(TrackerBase):
+
+    def create_iteration(
+        self,
+        experiment_id: int,
+        *,
+        parent_iteration_id: int | None = None,
+        notes: str = "",
+        snapshot: bool | None = None,
+    ) -> Created:
+        """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
+        for top-level iterations) stores the environment beside it."""
+        experiment_id = check_id(experiment_id, "experiment_id")
+        parent_iteration_id = check_optional_id(parent_iteration_id, "parent_iteration_id")
+        notes = check_text(notes, "notes")
+        if snapshot is None:
+            snapshot = parent_iteration_id is None
+        env = capture_environment() if check_bool(snapshot, "snapshot") else None
+        now = _now()
+        with self._write() as conn:
+            experiment = self._require(conn, t.experiments, experiment_id, "experiment_id")
+            if experiment.status != ExperimentStatus.IN_PROGRESS:
+                raise Unprocessable(
+                    f"experiment_id: experiment {experiment_id} is {ExperimentStatus(experiment.status).name}; "
+                    "iterations can only be added to an IN_PROGRESS experiment",
+                    field="experiment_id",
+                )
+            if parent_iteration_id is not None:
+                parent = fetch_by_id(conn, t.iterations, parent_iteration_id)
+                if parent is None:
+                    raise Unprocessable(
+                        f"parent_iteration_id: iteration {parent_iteration_id} does not exist",
+                        field="parent_iteration_id",
+                    )
+                if parent.experiment_id != experiment_id:
+                    raise Unprocessable(
+                        f"parent_iteration_id: iteration {parent_iteration_id} belongs to experiment "
+                        f"{parent.experiment_id}, not {experiment_id}; a parent must be in the same experiment",
+                        field="parent_iteration_id",
+                    )
+            new_id = insert_row(conn, t.iterations, {
+                "experiment_id": experiment_id,
+                "parent_iteration_id": parent_iteration_id,
+                "status": int(IterationStatus.RUNNING),
+                "notes": notes,
+                "error_message": "",
+                "traceback": "",
+                "created_date": now,
+                "end_date": None,
+                "heartbeat_date": now,
+            })
+            if env is not None:
+                insert_row(conn, t.environments, {"iteration_id": new_id, **dataclasses.asdict(env)})
+        self._last_beat[new_id] = time.monotonic()
+        return Created(new_id, Result.CREATED)
+
+    def get_iteration(self, iteration_id: int) -> Iteration | None:
+        return _iteration(self._fetch_one(t.iterations, iteration_id, "iteration_id"))
+
+    def get_iterations(
+        self,
+        experiment_id: int,
+        *,
+        status: IterationStatus | int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Iteration]:
+        experiment_id = check_id(experiment_id, "experiment_id")
+        it = t.iterations
+        stmt = select(it).where(it.c.experiment_id == experiment_id).order_by(it.c.id)
+        if status is not None:
+            stmt = stmt.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
+        if not can_hold(it.c.experiment_id, experiment_id):
+            return _none_stored(limit, offset)
+        with self._read() as conn:
+            return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
+
+    def get_child_iterations(
+        self, iteration_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[Iteration]:
+        """The direct children of an iteration, ordered by id."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        it = t.iterations
+        if not can_hold(it.c.parent_iteration_id, iteration_id):
+            return _none_stored(limit, offset)
+        stmt = select(it).where(it.c.parent_iteration_id == iteration_id).order_by(it.c.id)
+        with self._read() as conn:
+            return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
+
+    def get_environment(self, iteration_id: int) -> Environment | None:
+        iteration_id = check_id(iteration_id, "iteration_id")
+        env = t.environments
+        if not can_hold(env.c.iteration_id, iteration_id):
+            return None
+        with self._read() as conn:
+            return _record(Environment, conn.execute(select(env).where(env.c.iteration_id == iteration_id)).first())
+
+    def update_iteration(
+        self,
+        iteration_id: int,
+        *,
+        notes: str | None = None,
+        status: IterationStatus | int | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        end_date: datetime | None = _UNSET,
+    ) -> Result:
+        """Change an iteration. A status other than RUNNING stamps `end_date` unless one is given."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        values: dict[str, Any] = {}
+        if notes is not None:
+            values["notes"] = check_text(notes, "notes")
+        if status is not None:
+            status = check_enum(status, IterationStatus, "status")
+            values["status"] = int(status)
+            values["end_date"] = _now() if status.ended else None
+        if error_message is not None:
+            values["error_message"] = check_text(error_message, "error_message")
+        if traceback is not None:
+            values["traceback"] = check_text(traceback, "traceback", max_length=4 * MAX_TEXT)
+        if end_date is not _UNSET:
+            values["end_date"] = None if end_date is None else check_datetime(end_date, "end_date")
+        with self._write() as conn:
+            self._require(conn, t.iterations, iteration_id, "iteration_id")
+            if values:
+                update_row(conn, t.iterations, iteration_id, values)
+        return Result.UPDATED
+
+    def end_iteration(
+        self,
+        iteration_id: int,
+        status: IterationStatus | int = IterationStatus.SUCCEEDED,
+        *,
+        error_message: str = "",
+        traceback: str = "",
+    ) -> Result:
+        """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a
+        late or duplicate finaliser can never overwrite the status that was first recorded."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        status = check_enum(status, IterationStatus, "status")
+        if not status.ended:
+            raise Unprocessable("status: an iteration is ended with SUCCEEDED, FAILED or KILLED", field="status")
+        values = {
+            "status": int(status),
+            "error_message": check_text(error_message, "error_message"),
+            "traceback": check_text(traceback, "traceback", max_length=4 * MAX_TEXT),
+            "end_date": _now(),
+        }
+        with self._write() as conn:
+            row = self._require(conn, t.iterations, iteration_id, "iteration_id")
+            if row.status != IterationStatus.RUNNING:
+                raise Unprocessable(
+                    f"iteration_id: iteration {iteration_id} already ended as {IterationStatus(row.status).name}",
+                    field="iteration_id",
+                )
+            update_row(conn, t.iterations, iteration_id, values)
+        self._last_beat.pop(iteration_id, None)
+        return Result.UPDATED
+
+    def delete_iteration(self, iteration_id: int) -> bool:
+        """Deletes the iteration and its data; its children stay, as top-level iterations."""
+        return self._delete(t.iterations, iteration_id, "iteration_id")
+
+    def heartbeat(self, *iteration_ids: int) -> None:
+        """Mark these iterations alive now (only those still RUNNING)."""
+        ids = [i for i in (check_id(i, "iteration_id") for i in iteration_ids) if can_hold(t.iterations.c.id, i)]
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(t.iterations)
+                .where(t.iterations.c.id.in_(ids), t.iterations.c.status == int(IterationStatus.RUNNING))
+                .values(heartbeat_date=_now())
+            )
+        beat = time.monotonic()
+        for i in ids:
+            self._last_beat[i] = beat
+
+    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
+        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):
+        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids."""
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise Unprocessable(f"older_than must be a non-negative number of seconds, got {older_than!r}",
+                                field="older_than")
+        cutoff = _now() - timedelta(seconds=seconds)
+        it = t.iterations
+        stmt = select(it.c.id, it.c.heartbeat_date).where(
+            it.c.status == int(IterationStatus.RUNNING), it.c.heartbeat_date < cutoff
+        )
+        if experiment_id is not None:
+            experiment_id = check_id(experiment_id, "experiment_id")
+            if not can_hold(it.c.experiment_id, experiment_id):
+                return []
+            stmt = stmt.where(it.c.experiment_id == experiment_id)
+        m = t.metrics
+        with self._write() as conn:
+            stale = conn.execute(stmt.order_by(it.c.id)).all()
+            ids = [row.id for row in stale]
+            # The last sign of life is the truest end we know: the heartbeat, or a later metric (writes
+            # refresh the heartbeat only every few seconds).
+            last_metric = dict(conn.execute(
+                select(m.c.iteration_id, func.max(m.c.recorded_at)).where(m.c.iteration_id.in_(ids))
+                .group_by(m.c.iteration_id)
+            ).all()) if ids else {}
+            for row in stale:
+                seen = max(row.heartbeat_date, last_metric.get(row.id) or row.heartbeat_date)
+                conn.execute(
+                    update(it)
+                    .where(it.c.id == row.id, it.c.status == int(IterationStatus.RUNNING))
+                    .values(
+                        status=int(IterationStatus.KILLED),
+                        end_date=seen,
+                        error_message=f"heartbeat lost: last seen {seen.isoformat()}",
+                    )
+                )
+        return ids
+
+    def with_iteration(
+        self,
+        experiment_id: int,
+        *,
+        parent_iteration_id: int | None = None,
+        notes: str = "",
+        snapshot: bool | None = None,
+    ) -> IterationRun:
+        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        return IterationRun(
+            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot
+        )

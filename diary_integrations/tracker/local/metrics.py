@@ -1,0 +1,321 @@
+"""Metric series: single points, batches, the bulk path and batched reads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    cast,
+    func,
+    select,
+)
+
+from .. import hotpath
+from .. import schema as t
+from ..enums import IterationStatus, Result
+from ..errors import Unprocessable
+from ..records import (
+    Created,
+    Iteration,
+    Metric,
+)
+from ..statements import can_hold, update_row
+from ..validation import (
+    check_datetime,
+    check_enum,
+    check_id,
+    check_key,
+    check_max_points,
+    check_metric_value,
+    check_step,
+)
+from .base import (
+    TrackerBase,
+    _chunks,
+    _iteration,
+    _nan,
+    _none_stored,
+    _paged,
+    _record,
+    _same_point,
+)
+
+
+class MetricsMixin(TrackerBase):
+
+    def create_metric(
+        self,
+        iteration_id: int,
+        key: str,
+        value: float,
+        *,
+        step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> Created:
+        """One metric point. Without `step`, the key's next step (0, 1, 2, ...)."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        when = time.time() if recorded_at is None else check_datetime(recorded_at, "recorded_at").timestamp()
+        row = hotpath.single_row(iteration_id, key, value, step, when)
+        with self._write() as conn:
+            self._writable_iteration(conn, iteration_id)
+            if row[3] is None:
+                row[3] = hotpath.next_steps(conn, iteration_id, [row[1]])[row[1]]
+            params = dict(zip(hotpath.COLUMNS, row, strict=True))
+            new_id = conn.execute(hotpath.INSERT_ONE, params).inserted_primary_key[0]
+        return Created(new_id, Result.CREATED)
+
+    def log_metrics(
+        self,
+        iteration_id: int,
+        metrics: Mapping[str, float],
+        *,
+        step: int | None = None,
+        recorded_at: datetime | float | None = None,
+    ) -> int:
+        """Several keys at one step, in one transaction, all or nothing. Without `step`, each key takes
+        its own next step. Returns how many points were written."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        if not isinstance(metrics, Mapping):
+            raise Unprocessable("metrics must be a mapping of key to number", field="metrics")
+        step = None if step is None else check_step(step)
+        when = time.time() if recorded_at is None else check_datetime(recorded_at, "recorded_at").timestamp()
+        values = {check_key(k, "metrics key"): check_metric_value(v, f"metrics[{k!r}]") for k, v in metrics.items()}
+        if not values:
+            return 0
+        with self._write() as conn:
+            self._writable_iteration(conn, iteration_id)
+            steps = hotpath.next_steps(conn, iteration_id, list(values)) if step is None else None
+            rows = [
+                (iteration_id, k, v if v == v else None, step if steps is None else steps[k], when)
+                for k, v in values.items()
+            ]
+            hotpath.insert_rows(conn, rows)
+        return len(rows)
+
+    def log_metric_points(self, iteration_id: int, points: Iterable[Sequence[Any]]) -> int:
+        """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number
+        of steps, written with one executemany in one transaction. Returns how many were written."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        rows = hotpath.metric_rows(iteration_id, points)
+        if not rows:
+            return 0
+        with self._write() as conn:
+            self._writable_iteration(conn, iteration_id)
+            hotpath.insert_rows(conn, rows)
+        return len(rows)
+
+    def get_metric(self, metric_id: int) -> Metric | None:
+        return _record(Metric, self._fetch_one(t.metrics, metric_id, "metric_id"))
+
+    def get_metrics(
+        self, iteration_id: int, *, key: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Metric]:
+        """An iteration's metric points ordered by step then id (one key's series with `key=`)."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        m = t.metrics
+        stmt = select(m).where(m.c.iteration_id == iteration_id)
+        if key is not None:
+            stmt = stmt.where(m.c.key == check_key(key))
+        if not can_hold(m.c.iteration_id, iteration_id):
+            return _none_stored(limit, offset)
+        stmt = stmt.order_by(m.c.step, m.c.id)
+        with self._read() as conn:
+            return [_record(Metric, r) for r in conn.execute(_paged(stmt, limit, offset))]
+
+    def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """For each iteration, each key's value at its highest step: what a sweep table shows."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        m = t.metrics
+        # Ids beyond the column's range name nothing: they get an empty entry without reaching the database.
+        stored = [i for i in ids if can_hold(m.c.iteration_id, i)]
+        if not stored:
+            return {i: {} for i in ids}
+        latest_step = (
+            select(m.c.iteration_id, m.c.key, func.max(m.c.step).label("step"))
+            .where(m.c.iteration_id.in_(stored))
+            .group_by(m.c.iteration_id, m.c.key)
+            .subquery()
+        )
+        # The newest point at the highest step of each key.
+        stmt = (
+            select(m.c.iteration_id, m.c.key, func.max(m.c.id).label("id"))
+            .join(latest_step, and_(
+                m.c.iteration_id == latest_step.c.iteration_id,
+                m.c.key == latest_step.c.key,
+                m.c.step == latest_step.c.step,
+            ))
+            .group_by(m.c.iteration_id, m.c.key)
+            .subquery()
+        )
+        out: dict[int, dict[str, float]] = {i: {} for i in ids}
+        with self._read() as conn:
+            for row in conn.execute(select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))):
+                out[row.iteration_id][row.key] = row.value
+        return out
+
+    def get_best_child_iteration(
+        self,
+        iteration_id: int,
+        key: str,
+        *,
+        mode: str = "max",
+        status: IterationStatus | int | None = IterationStatus.SUCCEEDED,
+    ) -> tuple[Iteration, float] | None:
+        """The child whose latest `key` value is highest (`mode="max"`) or lowest (`"min"`), with that
+        value; among SUCCEEDED children by default (`status=None`: any). NaN never wins. None if no child
+        has the metric."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        key = check_key(key)
+        if mode not in ("max", "min"):
+            raise Unprocessable(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
+        it, m = t.iterations, t.metrics
+        if not can_hold(it.c.parent_iteration_id, iteration_id):
+            return None
+        kids = select(it.c.id).where(it.c.parent_iteration_id == iteration_id)
+        if status is not None:
+            kids = kids.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
+        newest = func.row_number().over(partition_by=m.c.iteration_id, order_by=(m.c.step.desc(), m.c.id.desc()))
+        latest = (
+            select(m.c.iteration_id, m.c.value, newest.label("n"))
+            .where(m.c.key == key, m.c.iteration_id.in_(kids))
+            .subquery()
+        )
+        order = latest.c.value.desc() if mode == "max" else latest.c.value.asc()
+        stmt = (
+            select(it, latest.c.value)
+            .join(latest, latest.c.iteration_id == it.c.id)
+            .where(latest.c.n == 1, latest.c.value.is_not(None))  # NULL is how NaN is stored
+            .order_by(order, it.c.id)
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return _iteration(row[:-1]), float(row[-1])
+
+    def get_parameter_values(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """For each iteration, its parameters as `{key: value}`, in one query: what a sweep table shows."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        p = t.parameters
+        with self._read() as conn:
+            for chunk in _chunks([i for i in ids if can_hold(p.c.iteration_id, i)]):
+                stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
+                for row in conn.execute(stmt):
+                    out[row.iteration_id][row.key] = row.value
+        return out
+
+    def get_metric_series(
+        self, iteration_ids: Sequence[int], key: str, *, max_points: int | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Each iteration's `(step, value)` series for one key, ordered by step. With `max_points`, a longer
+        series is cut into `max_points // 2` step buckets inside the database, each giving its lowest and
+        highest value, so a chart keeps every peak and trough (NaN points of a bucketed series drop out)."""
+        ids = [check_id(i, "iteration_ids") for i in iteration_ids]
+        key = check_key(key)
+        max_points = check_max_points(max_points)
+        out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
+        m = t.metrics
+        with self._read() as conn:
+            for chunk in _chunks([i for i in ids if can_hold(m.c.iteration_id, i)]):
+                where = and_(m.c.iteration_id.in_(chunk), m.c.key == key)
+                small, large = list(chunk), {}
+                if max_points is not None:
+                    counted = (
+                        select(m.c.iteration_id, func.count(), func.min(m.c.step), func.max(m.c.step))
+                        .where(where)
+                        .group_by(m.c.iteration_id)
+                    )
+                    for iteration_id, count, lo, hi in conn.execute(counted):
+                        if count > max_points:
+                            # Sweeps share a step range: one bucketing query per range, not per child.
+                            large.setdefault((lo, hi), []).append(iteration_id)
+                    small = sorted(set(chunk) - {i for ids_ in large.values() for i in ids_})
+                if small:
+                    raw = (
+                        select(m.c.iteration_id, m.c.step, m.c.value)
+                        .where(m.c.iteration_id.in_(small), m.c.key == key)
+                        .order_by(m.c.iteration_id, m.c.step, m.c.id)
+                    )
+                    for row in conn.execute(raw):
+                        out[row.iteration_id].append((row.step, row.value))
+                for (lo, hi), ids_ in large.items():
+                    self._bucketed_series(conn, ids_, key, lo, hi, int(max_points or 2) // 2, out)
+        return out
+
+    @staticmethod
+    def _bucketed_series(
+        conn: Connection,
+        ids: list[int],
+        key: str,
+        lo: int,
+        hi: int,
+        buckets: int,
+        out: dict[int, list[tuple[int, float]]],
+    ) -> None:
+        m = t.metrics
+        # The range is a literal, not a join: PostgreSQL without fresh statistics plans a join to a
+        # per-iteration aggregate as a nested loop over every point. BigInteger arithmetic, since
+        # step * buckets overflows a 32-bit integer for long runs.
+        offset = cast(m.c.step - lo, BigInteger) * buckets
+        bucket = (offset // (hi - lo + 1)).label("bucket")
+        stmt = (
+            select(
+                m.c.iteration_id,
+                func.min(m.c.step).label("first_step"),
+                func.max(m.c.step).label("last_step"),
+                func.min(m.c.value).label("low"),
+                func.max(m.c.value).label("high"),
+                func.avg(m.c.value).label("mean"),
+            )
+            .where(m.c.iteration_id.in_(ids), m.c.key == key)
+            .group_by(m.c.iteration_id, bucket)
+            .order_by(m.c.iteration_id, "first_step")
+        )
+        rows: dict[int, list[Any]] = {}
+        for row in conn.execute(stmt):
+            rows.setdefault(row.iteration_id, []).append(row)
+        for iteration_id, group in rows.items():
+            series = out[iteration_id]
+            for n, row in enumerate(group):
+                # The extremes are placed at the bucket's edges, in the order the series runs there
+                # (judged from the neighbouring buckets' means): the envelope is exact, a chart keeps
+                # every peak and trough, and the line does not zigzag against the trend.
+                before = group[max(n - 1, 0)].mean
+                after = group[min(n + 1, len(group) - 1)].mean
+                low, high = _nan(row.low), _nan(row.high)
+                rising = before is not None and after is not None and after >= before
+                points = [(row.first_step, low), (row.last_step, high)]
+                if not rising:
+                    points = [(row.first_step, high), (row.last_step, low)]
+                if row.first_step == row.last_step or low == high:
+                    points = [(row.first_step, low)]
+                for point in points:
+                    if not series or not _same_point(series[-1], point):
+                        series.append(point)
+
+    def update_metric(
+        self, metric_id: int, *, value: float | None = None, step: int | None = None
+    ) -> Result:
+        metric_id = check_id(metric_id, "metric_id")
+        values: dict[str, Any] = {}
+        if value is not None:
+            values["value"] = check_metric_value(value)
+        if step is not None:
+            values["step"] = check_step(step)
+        with self._write() as conn:
+            row = self._require(conn, t.metrics, metric_id, "metric_id")
+            self._writable_iteration(conn, row.iteration_id)
+            if values:
+                update_row(conn, t.metrics, metric_id, values)
+        return Result.UPDATED
+
+    def delete_metric(self, metric_id: int) -> bool:
+        return self._delete(t.metrics, metric_id, "metric_id")
