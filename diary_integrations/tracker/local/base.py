@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import hotpath
 from .. import schema as t
+from ..artifacts import delete_file_artifact
 from ..database import DEFAULT_URI, create_tracker_engine, normalize_url, read_transaction, write_transaction
 from ..enums import ArtifactBackend, ExperimentStatus, IterationStatus, TagTarget
 from ..errors import Unprocessable
@@ -156,7 +158,6 @@ class TrackerBase:
         self._lock = threading.Lock()
         self._last_beat: dict[int, float] = {}
 
-
     def __repr__(self) -> str:
         return f"LocalTracker({self.url!r})"
 
@@ -221,12 +222,30 @@ class TrackerBase:
         with self._read() as conn:
             return fetch_by_id(conn, table, id_)
 
-    def _delete(self, table: Table, id_: Any, field: str = "id") -> bool:
+    def _delete(
+        self, table: Table, id_: Any, field: str = "id", *, files: Callable[[int], Any] | None = None
+    ) -> bool:
+        """Delete one row (the foreign keys cascade). `files(id)` selects the resources the cascade takes
+        along; their files are removed only after the deletion committed, so a rollback never loses bytes."""
         id_ = check_id(id_, field)
         if not can_hold(table.c.id, id_):
             return False
         with self._write() as conn:
-            return conn.execute(delete(table).where(table.c.id == id_)).rowcount > 0
+            uris = [] if files is None else self._file_uris(conn, files(id_))
+            deleted = conn.execute(delete(table).where(table.c.id == id_)).rowcount > 0
+        self._remove_files(uris)
+        return deleted
+
+    @staticmethod
+    def _remove_files(uris: list[str]) -> None:
+        for uri in uris:
+            delete_file_artifact(uri)
+
+    @staticmethod
+    def _file_uris(conn: Connection, condition: Any) -> list[str]:
+        r = t.resources
+        stmt = select(r.c.uri).where(condition, r.c.backend == ArtifactBackend.FILESYSTEM.value)
+        return [row.uri for row in conn.execute(stmt)]
 
     def _writable_iteration(self, conn: Connection, iteration_id: int) -> None:
         """Refuse writes to a missing or ended iteration; refresh its heartbeat now and then."""

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    delete,
     insert,
     select,
 )
@@ -105,17 +104,9 @@ class ProjectsMixin(TrackerBase):
 
     def delete_project(self, project_id: int) -> bool:
         """Deletes the project with its experiments, iterations and resources (files included)."""
-        project_id = check_id(project_id, "project_id")
-        if not can_hold(t.projects.c.id, project_id):
-            return False
-        with self._write() as conn:
-            uris = self._file_uris(conn, t.resources.c.experiment_id.in_(
-                select(t.experiments.c.id).where(t.experiments.c.project_id == project_id)
-            ))
-            deleted = conn.execute(delete(t.projects).where(t.projects.c.id == project_id)).rowcount > 0
-        self._remove_files(uris)
-        return deleted
-
+        return self._delete(t.projects, project_id, "project_id", files=lambda project: t.resources.c.experiment_id.in_(
+            select(t.experiments.c.id).where(t.experiments.c.project_id == project)
+        ))
 
     def create_experiment(
         self, project_id: int, status: ExperimentStatus | int, name: str, *, description: str = ""
@@ -187,11 +178,5 @@ class ProjectsMixin(TrackerBase):
         return Result.UPDATED
 
     def delete_experiment(self, experiment_id: int) -> bool:
-        experiment_id = check_id(experiment_id, "experiment_id")
-        if not can_hold(t.experiments.c.id, experiment_id):
-            return False
-        with self._write() as conn:
-            uris = self._file_uris(conn, t.resources.c.experiment_id == experiment_id)
-            deleted = conn.execute(delete(t.experiments).where(t.experiments.c.id == experiment_id)).rowcount > 0
-        self._remove_files(uris)
-        return deleted
+        return self._delete(t.experiments, experiment_id, "experiment_id",
+                            files=lambda experiment: t.resources.c.experiment_id == experiment)

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    delete,
     insert,
     select,
 )
 
 from .. import schema as t
-from ..artifacts import FilesystemStore, InlineStore, delete_file_artifact, read_file_artifact
+from ..artifacts import FilesystemStore, InlineStore, read_file_artifact
 from ..enums import ArtifactBackend, Result
 from ..errors import Unprocessable
 from ..records import (
@@ -143,23 +141,4 @@ class ResourcesMixin(TrackerBase):
         return Result.UPDATED
 
     def delete_resource(self, resource_id: int) -> bool:
-        resource_id = check_id(resource_id, "resource_id")
-        if not can_hold(t.resources.c.id, resource_id):
-            return False
-        with self._write() as conn:
-            uris = self._file_uris(conn, t.resources.c.id == resource_id)
-            deleted = conn.execute(delete(t.resources).where(t.resources.c.id == resource_id)).rowcount > 0
-        self._remove_files(uris)
-        return deleted
-
-    @staticmethod
-    def _file_uris(conn: Connection, condition: Any) -> list[str]:
-        r = t.resources
-        stmt = select(r.c.uri).where(condition, r.c.backend == ArtifactBackend.FILESYSTEM.value)
-        return [row.uri for row in conn.execute(stmt)]
-
-    @staticmethod
-    def _remove_files(uris: list[str]) -> None:
-        # Files go only after the rows' deletion committed, so a rollback never loses bytes.
-        for uri in uris:
-            delete_file_artifact(uri)
+        return self._delete(t.resources, resource_id, "resource_id", files=lambda row: t.resources.c.id == row)

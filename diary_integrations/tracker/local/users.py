@@ -137,7 +137,6 @@ class UsersMixin(TrackerBase):
             return None
         return _user(row)
 
-
     def create_user_permission(
         self,
         user_id: int,
