@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -64,6 +63,7 @@ from .tracker.validation import (
     check_text,
     checked_points,
     format_parameter_value,
+    resource_bytes,
 )
 
 R = TypeVar("R")
@@ -111,17 +111,6 @@ def _when(value: Any, field: str) -> Any:
 
 def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
-
-
-def _read_data(data: Any) -> bytes:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
-        return path.read_bytes()
-    raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")
 
 
 def _metric(row: dict[str, Any]) -> Metric:
@@ -759,7 +748,7 @@ class RemoteTracker:
         """Store artifact bytes (or a file's bytes) on an experiment, with their size and sha256."""
         experiment_id = check_id(experiment_id, "experiment_id")
         form = {"name": check_name(name), "description": check_text(description, "description")}
-        files = {"data": (form["name"], _read_data(data), "application/octet-stream")}
+        files = {"data": (form["name"], resource_bytes(data), "application/octet-stream")}
         response = self._call("POST", f"/resource/experiment/{experiment_id}", data=form, files=files)
         return self._created(response, "resource")
 
@@ -782,7 +771,7 @@ class RemoteTracker:
             form["name"] = check_name(name)
         if description is not None:
             form["description"] = check_text(description, "description")
-        files = {"data": ("data", _read_data(data), "application/octet-stream")} if data is not None else {}
+        files = {"data": ("data", resource_bytes(data), "application/octet-stream")} if data is not None else {}
         path = f"/resource/{check_id(resource_id, 'resource_id')}"
         self._call("PATCH", path, data=form, files=files or None)
         return Result.UPDATED

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import Unprocessable
@@ -193,3 +195,15 @@ def checked_points(points: Iterable[Sequence[Any]]) -> Iterator[tuple[str, float
         if type(step) is not int or not 0 <= step < _MAX_STEP:
             step = check_step(step, f"points[{n}].step")
         yield key, value, step, point[3] if size == 4 else None
+
+
+def resource_bytes(data: Any) -> bytes:
+    """A resource's bytes: given as bytes, or read from a file path."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.is_file():
+            raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
+        return path.read_bytes()
+    raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")

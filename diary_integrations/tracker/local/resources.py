@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -14,7 +13,6 @@ from sqlalchemy import (
 from .. import schema as t
 from ..artifacts import FilesystemStore, InlineStore, read_file_artifact
 from ..enums import ArtifactBackend, Result
-from ..errors import Unprocessable
 from ..records import (
     Created,
     Resource,
@@ -24,6 +22,7 @@ from ..validation import (
     check_id,
     check_name,
     check_text,
+    resource_bytes,
 )
 from .base import (
     _RESOURCE_COLUMNS,
@@ -40,17 +39,6 @@ class ResourcesMixin(TrackerBase):
     def _store(self) -> InlineStore | FilesystemStore:
         return InlineStore() if self.artifact_root is None else FilesystemStore(self.artifact_root)
 
-    @staticmethod
-    def _read_data(data: Any) -> bytes:
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            return bytes(data)
-        if isinstance(data, (str, os.PathLike)):
-            path = Path(data)
-            if not path.is_file():
-                raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
-            return path.read_bytes()
-        raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")
-
     def create_resource(
         self, experiment_id: int, name: str, data: bytes | str | os.PathLike[str], *, description: str = ""
     ) -> Created:
@@ -58,7 +46,7 @@ class ResourcesMixin(TrackerBase):
         experiment_id = check_id(experiment_id, "experiment_id")
         name = check_name(name)
         description = check_text(description, "description")
-        payload = self._read_data(data)
+        payload = resource_bytes(data)
         with self._read() as conn:
             self._require(conn, t.experiments, experiment_id, "experiment_id")
         stored = self._store().write(payload)
@@ -123,7 +111,7 @@ class ResourcesMixin(TrackerBase):
             values["description"] = check_text(description, "description")
         stored = None
         if data is not None:
-            stored = self._store().write(self._read_data(data))
+            stored = self._store().write(resource_bytes(data))
             values.update(backend=stored.backend.value, uri=stored.uri, data=stored.data,
                           size_bytes=stored.size_bytes, content_hash=stored.content_hash)
         old_uris: list[str] = []
