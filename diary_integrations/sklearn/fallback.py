@@ -119,11 +119,7 @@ class _TrackedFit:
             with _Captured() as captured:
                 fit(search, X, y, **params)
         except BaseException as exc:
-            status, message, trace = describe_failure(exc)
-            try:
-                finish(tracker, driver, status, error_message=message, traceback=trace)
-            except Exception as error:
-                warn_tracking("could not record the failed fit", error)
+            _end_failed(tracker, driver, exc, "fit")
             raise
         try:
             self._write_children(tracker, experiment, driver, captured.errors())
@@ -244,11 +240,7 @@ def tracked_cross_validate(
         with _Captured() as captured:
             out.update(cross_validate(estimator, X, y, **kwargs))
     except BaseException as exc:
-        status, message, trace = describe_failure(exc)
-        try:
-            finish(tracker, driver, status, error_message=message, traceback=trace)
-        except Exception as error:
-            warn_tracking("could not record the failed cross_validate", error)
+        _end_failed(tracker, driver, exc, "cross_validate")
         raise
     try:
         _write_folds(tracker, exp, driver, out, captured.errors(), kwargs.get("error_score", math.nan))
@@ -289,3 +281,12 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
     tracker.log_parameters(driver, {"n_splits": n_folds})
     finish(tracker, driver, IterationStatus.SUCCEEDED, points=[(k, v, 0) for k, v in summary.items()])
 
+
+def _end_failed(tracker: Any, driver: int, exc: BaseException, what: str) -> None:
+    """End the driver with the exception that stopped `what` (FAILED, or KILLED when interrupted); a
+    tracker error here only warns, so the caller re-raises the user's own exception."""
+    status, message, trace = describe_failure(exc)
+    try:
+        finish(tracker, driver, status, error_message=message, traceback=trace)
+    except Exception as error:
+        warn_tracking(f"could not record the failed {what}", error)
