@@ -31,7 +31,7 @@ for _module, _names in {
     "tracker.errors": ["DiaryError", "Unprocessable", "Conflict", "NotFound", "AuthError", "PermissionDenied",
                        "TransportError"],
     "tracker.records": ["Created", "User", "UserPermission", "Project", "Experiment", "Iteration", "Environment",
-                        "Parameter", "Metric", "Tag", "Resource"],
+                        "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding"],
 }.items():
     _LAZY.update(dict.fromkeys(_names, _module))
 

@@ -39,7 +39,9 @@ from .tracker.records import (
     Environment,
     Experiment,
     Iteration,
+    IterationEnding,
     Metric,
+    NewIteration,
     Parameter,
     Project,
     Resource,
@@ -51,6 +53,7 @@ from .tracker.records import (
     from_dict,
 )
 from .tracker.validation import (
+    batch_item,
     check_datetime,
     check_enum,
     check_id,
@@ -61,6 +64,8 @@ from .tracker.validation import (
     check_page,
     check_step,
     check_text,
+    checked_batch,
+    checked_parameters,
     checked_points,
     format_parameter_value,
     resource_bytes,
@@ -107,6 +112,30 @@ def _when(value: Any, field: str) -> Any:
     if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
     return check_datetime(value, field).isoformat()
+
+
+def _point_rows(points: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Checked `(key, value, step[, recorded_at])` points as JSON rows; NaN and infinities travel as text."""
+    rows: list[list[Any]] = []
+    for key, value, step, when in checked_points(points):
+        if value - value != 0.0:
+            value = encode_float(value)
+        rows.append([key, value, step] if when is None else [key, value, step, _when(when, "recorded_at")])
+    return rows
+
+
+def _ending_body(ending: IterationEnding) -> dict[str, Any]:
+    """An ending as the JSON the server takes, its parameters and points checked here first."""
+    body: dict[str, Any] = {"iteration_id": check_id(ending.iteration_id, "iteration_id"),
+                            "status_id": _enum_value(ending.status), "error_message": ending.error_message,
+                            "traceback": ending.traceback}
+    if ending.parameters is not None:
+        body["parameters"] = checked_parameters(ending.parameters)
+    if ending.points is not None:
+        body["points"] = _point_rows(ending.points)
+    if ending.notes is not None:
+        body["notes"] = ending.notes
+    return body
 
 
 def _enum_value(value: Any) -> Any:
@@ -457,22 +486,43 @@ class RemoteTracker:
 
     def create_iteration(
         self, experiment_id: int, *, parent_iteration_id: int | None = None, notes: str = "",
-        snapshot: bool | None = None,
+        snapshot: bool | None = None, parameters: Mapping[str, Any] | None = None,
     ) -> Created:
-        """A RUNNING iteration. The environment snapshot (default: top-level iterations only) is taken
-        here, in the process that runs the code, and sent along."""
+        """A RUNNING iteration, with `parameters` set in the same transaction. The environment snapshot
+        (default: top-level iterations only) is taken here, in the process that runs the code, and sent."""
         experiment_id = check_id(experiment_id, "experiment_id")
         params = {"parent_iteration_id": None if parent_iteration_id is None
                   else check_id(parent_iteration_id, "parent_iteration_id")}
         if snapshot is None:
             snapshot = parent_iteration_id is None
         body: dict[str, Any] = {"notes": notes}
+        if parameters is not None:
+            body["parameters"] = checked_parameters(parameters)
         if snapshot is True:
             body["environment"] = dataclasses.asdict(capture_environment())
         elif snapshot is not False:
             raise Unprocessable(f"snapshot must be true or false, got {snapshot!r}", field="snapshot")
         data = self._call("POST", f"/iteration/experiment/{experiment_id}", body=body, params=params)
         return self._created(data, "iteration")
+
+    def create_iterations(
+        self, experiment_id: int, iterations: Sequence[NewIteration], *, parent_iteration_id: int | None = None
+    ) -> list[int]:
+        """Several RUNNING iterations (each with its notes and parameters) in one request and one
+        transaction, all or nothing. No environment snapshots. Their ids, in order."""
+        experiment_id = check_id(experiment_id, "experiment_id")
+        params = {"parent_iteration_id": None if parent_iteration_id is None
+                  else check_id(parent_iteration_id, "parent_iteration_id")}
+        body = []
+        for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
+            with batch_item("iterations", n):
+                entry: dict[str, Any] = {"notes": check_text(item.notes, "notes")}
+                if item.parameters is not None:
+                    entry["parameters"] = checked_parameters(item.parameters)
+                body.append(entry)
+        data = self._call("POST", f"/iteration/experiment/{experiment_id}/batch", body={"iterations": body},
+                          params=params)
+        return [int(i) for i in data["iteration_ids"]]
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
         return self._one(Iteration, _id_path("/iteration/{}", iteration_id, "iteration_id"))
@@ -504,12 +554,27 @@ class RemoteTracker:
         return Result.UPDATED
 
     def end_iteration(
-        self, iteration_id: int, status: Any = 2, *, error_message: str = "", traceback: str = ""
+        self, iteration_id: int, status: Any = 2, *, error_message: str = "", traceback: str = "",
+        parameters: Mapping[str, Any] | None = None, points: Iterable[Sequence[Any]] | None = None,
+        notes: str | None = None,
     ) -> Result:
-        """Finish a RUNNING iteration with its final status; ending an ended iteration is refused."""
-        body = {"status_id": _enum_value(status), "error_message": error_message, "traceback": traceback}
-        self._call("POST", f"/iteration/{check_id(iteration_id, 'iteration_id')}/end", body=body)
+        """Finish a RUNNING iteration with its final status (ending an ended iteration is refused), with
+        its last `parameters`, `points` and `notes` written in the same transaction on the server."""
+        ending = IterationEnding(iteration_id, status, error_message, traceback, parameters, points, notes)
+        body = _ending_body(ending)
+        self._call("POST", f"/iteration/{body.pop('iteration_id')}/end", body=body)
         return Result.UPDATED
+
+    def end_iterations(self, endings: Sequence[IterationEnding]) -> int:
+        """End several RUNNING iterations, each with its own status and last data, in one request and one
+        transaction, all or nothing. Returns how many were ended."""
+        body = []
+        for n, item in enumerate(checked_batch(endings, "endings", IterationEnding)):
+            with batch_item("endings", n):
+                body.append(_ending_body(item))
+        if not body:
+            return 0
+        return int(self._call("POST", "/iteration/end", body={"endings": body})["count"])
 
     def delete_iteration(self, iteration_id: int) -> bool:
         """Deletes the iteration and its data; its children stay, as top-level iterations."""
@@ -551,9 +616,7 @@ class RemoteTracker:
         """Set several parameters in one transaction, all or nothing; a key already set to the same
         value is skipped. Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
-        if not isinstance(parameters, Mapping):
-            raise Unprocessable("parameters must be a mapping of key to value", field="parameters")
-        rows = {check_key(k): format_parameter_value(v, f"parameters[{k!r}]") for k, v in parameters.items()}
+        rows = checked_parameters(parameters)
         if not rows:
             return 0
         data = self._call("POST", f"/parameter/iteration/{iteration_id}/batch", body={"parameters": rows})
@@ -613,11 +676,7 @@ class RemoteTracker:
         """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number of
         steps, written in one transaction on the server. Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
-        rows: list[list[Any]] = []
-        for key, value, step, when in checked_points(points):
-            if value - value != 0.0:  # NaN and infinities travel as text
-                value = encode_float(value)
-            rows.append([key, value, step] if when is None else [key, value, step, _when(when, "recorded_at")])
+        rows = _point_rows(points)
         if not rows:
             return 0
         return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])

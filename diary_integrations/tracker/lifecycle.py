@@ -88,16 +88,16 @@ class Heartbeat:
                 beat = cls._registry[tracker] = cls(tracker, interval)
             return beat
 
-    def add(self, iteration_id: int) -> None:
+    def add(self, *iteration_ids: int) -> None:
         with self.lock:
-            self.live.add(iteration_id)
+            self.live.update(iteration_ids)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="diary-heartbeat", daemon=True)
                 self.thread.start()
 
-    def discard(self, iteration_id: int) -> None:
+    def discard(self, *iteration_ids: int) -> None:
         with self.lock:
-            self.live.discard(iteration_id)
+            self.live.difference_update(iteration_ids)
 
     def _run(self) -> None:
         while True:

@@ -18,7 +18,9 @@ from .records import (
     Environment,
     Experiment,
     Iteration,
+    IterationEnding,
     Metric,
+    NewIteration,
     Parameter,
     Project,
     Resource,
@@ -170,9 +172,18 @@ class Tracker(Protocol):
         parent_iteration_id: int | None = None,
         notes: str = "",
         snapshot: bool | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> Created:
         """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
-        for top-level iterations) stores the environment beside it."""
+        for top-level iterations) stores the environment beside it; `parameters` are set in the same
+        transaction."""
+        ...
+
+    def create_iterations(
+        self, experiment_id: int, iterations: Sequence[NewIteration], *, parent_iteration_id: int | None = None
+    ) -> list[int]:
+        """Several RUNNING iterations (each with its notes and parameters) in one transaction, all or
+        nothing: a sweep's children a batch at a time. No environment snapshots. Their ids, in order."""
         ...
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
@@ -217,9 +228,19 @@ class Tracker(Protocol):
         *,
         error_message: str = "",
         traceback: str = "",
+        parameters: Mapping[str, Any] | None = None,
+        points: Iterable[Sequence[Any]] | None = None,
+        notes: str | None = None,
     ) -> Result:
         """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a
-        late or duplicate finaliser can never overwrite the status that was first recorded."""
+        late or duplicate finaliser can never overwrite the status that was first recorded. `parameters`,
+        `points` (as `log_metric_points`) and `notes` are written in the same transaction as the end."""
+        ...
+
+    def end_iterations(self, endings: Sequence[IterationEnding]) -> int:
+        """End several RUNNING iterations, each with its own status and last data, in one transaction, all
+        or nothing (an unknown, already ended or repeated iteration refuses the whole batch). Returns how
+        many were ended."""
         ...
 
     def delete_iteration(self, iteration_id: int) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -86,6 +87,28 @@ class Iteration:
         if self.end_date is None:
             return None
         return (self.end_date - self.created_date).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class NewIteration:
+    """One iteration of a `create_iterations` batch (a sweep's children are created a batch at a time)."""
+
+    notes: str = ""
+    parameters: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IterationEnding:
+    """One iteration's end in an `end_iterations` batch: its final status and its last data, as the
+    arguments of `end_iteration`."""
+
+    iteration_id: int
+    status: IterationStatus | int = IterationStatus.SUCCEEDED
+    error_message: str = ""
+    traceback: str = ""
+    parameters: Mapping[str, Any] | None = None
+    points: Iterable[Sequence[Any]] | None = None
+    notes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

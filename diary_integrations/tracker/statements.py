@@ -61,3 +61,13 @@ def select_where(conn: Connection, table: Table, wanted: tuple[str, ...], where:
 def update_row(conn: Connection, table: Table, id_: int, values: dict[str, Any]) -> None:
     columns = tuple(sorted(values))
     conn.execute(_updater(table, columns), {"_id": id_, **{f"v_{c}": values[c] for c in columns}})
+
+
+def update_rows(conn: Connection, table: Table, changes: list[tuple[int, dict[str, Any]]]) -> None:
+    """Update several rows by id, one executemany per set of changed columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for id_, values in changes:
+        columns = tuple(sorted(values))
+        groups.setdefault(columns, []).append({"_id": id_, **{f"v_{c}": values[c] for c in columns}})
+    for columns, params in groups.items():
+        conn.execute(_updater(table, columns), params)

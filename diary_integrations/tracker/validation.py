@@ -6,14 +6,15 @@ import math
 import numbers
 import operator
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import Unprocessable
+from .errors import DiaryError, Unprocessable
 
 MAX_NAME = 250
 MAX_KEY = 250
@@ -21,6 +22,8 @@ MAX_PARAMETER_VALUE = 8000
 MAX_TEXT = 65_536
 MAX_USERNAME = 150
 MAX_PASSWORD = 1024
+# Iterations created or ended by one batch call (one request over HTTP).
+MAX_BATCH = 10_000
 
 E = TypeVar("E", bound=Enum)
 
@@ -163,6 +166,13 @@ def format_parameter_value(value: Any, field: str = "value") -> str:
     return check_text(text, field, max_length=MAX_PARAMETER_VALUE)
 
 
+def checked_parameters(parameters: Any, field: str = "parameters") -> dict[str, str]:
+    """A mapping of parameters as the text rows they are stored as, each key and value checked."""
+    if not isinstance(parameters, Mapping):
+        raise Unprocessable(f"{field} must be a mapping of key to value", field=field)
+    return {check_key(k): format_parameter_value(v, f"{field}[{k!r}]") for k, v in parameters.items()}
+
+
 def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise Unprocessable(f"limit must be a non-negative integer or None, got {limit!r}", field="limit")
@@ -207,3 +217,28 @@ def resource_bytes(data: Any) -> bytes:
             raise Unprocessable(f"data: {str(path)!r} is not a readable file", field="data")
         return path.read_bytes()
     raise Unprocessable(f"data must be bytes or a file path, got {type(data).__name__}", field="data")
+
+
+def checked_batch(items: Any, name: str, item_type: type) -> list[Any]:
+    """A batch argument: a list or tuple of at most MAX_BATCH `item_type` records."""
+    if not isinstance(items, (list, tuple)):
+        raise Unprocessable(f"{name} must be a list of {item_type.__name__}, got {type(items).__name__}", field=name)
+    if len(items) > MAX_BATCH:
+        raise Unprocessable(f"{name}: at most {MAX_BATCH} per call, got {len(items)}", field=name)
+    for n, item in enumerate(items):
+        if not isinstance(item, item_type):
+            raise Unprocessable(
+                f"{name}[{n}] must be a {item_type.__name__}, got {type(item).__name__}", field=f"{name}[{n}]"
+            )
+    return list(items)
+
+
+@contextmanager
+def batch_item(name: str, index: int) -> Iterator[None]:
+    """An error raised about one item of a batch names the item: `endings[3].points[1].value ...`."""
+    try:
+        yield
+    except DiaryError as exc:
+        prefix = f"{name}[{index}]"
+        field = f"{prefix}.{exc.field}" if exc.field else prefix
+        raise type(exc)(f"{prefix}.{exc.message}", field=field) from None

@@ -87,7 +87,7 @@ def _readable(tracker: Any, me: Any, iteration_ids: list[int]) -> None:
             authorize(tracker, me, "iteration", iteration_id, Action.READ)
 
 
-def _number(value: Any) -> Any:
+def decoded_number(value: Any) -> Any:
     # Only the three spellings of a non-finite float are decoded; any other text reaches the tracker,
     # which refuses it with the field's name.
     return decode_float(value) if value in ("NaN", "Infinity", "-Infinity") else value
@@ -162,7 +162,7 @@ def list_metrics(
 def create_metric(iteration_id: PathId, body: MetricCreate, tracker: Tracker, me: Me) -> FastJSON:
     authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
     new = tracker.create_metric(
-        iteration_id, body.key, _number(body.value), step=body.step, recorded_at=body.recorded_at
+        iteration_id, body.key, decoded_number(body.value), step=body.step, recorded_at=body.recorded_at
     )
     return created("metric", new.id)
 
@@ -201,7 +201,7 @@ def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
             raise Unprocessable("points must be a list of [key, value, step(, recorded_at)]", field="points")
         for point in points:  # in place: no new list per point
             if type(point) is list and len(point) >= 2 and type(point[1]) is str:
-                point[1] = _number(point[1])
+                point[1] = decoded_number(point[1])
         return tracker.log_metric_points(iteration_id, points)
     metrics = body.get("metrics")
     if isinstance(metrics, list):
@@ -209,9 +209,9 @@ def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
         for n, item in enumerate(metrics):
             if not isinstance(item, dict) or not isinstance(item.get("key"), str) or "value" not in item:
                 raise Unprocessable(f"metrics[{n}] must be an object with a string key and a value", field="metrics")
-            values[item["key"]] = _number(item["value"])
+            values[item["key"]] = decoded_number(item["value"])
     elif isinstance(metrics, dict):
-        values = {k: _number(v) for k, v in metrics.items()}
+        values = {k: decoded_number(v) for k, v in metrics.items()}
     else:
         raise Unprocessable("body must have `metrics` (a list of {key, value}) or `points`", field="metrics")
     return tracker.log_metrics(iteration_id, values, step=body.get("step"), recorded_at=body.get("recorded_at"))
@@ -268,7 +268,7 @@ def get_metric(metric_id: PathId, tracker: Tracker, me: Me) -> Any:
 @router.patch("/metric/{metric_id}", tags=["metrics"])
 def update_metric(metric_id: PathId, body: MetricUpdate, tracker: Tracker, me: Me) -> dict[str, str]:
     authorize(tracker, me, "metric", metric_id, Action.UPDATE)
-    tracker.update_metric(metric_id, value=None if body.value is None else _number(body.value), step=body.step)
+    tracker.update_metric(metric_id, value=None if body.value is None else decoded_number(body.value), step=body.step)
     return updated()
 
 

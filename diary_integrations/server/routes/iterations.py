@@ -7,12 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from ...tracker.records import encode_float, to_dict
+from ...tracker.records import IterationEnding, NewIteration, encode_float, to_dict
 from ...tracker.totals import check_snapshot, count_child_iterations, count_iterations, save_environment
+from ...tracker.validation import MAX_BATCH
 from ..auth import require_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..permissions import Action, authorize
 from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
+from .data import ParameterValue, decoded_number
 
 router = APIRouter(tags=["iterations"])
 Status = StrictInt | StrictStr
@@ -30,6 +32,7 @@ class Snapshot(BaseModel):
 
 class IterationCreate(BaseModel):
     notes: StrictStr = ""
+    parameters: dict[str, ParameterValue] | None = Field(None, description="set in the same transaction")
     environment: Snapshot | None = Field(
         None, description="the environment captured by the client's process (the server never snapshots its own)"
     )
@@ -47,6 +50,28 @@ class IterationEnd(BaseModel):
     status_id: Status = 2
     error_message: StrictStr = ""
     traceback: StrictStr = ""
+    parameters: dict[str, ParameterValue] | None = Field(None, description="written with the end, all or nothing")
+    points: list[list[Any]] | None = Field(
+        None, description='[key, value, step(, recorded_at)] as the metric batch; values may be "NaN", "Infinity"'
+    )
+    notes: StrictStr | None = None
+
+
+class NewIterationBody(BaseModel):
+    notes: StrictStr = ""
+    parameters: dict[str, ParameterValue] | None = None
+
+
+class IterationBatch(BaseModel):
+    iterations: list[NewIterationBody] = Field(max_length=MAX_BATCH)
+
+
+class EndingBody(IterationEnd):
+    iteration_id: Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]
+
+
+class EndingBatch(BaseModel):
+    endings: list[EndingBody] = Field(max_length=MAX_BATCH)
 
 
 class Heartbeat(BaseModel):
@@ -80,11 +105,34 @@ def create_iteration(
     body = body or IterationCreate()
     snapshot = None if body.environment is None else check_snapshot(body.environment.model_dump())
     new = tracker.create_iteration(
-        experiment_id, parent_iteration_id=parent_iteration_id, notes=body.notes, snapshot=False
+        experiment_id, parent_iteration_id=parent_iteration_id, notes=body.notes, snapshot=False,
+        parameters=body.parameters,
     )
     if snapshot is not None:
         save_environment(tracker, new.id, snapshot)
     return created("iteration", new.id)
+
+
+@router.post("/iteration/experiment/{experiment_id}/batch", status_code=201)
+def create_iterations(
+    experiment_id: PathId, body: IterationBatch, tracker: Tracker, me: Me, parent_iteration_id: OptionalId = None,
+) -> FastJSON:
+    """Several RUNNING iterations in one transaction, all or nothing: 201 `{"iteration_ids": [...]}` in order."""
+    authorize(tracker, me, "experiment", experiment_id, Action.CREATE)
+    ids = tracker.create_iterations(
+        experiment_id, [NewIteration(item.notes, item.parameters) for item in body.iterations],
+        parent_iteration_id=parent_iteration_id,
+    )
+    return FastJSON({"iteration_ids": ids}, status_code=201)
+
+
+@router.post("/iteration/end")
+def end_iterations(body: EndingBatch, tracker: Tracker, me: Me) -> FastJSON:
+    """End several RUNNING iterations with their last data in one transaction, all or nothing: `{"count": n}`."""
+    for item in body.endings if not me.is_admin else ():
+        authorize(tracker, me, "iteration", item.iteration_id, Action.UPDATE)
+    count = tracker.end_iterations([_ending(item.iteration_id, item) for item in body.endings])
+    return FastJSON({"count": count})
 
 
 @router.post("/iteration/heartbeat")
@@ -156,9 +204,14 @@ def update_iteration(iteration_id: PathId, body: IterationUpdate, tracker: Track
 
 @router.post("/iteration/{iteration_id}/end")
 def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me: Me) -> dict[str, str]:
-    """Finish a RUNNING iteration; ending an ended one is a 422, so the first status recorded stays."""
+    """Finish a RUNNING iteration; ending an ended one is a 422, so the first status recorded stays. Its last
+    parameters, points and notes, when sent, are written in the same transaction."""
     authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
-    tracker.end_iteration(iteration_id, body.status_id, error_message=body.error_message, traceback=body.traceback)
+    ending = _ending(iteration_id, body)
+    tracker.end_iteration(
+        iteration_id, ending.status, error_message=ending.error_message, traceback=ending.traceback,
+        parameters=ending.parameters, points=ending.points, notes=ending.notes,
+    )
     return updated()
 
 
@@ -166,3 +219,13 @@ def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me
 def delete_iteration(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
     authorize(tracker, me, "iteration", iteration_id, Action.DELETE)
     return deleted() if tracker.delete_iteration(iteration_id) else error(404, "NOT_FOUND", "Iteration not found")
+
+
+def _ending(iteration_id: int, body: IterationEnd) -> IterationEnding:
+    points = body.points
+    for point in points or ():  # in place: "NaN", "Infinity", "-Infinity" become floats
+        if len(point) >= 2 and type(point[1]) is str:
+            point[1] = decoded_number(point[1])
+    return IterationEnding(
+        iteration_id, body.status_id, body.error_message, body.traceback, body.parameters, points, body.notes
+    )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
+    bindparam,
     func,
     select,
     update,
 )
 
+from .. import hotpath
 from .. import schema as t
 from ..enums import ExperimentStatus, IterationStatus, Result
 from ..environment import capture_environment
@@ -22,26 +26,33 @@ from ..records import (
     Created,
     Environment,
     Iteration,
+    IterationEnding,
+    NewIteration,
 )
-from ..statements import can_hold, fetch_by_id, insert_row, update_row
+from ..statements import can_hold, fetch_by_id, insert_row, insert_rows, update_row, update_rows
 from ..validation import (
     MAX_TEXT,
+    batch_item,
     check_bool,
     check_datetime,
     check_enum,
     check_id,
     check_optional_id,
     check_text,
+    checked_batch,
+    checked_parameters,
 )
 from .base import (
     _UNSET,
     TrackerBase,
+    _chunks,
     _iteration,
     _none_stored,
     _now,
     _paged,
     _record,
 )
+from .parameters import store_parameters
 
 
 class IterationsMixin(TrackerBase):
@@ -53,52 +64,43 @@ class IterationsMixin(TrackerBase):
         parent_iteration_id: int | None = None,
         notes: str = "",
         snapshot: bool | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> Created:
         """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
-        for top-level iterations) stores the environment beside it."""
+        for top-level iterations) stores the environment beside it; `parameters` are set in the same
+        transaction (a sweep's child is created with its configuration, all or nothing)."""
         experiment_id = check_id(experiment_id, "experiment_id")
         parent_iteration_id = check_optional_id(parent_iteration_id, "parent_iteration_id")
-        notes = check_text(notes, "notes")
+        spec = _checked_new_iteration(NewIteration(notes, parameters))
         if snapshot is None:
             snapshot = parent_iteration_id is None
         env = capture_environment() if check_bool(snapshot, "snapshot") else None
-        now = _now()
         with self._write() as conn:
-            experiment = self._require(conn, t.experiments, experiment_id, "experiment_id")
-            if experiment.status != ExperimentStatus.IN_PROGRESS:
-                raise Unprocessable(
-                    f"experiment_id: experiment {experiment_id} is {ExperimentStatus(experiment.status).name}; "
-                    "iterations can only be added to an IN_PROGRESS experiment",
-                    field="experiment_id",
-                )
-            if parent_iteration_id is not None:
-                parent = fetch_by_id(conn, t.iterations, parent_iteration_id)
-                if parent is None:
-                    raise Unprocessable(
-                        f"parent_iteration_id: iteration {parent_iteration_id} does not exist",
-                        field="parent_iteration_id",
-                    )
-                if parent.experiment_id != experiment_id:
-                    raise Unprocessable(
-                        f"parent_iteration_id: iteration {parent_iteration_id} belongs to experiment "
-                        f"{parent.experiment_id}, not {experiment_id}; a parent must be in the same experiment",
-                        field="parent_iteration_id",
-                    )
-            new_id = insert_row(conn, t.iterations, {
-                "experiment_id": experiment_id,
-                "parent_iteration_id": parent_iteration_id,
-                "status": int(IterationStatus.RUNNING),
-                "notes": notes,
-                "error_message": "",
-                "traceback": "",
-                "created_date": now,
-                "end_date": None,
-                "heartbeat_date": now,
-            })
+            _check_new_place(conn, experiment_id, parent_iteration_id)
+            (new_id,) = _insert_iterations(conn, experiment_id, parent_iteration_id, [spec])
             if env is not None:
                 insert_row(conn, t.environments, {"iteration_id": new_id, **dataclasses.asdict(env)})
         self._last_beat[new_id] = time.monotonic()
         return Created(new_id, Result.CREATED)
+
+    def create_iterations(
+        self, experiment_id: int, iterations: Sequence[NewIteration], *, parent_iteration_id: int | None = None
+    ) -> list[int]:
+        """Several RUNNING iterations (each with its notes and parameters) in one transaction, all or
+        nothing: a sweep's children a batch at a time. No environment snapshots. Their ids, in order."""
+        experiment_id = check_id(experiment_id, "experiment_id")
+        parent_iteration_id = check_optional_id(parent_iteration_id, "parent_iteration_id")
+        specs = []
+        for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
+            with batch_item("iterations", n):
+                specs.append(_checked_new_iteration(item))
+        with self._write() as conn:
+            _check_new_place(conn, experiment_id, parent_iteration_id)
+            ids = _insert_iterations(conn, experiment_id, parent_iteration_id, specs) if specs else []
+        beat = time.monotonic()
+        for i in ids:
+            self._last_beat[i] = beat
+        return ids
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
         return _iteration(self._fetch_one(t.iterations, iteration_id, "iteration_id"))
@@ -179,29 +181,36 @@ class IterationsMixin(TrackerBase):
         *,
         error_message: str = "",
         traceback: str = "",
+        parameters: Mapping[str, Any] | None = None,
+        points: Iterable[Sequence[Any]] | None = None,
+        notes: str | None = None,
     ) -> Result:
         """Finish a RUNNING iteration with its final status. Ending an ended iteration is refused, so a
-        late or duplicate finaliser can never overwrite the status that was first recorded."""
-        iteration_id = check_id(iteration_id, "iteration_id")
-        status = check_enum(status, IterationStatus, "status")
-        if not status.ended:
-            raise Unprocessable("status: an iteration is ended with SUCCEEDED, FAILED or KILLED", field="status")
-        values = {
-            "status": int(status),
-            "error_message": check_text(error_message, "error_message"),
-            "traceback": check_text(traceback, "traceback", max_length=4 * MAX_TEXT),
-            "end_date": _now(),
-        }
+        late or duplicate finaliser can never overwrite the status that was first recorded.
+        `parameters` (as `log_parameters`), `points` (as `log_metric_points`) and `notes` are written in
+        the same transaction: an iteration's last data and its end land together or not at all."""
+        ending = _checked_ending(
+            IterationEnding(iteration_id, status, error_message, traceback, parameters, points, notes)
+        )
         with self._write() as conn:
-            row = self._require(conn, t.iterations, iteration_id, "iteration_id")
-            if row.status != IterationStatus.RUNNING:
-                raise Unprocessable(
-                    f"iteration_id: iteration {iteration_id} already ended as {IterationStatus(row.status).name}",
-                    field="iteration_id",
-                )
-            update_row(conn, t.iterations, iteration_id, values)
-        self._last_beat.pop(iteration_id, None)
+            _apply_endings(conn, [ending])
+        self._last_beat.pop(ending.iteration_id, None)
         return Result.UPDATED
+
+    def end_iterations(self, endings: Sequence[IterationEnding]) -> int:
+        """End several RUNNING iterations, each with its own status and last data, in one transaction, all
+        or nothing (an unknown, already ended or repeated iteration refuses the whole batch). Returns how
+        many were ended."""
+        checked = []
+        for n, item in enumerate(checked_batch(endings, "endings", IterationEnding)):
+            with batch_item("endings", n):
+                checked.append(_checked_ending(item))
+        if checked:
+            with self._write() as conn:
+                _apply_endings(conn, checked, batch="endings")
+        for ending in checked:
+            self._last_beat.pop(ending.iteration_id, None)
+        return len(checked)
 
     def delete_iteration(self, iteration_id: int) -> bool:
         """Deletes the iteration and its data; its children stay, as top-level iterations."""
@@ -274,3 +283,121 @@ class IterationsMixin(TrackerBase):
         return IterationRun(
             self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _CheckedEnding:
+    iteration_id: int
+    values: dict[str, Any]  # the iteration row's new columns
+    parameters: dict[str, str]
+    metric_rows: list[tuple[Any, ...]]
+
+
+def _checked_new_iteration(item: NewIteration) -> tuple[str, dict[str, str]]:
+    notes = check_text(item.notes, "notes")
+    return notes, {} if item.parameters is None else checked_parameters(item.parameters)
+
+
+def _check_new_place(conn: Connection, experiment_id: int, parent_iteration_id: int | None) -> None:
+    """New iterations go into an IN_PROGRESS experiment, under a parent of the same experiment."""
+    experiment = TrackerBase._require(conn, t.experiments, experiment_id, "experiment_id")
+    if experiment.status != ExperimentStatus.IN_PROGRESS:
+        raise Unprocessable(
+            f"experiment_id: experiment {experiment_id} is {ExperimentStatus(experiment.status).name}; "
+            "iterations can only be added to an IN_PROGRESS experiment",
+            field="experiment_id",
+        )
+    if parent_iteration_id is None:
+        return
+    parent = fetch_by_id(conn, t.iterations, parent_iteration_id)
+    if parent is None:
+        raise Unprocessable(
+            f"parent_iteration_id: iteration {parent_iteration_id} does not exist", field="parent_iteration_id"
+        )
+    if parent.experiment_id != experiment_id:
+        raise Unprocessable(
+            f"parent_iteration_id: iteration {parent_iteration_id} belongs to experiment "
+            f"{parent.experiment_id}, not {experiment_id}; a parent must be in the same experiment",
+            field="parent_iteration_id",
+        )
+
+
+def _insert_iterations(
+    conn: Connection, experiment_id: int, parent_iteration_id: int | None, specs: list[tuple[str, dict[str, str]]]
+) -> list[int]:
+    """Insert RUNNING iterations (notes, parameter rows) and their parameters; their ids, in order."""
+    now = _now()
+    ids = [
+        insert_row(conn, t.iterations, {
+            "experiment_id": experiment_id,
+            "parent_iteration_id": parent_iteration_id,
+            "status": int(IterationStatus.RUNNING),
+            "notes": notes,
+            "error_message": "",
+            "traceback": "",
+            "created_date": now,
+            "end_date": None,
+            "heartbeat_date": now,
+        })
+        for notes, _ in specs
+    ]
+    # New iterations have no parameters yet: nothing to compare with, so a plain insert.
+    rows = [
+        {"iteration_id": new_id, "key": k, "value": v}
+        for new_id, (_, parameters) in zip(ids, specs, strict=True)
+        for k, v in parameters.items()
+    ]
+    if rows:
+        insert_rows(conn, t.parameters, rows)
+    return ids
+
+
+def _checked_ending(item: IterationEnding) -> _CheckedEnding:
+    iteration_id = check_id(item.iteration_id, "iteration_id")
+    status = check_enum(item.status, IterationStatus, "status")
+    if not status.ended:
+        raise Unprocessable("status: an iteration is ended with SUCCEEDED, FAILED or KILLED", field="status")
+    values = {
+        "status": int(status),
+        "error_message": check_text(item.error_message, "error_message"),
+        "traceback": check_text(item.traceback, "traceback", max_length=4 * MAX_TEXT),
+    }
+    if item.notes is not None:
+        values["notes"] = check_text(item.notes, "notes")
+    parameters = {} if item.parameters is None else checked_parameters(item.parameters)
+    metric_rows = [] if item.points is None else hotpath.metric_rows(iteration_id, item.points)
+    return _CheckedEnding(iteration_id, values, parameters, metric_rows)
+
+
+_STATES = select(t.iterations.c.id, t.iterations.c.status).where(
+    t.iterations.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _apply_endings(conn: Connection, endings: list[_CheckedEnding], *, batch: str | None = None) -> None:
+    """Write each ending's last data and end its iteration, inside the caller's transaction. An iteration
+    that is missing, already ended or ended twice in the batch refuses the whole batch."""
+    ids = [e.iteration_id for e in endings]
+    stored = [i for i in ids if can_hold(t.iterations.c.id, i)]
+    statuses: dict[int, int] = {}
+    for chunk in _chunks(stored):
+        statuses.update(conn.execute(_STATES, {"ids": chunk}).all())
+    seen: set[int] = set()
+    for n, iteration_id in enumerate(ids):
+        where = "" if batch is None else f"{batch}[{n}]."
+        status = statuses.get(iteration_id)
+        if status is None:
+            raise Unprocessable(f"{where}iteration_id: iteration {iteration_id} does not exist",
+                                field=f"{where}iteration_id")
+        if status != IterationStatus.RUNNING or iteration_id in seen:
+            already = "is ended twice in this batch" if iteration_id in seen else (
+                f"already ended as {IterationStatus(status).name}")
+            raise Unprocessable(f"{where}iteration_id: iteration {iteration_id} {already}",
+                                field=f"{where}iteration_id")
+        seen.add(iteration_id)
+    store_parameters(conn, {e.iteration_id: e.parameters for e in endings})
+    metric_rows = [row for e in endings for row in e.metric_rows]
+    if metric_rows:
+        hotpath.insert_rows(conn, metric_rows)
+    now = _now()
+    update_rows(conn, t.iterations, [(e.iteration_id, {**e.values, "end_date": now}) for e in endings])

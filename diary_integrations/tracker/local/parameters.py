@@ -6,26 +6,30 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
+    bindparam,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 
 from .. import schema as t
 from ..enums import Result
-from ..errors import Conflict, Unprocessable
+from ..errors import Conflict
 from ..records import (
     Created,
     Parameter,
 )
-from ..statements import can_hold, insert_row, insert_rows, select_where, update_row
+from ..statements import can_hold, insert_row, insert_rows, update_row
 from ..validation import (
     check_id,
     check_key,
+    checked_parameters,
     format_parameter_value,
 )
 from .base import (
     _UNSET,
     TrackerBase,
+    _chunks,
     _none_stored,
     _paged,
     _record,
@@ -52,26 +56,12 @@ class ParametersMixin(TrackerBase):
         value is skipped (so a re-run of the same logging is harmless); a different value is a Conflict.
         Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
-        if not isinstance(parameters, Mapping):
-            raise Unprocessable("parameters must be a mapping of key to value", field="parameters")
-        rows = {check_key(k): format_parameter_value(v, f"parameters[{k!r}]") for k, v in parameters.items()}
+        rows = checked_parameters(parameters)
         if not rows:
             return 0
-        p = t.parameters
         with self._write() as conn:
             self._writable_iteration(conn, iteration_id)
-            existing = dict(select_where(conn, p, ("key", "value"), "iteration_id", iteration_id).all())
-            for key, text in rows.items():
-                if key in existing and existing[key] != text:
-                    raise Conflict(
-                        f"parameters[{key!r}]: already {existing[key]!r} on iteration {iteration_id}, "
-                        f"cannot become {text!r}",
-                        field="key",
-                    )
-            new = [{"iteration_id": iteration_id, "key": k, "value": v} for k, v in rows.items() if k not in existing]
-            if new:
-                insert_rows(conn, p, new)
-        return len(new)
+            return store_parameters(conn, {iteration_id: rows})
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
         return _record(Parameter, self._fetch_one(t.parameters, parameter_id, "parameter_id"))
@@ -104,3 +94,33 @@ class ParametersMixin(TrackerBase):
 
     def delete_parameter(self, parameter_id: int) -> bool:
         return self._delete(t.parameters, parameter_id, "parameter_id")
+
+
+_SET_ON = select(t.parameters.c.iteration_id, t.parameters.c.key, t.parameters.c.value).where(
+    t.parameters.c.iteration_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def store_parameters(conn: Connection, rows_by_iteration: dict[int, dict[str, str]]) -> int:
+    """Insert checked parameter rows (per iteration id) inside the caller's transaction: a key already set
+    to the same text is skipped, a different text is a Conflict (and the caller's transaction rolls back).
+    Returns how many were written."""
+    p = t.parameters
+    ids = [i for i, rows in rows_by_iteration.items() if rows]
+    existing: dict[tuple[int, str], str] = {}
+    for chunk in _chunks(ids):
+        existing.update(((row.iteration_id, row.key), row.value) for row in conn.execute(_SET_ON, {"ids": chunk}))
+    new = []
+    for iteration_id in ids:
+        for key, text in rows_by_iteration[iteration_id].items():
+            old = existing.get((iteration_id, key))
+            if old is None:
+                new.append({"iteration_id": iteration_id, "key": key, "value": text})
+            elif old != text:
+                raise Conflict(
+                    f"parameters[{key!r}]: already {old!r} on iteration {iteration_id}, cannot become {text!r}",
+                    field="key",
+                )
+    if new:
+        insert_rows(conn, p, new)
+    return len(new)
