@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,10 @@ from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the packa
 from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Unprocessable
+from ..tracker.errors import Conflict, Unprocessable
 from ..tracker.lifecycle import Heartbeat
+from ..tracker.records import IterationEnding, NewIteration
+from ..tracker.validation import MAX_BATCH
 
 log = logging.getLogger("diary_integrations.sklearn")
 
@@ -87,15 +89,30 @@ def experiment_id(tracker: Any, options: Options) -> int:
     return experiment_for(tracker, options.project, options.experiment)
 
 
-def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snapshot: bool | None = None) -> int:
+def start(
+    tracker: Any,
+    experiment: int,
+    *,
+    parent: int | None,
+    notes: str,
+    snapshot: bool | None = None,
+) -> int:
     """A RUNNING iteration kept alive by the tracker's heartbeat thread until it is ended."""
     iteration_id = tracker.create_iteration(experiment, parent_iteration_id=parent, notes=notes, snapshot=snapshot).id
     Heartbeat.of(tracker).add(iteration_id)
     return iteration_id
 
 
-def finish(
-    tracker: Any,
+def start_many(tracker: Any, experiment: int, *, parent: int, children: Sequence[NewIteration]) -> list[int]:
+    """RUNNING children, created a batch (one transaction) at a time and kept alive by the heartbeat."""
+    ids: list[int] = []
+    for n in range(0, len(children), MAX_BATCH):
+        ids += tracker.create_iterations(experiment, list(children[n : n + MAX_BATCH]), parent_iteration_id=parent)
+    Heartbeat.of(tracker).add(*ids)
+    return ids
+
+
+def ending(
     iteration_id: int,
     status: IterationStatus,
     *,
@@ -104,18 +121,56 @@ def finish(
     error_message: str = "",
     traceback: str = "",
     notes: str | None = None,
-) -> None:
-    """Write a RUNNING iteration's last data and end it; an ended iteration is locked, so data goes first."""
+) -> IterationEnding:
+    """An iteration's end with its last data; messages are cut to what the tracker stores."""
+    return IterationEnding(iteration_id, status, error_message[:2000], traceback[:MAX_TRACEBACK],
+                           parameters or None, list(points) or None, notes)
+
+
+def finish(tracker: Any, iteration_id: int, status: IterationStatus, **data: Any) -> None:
+    """End a RUNNING iteration with its last data (the `ending` arguments), in one transaction."""
     Heartbeat.of(tracker).discard(iteration_id)
-    if parameters:
-        tracker.log_parameters(iteration_id, parameters)
-    if points:
-        tracker.log_metric_points(iteration_id, list(points))
-    tracker.end_iteration(
-        iteration_id, status, error_message=error_message[:2000], traceback=traceback[:MAX_TRACEBACK]
-    )
-    if notes is not None:
-        tracker.update_iteration(iteration_id, notes=notes)
+    _end_one(tracker, ending(iteration_id, status, **data))
+
+
+def _end_one(tracker: Any, e: IterationEnding) -> None:
+    tracker.end_iteration(e.iteration_id, e.status, error_message=e.error_message, traceback=e.traceback,
+                          parameters=e.parameters, points=e.points, notes=e.notes)
+
+
+def finish_many(
+    tracker: Any, endings: Sequence[IterationEnding], *, on_error: Callable[[int, Exception], None] | None
+) -> set[int]:
+    """End iterations with their last data, a batch (one transaction) at a time. When a batch is refused,
+    each of its endings is tried on its own, so one bad ending keeps no sibling RUNNING; `on_error` hears
+    of each that still failed (without it, the first failure raises). Returns the ids that failed."""
+    if not endings:
+        return set()
+    Heartbeat.of(tracker).discard(*(e.iteration_id for e in endings))
+    failed: set[int] = set()
+    for n in range(0, len(endings), MAX_BATCH):
+        batch = list(endings[n : n + MAX_BATCH])
+        try:
+            tracker.end_iterations(batch)
+            continue
+        except (Unprocessable, Conflict):  # refused for its data: try each alone to keep the good ones
+            pass
+        except Exception as exc:  # the tracker itself failed (say, the server is gone): no point retrying
+            if on_error is None:
+                raise
+            for e in batch:
+                failed.add(e.iteration_id)
+                on_error(e.iteration_id, exc)
+            continue
+        for e in batch:
+            try:
+                _end_one(tracker, e)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                failed.add(e.iteration_id)
+                on_error(e.iteration_id, exc)
+    return failed
 
 
 def fold_list(folds: Sequence[int]) -> str:
@@ -141,7 +196,7 @@ def failure(name: str, errors: dict[int, tuple[str, str]], n_splits: int) -> tup
     return message, trace, notes
 
 
-def write_candidate(
+def candidate_endings(
     tracker: Any,
     experiment: int,
     child: int,
@@ -152,27 +207,32 @@ def write_candidate(
     fold_children: bool = False,
     times: dict[int, float] | None = None,
     parameters_written: bool = False,
-) -> None:
-    """Write a candidate's parameters and scores into its RUNNING child and end it: FAILED (with the fit's
-    exception) when any of its folds failed, else SUCCEEDED. With `fold_children`, a grandchild per fold."""
+) -> list[IterationEnding]:
+    """How a candidate's RUNNING child ends: its parameters and scores, FAILED (with the fit's exception)
+    when any of its folds failed, else SUCCEEDED. With `fold_children`, a grandchild per fold is created
+    now and its ending comes first."""
     times = times or {}
+    endings = []
     if fold_children:
-        for fold in sorted(set(rec.fold_scores) | set(errors)):
-            grandchild = start(tracker, experiment, parent=child, notes=f"fold {fold}", snapshot=False)
+        folds = sorted(set(rec.fold_scores) | set(errors))
+        grandchildren = start_many(tracker, experiment, parent=child,
+                                   children=[NewIteration(f"fold {f}", {"fold": f}) for f in folds])
+        for fold, grandchild in zip(folds, grandchildren, strict=True):
             points = [(k, v, 0) for k, v in rec.fold_scores.get(fold, {}).items()]
             if fold in times:
                 points.append(("fold_time", times[fold], 0))
             message, trace = errors.get(fold, ("", ""))
-            finish(tracker, grandchild, IterationStatus.FAILED if fold in errors else IterationStatus.SUCCEEDED,
-                   parameters={"fold": fold}, points=points, error_message=message, traceback=trace)
+            endings.append(ending(grandchild, IterationStatus.FAILED if fold in errors else IterationStatus.SUCCEEDED,
+                                  points=points, error_message=message, traceback=trace))
     status, message, trace, notes = IterationStatus.SUCCEEDED, "", "", None
     if errors:
         status = IterationStatus.FAILED
         message, trace, notes = failure(candidate_name(rec.halving_iter, rec.index_in_iter), errors, n_splits)
-    # The same parameters written again would be skipped by the tracker; not asking saves a transaction.
+    # The same parameters written again would be skipped by the tracker; not sending them saves work.
     parameters = dict(rec.extra_parameters) if parameters_written else {**rec.parameters, **rec.extra_parameters}
-    finish(tracker, child, status, parameters=parameters, points=rec.points(times),
-           error_message=message, traceback=trace, notes=notes)
+    endings.append(ending(child, status, parameters=parameters, points=rec.points(times),
+                          error_message=message, traceback=trace, notes=notes))
+    return endings
 
 
 def kept_rows(results: Sequence[Any], max_children: int | None) -> set[int]:

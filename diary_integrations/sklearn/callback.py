@@ -3,11 +3,13 @@ that turns each `fit` of a search into a driver iteration with one child per can
 
 Events, by hook (see docs/decisions.md, "scikit-learn"):
 - `setup` (main process): the driver starts RUNNING with the search's settings as parameters.
-- a fold's begin (main process, or a loky worker that forwards it): the candidate's child starts
-  RUNNING at its first fold; the fold's start time is kept.
+- a fold's begin (main process, or a loky worker that forwards it): the fold's start time is kept; a
+  candidate's first fold asks for its child, which the recorder thread creates RUNNING with the other
+  children asked for meanwhile (one call per batch, at most BATCH_SECONDS after the request).
 - a fold's end: its end time and, when the fit raised, the fit's own traceback are kept.
 - the root task's end (`cv_results_` is set): every child gets its parameters, fold scores and summaries,
-  and ends SUCCEEDED or FAILED; the driver gets the best parameters and the search's summary metrics.
+  and ends SUCCEEDED or FAILED, all in one call; the driver gets the best parameters and the search's
+  summary metrics.
 - `teardown` (always runs): the driver ends SUCCEEDED, or FAILED / KILLED with the fit's exception,
   and no child is left RUNNING.
 Every hook swallows its own errors (one TrackingWarning per fit, the traceback only in the DEBUG log):
@@ -16,6 +18,7 @@ tracking never changes a search's results.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -26,24 +29,29 @@ from typing import Any
 
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import describe_failure, is_kill
+from ..tracker.records import IterationEnding, NewIteration
 from . import _transport
 from ._describe import candidate_parameters, search_parameters
 from ._results import candidate_results, exception_line, search_summary
 from ._writer import (
     Options,
+    candidate_endings,
     candidate_name,
+    ending,
     experiment_id,
     failure,
     finish,
+    finish_many,
     kept_rows,
     start,
+    start_many,
     warn_tracking,
-    write_candidate,
 )
 
 LEAF = "candidate-split-evaluation"
 HALVING_ITERATION = "halving-iteration"
 IDLE_SECONDS = 1.0  # stop waiting for worker events once none has arrived for this long
+BATCH_SECONDS = 0.25  # children asked for within this long are created in one call
 LOST = "fit failed (its score is error_score); its exception did not reach the tracker"
 
 
@@ -67,6 +75,7 @@ class _Run:
     sink: _transport.EventSink | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
     children: dict[tuple[int, int], int] = field(default_factory=dict)  # (halving iter, candidate) -> id
+    requested: set[tuple[int, int]] = field(default_factory=set)  # children asked for (maybe still queued)
     folds: dict[tuple[int, int], dict[int, _Fold]] = field(default_factory=dict)
     finalized: set[tuple[int, int]] = field(default_factory=set)
     with_parameters: set[tuple[int, int]] = field(default_factory=set)  # children whose parameters are written
@@ -74,25 +83,44 @@ class _Run:
     ends: int = 0
     closed: bool = False  # late events are ignored once the children are being finalised
     fit_finished: bool = False
-    # The main process's own fold events are recorded by this thread, so creating a child never holds
-    # up the search (the fits run on; most of a tree fit releases the GIL).
+    # Children are created by this thread, a batch at a time, so a database write never holds up the
+    # search, and a fast search pays for one transaction per batch rather than one per candidate.
     recorder: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="diary-sklearn-record")
     )
     recorder_error: BaseException | None = None
+    create_children: Any = None  # called on the recorder thread with the keys of children to create
+    pending: list[tuple[int, int]] = field(default_factory=list)  # children asked for, not yet created
+    flush_queued: bool = False
+    last_batch: float = -math.inf
+    hurry: threading.Event = field(default_factory=threading.Event)  # the fit is over: stop batching
 
-    def record_later(self, handler: Any, event: tuple[Any, ...]) -> None:
-        def record() -> None:
-            try:
-                handler(self, event)
-            except Exception as exc:  # surfaced as a TrackingWarning by the next hook that can warn
-                if self.recorder_error is None:
-                    self.recorder_error = exc
+    def request_child(self, key: tuple[int, int]) -> None:
+        """Ask for a candidate's child (called with `cond` held, at the candidate's first fold start)."""
+        self.requested.add(key)
+        self.pending.append(key)
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.recorder.submit(self._flush)
 
-        self.recorder.submit(record)
+    def _flush(self) -> None:
+        """Create the pending children in one call, at most one batch per BATCH_SECONDS: a child is
+        RUNNING at most that long after its first fold started (at once, when candidates come slowly)."""
+        wait = self.last_batch + BATCH_SECONDS - time.monotonic()
+        if wait > 0:
+            self.hurry.wait(wait)
+        with self.cond:
+            keys, self.pending, self.flush_queued = self.pending, [], False
+        self.last_batch = time.monotonic()
+        try:
+            self.create_children(keys)
+        except Exception as exc:  # surfaced as a TrackingWarning by the next hook that can warn
+            if self.recorder_error is None:
+                self.recorder_error = exc
 
     def drain(self) -> None:
-        """Wait until every event handed to the recorder is recorded."""
+        """Create every child asked for so far, without waiting for the batch interval."""
+        self.hurry.set()
         self.recorder.submit(lambda: None).result()
 
     def wait_for_events(self, expected: int | None) -> None:
@@ -172,6 +200,7 @@ class DiaryCallback:
         self._runs: dict[Any, _Run] = {}
         self._warned: set[Any] = set()  # fits (root uuids) that already warned once
         self._lock = threading.Lock()
+        self._targets: dict[int, tuple[Any, Any]] = {}  # id(parent task) -> (parent task, run or route)
 
     def __repr__(self) -> str:
         o = self.options
@@ -217,6 +246,7 @@ class DiaryCallback:
         with self._lock:
             run = self._runs.pop(key, None)
             self._routes.pop(key, None)  # the fitted search, pickled later, carries no live address
+            self._targets = {k: v for k, v in self._targets.items() if v[1] is not run}
         if run is None:
             self._warned.discard(context.root_uuid)
             return
@@ -252,6 +282,7 @@ class DiaryCallback:
                        notes=f"{type(estimator).__name__}.fit")
         self.driver_iteration_id = driver
         run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None)
+        run.create_children = lambda keys: self._start_children(run, keys)
         from sklearn.model_selection import GridSearchCV, ParameterGrid
 
         if isinstance(estimator, GridSearchCV):
@@ -265,6 +296,8 @@ class DiaryCallback:
             self._routes[key] = (run.sink.address, run.sink.authkey)
 
     def _on_event(self, run: _Run, event: tuple[Any, ...]) -> None:
+        """Record one fold event (from this process's hooks or, via the event sink, a worker's); a
+        candidate's first fold start asks for its child."""
         kind, it, cand, fold, when, error = event
         with run.cond:
             if run.closed:
@@ -273,35 +306,41 @@ class DiaryCallback:
             if kind == "begin":
                 rec.start = when
                 run.begins += 1
-                if run.live and (it, cand) not in run.children:
-                    self._start_child(run, it, cand)
+                if run.live and (it, cand) not in run.requested:
+                    run.request_child((it, cand))
             else:
                 if kind == "end":
                     rec.end, rec.error = when, error
                 run.ends += 1
             run.cond.notify_all()
 
-    def _start_child(self, run: _Run, it: int, cand: int) -> int:
-        child = start(run.tracker, run.experiment_id, parent=run.driver_id, notes=candidate_name(it, cand),
-                      snapshot=False)
-        run.children[(it, cand)] = child
-        if run.grid is not None and it == 0 and cand < len(run.grid):
-            run.tracker.log_parameters(child, candidate_parameters(run.grid[cand]))
-            run.with_parameters.add((it, cand))
-        return child
+    def _start_children(self, run: _Run, keys: list[tuple[int, int]]) -> None:
+        """Create candidates' children in one call; GridSearchCV's candidates get their parameters now."""
+        specs = []
+        for it, cand in keys:
+            parameters = None
+            if run.grid is not None and it == 0 and cand < len(run.grid):
+                parameters = candidate_parameters(run.grid[cand])
+            specs.append(NewIteration(candidate_name(it, cand), parameters))
+        ids = start_many(run.tracker, run.experiment_id, parent=run.driver_id, children=specs)
+        for key, spec, child in zip(keys, specs, ids, strict=True):
+            run.children[key] = child
+            if spec.parameters is not None:
+                run.with_parameters.add(key)
 
     def _complete(self, run: _Run, search: Any, context: Any) -> None:
         """The root task ended: `cv_results_` is final, so every child is written and ended now."""
         run.fit_finished = True
         results = candidate_results(search)
         n_splits = int(search.n_splits_)
-        run.drain()
-        self._raise_recorder_error(run, context)
         run.wait_for_events(len(results) * n_splits)
         with run.cond:
             run.closed = True
+        run.drain()  # closed first: no child can be asked for after this
+        self._raise_recorder_error(run, context)
         keep = kept_rows(results, self.options.max_children)
         failed = 0
+        kept = []
         for rec in results:
             key = (rec.halving_iter, rec.index_in_iter)
             folds = run.folds.get(key, {})
@@ -310,16 +349,29 @@ class DiaryCallback:
                 if (fold not in folds or folds[fold].end is None) and rec.score_looks_failed(fold, search.error_score):
                     errors[fold] = (LOST, "")
             failed += bool(errors)
-            if rec.row not in keep:
+            if rec.row in keep:
+                kept.append((key, rec, errors, folds))
+        missing = [key for key, *_ in kept if key not in run.children]
+        if missing:  # max_children (children are picked now), or creation failed during the search
+            try:
+                self._start_children(run, missing)
+            except Exception as exc:
+                self._warn(context, f"could not create {len(missing)} child iterations", exc)
+        endings, keys = [], {}
+        for key, rec, errors, folds in kept:
+            child = run.children.get(key)
+            if child is None:
                 continue
             try:
-                child = run.children.get(key) or self._start_child(run, *key)
-                write_candidate(run.tracker, run.experiment_id, child, rec, errors, n_splits,
-                                fold_children=self.options.children == "fold", times=_times(folds),
-                                parameters_written=key in run.with_parameters)
-                run.finalized.add(key)
+                endings += candidate_endings(run.tracker, run.experiment_id, child, rec, errors, n_splits,
+                                             fold_children=self.options.children == "fold", times=_times(folds),
+                                             parameters_written=key in run.with_parameters)
+                keys[child] = key
             except Exception as exc:
                 self._warn(context, f"could not record candidate {rec.row}", exc)
+        refused = finish_many(run.tracker, endings, on_error=lambda child, exc: self._warn(
+            context, f"could not record candidate {keys.get(child, child)}", exc))
+        run.finalized.update(key for child, key in keys.items() if child not in refused)
         params, metrics = search_summary(search)
         metrics["n_failed_candidates"] = float(failed)
         run.tracker.log_parameters(run.driver_id, params)
@@ -333,24 +385,24 @@ class DiaryCallback:
             status, message, trace = describe_failure(exc)
         else:
             status, message, trace = IterationStatus.FAILED, "fit stopped before its end", ""
-        run.recorder.shutdown(wait=True)
-        self._raise_recorder_error(run, context)
         if not run.closed:
             run.wait_for_events(None)
             with run.cond:
                 run.closed = True
+        run.hurry.set()
+        run.recorder.shutdown(wait=True)  # the children asked for so far are created
+        self._raise_recorder_error(run, context)
         n_splits = int(getattr(run.search, "n_splits_", 0) or 0)
         if not run.live:  # children were to be picked at the end: keep the candidates that failed
-            for key in [k for k, f in run.folds.items() if any(r.error for r in f.values())]:
-                if len(run.children) < (self.options.max_children or 0):
-                    self._start_child(run, *key)
-        for key, child in run.children.items():
-            if key in run.finalized:
-                continue
-            try:
-                self._close_child(run, key, child, status, message, n_splits)
-            except Exception as error:
-                self._warn(context, f"could not end child iteration {child}", error)
+            room = (self.options.max_children or 0) - len(run.children)
+            failed = [k for k, f in run.folds.items() if k not in run.children and any(r.error for r in f.values())]
+            if room > 0 and failed:
+                self._start_children(run, failed[:room])
+        leftovers = {child: key for key, child in run.children.items() if key not in run.finalized}
+        endings = [self._leftover_ending(run, key, child, message, n_splits) for child, key in leftovers.items()]
+        refused = finish_many(run.tracker, endings, on_error=lambda child, error: self._warn(
+            context, f"could not end child iteration {child}", error))
+        run.finalized.update(key for child, key in leftovers.items() if child not in refused)
         finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
 
     def _raise_recorder_error(self, run: _Run, context: Any) -> None:
@@ -358,10 +410,10 @@ class DiaryCallback:
             error, run.recorder_error = run.recorder_error, None
             self._warn(context, "could not record a fold event", error)
 
-    def _close_child(
-        self, run: _Run, key: tuple[int, int], child: int, status: IterationStatus, message: str, n_splits: int
-    ) -> None:
-        """A child the search's results never reached: its own fold records decide its status."""
+    def _leftover_ending(
+        self, run: _Run, key: tuple[int, int], child: int, message: str, n_splits: int
+    ) -> IterationEnding:
+        """How a child the search's results never reached ends: its own fold records decide its status."""
         folds = run.folds.get(key, {})
         errors = {f: (exception_line(r.error), r.error) for f, r in folds.items() if r.error}
         times = _times(folds)
@@ -377,9 +429,7 @@ class DiaryCallback:
         else:
             child_status = IterationStatus.KILLED
             child_message, trace = f"the search stopped before this candidate finished: {message}", ""
-        finish(run.tracker, child, child_status, points=points, error_message=child_message, traceback=trace,
-               notes=notes)
-        run.finalized.add(key)
+        return ending(child, child_status, points=points, error_message=child_message, traceback=trace, notes=notes)
 
     # -- any process ------------------------------------------------------------------------------
 
@@ -388,17 +438,26 @@ class DiaryCallback:
         it = parent.task_id if parent is not None and parent.task_name == HALVING_ITERATION else 0
         cand, fold = divmod(context.task_id, estimator.n_splits_)
         event = (kind, it, cand, fold, time.time(), error)
+        # Every fold of a search (or halving iteration) shares its parent task: where its events go is
+        # looked up once per parent. The entry holds the parent, so its id cannot be reused meanwhile.
+        found = self._targets.get(id(parent))
+        if found is None or found[0] is not parent:
+            found = self._targets[id(parent)] = (parent, self._target(context))
+        target = found[1]
+        if isinstance(target, _Run):  # the process (and instance) that runs the search
+            self._on_event(target, event)
+        elif target is not None:  # a worker's copy: ship the event to the main process
+            _transport.send(target[0], target[1], event)
+
+    def _target(self, context: Any) -> _Run | tuple[Any, bytes] | None:
+        """The run (in the main process) or the event sink's address (in a worker) of a fold's search."""
         path = _path(context)
         for depth in range(len(path) - 1, 0, -1):
             key = (context.root_uuid, path[:depth])
-            run = self._runs.get(key)
-            if run is not None:  # the process (and instance) that runs the search: record here, off-thread
-                run.record_later(self._on_event, event)
-                return
-            route = self._routes.get(key)
-            if route is not None:  # a worker's copy: ship the event to the main process
-                _transport.send(route[0], route[1], event)
-                return
+            target = self._runs.get(key) or self._routes.get(key)
+            if target is not None:
+                return target
+        return None
 
 
 def _times(folds: dict[int, _Fold]) -> dict[int, float]:

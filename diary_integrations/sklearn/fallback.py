@@ -15,17 +15,21 @@ from typing import Any
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import describe_failure
+from ..tracker.records import NewIteration
 from ._describe import estimator_parameters, search_parameters
 from ._results import candidate_results, fit_failed_errors, search_summary
 from ._writer import (
     Options,
+    candidate_endings,
     candidate_name,
+    ending,
     experiment_id,
     finish,
+    finish_many,
     kept_rows,
     start,
+    start_many,
     warn_tracking,
-    write_candidate,
 )
 from .callback import DiaryCallback
 
@@ -86,6 +90,11 @@ def _end_quietly(tracker: Any, iteration_id: int, message: str) -> None:
         pass
 
 
+def _report_unrecorded(tracker: Any, child: int, what: str, error: Exception) -> None:
+    warn_tracking(f"could not record {what}", error)
+    _end_quietly(tracker, child, f"diary could not record {what}: {error}")
+
+
 class _TrackedFit:
     """What `tracked()` puts in place of the search's `fit`; it pickles with the search (no live state)."""
 
@@ -138,19 +147,25 @@ class _TrackedFit:
         keep = kept_rows(results, self.options.max_children)
         failed = 0
         error = _fold_errors(groups)
+        kept = []
         for rec in results:
             errors = {f: error for f in rec.fold_scores if rec.score_looks_failed(f, search.error_score)}
             failed += bool(errors)
-            if rec.row not in keep:
-                continue
-            child = start(tracker, experiment, parent=driver, snapshot=False,
-                          notes=candidate_name(rec.halving_iter, rec.index_in_iter))
+            if rec.row in keep:
+                kept.append((rec, errors))
+        children = start_many(tracker, experiment, parent=driver, children=[
+            NewIteration(candidate_name(rec.halving_iter, rec.index_in_iter)) for rec, _ in kept])
+        endings, rows = [], {}
+        for child, (rec, errors) in zip(children, kept, strict=True):
+            rows[child] = rec.row
             try:
-                write_candidate(tracker, experiment, child, rec, errors, n_splits,
-                                fold_children=self.options.children == "fold")
+                endings += candidate_endings(tracker, experiment, child, rec, errors, n_splits,
+                                             fold_children=self.options.children == "fold")
             except Exception as exc:
                 warn_tracking(f"could not record candidate {rec.row}", exc)
                 _end_quietly(tracker, child, f"diary could not record this candidate: {exc}")
+        finish_many(tracker, endings, on_error=lambda child, exc: _report_unrecorded(
+            tracker, child, f"candidate {rows.get(child, child)}", exc))
         params, metrics = search_summary(search)
         metrics["n_failed_candidates"] = float(failed)
         tracker.log_parameters(driver, params)
@@ -258,7 +273,10 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
     n_folds = len(out["fit_time"])
     error = _fold_errors(groups)
     failed = 0
-    for fold in range(n_folds):
+    children = start_many(tracker, experiment, parent=driver,
+                          children=[NewIteration(f"fold {fold}", {"fold": fold}) for fold in range(n_folds)])
+    endings = []
+    for fold, child in enumerate(children):
         values = {k: float(out[k][fold]) for k in (*score_keys, "fit_time", "score_time")}
         tests = [v for k, v in values.items() if k.startswith("test_")]
         if isinstance(error_score, (int, float)) and math.isnan(error_score):
@@ -266,14 +284,11 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
         else:
             broken = bool(tests) and all(v == error_score for v in tests)
         failed += broken
-        child = start(tracker, experiment, parent=driver, notes=f"fold {fold}", snapshot=False)
-        try:
-            finish(tracker, child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
-                   parameters={"fold": fold}, points=[(k, v, 0) for k, v in values.items()],
-                   error_message=error[0] if broken else "", traceback=error[1] if broken else "")
-        except Exception as exc:
-            warn_tracking(f"could not record fold {fold}", exc)
-            _end_quietly(tracker, child, f"diary could not record this fold: {exc}")
+        endings.append(ending(child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
+                              points=[(k, v, 0) for k, v in values.items()],
+                              error_message=error[0] if broken else "", traceback=error[1] if broken else ""))
+    finish_many(tracker, endings, on_error=lambda child, exc: _report_unrecorded(
+        tracker, child, f"fold {children.index(child)}", exc))
     import numpy as np
 
     summary = {f"{stat}_{k}": float(getattr(np, stat)(out[k])) for k in score_keys for stat in ("mean", "std")}

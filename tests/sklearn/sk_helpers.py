@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
@@ -23,7 +25,7 @@ class Picky(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         if self.probe is not None:
-            self.probe()
+            self.probe(self.max_depth)
         if self.interrupt:
             raise KeyboardInterrupt
         if self.strict and np.any(X[:, 0] == 0):
@@ -37,16 +39,28 @@ class Picky(ClassifierMixin, BaseEstimator):
 
 
 class LiveProbe:
-    """Called from a fold's fit: records the status and notes of the driver's newest child right then."""
+    """Called from a fold's fit with the candidate's max_depth: records the status and notes of the
+    driver's child holding that max_depth, waiting for it (children are created a batch at a time, within
+    `BATCH_SECONDS` of their first fold's start) for at most `patience` seconds."""
 
-    def __init__(self, uri, callback):
+    def __init__(self, uri, callback, patience=10.0):
         self.uri = uri
         self.callback = callback
+        self.patience = patience
 
-    def __call__(self):
+    def __call__(self, max_depth):
         tracker = connect(self.uri)
-        kids = tracker.get_child_iterations(self.callback.driver_iteration_id)
-        LIVE_SEEN.append((kids[-1].status.name, kids[-1].notes) if kids else ("none", ""))
+        deadline = time.monotonic() + self.patience
+        found = ("none", "")
+        while time.monotonic() < deadline:
+            kids = tracker.get_child_iterations(self.callback.driver_iteration_id)
+            values = tracker.get_parameter_values([k.id for k in kids]) if kids else {}
+            mine = [k for k in kids if values[k.id].get("max_depth") == str(max_depth)]
+            if mine:
+                found = (mine[0].status.name, mine[0].notes)
+                break
+            time.sleep(0.02)
+        LIVE_SEEN.append(found)
         tracker.close()
 
     def __deepcopy__(self, memo):  # clone() deep-copies parameters; the probe is shared

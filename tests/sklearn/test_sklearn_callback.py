@@ -190,7 +190,9 @@ def test_children_are_running_while_their_folds_run(sqlite_uri, iris):
     folds = [("RUNNING", f"candidate {c}") for c in range(3) for _ in range(2)]
     # The last call is the refit: children are finished from cv_results_ once the whole fit ends.
     seen = list(LIVE_SEEN)
-    assert seen == [*folds, ("RUNNING", "candidate 2")]
+    assert seen == [*folds, ("RUNNING", f"candidate {search.best_index_}")]
+    ended = children(connect(sqlite_uri), cb.driver_iteration_id)
+    assert [c.status for c in ended] == [IterationStatus.SUCCEEDED] * 3
 
 
 def test_fold_children(sqlite_uri, iris):
