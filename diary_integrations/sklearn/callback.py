@@ -55,7 +55,7 @@ BATCH_SECONDS = 0.25  # children asked for within this long are created in one c
 LOST = "fit failed (its score is error_score); its exception did not reach the tracker"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Fold:
     start: float | None = None
     end: float | None = None
@@ -82,6 +82,7 @@ class _Run:
     begins: int = 0
     ends: int = 0
     closed: bool = False  # late events are ignored once the children are being finalised
+    waiting: bool = False  # wait_for_events is waiting on `cond`
     fit_finished: bool = False
     # Children are created by this thread, a batch at a time, so a database write never holds up the
     # search, and a fast search pays for one transaction per batch rather than one per candidate.
@@ -128,12 +129,16 @@ class _Run:
         it, one end per begin) arrived, or no event came for IDLE_SECONDS (a worker died or is stuck)."""
         with self.cond:
             seen, since = self.begins + self.ends, time.monotonic()
-            while self.ends < (self.begins if expected is None else expected):
-                self.cond.wait(0.05)
-                if self.begins + self.ends != seen:
-                    seen, since = self.begins + self.ends, time.monotonic()
-                elif time.monotonic() - since > IDLE_SECONDS:
-                    return
+            self.waiting = True
+            try:
+                while self.ends < (self.begins if expected is None else expected):
+                    self.cond.wait(0.05)
+                    if self.begins + self.ends != seen:
+                        seen, since = self.begins + self.ends, time.monotonic()
+                    elif time.monotonic() - since > IDLE_SECONDS:
+                        return
+            finally:
+                self.waiting = False
 
 
 def _path(context: Any) -> tuple[tuple[str, int], ...]:
@@ -312,7 +317,8 @@ class DiaryCallback:
                 if kind == "end":
                     rec.end, rec.error = when, error
                 run.ends += 1
-            run.cond.notify_all()
+            if run.waiting:  # only the end of a fit waits for events; the hot path skips the notify
+                run.cond.notify_all()
 
     def _start_children(self, run: _Run, keys: list[tuple[int, int]]) -> None:
         """Create candidates' children in one call; GridSearchCV's candidates get their parameters now."""
