@@ -12,7 +12,15 @@ import jwt
 import pytest
 from server_harness import start_cli_server
 
-from diary_integrations import AuthError, ExperimentStatus, PermissionDenied, RemoteTracker
+from diary_integrations import (
+    AuthError,
+    ExperimentStatus,
+    IterationEnding,
+    IterationStatus,
+    NewIteration,
+    PermissionDenied,
+    RemoteTracker,
+)
 from diary_integrations.server import ServerSettings, create_app
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -172,6 +180,9 @@ def test_project_permissions(server, world, admin):
         lambda: bob.get_iteration(iteration),
         lambda: bob.create_experiment(project, 1, "sneaky"),
         lambda: bob.create_iteration(experiment),
+        lambda: bob.create_iterations(experiment, [NewIteration("sneaky")]),
+        lambda: bob.end_iteration(iteration, points=[("loss", 1.0, 0)]),
+        lambda: bob.end_iterations([IterationEnding(iteration, IterationStatus.KILLED)]),
         lambda: bob.create_metric(iteration, "loss", 1.0),
         lambda: bob.delete_project(project),
         lambda: bob.create_project("mine"),  # admin-only
@@ -183,6 +194,7 @@ def test_project_permissions(server, world, admin):
     assert bob.get_projects() == []
     assert (len(admin.get_experiments(project)), len(admin.get_iterations(experiment))) == before
     assert admin.get_metrics(iteration) == [] and admin.get_project(project) is not None
+    assert admin.get_iteration(iteration).status is IterationStatus.RUNNING
     assert bob.get_experiment(999_999) is None  # a missing entity is a 404 before it is a 403
 
     permission, _ = admin.create_user_permission(world["bob"], project)  # read only
