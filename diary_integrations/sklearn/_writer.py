@@ -89,14 +89,7 @@ def experiment_id(tracker: Any, options: Options) -> int:
     return experiment_for(tracker, options.project, options.experiment)
 
 
-def start(
-    tracker: Any,
-    experiment: int,
-    *,
-    parent: int | None,
-    notes: str,
-    snapshot: bool | None = None,
-) -> int:
+def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snapshot: bool | None = None) -> int:
     """A RUNNING iteration kept alive by the tracker's heartbeat thread until it is ended."""
     iteration_id = tracker.create_iteration(experiment, parent_iteration_id=parent, notes=notes, snapshot=snapshot).id
     Heartbeat.of(tracker).add(iteration_id)

@@ -403,7 +403,10 @@ class DiaryCallback:
             room = (self.options.max_children or 0) - len(run.children)
             failed = [k for k, f in run.folds.items() if k not in run.children and any(r.error for r in f.values())]
             if room > 0 and failed:
-                self._start_children(run, failed[:room])
+                try:
+                    self._start_children(run, failed[:room])
+                except Exception as error:  # the driver must still end below
+                    self._warn(context, "could not create the failed candidates' children", error)
         leftovers = {child: key for key, child in run.children.items() if key not in run.finalized}
         endings = [self._leftover_ending(run, key, child, message, n_splits) for child, key in leftovers.items()]
         refused = finish_many(run.tracker, endings, on_error=lambda child, error: self._warn(
