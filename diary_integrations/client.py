@@ -68,6 +68,7 @@ from .tracker.validation import (
     checked_parameters,
     checked_points,
     format_parameter_value,
+    listed_points,
     resource_bytes,
 )
 
@@ -560,7 +561,9 @@ class RemoteTracker:
     ) -> Result:
         """Finish a RUNNING iteration with its final status (ending an ended iteration is refused), with
         its last `parameters`, `points` and `notes` written in the same transaction on the server."""
-        ending = IterationEnding(iteration_id, status, error_message, traceback, parameters, points, notes)
+        ending = IterationEnding(
+            iteration_id, status, error_message, traceback, parameters, listed_points(points), notes
+        )
         body = _ending_body(ending)
         self._call("POST", f"/iteration/{body.pop('iteration_id')}/end", body=body)
         return Result.UPDATED

@@ -15,7 +15,7 @@ from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the packa
 from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, NotFound, Unprocessable
 from ..tracker.lifecycle import Heartbeat
 from ..tracker.records import IterationEnding, NewIteration
 from ..tracker.validation import MAX_BATCH
@@ -101,7 +101,8 @@ def start_many(tracker: Any, experiment: int, *, parent: int, children: Sequence
     ids: list[int] = []
     for n in range(0, len(children), MAX_BATCH):
         ids += tracker.create_iterations(experiment, list(children[n : n + MAX_BATCH]), parent_iteration_id=parent)
-    Heartbeat.of(tracker).add(*ids)
+    if ids:
+        Heartbeat.of(tracker).add(*ids)
     return ids
 
 
@@ -134,9 +135,11 @@ def _end_one(tracker: Any, e: IterationEnding) -> None:
 def finish_many(
     tracker: Any, endings: Sequence[IterationEnding], *, on_error: Callable[[int, Exception], None] | None
 ) -> set[int]:
-    """End iterations with their last data, a batch (one transaction) at a time. When a batch is refused,
-    each of its endings is tried on its own, so one bad ending keeps no sibling RUNNING; `on_error` hears
-    of each that still failed (without it, the first failure raises). Returns the ids that failed."""
+    """End iterations with their last data, a batch (one transaction) at a time. When a batch is refused
+    for its data, each of its endings is tried on its own, so one bad ending keeps no sibling RUNNING;
+    `on_error` hears of each that still failed. When the tracker itself fails (say, the server is gone),
+    `on_error` hears once, for the first ending, and nothing more is tried. Without `on_error`, the first
+    failure raises. Returns the ids that were not ended."""
     if not endings:
         return set()
     Heartbeat.of(tracker).discard(*(e.iteration_id for e in endings))
@@ -146,15 +149,14 @@ def finish_many(
         try:
             tracker.end_iterations(batch)
             continue
-        except (Unprocessable, Conflict):  # refused for its data: try each alone to keep the good ones
+        except (Unprocessable, Conflict, NotFound):  # refused for its data: try each alone to keep the good ones
             pass
-        except Exception as exc:  # the tracker itself failed (say, the server is gone): no point retrying
+        except Exception as exc:
             if on_error is None:
                 raise
-            for e in batch:
-                failed.add(e.iteration_id)
-                on_error(e.iteration_id, exc)
-            continue
+            failed.update(e.iteration_id for e in endings[n:])
+            on_error(batch[0].iteration_id, exc)
+            return failed
         for e in batch:
             try:
                 _end_one(tracker, e)
@@ -164,6 +166,15 @@ def finish_many(
                 failed.add(e.iteration_id)
                 on_error(e.iteration_id, exc)
     return failed
+
+
+def end_quietly(tracker: Any, iteration_id: int, message: str) -> None:
+    """Leave no iteration RUNNING after a tracking error (it may already have ended, or the tracker be gone)."""
+    Heartbeat.of(tracker).discard(iteration_id)
+    try:
+        tracker.end_iteration(iteration_id, IterationStatus.FAILED, error_message=message[:2000])
+    except Exception:
+        pass
 
 
 def fold_list(folds: Sequence[int]) -> str:

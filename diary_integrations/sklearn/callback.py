@@ -5,7 +5,7 @@ Events, by hook (see docs/decisions.md, "scikit-learn"):
 - `setup` (main process): the driver starts RUNNING with the search's settings as parameters.
 - a fold's begin (main process, or a loky worker that forwards it): the fold's start time is kept; a
   candidate's first fold asks for its child, which the recorder thread creates RUNNING with the other
-  children asked for meanwhile (one call per batch, at most BATCH_SECONDS after the request).
+  children asked for meanwhile (one call per batch, about BATCH_SECONDS apart at most).
 - a fold's end: its end time and, when the fit raised, the fit's own traceback are kept.
 - the root task's end (`cv_results_` is set): every child gets its parameters, fold scores and summaries,
   and ends SUCCEEDED or FAILED, all in one call; the driver gets the best parameters and the search's
@@ -37,6 +37,7 @@ from ._writer import (
     Options,
     candidate_endings,
     candidate_name,
+    end_quietly,
     ending,
     experiment_id,
     failure,
@@ -101,12 +102,13 @@ class _Run:
         self.requested.add(key)
         self.pending.append(key)
         if not self.flush_queued:
-            self.flush_queued = True
             self.recorder.submit(self._flush)
+            self.flush_queued = True  # set once queued: a refused submit leaves the next request to try
 
     def _flush(self) -> None:
-        """Create the pending children in one call, at most one batch per BATCH_SECONDS: a child is
-        RUNNING at most that long after its first fold started (at once, when candidates come slowly)."""
+        """Create the pending children in one call, at most one batch per BATCH_SECONDS: a child is RUNNING
+        about that long (plus the previous batch's write) after its first fold started, or at once when
+        candidates come slowly."""
         wait = self.last_batch + BATCH_SECONDS - time.monotonic()
         if wait > 0:
             self.hurry.wait(wait)
@@ -363,20 +365,27 @@ class DiaryCallback:
                 self._start_children(run, missing)
             except Exception as exc:
                 self._warn(context, f"could not create {len(missing)} child iterations", exc)
-        endings, keys = [], {}
+        endings: list[IterationEnding] = []
+        keys: dict[int, tuple[int, int]] = {}  # candidate child -> key
+        rows: dict[int, int] = {}  # candidate child or fold grandchild -> the candidate's row
         for key, rec, errors, folds in kept:
             child = run.children.get(key)
             if child is None:
                 continue
             try:
-                endings += candidate_endings(run.tracker, run.experiment_id, child, rec, errors, n_splits,
-                                             fold_children=self.options.children == "fold", times=_times(folds),
-                                             parameters_written=key in run.with_parameters)
-                keys[child] = key
+                mine = candidate_endings(run.tracker, run.experiment_id, child, rec, errors, n_splits,
+                                         fold_children=self.options.children == "fold", times=_times(folds),
+                                         parameters_written=key in run.with_parameters)
             except Exception as exc:
                 self._warn(context, f"could not record candidate {rec.row}", exc)
+                continue
+            endings += mine
+            keys[child] = key
+            rows.update((e.iteration_id, rec.row) for e in mine)
         refused = finish_many(run.tracker, endings, on_error=lambda child, exc: self._warn(
-            context, f"could not record candidate {keys.get(child, child)}", exc))
+            context, f"could not record candidate {rows.get(child, child)}", exc))
+        for grandchild in refused - set(keys):  # a fold's grandchild: nothing else would end it
+            end_quietly(run.tracker, grandchild, "diary could not record this fold")
         run.finalized.update(key for child, key in keys.items() if child not in refused)
         params, metrics = search_summary(search)
         metrics["n_failed_candidates"] = float(failed)
@@ -407,17 +416,25 @@ class DiaryCallback:
                     self._start_children(run, failed[:room])
                 except Exception as error:  # the driver must still end below
                     self._warn(context, "could not create the failed candidates' children", error)
-        leftovers = {child: key for key, child in run.children.items() if key not in run.finalized}
-        endings = [self._leftover_ending(run, key, child, message, n_splits) for child, key in leftovers.items()]
-        refused = finish_many(run.tracker, endings, on_error=lambda child, error: self._warn(
-            context, f"could not end child iteration {child}", error))
-        run.finalized.update(key for child, key in leftovers.items() if child not in refused)
-        finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
+        try:
+            leftovers = {child: key for key, child in run.children.items() if key not in run.finalized}
+            endings = []
+            for child, key in leftovers.items():
+                try:
+                    endings.append(self._leftover_ending(run, key, child, message, n_splits))
+                except Exception as error:
+                    self._warn(context, f"could not describe child iteration {child}", error)
+                    end_quietly(run.tracker, child, f"diary could not record this candidate: {error}")
+            refused = finish_many(run.tracker, endings, on_error=lambda child, error: self._warn(
+                context, f"could not end child iteration {child}", error))
+            run.finalized.update(key for child, key in leftovers.items() if child not in refused)
+        finally:  # whatever happened to the children, the driver ends with the fit's truth
+            finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
 
     def _raise_recorder_error(self, run: _Run, context: Any) -> None:
         if run.recorder_error is not None:
             error, run.recorder_error = run.recorder_error, None
-            self._warn(context, "could not record a fold event", error)
+            self._warn(context, "could not create child iterations during the search", error)
 
     def _leftover_ending(
         self, run: _Run, key: tuple[int, int], child: int, message: str, n_splits: int

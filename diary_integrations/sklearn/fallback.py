@@ -22,6 +22,7 @@ from ._writer import (
     Options,
     candidate_endings,
     candidate_name,
+    end_quietly,
     ending,
     experiment_id,
     finish,
@@ -82,17 +83,9 @@ def _fold_errors(groups: list[tuple[int, str, str]]) -> tuple[str, str]:
     return f"{lines[0]} (or one of {len(lines) - 1} other errors of this search; see the traceback)", trace
 
 
-def _end_quietly(tracker: Any, iteration_id: int, message: str) -> None:
-    """Leave no iteration RUNNING after a tracking error (it may already have ended)."""
-    try:
-        tracker.end_iteration(iteration_id, IterationStatus.FAILED, error_message=message[:2000])
-    except Exception:
-        pass
-
-
 def _report_unrecorded(tracker: Any, child: int, what: str, error: Exception) -> None:
     warn_tracking(f"could not record {what}", error)
-    _end_quietly(tracker, child, f"diary could not record {what}: {error}")
+    end_quietly(tracker, child, f"diary could not record {what}: {error}")
 
 
 class _TrackedFit:
@@ -163,7 +156,7 @@ class _TrackedFit:
                                              fold_children=self.options.children == "fold")
             except Exception as exc:
                 warn_tracking(f"could not record candidate {rec.row}", exc)
-                _end_quietly(tracker, child, f"diary could not record this candidate: {exc}")
+                end_quietly(tracker, child, f"diary could not record this candidate: {exc}")
         finish_many(tracker, endings, on_error=lambda child, exc: _report_unrecorded(
             tracker, child, f"candidate {rows.get(child, child)}", exc))
         params, metrics = search_summary(search)
@@ -273,10 +266,8 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
     n_folds = len(out["fit_time"])
     error = _fold_errors(groups)
     failed = 0
-    children = start_many(tracker, experiment, parent=driver,
-                          children=[NewIteration(f"fold {fold}", {"fold": fold}) for fold in range(n_folds)])
-    endings = []
-    for fold, child in enumerate(children):
+    outcomes = []  # each fold's values and whether it failed, all worked out before any child exists
+    for fold in range(n_folds):
         values = {k: float(out[k][fold]) for k in (*score_keys, "fit_time", "score_time")}
         tests = [v for k, v in values.items() if k.startswith("test_")]
         if isinstance(error_score, (int, float)) and math.isnan(error_score):
@@ -284,9 +275,15 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
         else:
             broken = bool(tests) and all(v == error_score for v in tests)
         failed += broken
-        endings.append(ending(child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
-                              points=[(k, v, 0) for k, v in values.items()],
-                              error_message=error[0] if broken else "", traceback=error[1] if broken else ""))
+        outcomes.append((values, broken))
+    children = start_many(tracker, experiment, parent=driver,
+                          children=[NewIteration(f"fold {fold}", {"fold": fold}) for fold in range(n_folds)])
+    endings = [
+        ending(child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
+               points=[(k, v, 0) for k, v in values.items()],
+               error_message=error[0] if broken else "", traceback=error[1] if broken else "")
+        for child, (values, broken) in zip(children, outcomes, strict=True)
+    ]
     finish_many(tracker, endings, on_error=lambda child, exc: _report_unrecorded(
         tracker, child, f"fold {children.index(child)}", exc))
     import numpy as np

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -107,7 +107,7 @@ class IterationEnding:
     error_message: str = ""
     traceback: str = ""
     parameters: Mapping[str, Any] | None = None
-    points: Iterable[Sequence[Any]] | None = None
+    points: Sequence[Sequence[Any]] | None = None  # a sequence, not a generator: a retry reads it again
     notes: str | None = None
 
 

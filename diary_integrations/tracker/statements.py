@@ -48,16 +48,6 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     conn.execute(_inserter(table), rows)
 
 
-@functools.cache
-def _column_by(table: Table, wanted: tuple[str, ...], where: str) -> Select[Any]:
-    return select(*(table.c[c] for c in wanted)).where(table.c[where] == bindparam("_key"))
-
-
-def select_where(conn: Connection, table: Table, wanted: tuple[str, ...], where: str, key: Any) -> Any:
-    """`SELECT wanted FROM table WHERE where = key`, from a statement built once."""
-    return conn.execute(_column_by(table, wanted, where), {"_key": key})
-
-
 def update_row(conn: Connection, table: Table, id_: int, values: dict[str, Any]) -> None:
     columns = tuple(sorted(values))
     conn.execute(_updater(table, columns), {"_id": id_, **{f"v_{c}": values[c] for c in columns}})

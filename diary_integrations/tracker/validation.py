@@ -227,8 +227,9 @@ def checked_batch(items: Any, name: str, item_type: type) -> list[Any]:
         raise Unprocessable(f"{name}: at most {MAX_BATCH} per call, got {len(items)}", field=name)
     for n, item in enumerate(items):
         if not isinstance(item, item_type):
+            article = "an" if item_type.__name__[0] in "AEIOU" else "a"
             raise Unprocessable(
-                f"{name}[{n}] must be a {item_type.__name__}, got {type(item).__name__}", field=f"{name}[{n}]"
+                f"{name}[{n}] must be {article} {item_type.__name__}, got {type(item).__name__}", field=f"{name}[{n}]"
             )
     return list(items)
 
@@ -242,3 +243,8 @@ def batch_item(name: str, index: int) -> Iterator[None]:
         prefix = f"{name}[{index}]"
         field = f"{prefix}.{exc.field}" if exc.field else prefix
         raise type(exc)(f"{prefix}.{exc.message}", field=field) from None
+
+
+def listed_points(points: Any) -> Any:
+    """Points as a sequence an IterationEnding can hold (a generator would be read only once)."""
+    return points if points is None or isinstance(points, (list, tuple)) else list(points)

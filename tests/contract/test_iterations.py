@@ -176,7 +176,8 @@ def test_create_iteration_with_parameters(tracker, experiment_id):
 
 @pytest.mark.parametrize(
     ("parameters", "field"),
-    [({"lr": object()}, "parameters['lr']"), ({"": 1}, "key"), (["lr", 1], "parameters"), ({"x": "v" * 9000}, "x")],
+    [({"lr": object()}, "parameters['lr'] must be a string, number"), ({"": 1}, "key must"),
+     (["lr", 1], "parameters must be a mapping"), ({"x": "v" * 9000}, "parameters['x']")],
 )
 def test_create_iteration_with_bad_parameters_writes_nothing(tracker, experiment_id, parameters, field):
     driver, _ = tracker.create_iteration(experiment_id)
@@ -313,7 +314,10 @@ def test_end_iterations_bad_input_ends_nothing(tracker, experiment_id, bad, fiel
     ids = tracker.create_iterations(experiment_id, [NewIteration(parameters={"n": n}) for n in range(3)])
     tracker.end_iteration(ids[1])
     with pytest.raises((Unprocessable, Conflict), match=field.replace("[", r"\[").replace("]", r"\]")):
-        tracker.end_iterations([IterationEnding(ids[0], points=[("ok", 1.0, 0)]), bad(ids)])
+        tracker.end_iterations([
+            IterationEnding(ids[0], points=[("ok", 1.0, 0)], parameters={"extra": 1}, notes="done"), bad(ids)
+        ])
     assert tracker.get_iteration(ids[0]).status is IterationStatus.RUNNING
+    assert tracker.get_iteration(ids[0]).notes == "" and [p.key for p in tracker.get_parameters(ids[0])] == ["n"]
     assert tracker.get_iteration(ids[2]).status is IterationStatus.RUNNING
     assert tracker.get_metrics(ids[0]) == [] and tracker.get_metrics(ids[2]) == []

@@ -211,3 +211,23 @@ def test_project_permissions(server, world, admin):
     admin.delete_user_permission(permission)
     with pytest.raises(PermissionDenied):
         bob.get_experiment(bob_exp)
+
+
+def test_ending_with_data_takes_create_permission(server, world, admin):
+    """Update permission ends an iteration; writing its last parameters or points with the end also takes
+    create permission, as their own routes do."""
+    carol_id, _ = admin.create_user("carol", "carol-pw")
+    carol = RemoteTracker(server.url, username="carol", password="carol-pw")
+    permission, _ = admin.create_user_permission(carol_id, world["project"])
+    admin.update_user_permission(permission, update=True)  # read and update, no create
+    first, second = admin.create_iterations(world["experiment"], [NewIteration("a"), NewIteration("b")])
+    with pytest.raises(PermissionDenied, match="create permission"):
+        carol.end_iteration(first, points=[("loss", 1.0, 0)])
+    with pytest.raises(PermissionDenied, match="create permission"):
+        carol.end_iterations([IterationEnding(first), IterationEnding(second, parameters={"lr": 0.1})])
+    assert admin.get_iteration(first).status is IterationStatus.RUNNING and admin.get_metrics(first) == []
+    assert admin.get_iteration(second).status is IterationStatus.RUNNING and admin.get_parameters(second) == []
+    carol.end_iterations([IterationEnding(first), IterationEnding(second, IterationStatus.KILLED, notes="stopped")])
+    stopped = admin.get_iteration(second)
+    assert stopped.status is IterationStatus.KILLED and stopped.notes == "stopped"
+    assert admin.get_iteration(first).status is IterationStatus.SUCCEEDED

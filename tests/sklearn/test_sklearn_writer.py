@@ -3,10 +3,21 @@ batch at a time without letting one refused ending keep its siblings RUNNING."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from diary_integrations import ExperimentStatus, IterationStatus, NewIteration, Unprocessable, connect
+from diary_integrations import (
+    ExperimentStatus,
+    IterationStatus,
+    NewIteration,
+    RemoteTracker,
+    TransportError,
+    Unprocessable,
+    connect,
+)
 from diary_integrations.sklearn._writer import ending, finish_many, start_many
+from diary_integrations.tracker.validation import MAX_BATCH
 
 
 @pytest.fixture
@@ -49,3 +60,17 @@ def test_without_on_error_a_refused_ending_raises(tree):
     tracker.end_iteration(child)
     with pytest.raises(Unprocessable, match="already ended"):
         finish_many(tracker, [ending(child, IterationStatus.FAILED)], on_error=None)
+
+
+def test_a_tracker_that_is_gone_is_reported_once(tmp_path):
+    """When the tracker itself fails (here: nothing listens at the URL), finish_many reports once and tries
+    nothing more, rather than retrying every ending through the same failure."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gone = RemoteTracker(f"http://127.0.0.1:{port}", timeout=2.0)
+    heard = []
+    endings = [ending(i, IterationStatus.SUCCEEDED) for i in range(1, 2 * MAX_BATCH + 2)]
+    failed = finish_many(gone, endings, on_error=lambda child, exc: heard.append((child, exc)))
+    assert failed == set(range(1, 2 * MAX_BATCH + 2))
+    assert len(heard) == 1 and heard[0][0] == 1 and isinstance(heard[0][1], TransportError)

@@ -130,7 +130,7 @@ def create_iterations(
 def end_iterations(body: EndingBatch, tracker: Tracker, me: Me) -> FastJSON:
     """End several RUNNING iterations with their last data in one transaction, all or nothing: `{"count": n}`."""
     for item in body.endings if not me.is_admin else ():
-        authorize(tracker, me, "iteration", item.iteration_id, Action.UPDATE)
+        _authorize_ending(tracker, me, item.iteration_id, item)
     count = tracker.end_iterations([_ending(item.iteration_id, item) for item in body.endings])
     return FastJSON({"count": count})
 
@@ -206,7 +206,7 @@ def update_iteration(iteration_id: PathId, body: IterationUpdate, tracker: Track
 def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me: Me) -> dict[str, str]:
     """Finish a RUNNING iteration; ending an ended one is a 422, so the first status recorded stays. Its last
     parameters, points and notes, when sent, are written in the same transaction."""
-    authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    _authorize_ending(tracker, me, iteration_id, body)
     ending = _ending(iteration_id, body)
     tracker.end_iteration(
         iteration_id, ending.status, error_message=ending.error_message, traceback=ending.traceback,
@@ -229,3 +229,11 @@ def _ending(iteration_id: int, body: IterationEnd) -> IterationEnding:
     return IterationEnding(
         iteration_id, body.status_id, body.error_message, body.traceback, body.parameters, points, body.notes
     )
+
+
+def _authorize_ending(tracker: Any, me: Any, iteration_id: int, body: IterationEnd) -> None:
+    """Ending takes update permission; writing parameters or points with it also takes create, as their
+    own routes do."""
+    authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    if body.parameters or body.points:
+        authorize(tracker, me, "iteration", iteration_id, Action.CREATE)

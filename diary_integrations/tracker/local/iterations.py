@@ -41,6 +41,7 @@ from ..validation import (
     check_text,
     checked_batch,
     checked_parameters,
+    listed_points,
 )
 from .base import (
     _UNSET,
@@ -190,7 +191,7 @@ class IterationsMixin(TrackerBase):
         `parameters` (as `log_parameters`), `points` (as `log_metric_points`) and `notes` are written in
         the same transaction: an iteration's last data and its end land together or not at all."""
         ending = _checked_ending(
-            IterationEnding(iteration_id, status, error_message, traceback, parameters, points, notes)
+            IterationEnding(iteration_id, status, error_message, traceback, parameters, listed_points(points), notes)
         )
         with self._write() as conn:
             _apply_endings(conn, [ending])
@@ -369,8 +370,13 @@ def _checked_ending(item: IterationEnding) -> _CheckedEnding:
     return _CheckedEnding(iteration_id, values, parameters, metric_rows)
 
 
-_STATES = select(t.iterations.c.id, t.iterations.c.status).where(
-    t.iterations.c.id.in_(bindparam("ids", expanding=True))
+# FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two enders of the same
+# iteration queue here, and the second sees it ended instead of overwriting the first status.
+_STATES = (
+    select(t.iterations.c.id, t.iterations.c.status)
+    .where(t.iterations.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.iterations.c.id)
+    .with_for_update()
 )
 
 
@@ -380,7 +386,7 @@ def _apply_endings(conn: Connection, endings: list[_CheckedEnding], *, batch: st
     ids = [e.iteration_id for e in endings]
     stored = [i for i in ids if can_hold(t.iterations.c.id, i)]
     statuses: dict[int, int] = {}
-    for chunk in _chunks(stored):
+    for chunk in _chunks(sorted(stored)):
         statuses.update(conn.execute(_STATES, {"ids": chunk}).all())
     seen: set[int] = set()
     for n, iteration_id in enumerate(ids):
