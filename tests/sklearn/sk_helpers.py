@@ -40,10 +40,11 @@ class Picky(ClassifierMixin, BaseEstimator):
 
 class LiveProbe:
     """Called from a fold's fit with the candidate's max_depth: records the status and notes of the
-    driver's child holding that max_depth, waiting for it (children are created a batch at a time, within
-    `BATCH_SECONDS` of their first fold's start) for at most `patience` seconds."""
+    driver's child holding that max_depth, waiting for it (children are created a batch at a time, about
+    `BATCH_SECONDS` = 0.25 s after their first fold's start) for at most `patience` seconds: far above the
+    batch interval, so only a child that is late by seconds (or never comes while the fold runs) fails."""
 
-    def __init__(self, uri, callback, patience=10.0):
+    def __init__(self, uri, callback, patience=2.0):
         self.uri = uri
         self.callback = callback
         self.patience = patience
