@@ -65,6 +65,7 @@ from .tracker.validation import (
     check_step,
     check_text,
     checked_batch,
+    checked_new_iteration,
     checked_parameters,
     checked_points,
     format_parameter_value,
@@ -517,10 +518,8 @@ class RemoteTracker:
         body = []
         for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
             with batch_item("iterations", n):
-                entry: dict[str, Any] = {"notes": check_text(item.notes, "notes")}
-                if item.parameters is not None:
-                    entry["parameters"] = checked_parameters(item.parameters)
-                body.append(entry)
+                notes, parameters = checked_new_iteration(item)
+                body.append({"notes": notes, "parameters": parameters})
         data = self._call("POST", f"/iteration/experiment/{experiment_id}/batch", body={"iterations": body},
                           params=params)
         return [int(i) for i in data["iteration_ids"]]

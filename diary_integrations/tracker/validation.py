@@ -173,6 +173,12 @@ def checked_parameters(parameters: Any, field: str = "parameters") -> dict[str, 
     return {check_key(k): format_parameter_value(v, f"{field}[{k!r}]") for k, v in parameters.items()}
 
 
+def checked_new_iteration(item: Any) -> tuple[str, dict[str, str]]:
+    """A NewIteration's notes and parameter rows, checked (local and over HTTP alike)."""
+    notes = check_text(item.notes, "notes")
+    return notes, {} if item.parameters is None else checked_parameters(item.parameters)
+
+
 def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise Unprocessable(f"limit must be a non-negative integer or None, got {limit!r}", field="limit")

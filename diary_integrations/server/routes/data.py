@@ -93,6 +93,15 @@ def decoded_number(value: Any) -> Any:
     return decode_float(value) if value in ("NaN", "Infinity", "-Infinity") else value
 
 
+def decoded_points(points: list[Any]) -> list[Any]:
+    """`[key, value, step(, recorded_at)]` points with "NaN", "Infinity", "-Infinity" values decoded in place
+    (no new list per point); anything malformed is left for the tracker to refuse by name."""
+    for point in points:
+        if type(point) is list and len(point) >= 2 and type(point[1]) is str:
+            point[1] = decoded_number(point[1])
+    return points
+
+
 @router.get("/parameter/iteration/{iteration_id}", tags=["parameters"])
 def list_parameters(
     iteration_id: PathId, tracker: Tracker, me: Me, limit: Limit = None, offset: Offset = 0
@@ -199,10 +208,7 @@ def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
         points = body["points"]
         if not isinstance(points, list):
             raise Unprocessable("points must be a list of [key, value, step(, recorded_at)]", field="points")
-        for point in points:  # in place: no new list per point
-            if type(point) is list and len(point) >= 2 and type(point[1]) is str:
-                point[1] = decoded_number(point[1])
-        return tracker.log_metric_points(iteration_id, points)
+        return tracker.log_metric_points(iteration_id, decoded_points(points))
     metrics = body.get("metrics")
     if isinstance(metrics, list):
         values = {}

@@ -14,7 +14,7 @@ from ..auth import require_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..permissions import Action, authorize
 from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
-from .data import ParameterValue, decoded_number
+from .data import ParameterValue, decoded_points
 
 router = APIRouter(tags=["iterations"])
 Status = StrictInt | StrictStr
@@ -222,10 +222,7 @@ def delete_iteration(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
 
 
 def _ending(iteration_id: int, body: IterationEnd) -> IterationEnding:
-    points = body.points
-    for point in points or ():  # in place: "NaN", "Infinity", "-Infinity" become floats
-        if len(point) >= 2 and type(point[1]) is str:
-            point[1] = decoded_number(point[1])
+    points = None if body.points is None else decoded_points(body.points)
     return IterationEnding(
         iteration_id, body.status_id, body.error_message, body.traceback, body.parameters, points, body.notes
     )

@@ -40,6 +40,7 @@ from ..validation import (
     check_optional_id,
     check_text,
     checked_batch,
+    checked_new_iteration,
     checked_parameters,
     listed_points,
 )
@@ -72,7 +73,7 @@ class IterationsMixin(TrackerBase):
         transaction (a sweep's child is created with its configuration, all or nothing)."""
         experiment_id = check_id(experiment_id, "experiment_id")
         parent_iteration_id = check_optional_id(parent_iteration_id, "parent_iteration_id")
-        spec = _checked_new_iteration(NewIteration(notes, parameters))
+        spec = checked_new_iteration(NewIteration(notes, parameters))
         if snapshot is None:
             snapshot = parent_iteration_id is None
         env = capture_environment() if check_bool(snapshot, "snapshot") else None
@@ -94,7 +95,7 @@ class IterationsMixin(TrackerBase):
         specs = []
         for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
             with batch_item("iterations", n):
-                specs.append(_checked_new_iteration(item))
+                specs.append(checked_new_iteration(item))
         with self._write() as conn:
             _check_new_place(conn, experiment_id, parent_iteration_id)
             ids = _insert_iterations(conn, experiment_id, parent_iteration_id, specs) if specs else []
@@ -292,11 +293,6 @@ class _CheckedEnding:
     values: dict[str, Any]  # the iteration row's new columns
     parameters: dict[str, str]
     metric_rows: list[tuple[Any, ...]]
-
-
-def _checked_new_iteration(item: NewIteration) -> tuple[str, dict[str, str]]:
-    notes = check_text(item.notes, "notes")
-    return notes, {} if item.parameters is None else checked_parameters(item.parameters)
 
 
 def _check_new_place(conn: Connection, experiment_id: int, parent_iteration_id: int | None) -> None:
