@@ -33,6 +33,8 @@ from .tracker.errors import (
     TransportError,
     Unprocessable,
 )
+from .tracker.idempotency import HEADER as IDEMPOTENCY_HEADER
+from .tracker.idempotency import current_key, new_key
 from .tracker.lifecycle import IterationRun
 from .tracker.records import (
     Created,
@@ -78,8 +80,11 @@ _UNSET: Any = object()
 _ERRORS: dict[int, type[DiaryError]] = {
     401: AuthError, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: Unprocessable,
 }
-# Methods whose repetition cannot write twice; only these are retried once a request may have left.
+# Methods whose repetition cannot write twice; only these (and writes sent with an idempotency key) are
+# retried once a request may have left.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+# Answers that mean "the server is restarting or a proxy lost it", worth a retry when a repeat is safe.
+_RETRY_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 1000
 METRIC_PAGE_SIZE = 10_000
 # The server's limits on batched reads (server/routes/data.py): at most this many iteration ids per
@@ -138,6 +143,17 @@ def _ending_body(ending: IterationEnding) -> dict[str, Any]:
     if ending.notes is not None:
         body["notes"] = ending.notes
     return body
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingWrite:
+    """A write as it was sent: replaying it with the same idempotency key applies it at most once."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None
+    body: Any
+    idempotency_key: str
 
 
 def _enum_value(value: Any) -> Any:
@@ -227,18 +243,23 @@ class RemoteTracker:
                     )
         return self._client
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, *, keyed: bool = False, **kwargs: Any) -> httpx.Response:
         """One request with retries: a refused connection is retried for every method (nothing was
-        sent), any other transport failure only for idempotent methods."""
+        sent), any other transport failure (or a 502/503/504) only where a repeat cannot write twice:
+        idempotent methods, and writes carrying an idempotency key."""
         client = self._http()
+        repeatable = keyed or method in _IDEMPOTENT
         delay = 0.1
         for attempt in range(self.retries + 1):
             try:
-                return client.request(method, path, **kwargs)
+                response = client.request(method, path, **kwargs)
+                if not (repeatable and response.status_code in _RETRY_STATUSES and attempt < self.retries):
+                    return response
+                failure: Exception = TransportError(f"HTTP {response.status_code}")
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                failure: Exception = exc
+                failure = exc
             except httpx.TransportError as exc:
-                if method not in _IDEMPOTENT:
+                if not repeatable:
                     raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
                 failure = exc
             if attempt < self.retries:
@@ -267,26 +288,45 @@ class RemoteTracker:
         self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
         missing: Any = _UNSET, **kwargs: Any,
     ) -> Any:
-        """Send, map errors to the tracker's exceptions, and return the decoded JSON (or `missing` on 404)."""
+        """Send, map errors to the tracker's exceptions, and return the decoded JSON (or `missing` on 404).
+        A JSON write carries an idempotency key (the one `using_key` gives, else a new one), so its
+        retries, and a journal's replay of it, are applied once."""
         headers = dict(kwargs.pop("headers", {}))
+        key = None
         if body is not None:
             kwargs["content"] = orjson.dumps(body)
             headers["content-type"] = "application/json"
+            if method != "GET":
+                key = current_key() or new_key()
+                headers[IDEMPOTENCY_HEADER] = key
         if params:
             params = {k: v for k, v in params.items() if v is not None}
-        for attempt in range(2):
-            response = self._send(method, path, params=params, headers={**headers, **self._auth_header(attempt > 0)},
-                                  **kwargs)
-            expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
-            if not (expired and self.password is not None and attempt == 0):
-                break
-        if response.status_code == 404 and missing is not _UNSET:
-            return missing
-        if response.status_code >= 400:
-            self._raise(response)
+        try:
+            for attempt in range(2):
+                response = self._send(method, path, keyed=key is not None, params=params,
+                                      headers={**headers, **self._auth_header(attempt > 0)}, **kwargs)
+                expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
+                if not (expired and self.password is not None and attempt == 0):
+                    break
+            if response.status_code == 404 and missing is not _UNSET:
+                return missing
+            if response.status_code >= 400:
+                self._raise(response)
+        except TransportError as exc:
+            if key is not None:
+                exc.request = PendingWrite(method, path, params or None, body, key)
+            raise
         if response.headers.get("content-type", "").startswith("application/json"):
             return orjson.loads(response.content)
         return response.content
+
+    def replay(self, write: PendingWrite) -> Any:
+        """Send a write again exactly as it first went (same idempotency key): the server applies it
+        once, however many times it arrives."""
+        from .tracker.idempotency import using_key
+
+        with using_key(write.idempotency_key):
+            return self._call(write.method, write.path, body=write.body, params=write.params)
 
     @staticmethod
     def _code(response: httpx.Response) -> str:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from .. import __version__
 from .auth import TokenService
 from .errors import install_error_handlers
+from .idempotency import IdempotencyKeys
 from .responses import FastJSON
 from .routes import auth, data, iterations, projects, resources, tags, users
 from .settings import ServerSettings
@@ -64,9 +65,10 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         allow_origins=origins,
         allow_credentials="*" not in origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         max_age=600,
     )
+    app.add_middleware(IdempotencyKeys)
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
     if not settings.enable_auth:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -62,13 +63,40 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# The transaction that `one_transaction` holds open in this context, with its engine.
+_joined: ContextVar[tuple[Engine, Connection] | None] = ContextVar("diary_joined_transaction", default=None)
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction for one tracker call: committed on success, rolled back on any error."""
+    """One transaction for one tracker call: committed on success, rolled back on any error. Inside
+    `one_transaction` on the same engine it is a savepoint of that transaction instead, so the outer
+    block commits everything or nothing."""
+    joined = _joined.get()
+    if joined is not None and joined[0] is engine:
+        with joined[1].begin_nested():
+            yield joined[1]
+        return
     with engine.connect() as conn:
         conn.execution_options(diary_write=True)
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def one_transaction(engine: Engine) -> Iterator[Connection]:
+    """Every `write_transaction` on `engine` in this block (and in the calls it makes, in this thread)
+    joins one transaction: an idempotency key is recorded with the write it guards, or with neither."""
+    joined = _joined.get()
+    if joined is not None and joined[0] is engine:
+        yield joined[1]
+        return
+    with write_transaction(engine) as conn:
+        token = _joined.set((engine, conn))
+        try:
+            yield conn
+        finally:
+            _joined.reset(token)
 
 
 @contextmanager

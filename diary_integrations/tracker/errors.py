@@ -51,7 +51,13 @@ class PermissionDenied(DiaryError):
 
 
 class TransportError(DiaryError):
-    """The tracking server could not be reached or answered something unexpected."""
+    """The tracking server could not be reached or answered something unexpected. For a write, `request`
+    is what was sent (a `client.PendingWrite` with its idempotency key), so it can be sent again later
+    without being applied twice."""
 
     code = "TRANSPORT_ERROR"
     http_status = 502
+
+    def __init__(self, message: str, *, field: str | None = None, request: object = None) -> None:
+        super().__init__(message, field=field)
+        self.request = request

@@ -155,6 +155,34 @@ class IterationRow(Base):
     heartbeat_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
+class IterationProcessRow(Base):
+    """The process that runs an iteration, for embedded liveness: on the same host, a reader that finds
+    no process with this pid and start time knows the run died without a word. The start time (seconds
+    since the epoch, from the OS) tells a reused pid from the original."""
+
+    __tablename__ = "iteration_process"
+    iteration_id: Mapped[int] = mapped_column(
+        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    host: Mapped[str] = mapped_column(String(250))
+    pid: Mapped[int] = mapped_column(Integer)
+    process_start: Mapped[float] = mapped_column(Float(precision=53))
+
+
+class IdempotencyKeyRow(Base):
+    """A write applied once: a repeat of the same key is answered with the first result. Rows older
+    than a day are pruned."""
+
+    __tablename__ = "idempotency_key"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Who sent it and what it was: a key reused for another request is refused, not answered.
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, index=True)
+
+
 class EnvironmentRow(Base):
     __tablename__ = "environment"
     iteration_id: Mapped[int] = mapped_column(
@@ -241,6 +269,8 @@ user_permissions = UserPermissionRow.__table__
 experiments = ExperimentRow.__table__
 iterations = IterationRow.__table__
 environments = EnvironmentRow.__table__
+iteration_processes = IterationProcessRow.__table__
+idempotency_keys = IdempotencyKeyRow.__table__
 parameters = ParameterRow.__table__
 metrics = MetricRow.__table__
 tags = TagRow.__table__

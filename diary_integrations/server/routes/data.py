@@ -20,6 +20,7 @@ from ...tracker.records import decode_float, encode_float
 from ...tracker.totals import count_metrics, count_parameters
 from ..auth import current_user
 from ..deps import Limit, Me, Offset, PathId, Tracker
+from ..idempotency import answered_once, idempotent
 from ..permissions import Action, authorize
 from ..responses import MAX_INT64, MAX_METRIC_LIMIT, FastJSON, created, deleted, error, one, page, updated
 
@@ -114,12 +115,14 @@ def list_parameters(
 
 
 @router.post("/parameter/iteration/{iteration_id}", status_code=201, tags=["parameters"])
+@idempotent
 def create_parameter(iteration_id: PathId, body: ParameterCreate, tracker: Tracker, me: Me) -> FastJSON:
     authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
     return created("parameter", tracker.create_parameter(iteration_id, body.key, body.value).id)
 
 
 @router.post("/parameter/iteration/{iteration_id}/batch", status_code=201, tags=["parameters"])
+@idempotent
 def log_parameters(iteration_id: PathId, body: ParameterBatch, tracker: Tracker, me: Me) -> FastJSON:
     """Several parameters, all or nothing; a key already set to the same text is skipped."""
     authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
@@ -168,6 +171,7 @@ def list_metrics(
 
 
 @router.post("/metric/iteration/{iteration_id}", status_code=201, tags=["metrics"])
+@idempotent
 def create_metric(iteration_id: PathId, body: MetricCreate, tracker: Tracker, me: Me) -> FastJSON:
     authorize(tracker, me, "iteration", iteration_id, Action.CREATE)
     new = tracker.create_metric(
@@ -199,8 +203,14 @@ _BATCH_SCHEMA = {
 }
 
 
-def _batch(tracker: Any, request: Request, iteration_id: int, body: Any) -> int:
+def _batch_once(tracker: Any, request: Request, iteration_id: int, body: Any) -> FastJSON:
     user = current_user(request)
+    return answered_once(
+        tracker, user, lambda: FastJSON({"count": _batch(tracker, user, iteration_id, body)}, status_code=201)
+    )
+
+
+def _batch(tracker: Any, user: Any, iteration_id: int, body: Any) -> int:
     authorize(tracker, user, "iteration", iteration_id, Action.CREATE)
     if not isinstance(body, dict):
         raise Unprocessable("body must be an object with `metrics` or `points`", field="body")
@@ -231,8 +241,7 @@ async def log_metrics(iteration_id: PathId, request: Request) -> FastJSON:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Unprocessable(f"body is not valid JSON: {exc}", field="body") from None
-    count = await run_in_threadpool(_batch, request.app.state.tracker, request, iteration_id, body)
-    return FastJSON({"count": count}, status_code=201)
+    return await run_in_threadpool(_batch_once, request.app.state.tracker, request, iteration_id, body)
 
 
 @router.post("/metric/latest", tags=["metrics"])

@@ -12,6 +12,7 @@ from ...tracker.totals import check_snapshot, count_child_iterations, count_iter
 from ...tracker.validation import MAX_BATCH
 from ..auth import require_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
+from ..idempotency import idempotent
 from ..permissions import Action, authorize
 from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
 from .data import ParameterValue, decoded_points
@@ -97,6 +98,7 @@ def list_iterations(
 
 
 @router.post("/iteration/experiment/{experiment_id}", status_code=201)
+@idempotent
 def create_iteration(
     experiment_id: PathId, tracker: Tracker, me: Me, parent_iteration_id: OptionalId = None,
     body: Annotated[IterationCreate | None, Body()] = None,
@@ -114,6 +116,7 @@ def create_iteration(
 
 
 @router.post("/iteration/experiment/{experiment_id}/batch", status_code=201)
+@idempotent
 def create_iterations(
     experiment_id: PathId, body: IterationBatch, tracker: Tracker, me: Me, parent_iteration_id: OptionalId = None,
 ) -> FastJSON:
@@ -127,6 +130,7 @@ def create_iterations(
 
 
 @router.post("/iteration/end")
+@idempotent
 def end_iterations(body: EndingBatch, tracker: Tracker, me: Me) -> FastJSON:
     """End several RUNNING iterations with their last data in one transaction, all or nothing: `{"count": n}`."""
     for item in body.endings if not me.is_admin else ():
@@ -203,6 +207,7 @@ def update_iteration(iteration_id: PathId, body: IterationUpdate, tracker: Track
 
 
 @router.post("/iteration/{iteration_id}/end")
+@idempotent
 def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me: Me) -> dict[str, str]:
     """Finish a RUNNING iteration; ending an ended one is a 422, so the first status recorded stays. Its last
     parameters, points and notes, when sent, are written in the same transaction."""

@@ -11,6 +11,7 @@ from ...tracker.totals import count_experiments, count_projects, count_user_perm
 from ..auth import require_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..errors import ApiError
+from ..idempotency import idempotent
 from ..permissions import Action, authorize, check_project
 from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
 
@@ -83,6 +84,7 @@ def project_members(project_id: PathId, tracker: Tracker, me: Me, limit: Limit =
 
 
 @router.post("/project/", status_code=201, tags=["projects"])
+@idempotent
 def create_project(body: ProjectCreate, tracker: Tracker, me: Me) -> FastJSON:
     require_admin(me)
     owner = me.id if body.user_id is None else body.user_id
@@ -118,6 +120,7 @@ def experiment_by_name(project_id: PathId, tracker: Tracker, me: Me, name: Name)
 
 
 @router.post("/experiment/project/{project_id}", status_code=201, tags=["experiments"])
+@idempotent
 def create_experiment(project_id: PathId, body: ExperimentCreate, tracker: Tracker, me: Me) -> FastJSON:
     authorize(tracker, me, "project", project_id, Action.CREATE)
     new = tracker.create_experiment(project_id, body.status_id, body.name, description=body.description)

@@ -11,6 +11,7 @@ from ...tracker.enums import TagTarget
 from ...tracker.totals import count_tags
 from ..auth import require_admin
 from ..deps import Limit, Me, Offset, PathId, Tracker
+from ..idempotency import idempotent
 from ..permissions import Action, authorize
 from ..responses import FastJSON, created, deleted, error, one, page, updated
 
@@ -33,6 +34,7 @@ def tag_by_value(tracker: Tracker, me: Me, value: Value) -> Any:
 
 
 @router.post("/tag/", status_code=201)
+@idempotent
 def create_tag(body: TagBody, tracker: Tracker, me: Me) -> FastJSON:
     return created("tag", tracker.create_tag(body.value).id)
 
@@ -66,6 +68,7 @@ def target_tags(target: TagTarget, target_id: PathId, tracker: Tracker, me: Me, 
 
 
 @router.post("/tag/{target}/{target_id}", status_code=201)
+@idempotent
 def add_tag(target: TagTarget, target_id: PathId, body: TagBody, tracker: Tracker, me: Me) -> FastJSON:
     """Attach a tag (created if new); 409 if it is already there."""
     authorize(tracker, me, target.value, target_id, Action.CREATE)

@@ -11,6 +11,7 @@ from ...tracker.totals import count_user_permissions, count_users
 from ..auth import require_admin, require_same_user_or_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..errors import ApiError
+from ..idempotency import idempotent
 from ..responses import FastJSON, created, deleted, error, one, page, updated
 
 router = APIRouter()
@@ -75,6 +76,7 @@ def user_permissions(user_id: PathId, tracker: Tracker, me: Me, limit: Limit = N
 
 
 @router.post("/user/", status_code=201, tags=["users"])
+@idempotent
 def create_user(body: UserCreate, tracker: Tracker, me: Me) -> FastJSON:
     require_admin(me)
     new = tracker.create_user(
@@ -120,6 +122,7 @@ def get_permission(user_id: PathId, project_id: PathId, tracker: Tracker, me: Me
 
 
 @router.post("/userpermission/user/{user_id}/project/{project_id}", status_code=201, tags=["permissions"])
+@idempotent
 def create_permission(
     user_id: PathId, project_id: PathId, body: PermissionCreate, tracker: Tracker, me: Me
 ) -> FastJSON:

@@ -1,0 +1,127 @@
+"""Exactly-once writes: a write that carries an idempotency key is applied once.
+
+The key is recorded in the same transaction as the write it guards, so a server killed after the
+commit but before its answer left still knows the write happened: the client's retry, sent with the
+same key, is answered with the first result instead of being applied again. Keys live in the
+database (they survive restarts) and are pruned after a day.
+
+`applied_once` is the mechanism; the server wraps its write routes in it (storing the HTTP answer),
+and `LocalTracker` methods honour a key given with `using_key` (storing the method's return value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import schema as t
+from .database import one_transaction, write_transaction
+from .errors import Unprocessable
+
+HEADER = "Idempotency-Key"
+KEY_TTL = timedelta(days=1)
+MAX_KEY_LENGTH = 100
+_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")
+
+_current: ContextVar[str | None] = ContextVar("diary_idempotency_key", default=None)
+
+
+def new_key() -> str:
+    """A fresh key for one logical write."""
+    return uuid.uuid4().hex
+
+
+def check_key(key: object, field: str = "idempotency_key") -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise Unprocessable(
+            f"{field} must be 8 to {MAX_KEY_LENGTH} characters of letters, digits and . _ : -, got {key!r:.120}",
+            field=field,
+        )
+    return key
+
+
+@contextmanager
+def using_key(key: str) -> Iterator[str]:
+    """The next write this thread makes carries `key` (a journal replays its writes with their first
+    keys). A RemoteTracker sends it; a LocalTracker records it with the write."""
+    token = _current.set(check_key(key))
+    try:
+        yield key
+    finally:
+        _current.reset(token)
+
+
+def current_key() -> str | None:
+    return _current.get()
+
+
+def request_hash(*parts: object) -> str:
+    """What a key was first used for: the same key sent for another request is refused."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+@dataclass
+class Slot:
+    """One keyed write. `replay` is the stored answer when the key was applied before (the body must
+    then not write again); otherwise the body writes and calls `store` with its answer."""
+
+    key: str
+    replay: tuple[int, str] | None
+    _conn: Connection | None = None
+
+    def store(self, status_code: int, response: str) -> None:
+        assert self._conn is not None and self.replay is None
+        k = t.idempotency_keys
+        self._conn.execute(update(k).where(k.c.key == self.key).values(status_code=status_code, response=response))
+
+
+@contextmanager
+def applied_once(engine: Engine, key: str, purpose: str, user_id: int | None = None) -> Iterator[Slot]:
+    """Run a keyed write in one transaction with its key. A key seen before yields its stored answer; a
+    key seen for another purpose or user is `Unprocessable`. Two requests racing with one key: the
+    second waits for the first's commit and then replays it."""
+    key = check_key(key)
+    with one_transaction(engine) as conn:
+        row = _stored(conn, key) or _claim(conn, key, purpose, user_id)
+        if row is None:
+            yield Slot(key, None, conn)
+            return
+        if row.request_hash != purpose or row.user_id != user_id:
+            raise Unprocessable(f"idempotency_key: {key} was already used for another request", field="idempotency_key")
+        yield Slot(key, (row.status_code, row.response))
+
+
+def _claim(conn: Connection, key: str, purpose: str, user_id: int | None):  # type: ignore[no-untyped-def]
+    """Record the key; None once it is ours. Another transaction may have recorded it between our look
+    and our insert (PostgreSQL): the insert then waits for its commit and fails, and the row is read."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(t.idempotency_keys).values(
+                key=key, user_id=user_id, request_hash=purpose, status_code=0, response="",
+                created_date=datetime.now(timezone.utc),
+            ))
+        return None
+    except IntegrityError:
+        return _stored(conn, key)
+
+
+def _stored(conn: Connection, key: str):  # type: ignore[no-untyped-def]
+    k = t.idempotency_keys
+    stmt = select(k.c.request_hash, k.c.user_id, k.c.status_code, k.c.response).where(k.c.key == key)
+    return conn.execute(stmt).first()
+
+
+def prune(engine: Engine, older_than: timedelta = KEY_TTL) -> int:
+    """Forget keys older than `older_than` (a day): a retry never comes that late."""
+    cutoff = datetime.now(timezone.utc) - older_than
+    with write_transaction(engine) as conn:
+        return conn.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.created_date < cutoff)).rowcount
