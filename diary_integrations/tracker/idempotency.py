@@ -11,21 +11,28 @@ and `LocalTracker` methods honour a key given with `using_key` (storing the meth
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import schema as t
 from .database import one_transaction, write_transaction
+from .enums import Result
 from .errors import Unprocessable
+from .records import Created
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(days=1)
@@ -125,3 +132,44 @@ def prune(engine: Engine, older_than: timedelta = KEY_TTL) -> int:
     cutoff = datetime.now(timezone.utc) - older_than
     with write_transaction(engine) as conn:
         return conn.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.created_date < cutoff)).rowcount
+
+
+def keyed_once(method: F) -> F:
+    """A LocalTracker write that, called inside `using_key(key)`, is applied once per key: a repeat
+    returns the first call's value. Without a key it is the method as it was."""
+    purpose = request_hash("LocalTracker", method.__name__)
+
+    @functools.wraps(method)
+    def once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = _current.get()
+        if key is None:
+            return method(self, *args, **kwargs)
+        token = _current.set(None)  # the key names this write, not the calls it makes
+        try:
+            with applied_once(self.engine, key, purpose) as slot:
+                if slot.replay is not None:
+                    return _decoded(slot.replay[1])
+                result = method(self, *args, **kwargs)
+                slot.store(200, _encoded(result))
+                return result
+        finally:
+            _current.reset(token)
+
+    return once  # type: ignore[return-value]
+
+
+def _encoded(result: Any) -> str:
+    if isinstance(result, Created):
+        return json.dumps({"created": [result.id, result.result.value]})
+    if isinstance(result, Result):
+        return json.dumps({"result": result.value})
+    return json.dumps({"value": result})
+
+
+def _decoded(text: str) -> Any:
+    stored = json.loads(text)
+    if "created" in stored:
+        return Created(stored["created"][0], Result(stored["created"][1]))
+    if "result" in stored:
+        return Result(stored["result"])
+    return stored["value"]
