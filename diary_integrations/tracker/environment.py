@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import socket
@@ -42,13 +43,55 @@ def _entrypoint() -> str:
     return os.path.abspath(argv0) if argv0 and argv0 != "-c" else "<interactive>"
 
 
-def _packages() -> str:
+def _scan_packages() -> str:
     seen = {}
     for dist in metadata.distributions():
         name = dist.metadata.get("Name")
         if name:
             seen[name.lower()] = f"{name}=={dist.version}"
     return "\n".join(seen[k] for k in sorted(seen))
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "diary-integrations", "environment")
+
+
+def _packages_key() -> str:
+    """What the installed set depends on: the interpreter and its package directories, each with its
+    modification time (installing or removing a distribution adds or removes a directory there, which
+    changes it). Other path entries (the script's folder, which every run writes to) count by name only."""
+    parts = [sys.executable]
+    for entry in sys.path:
+        parts.append(entry)
+        if entry.rstrip(os.sep).endswith(("site-packages", "dist-packages")):
+            try:
+                parts.append(str(os.stat(entry).st_mtime_ns))
+            except OSError:
+                pass
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _packages() -> str:
+    """The installed distributions as `name==version` lines. Reading ~300 distributions' metadata takes
+    ~0.4 s, paid before a run's first step, so the answer is kept in the user's cache directory for as
+    long as the package directories are unchanged."""
+    path = os.path.join(_cache_dir(), _packages_key() + ".txt")
+    try:
+        with open(path, encoding="utf-8") as cached:
+            return cached.read()
+    except OSError:
+        pass
+    packages = _scan_packages()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write(packages)
+        os.replace(partial, path)  # whole or absent: a reader never sees half a list
+    except OSError:
+        pass  # a read-only home only costs the scan next time
+    return packages
 
 
 @functools.lru_cache(maxsize=8)

@@ -105,3 +105,22 @@ def test_database_is_whole_after_the_program_ends(tmp_path):
     script = "from diary_integrations import LocalTracker; LocalTracker('w.db').create_project('x')"
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.db"]  # the WAL was folded back in
+
+
+def test_head_constant_is_alembics_head():
+    from diary_integrations.tracker.migrate import HEAD
+
+    assert head_revision() == HEAD
+
+
+def test_opening_a_current_database_does_not_import_alembic(sqlite_url):
+    import subprocess
+    import sys
+
+    LocalTracker(sqlite_url).get_user("default")  # created and migrated here
+    probe = (
+        "import sys; from diary_integrations import LocalTracker; "
+        f"LocalTracker({sqlite_url!r}).get_user('default'); print('alembic' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
