@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .harness import report, run_case
 
-CASE_MODULES = ["cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory"]
+CASE_MODULES = ["cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh"]
 
 
 def _versions() -> dict[str, str]:

@@ -22,7 +22,8 @@ def test_quick_benchmarks_run_and_report(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     report = out.read_text()
     for case in ("Ingest: metric points", "single create_metric", "Sweep:", "Read:", "Lightning: tiny model",
-                 "log_metrics call", "Server: 8 client", "scikit-learn:", "Memory:"):
+                 "log_metrics call", "Server: 8 client", "scikit-learn:", "Memory:",
+                 "Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"):
         assert case in report, f"the report lacks the case {case!r}"
     assert "MLflow (SQLite)" in report and "| diary (SQLite) |" in report
     assert "none lost or duplicated" in report

@@ -1,0 +1,85 @@
+"""One training run in a fresh process, as a user runs a training script: `python fresh_run.py LOGGER DIR
+STEPS [URL]`. Prints one JSON line: the time from calling `Trainer.fit` to the first training step
+starting, and the time `fit` took, both from inside this process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import warnings
+
+
+def _logger(kind: str, directory: str, url: str | None):  # type: ignore[no-untyped-def]
+    if kind == "none":
+        return False
+    if kind == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+
+        return CSVLogger(directory)
+    if kind == "tensorboard":
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(directory)
+    if kind == "mlflow":
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        return MLFlowLogger(experiment_name="bench", tracking_uri=f"sqlite:///{directory}/mlflow.db")
+    if kind == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+
+        return WandbLogger(project="bench", save_dir=directory, offline=True)
+    if kind == "diary":
+        from diary_integrations.lightning import DiaryLogger
+
+        return DiaryLogger(project="bench", experiment="tiny", uri=url or f"sqlite:///{directory}/diary.db",
+                           save_dir=directory)
+    raise SystemExit(f"unknown logger {kind!r}")
+
+
+def main(kind: str, directory: str, steps: int, url: str | None) -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "mlflow", "wandb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    first_step: list[float] = []
+
+    class Tiny(pl.LightningModule):
+        def __init__(self, lr: float = 0.05) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+        def on_train_batch_start(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            if not first_step:
+                first_step.append(time.perf_counter())
+
+        def training_step(self, batch, _index):  # type: ignore[no-untyped-def]
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):  # type: ignore[no-untyped-def]
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(steps * 8, 16, generator=generator)
+    loader = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8, shuffle=False)
+    trainer = pl.Trainer(
+        max_steps=steps, logger=_logger(kind, directory, url), log_every_n_steps=1, accelerator="cpu", devices=1,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=directory,
+    )
+    start = time.perf_counter()
+    trainer.fit(Tiny(), loader)
+    end = time.perf_counter()
+    print(json.dumps({"first_step": first_step[0] - start, "fit": end - start}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
