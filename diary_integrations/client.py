@@ -34,7 +34,7 @@ from .tracker.errors import (
     Unprocessable,
 )
 from .tracker.idempotency import HEADER as IDEMPOTENCY_HEADER
-from .tracker.idempotency import current_key, new_key
+from .tracker.idempotency import current_key, new_key, using_key
 from .tracker.lifecycle import IterationRun
 from .tracker.records import (
     Created,
@@ -323,8 +323,6 @@ class RemoteTracker:
     def replay(self, write: PendingWrite) -> Any:
         """Send a write again exactly as it first went (same idempotency key): the server applies it
         once, however many times it arrives."""
-        from .tracker.idempotency import using_key
-
         with using_key(write.idempotency_key):
             return self._call(write.method, write.path, body=write.body, params=write.params)
 
