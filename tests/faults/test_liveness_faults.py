@@ -314,3 +314,28 @@ def test_heartbeat_thread_ends_within_a_second_of_the_last_iteration(embedded):
     assert len(_beaters()) == 1
     beat.discard(iteration_id)
     _wait_for(_beaters, lambda threads: threads == [], 1.0)
+
+
+def test_a_beat_adopts_an_orphaned_run_but_never_a_live_owners(embedded):
+    tracker, _url, experiment_id = embedded
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        handed_on, _ = tracker.create_iteration(experiment_id)
+        _record(tracker, handed_on, gone.pid, 1.0)  # its creator has exited
+        spawned_by, _ = tracker.create_iteration(experiment_id)
+        owner_start = liveness._stat(owner.pid)[1]  # type: ignore[index]
+        _record(tracker, spawned_by, owner.pid, owner_start)  # its creator lives on
+        tracker.heartbeat(handed_on, spawned_by)
+        with tracker.engine.connect() as conn:
+            owners = dict(conn.execute(
+                schema.iteration_processes.select().with_only_columns(
+                    schema.iteration_processes.c.iteration_id, schema.iteration_processes.c.pid)
+            ).all())
+        assert owners == {handed_on: os.getpid(), spawned_by: owner.pid}
+        assert tracker.get_iteration(handed_on).status is IterationStatus.RUNNING  # lives by this process now
+        assert tracker.get_iteration(spawned_by).status is IterationStatus.RUNNING
+    finally:
+        owner.kill()
+        owner.wait()

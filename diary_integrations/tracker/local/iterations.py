@@ -270,8 +270,7 @@ class IterationsMixin(TrackerBase):
                     ended[row.id] = IterationStatus(row.status).name
                     reason = f": {row.error_message}" if row.error_message else ""
                     reasons.append(f"iteration {row.id} has ended as {ended[row.id]}{reason}")
-                # The process that beats an iteration is the one it lives by (a server's beats: the lease).
-                _claim(conn, running, self._identity())
+                _adopt(conn, running, self._identity())
         beat = time.monotonic()
         for i in ids:
             if i not in ended:
@@ -401,6 +400,21 @@ def _claim(conn: Connection, ids: list[int], identity: tuple[str, int, float] | 
         rows = [{"iteration_id": i, "host": host, "pid": pid, "process_start": start} for i in chunk if i not in have]
         if rows:
             insert_rows(conn, p, rows)
+
+
+def _adopt(conn: Connection, ids: list[int], identity: tuple[str, int, float] | None) -> None:
+    """A process beating RUNNING iterations takes over those no live process owns (no record, or one of
+    this host whose process is gone): a run handed on to another process lives by that one. A live
+    owner keeps its runs (a DDP launcher's driver beaten by its spawned rank)."""
+    if identity is None or not ids:
+        return
+    p = t.iteration_processes
+    host = identity[0]
+    owned = {row.iteration_id: row for row in conn.execute(select(p).where(p.c.iteration_id.in_(ids)))}
+    orphans = [i for i in ids if (row := owned.get(i)) is None
+               or (row.host == host and (row.pid, row.process_start) != identity[1:]
+                   and liveness.is_gone(row.pid, row.process_start))]
+    _claim(conn, orphans, identity)
 
 
 def _end_killed(conn: Connection, stale: Sequence[Any], message: Any) -> None:
