@@ -339,3 +339,32 @@ def test_a_beat_adopts_an_orphaned_run_but_never_a_live_owners(embedded):
     finally:
         owner.kill()
         owner.wait()
+
+
+SWEEP = textwrap.dedent(
+    """
+    import sys, time
+    from diary_integrations import NewIteration, connect
+    tracker = connect(sys.argv[1])
+    driver, _ = tracker.create_iteration(int(sys.argv[2]))
+    children = tracker.create_iterations(int(sys.argv[2]), [NewIteration(f"c{n}", {"n": n}) for n in range(150)],
+                                         parent_iteration_id=driver)
+    print(driver, len(children), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_killed_sweeps_children_all_read_killed(embedded):
+    """A page of many RUNNING children (found by their parent, not by a list of ids) settles at once."""
+    tracker, url, experiment_id = embedded
+    proc = _spawn(SWEEP, url, experiment_id)
+    driver, count = _ids(proc)
+    mine, _ = tracker.create_iteration(experiment_id, parent_iteration_id=driver)  # this live process's own
+    _kill(proc)
+    children = tracker.get_child_iterations(driver, limit=20)
+    assert len(children) == 20 and {c.status for c in children} == {IterationStatus.KILLED}
+    every = tracker.get_child_iterations(driver)
+    assert len(every) == count + 1
+    assert [c.id for c in every if c.status is IterationStatus.RUNNING] == [mine]
+    assert {c.error_message for c in every if c.id != mine} == {f"process {proc.pid} exited without ending the run"}

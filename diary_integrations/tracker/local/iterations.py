@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Row,
     bindparam,
     delete,
     func,
@@ -115,7 +114,10 @@ class IterationsMixin(TrackerBase):
         with self._read() as conn:
             found = _iteration(fetch_by_id(conn, t.iterations, iteration_id))
             watched = _watched(conn, [found] if found is not None else [])
-        return self._settled([found], watched)[0] if watched else found
+        if not watched or found is None:
+            return found
+        settled = self._settled([found], watched)
+        return settled[0] if settled else None  # deleted meanwhile
 
     def get_iterations(
         self,
@@ -136,12 +138,13 @@ class IterationsMixin(TrackerBase):
         if wanted is not None and wanted is not IterationStatus.RUNNING:
             # Dead runs of this experiment become KILLED first, so a KILLED listing already holds them.
             with self._read() as conn:
-                watched = list(conn.execute(_RUNNING_HERE, {"experiment": experiment_id, "host": liveness.this_host()}))
-            if watched:
-                self._settled([], watched)
+                here = {"experiment": experiment_id, "host": liveness.this_host()}
+                owners = {(row[0], row[1]) for row in conn.execute(_RUNNING_HERE, here)}
+            if owners:
+                self._settled([], owners)
         with self._read() as conn:
             found = [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]
-            watched = _watched(conn, found)  # type: ignore[arg-type]
+            watched = _watched(conn, found, (_RUNNING_HERE, {"experiment": experiment_id}))  # type: ignore[arg-type]
         if not watched:
             return found  # type: ignore[return-value]
         settled = self._settled(found, watched)  # type: ignore[arg-type]
@@ -158,7 +161,7 @@ class IterationsMixin(TrackerBase):
         stmt = select(it).where(it.c.parent_iteration_id == iteration_id).order_by(it.c.id)
         with self._read() as conn:
             found = [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]
-            watched = _watched(conn, found)  # type: ignore[arg-type]
+            watched = _watched(conn, found, (_RUNNING_CHILDREN_HERE, {"parent": iteration_id}))  # type: ignore[arg-type]
         return self._settled(found, watched) if watched else found  # type: ignore[arg-type,return-value]
 
     def get_environment(self, iteration_id: int) -> Environment | None:
@@ -310,35 +313,32 @@ class IterationsMixin(TrackerBase):
         """The process to record beside iterations this tracker creates, beats or reopens."""
         return liveness.own_process() if self.record_processes else None
 
-    def _settled(self, iterations: list[Iteration], watched: list[Row[Any]]) -> list[Iteration]:
-        """`iterations` as they truly are. Of the `watched` process records (RUNNING iterations run by a
-        process on this host), those whose process is gone end their iteration KILLED now, in a write,
-        and those iterations are read again; a live process is never touched."""
-        dead = {row.iteration_id: row for row in watched if liveness.is_gone(row.pid, row.process_start)}
+    def _settled(self, iterations: list[Iteration], watched: set[tuple[int, float]]) -> list[Iteration]:
+        """`iterations` as they truly are. Of the `watched` processes (pid, start) of this host that run
+        RUNNING iterations, those that are gone end every RUNNING iteration they own KILLED now, in a write,
+        and the affected ones among `iterations` are read again; a live process is never touched."""
+        dead = [process for process in watched if liveness.is_gone(*process)]
         if not dead:
             return iterations
         it, p = t.iterations, t.iteration_processes
-        ids = sorted(dead)
+        host = liveness.this_host()
+        killed: dict[int, Iteration] = {}
         with self._write() as conn:
-            # Still RUNNING, and still by that process (a resume elsewhere may have claimed it meanwhile).
-            current = {
-                row.iteration_id: row
-                for chunk in _chunks(ids)
-                for row in conn.execute(select(p).where(p.c.iteration_id.in_(chunk)))
-            }
-            still = [i for i in ids if (c := current.get(i)) is not None
-                     and (c.host, c.pid, c.process_start) == (dead[i].host, dead[i].pid, dead[i].process_start)]
-            stale = [row for chunk in _chunks(still) for row in conn.execute(
-                select(it.c.id, it.c.heartbeat_date)
-                .where(it.c.id.in_(chunk), it.c.status == int(IterationStatus.RUNNING))
-            )]
-            _end_killed(conn, stale, lambda row, seen: liveness.exit_message(dead[row.id].pid))
-            fresh = {
-                row.id: _iteration(row)
-                for chunk in _chunks(ids)
-                for row in conn.execute(select(it).where(it.c.id.in_(chunk)))
-            }
-        return [fresh.get(i.id) if i.id in dead else i for i in iterations if i.id not in dead or i.id in fresh]
+            for pid, start in dead:
+                # Still RUNNING and still owned by that process (a resume elsewhere may have claimed it).
+                stale = conn.execute(
+                    select(it.c.id, it.c.heartbeat_date)
+                    .join(p, p.c.iteration_id == it.c.id)
+                    .where(p.c.host == host, p.c.pid == pid, p.c.process_start == start,
+                           it.c.status == int(IterationStatus.RUNNING))
+                    .order_by(it.c.id)
+                ).all()
+                _end_killed(conn, stale, lambda row, seen, pid=pid: liveness.exit_message(pid))
+                killed.update(dict.fromkeys((row.id for row in stale), None))  # type: ignore[arg-type]
+            mine = sorted(i.id for i in iterations if i.id in killed)
+            for chunk in _chunks(mine):
+                killed.update((row.id, _iteration(row)) for row in conn.execute(select(it).where(it.c.id.in_(chunk))))
+        return [found for found in (killed.get(i.id, i) for i in iterations) if found is not None]
 
     def with_iteration(
         self,
@@ -354,30 +354,52 @@ class IterationsMixin(TrackerBase):
         )
 
 
-_RUNNING_HERE = (
-    select(t.iteration_processes)
-    .join(t.iterations, t.iterations.c.id == t.iteration_processes.c.iteration_id)
+def _owners_of_running(condition: Any) -> Any:
+    """The distinct processes of this host owning RUNNING iterations that meet `condition`."""
+    return (
+        select(t.iteration_processes.c.pid, t.iteration_processes.c.process_start)
+        .distinct()
+        .join(t.iterations, t.iterations.c.id == t.iteration_processes.c.iteration_id)
+        .where(
+            condition,
+            t.iterations.c.status == int(IterationStatus.RUNNING),
+            t.iteration_processes.c.host == bindparam("host"),
+        )
+    )
+
+
+_RUNNING_HERE = _owners_of_running(t.iterations.c.experiment_id == bindparam("experiment"))
+_RUNNING_CHILDREN_HERE = _owners_of_running(t.iterations.c.parent_iteration_id == bindparam("parent"))
+# Past this many RUNNING rows in a page, their owners are found by the page's experiment or parent (one
+# query over an index) rather than by a list of ids (binding thousands of parameters costs more).
+_BY_SCOPE_ABOVE = 100
+# The distinct processes of this host behind some iterations: a page of 10,000 RUNNING children of one
+# sweep is one row, not 10,000.
+_PROCESSES = (
+    select(t.iteration_processes.c.pid, t.iteration_processes.c.process_start)
+    .distinct()
     .where(
-        t.iterations.c.experiment_id == bindparam("experiment"),
-        t.iterations.c.status == int(IterationStatus.RUNNING),
+        t.iteration_processes.c.iteration_id.in_(bindparam("ids", expanding=True)),
         t.iteration_processes.c.host == bindparam("host"),
     )
 )
 
 
-def _watched(conn: Connection, iterations: list[Iteration]) -> list[Row[Any]]:
-    """The process records, on this host, of the RUNNING ones among `iterations`: one indexed query, and
-    none at all when nothing is RUNNING (or liveness is not supported here)."""
+def _watched(
+    conn: Connection, iterations: list[Iteration], scope: tuple[Any, dict[str, Any]] | None = None
+) -> set[tuple[int, float]]:
+    """The processes of this host (pid, start) that own the RUNNING ones among `iterations` (or, for a
+    large page, those of its whole `scope`: statement, parameters): one indexed query, and none at all
+    when nothing is RUNNING (or liveness is not supported here)."""
     running = [i.id for i in iterations if i.status is IterationStatus.RUNNING]
     if not running or not liveness.supported():
-        return []
-    p = t.iteration_processes
+        return set()
     host = liveness.this_host()
-    return [
-        row
-        for chunk in _chunks(running)
-        for row in conn.execute(select(p).where(p.c.iteration_id.in_(chunk), p.c.host == host))
-    ]
+    if scope is not None and len(running) > _BY_SCOPE_ABOVE:
+        return {(row[0], row[1]) for row in conn.execute(scope[0], {**scope[1], "host": host})}
+    return {
+        (row[0], row[1]) for chunk in _chunks(running) for row in conn.execute(_PROCESSES, {"ids": chunk, "host": host})
+    }
 
 
 def _claim(conn: Connection, ids: list[int], identity: tuple[str, int, float] | None, *, new: bool = False) -> None:
