@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from functools import lru_cache
 
@@ -76,17 +77,29 @@ def this_host() -> str:
 _own: dict[int, tuple[str, int, float]] = {}
 
 
+def _launcher() -> int | None:
+    """The pid of the process that started this one as a multiprocessing worker (mp.spawn, ddp_spawn),
+    if it is one."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    parent = multiprocessing.parent_process() if multiprocessing is not None else None
+    return None if parent is None else parent.pid
+
+
 def own_process() -> tuple[str, int, float] | None:
-    """(host, pid, start time) of this process, or None where liveness is not supported."""
+    """(host, pid, start time) of the process a run made here lives by, or None where liveness is not
+    supported. That is this process, except in a multiprocessing worker: its launcher waits for it and
+    ends what the worker left with the worker's real outcome (`distributed.conclude_launcher`), so a
+    worker's run lives by its launcher."""
     pid = os.getpid()  # recomputed after a fork: the child is another process
     found = _own.get(pid)
     if found is None:
         if not supported():
             return None
-        stat = _stat(pid)
+        owner = _launcher() or pid
+        stat = _stat(owner)
         if stat is None:
             return None
-        found = _own[pid] = (this_host(), pid, stat[1])
+        found = _own[pid] = (this_host(), owner, stat[1])
     return found
 
 
@@ -94,9 +107,9 @@ def is_gone(pid: int, start: float) -> bool:
     """True only when the process recorded as (pid, start) on this host certainly no longer runs: no such
     pid, a zombie, or another process that reused the pid. Anything unsure (a process of another user
     whose /proc entry is hidden) counts as alive, so a live run is never ended."""
-    if pid == os.getpid():
-        own = own_process()
-        return own is not None and abs(own[2] - start) > START_TOLERANCE_SECONDS
+    own = own_process()
+    if own is not None and pid == own[1]:
+        return abs(own[2] - start) > START_TOLERANCE_SECONDS
     key = (pid, start)
     now = time.monotonic()
     if _alive_until.get(key, 0.0) > now:

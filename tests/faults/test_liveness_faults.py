@@ -368,3 +368,23 @@ def test_a_killed_sweeps_children_all_read_killed(embedded):
     assert len(every) == count + 1
     assert [c.id for c in every if c.status is IterationStatus.RUNNING] == [mine]
     assert {c.error_message for c in every if c.id != mine} == {f"process {proc.pid} exited without ending the run"}
+
+
+def _worker_creates(url: str, experiment_id: int) -> None:
+    LocalTracker(url).create_iteration(experiment_id, notes="left for the launcher to end")
+
+
+def test_a_multiprocessing_workers_run_lives_by_its_launcher(embedded):
+    """mp.spawn / ddp_spawn: the launcher ends what a worker left, with the worker's real outcome, so a
+    reader must not pre-empt it with KILLED the moment the worker exits."""
+    import multiprocessing
+
+    tracker, url, experiment_id = embedded
+    worker = multiprocessing.get_context("spawn").Process(target=_worker_creates, args=(url, experiment_id))
+    worker.start()
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    (left,) = tracker.get_iterations(experiment_id)
+    assert left.status is IterationStatus.RUNNING  # its launcher (this process) lives and will end it
+    tracker.end_iteration(left.id, IterationStatus.FAILED, error_message="ValueError: the worker's own error")
+    assert tracker.get_iteration(left.id).error_message == "ValueError: the worker's own error"
