@@ -14,12 +14,13 @@ import re
 import sys
 from collections.abc import Sequence
 
-from .tracker.lifecycle import HEARTBEAT_INTERVAL_SECONDS
+from .tracker.lifecycle import DEFAULT_LEASE_SECONDS, heartbeat_lease
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# Three missed heartbeats before a run counts as dead, so a busy but live process is never reaped.
-MIN_REAP_SECONDS = 3 * HEARTBEAT_INTERVAL_SECONDS
+# The lease: three missed heartbeats before a run counts as dead, so a busy but live process is never
+# reaped. `diary reap` uses $DIARY_HEARTBEAT_LEASE (90 s by default), as the runs it judges do.
+MIN_REAP_SECONDS = DEFAULT_LEASE_SECONDS
 
 
 def parse_duration(text: str) -> float:
@@ -69,10 +70,11 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _reap(args: argparse.Namespace) -> int:
-    if args.older_than < MIN_REAP_SECONDS and not args.force:
+    lease = heartbeat_lease()
+    if args.older_than < lease and not args.force:
         raise CommandError(
             f"--older-than {args.older_than:g}s would kill live runs: a with_iteration beats every "
-            f"{HEARTBEAT_INTERVAL_SECONDS:g}s, so use at least {MIN_REAP_SECONDS:g}s (or --force)"
+            f"{lease / 3:g}s, so use at least the lease, {lease:g}s (or --force)"
         )
     reaped = _tracker(args).reap(older_than=args.older_than, experiment_id=args.experiment)
     print(f"marked {len(reaped)} iteration(s) KILLED" + (f": {', '.join(map(str, reaped))}" if reaped else ""))
@@ -115,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     reap = commands.add_parser("reap", help="mark iterations whose heartbeat stopped as KILLED")
     reap.add_argument("--older-than", type=parse_duration, default=300.0, help="heartbeat age, e.g. 5m (default)")
     reap.add_argument("--experiment", type=int, default=None, help="only this experiment")
-    reap.add_argument("--force", action="store_true", help=f"allow --older-than below {MIN_REAP_SECONDS:g}s")
+    reap.add_argument("--force", action="store_true",
+                      help="allow --older-than below the lease ($DIARY_HEARTBEAT_LEASE, 90s)")
     _add_uri(reap)
     reap.set_defaults(run=_reap)
 

@@ -28,6 +28,7 @@ from .tracker.errors import (
     AuthError,
     Conflict,
     DiaryError,
+    IterationEnded,
     NotFound,
     PermissionDenied,
     TransportError,
@@ -339,6 +340,9 @@ class RemoteTracker:
             code, message, field = payload.get("code", "UNKNOWN"), payload.get("message", ""), payload.get("field")
         except Exception:
             code, message, field = "UNKNOWN", f"HTTP {response.status_code}: {response.text[:500]}", None
+        if code == IterationEnded.code:
+            ended = payload.get("ended") or {}
+            raise IterationEnded(message, field=field, ended={int(k): str(v) for k, v in ended.items()})
         cls = _ERRORS.get(response.status_code)
         if cls is None:
             raise TransportError(f"{response.request.method} {response.request.url}: HTTP {response.status_code} "
@@ -626,14 +630,20 @@ class RemoteTracker:
         if ids:
             self._call("POST", "/iteration/heartbeat", body={"iteration_ids": ids})
 
-    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
-        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds)."""
+    def reap(
+        self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False
+    ) -> list[int]:
+        """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds). The
+        server refuses an age under its lease unless an admin `force`s it (its own reaper already acts at
+        the lease)."""
         seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
             raise Unprocessable(f"older_than must be a non-negative number of seconds, got {older_than!r}",
                                 field="older_than")
         body = {"older_than": float(seconds),
                 "experiment_id": None if experiment_id is None else check_id(experiment_id, "experiment_id")}
+        if force:
+            body["force"] = True
         return list(self._call("POST", "/iteration/reap", body=body)["iteration_ids"])
 
     def with_iteration(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +21,10 @@ from .idempotency import IdempotencyKeys
 from .responses import FastJSON
 from .routes import auth, data, iterations, projects, resources, tags, users
 from .settings import ServerSettings
+
+log = logging.getLogger("diary_integrations.server")
+# Idempotency keys older than a day are pruned this often.
+PRUNE_EVERY_SECONDS = 3600.0
 
 DASHBOARD_OFF = (
     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>diary: dashboard off</title></head>"
@@ -34,7 +42,9 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         settings.check()
         from ..tracker.local import LocalTracker
 
-        tracker = LocalTracker(settings.database_url, artifact_root=settings.tracker_artifact_root)
+        tracker = LocalTracker(
+            settings.database_url, artifact_root=settings.tracker_artifact_root, record_processes=False
+        )
         owned = True
     else:
         settings = ServerSettings()
@@ -44,9 +54,15 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         getattr(app.state.tracker, "engine", None)  # create and migrate the database before the first request
-        yield
-        if owned:
-            app.state.tracker.close()
+        reaper = asyncio.create_task(_reap_forever(app), name="diary-reaper")
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            if owned:
+                app.state.tracker.close()
 
     app = FastAPI(
         title="diary-integrations tracking server",
@@ -87,6 +103,38 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
 
 
 def set_tracker(app: FastAPI, tracker: Any) -> None:
-    """Serve another tracker from now on (the caller closes the old one)."""
+    """Serve another tracker from now on (the caller closes the old one). A served LocalTracker stops
+    recording its own process beside the iterations it creates: they run in the clients' processes, and
+    the server's reaper watches their leases instead."""
+    if hasattr(tracker, "record_processes"):
+        tracker.record_processes = False
     app.state.tracker = tracker
     app.state.anonymous = None  # the `default` user is looked up again in the new database
+
+
+def reap_once(app: FastAPI) -> list[int]:
+    """End KILLED ("heartbeat lost") the served tracker's RUNNING iterations whose lease expired."""
+    tracker = app.state.tracker
+    reap = getattr(tracker, "reap", None)
+    return [] if reap is None else reap(app.state.settings.heartbeat_lease)
+
+
+async def _reap_forever(app: FastAPI) -> None:
+    """The server's reaper: every few seconds, runs whose heartbeat stopped for a lease become KILLED, so
+    a client killed without a word does not stay RUNNING; now and then, day-old idempotency keys go."""
+    from ..tracker.idempotency import prune
+
+    settings = app.state.settings
+    pruned_at = -PRUNE_EVERY_SECONDS
+    while True:
+        await asyncio.sleep(settings.reap_every)
+        try:
+            reaped = await asyncio.to_thread(reap_once, app)
+            if reaped:
+                log.warning("diary server: heartbeat lost, marked KILLED: %s", ", ".join(map(str, reaped)))
+            engine = getattr(app.state.tracker, "engine", None)
+            if engine is not None and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                await asyncio.to_thread(prune, engine)
+                pruned_at = time.monotonic()
+        except Exception:  # a database hiccup must not end the reaper; the next round tries again
+            log.exception("diary server: the reaper failed this round")

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from ..tracker.errors import DiaryError
+from ..tracker.errors import DiaryError, IterationEnded
 from .responses import FastJSON, error
 
 log = logging.getLogger("diary_integrations.server")
@@ -46,6 +46,10 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DiaryError)
     async def _diary(_request: Request, exc: DiaryError) -> FastJSON:
+        if isinstance(exc, IterationEnded):
+            # Which iterations ended (id -> status), so the client stops beating exactly those.
+            body = {"code": exc.code, "message": exc.message, "ended": {str(k): v for k, v in exc.ended.items()}}
+            return FastJSON(body, status_code=exc.http_status)
         return error(exc.http_status, exc.code, exc.message, field=exc.field)
 
     @app.exception_handler(RequestValidationError)

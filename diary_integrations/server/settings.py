@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..tracker.enums import ArtifactBackend
+from ..tracker.lifecycle import DEFAULT_LEASE_SECONDS
 
 DEFAULT_JWT_SECRET = "diary-integrations-default-secret-change-me"
 
@@ -27,6 +28,9 @@ class ServerSettings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     artifact_backend: ArtifactBackend = ArtifactBackend.INLINE
     artifact_root: Path = Path("deardiary_artifacts")
+    # A RUNNING iteration whose heartbeat is older than this is reaped KILLED ("heartbeat lost"); clients
+    # read the same variable and beat every lease/3.
+    heartbeat_lease: float = Field(DEFAULT_LEASE_SECONDS, gt=0, allow_inf_nan=False)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -43,6 +47,12 @@ class ServerSettings(BaseSettings):
                 "DIARY_ENABLE_AUTH is on but DIARY_JWT_SECRET is the default; set a secret of your own "
                 "(anyone could forge tokens with the default one)"
             )
+
+    @property
+    def reap_every(self) -> float:
+        """How often the server's reaper looks for expired leases (seconds): every few seconds, and at
+        least three times per lease."""
+        return min(5.0, self.heartbeat_lease / 3)
 
     @property
     def tracker_artifact_root(self) -> str | None:

@@ -61,3 +61,16 @@ class TransportError(DiaryError):
     def __init__(self, message: str, *, field: str | None = None, request: object = None) -> None:
         super().__init__(message, field=field)
         self.request = request
+
+
+class IterationEnded(Conflict):
+    """A heartbeat for an iteration that has already ended (a reaper marked it KILLED while its process
+    still ran, or another writer ended it). `ended` maps each such iteration id to its status name; the
+    live iterations of the same call were beaten all the same."""
+
+    code = "ITERATION_ENDED"
+    http_status = 409
+
+    def __init__(self, message: str, *, field: str | None = None, ended: dict[int, str] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.ended = dict(ended or {})

@@ -10,6 +10,8 @@ This module works with any tracker (local or remote): it only calls the tracker'
 from __future__ import annotations
 
 import logging
+import math
+import os
 import signal
 import threading
 import traceback as traceback_module
@@ -19,7 +21,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .enums import IterationStatus
-from .errors import Unprocessable
+from .errors import IterationEnded, Unprocessable
 from .records import Iteration
 
 log = logging.getLogger("diary_integrations")
@@ -27,7 +29,10 @@ log = logging.getLogger("diary_integrations")
 T = TypeVar("T")
 MAX_ERROR_MESSAGE = 2000
 MAX_TRACEBACK = 200_000
-HEARTBEAT_INTERVAL_SECONDS = 30.0
+LEASE_ENV = "DIARY_HEARTBEAT_LEASE"
+DEFAULT_LEASE_SECONDS = 90.0
+# With the default lease: a live iteration beats every 30 s.
+HEARTBEAT_INTERVAL_SECONDS = DEFAULT_LEASE_SECONDS / 3
 
 
 class Terminated(SystemExit):
@@ -66,8 +71,32 @@ def describe_failure(exc: BaseException) -> tuple[IterationStatus, str, str]:
     return status, one_line(exc), text
 
 
+def heartbeat_lease() -> float:
+    """How long (seconds) a RUNNING iteration may go without a heartbeat before a reaper counts its process
+    dead: `DIARY_HEARTBEAT_LEASE`, 90 by default. Set the same lease for a server and its clients."""
+    raw = os.environ.get(LEASE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = math.nan
+    if not (math.isfinite(lease) and lease > 0):
+        log.warning("diary: %s=%r is not a positive number of seconds; using %g", LEASE_ENV, raw,
+                    DEFAULT_LEASE_SECONDS)
+        return DEFAULT_LEASE_SECONDS
+    return lease
+
+
+def heartbeat_interval() -> float:
+    """How often a live iteration beats: a third of the lease, so two beats may be lost before it expires."""
+    return heartbeat_lease() / 3
+
+
 class Heartbeat:
-    """One daemon thread per tracker that keeps every live iteration's heartbeat fresh."""
+    """One daemon thread per tracker that keeps every live iteration's heartbeat fresh. The thread exits as
+    soon as the last iteration it beats for is discarded (within a beat's round trip), and stops beating an
+    iteration the tracker says has ended (a reaper's KILLED), with one warning for it."""
 
     _registry: weakref.WeakKeyDictionary[Any, Heartbeat] = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
@@ -76,16 +105,19 @@ class Heartbeat:
         self.tracker = tracker
         self.interval = interval
         self.live: set[int] = set()
+        self.warned: set[int] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
 
     @classmethod
-    def of(cls, tracker: Any, interval: float = HEARTBEAT_INTERVAL_SECONDS) -> Heartbeat:
+    def of(cls, tracker: Any, interval: float | None = None) -> Heartbeat:
+        """The tracker's heartbeat; `interval` (default: a third of `DIARY_HEARTBEAT_LEASE`) applies when
+        this call creates it."""
         with cls._registry_lock:
             beat = cls._registry.get(tracker)
             if beat is None:
-                beat = cls._registry[tracker] = cls(tracker, interval)
+                beat = cls._registry[tracker] = cls(tracker, heartbeat_interval() if interval is None else interval)
             return beat
 
     def add(self, *iteration_ids: int) -> None:
@@ -98,19 +130,39 @@ class Heartbeat:
     def discard(self, *iteration_ids: int) -> None:
         with self.lock:
             self.live.difference_update(iteration_ids)
+            if not self.live:
+                self.wake.set()  # nothing left to beat for: let the thread end now, not an interval later
 
     def _run(self) -> None:
         while True:
             self.wake.wait(self.interval)
             with self.lock:
+                self.wake.clear()
                 ids = sorted(self.live)
                 if not ids:
                     self.thread = None
                     return
             try:
                 self.tracker.heartbeat(*ids)
+            except IterationEnded as exc:
+                self._stop_beating(exc, ids)
             except Exception as exc:  # a missed beat is not worth killing the run over
                 log.warning("diary: heartbeat failed: %s", exc)
+
+    def _stop_beating(self, exc: IterationEnded, ids: list[int]) -> None:
+        """The tracker ended some of these iterations behind this process's back: beat them no more, and
+        say so once for each (their later writes are refused; the run itself goes on)."""
+        ended = {i: status for i, status in exc.ended.items() if i in ids} if exc.ended else dict.fromkeys(ids, "")
+        with self.lock:
+            self.live.difference_update(ended)
+            fresh = [i for i in ended if i not in self.warned]
+            self.warned.update(fresh)
+        for iteration_id in fresh:
+            status = ended[iteration_id] or "ended"
+            log.warning(
+                "diary: iteration %s was marked %s while this process still ran it (%s); its heartbeat stops "
+                "here and its status stays %s", iteration_id, status, exc.message, status,
+            )
 
 
 class _SigtermAsExit:
@@ -155,7 +207,7 @@ class IterationRun:
         parent_iteration_id: int | None = None,
         notes: str = "",
         snapshot: bool | None = None,
-        heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.tracker = tracker
         self.experiment_id = experiment_id

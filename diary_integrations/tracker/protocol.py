@@ -248,12 +248,15 @@ class Tracker(Protocol):
         ...
 
     def heartbeat(self, *iteration_ids: int) -> None:
-        """Mark these iterations alive now (only those still RUNNING)."""
+        """Mark these iterations alive now; `IterationEnded` names those already ended (never reopened)."""
         ...
 
-    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
+    def reap(
+        self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False
+    ) -> list[int]:
         """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):
-        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids."""
+        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids. A tracking
+        server refuses an age under its lease unless `force` (admins); a LocalTracker takes any age."""
         ...
 
     def with_iteration(

@@ -7,6 +7,7 @@ import pytest
 from diary_integrations import (
     Conflict,
     ExperimentStatus,
+    IterationEnded,
     IterationEnding,
     IterationStatus,
     NewIteration,
@@ -132,16 +133,24 @@ def test_top_level_iterations_snapshot_environment(tracker, experiment_id):
     assert tracker.get_environment(skipped) is None
 
 
-def test_heartbeat_and_reap(tracker, experiment_id):
+def test_heartbeat_and_reap(tracker, tracker_kind, experiment_id):
     stale, _ = tracker.create_iteration(experiment_id)
     done, _ = tracker.create_iteration(experiment_id)
     tracker.end_iteration(done)
     assert tracker.reap(older_than=3600) == []
-    reaped = tracker.reap(older_than=0)
+    if tracker_kind.startswith("server"):  # under the lease only when forced: it would kill live runs
+        with pytest.raises(Unprocessable, match="older_than.*would kill live runs") as refused:
+            tracker.reap(older_than=0)
+        assert refused.value.field == "older_than"
+    reaped = tracker.reap(older_than=0, force=True)
     assert reaped == [stale]
     it = tracker.get_iteration(stale)
     assert it.status is IterationStatus.KILLED and it.error_message.startswith("heartbeat lost")
     assert it.end_date == it.heartbeat_date
+    with pytest.raises(IterationEnded, match=f"iteration {stale} has ended as KILLED: heartbeat lost") as late:
+        tracker.heartbeat(stale)  # a late beat never reopens it
+    assert late.value.ended == {stale: "KILLED"} and late.value.code == "ITERATION_ENDED"
+    assert tracker.get_iteration(stale).status is IterationStatus.KILLED
 
     assert tracker.get_iteration(done).status is IterationStatus.SUCCEEDED
     alive, _ = tracker.create_iteration(experiment_id)
@@ -159,7 +168,7 @@ def test_reap_ends_at_the_last_sign_of_life(tracker, experiment_id):
     created = tracker.get_iteration(stale).created_date
     later = created + timedelta(seconds=7)
     tracker.create_metric(stale, "loss", 0.5, step=0, recorded_at=later)  # within the heartbeat's refresh gap
-    assert tracker.reap(older_than=0) == [stale]
+    assert tracker.reap(older_than=0, force=True) == [stale]
     assert tracker.get_iteration(stale).end_date == later
 
 

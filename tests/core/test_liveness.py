@@ -1,4 +1,5 @@
-"""A process that dies inside with_iteration: SIGKILL leaves RUNNING until a reap; SIGTERM ends KILLED."""
+"""A process that dies inside with_iteration: SIGKILL reads KILLED on its host (elsewhere: after a reap);
+SIGTERM ends KILLED."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import textwrap
 import time
 
 import pytest
+from sqlalchemy import update
 
 from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker
+from diary_integrations.tracker import schema
+from diary_integrations.tracker.database import write_transaction
 
 CHILD = textwrap.dedent(
     """
@@ -44,12 +48,25 @@ def setup(tmp_path):
     tracker.close()
 
 
-def test_sigkill_then_reap_marks_killed(setup):
+def test_sigkill_on_this_host_reads_killed_at_once(setup):
     tracker, url, experiment_id = setup
     proc, iteration_id = _start(url, experiment_id)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING  # nobody said a word
+    killed = tracker.get_iteration(iteration_id)  # the reader sees the process gone: no reap needed
+    assert killed.status is IterationStatus.KILLED
+    assert killed.error_message == f"process {proc.pid} exited without ending the run"
+    assert killed.end_date == killed.heartbeat_date  # the last sign of life
+
+
+def test_sigkill_on_another_host_then_reap_marks_killed(setup):
+    tracker, url, experiment_id = setup
+    proc, iteration_id = _start(url, experiment_id)
+    with write_transaction(tracker.engine) as conn:  # as if the run were on another machine
+        conn.execute(update(schema.iteration_processes).values(host="elsewhere"))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING  # nobody here can tell
     time.sleep(1.2)
     assert tracker.reap(older_than=1.0) == [iteration_id]
     killed = tracker.get_iteration(iteration_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
+from ...tracker.errors import Unprocessable
 from ...tracker.records import IterationEnding, NewIteration, encode_float, to_dict
 from ...tracker.totals import check_snapshot, count_child_iterations, count_iterations, save_environment
 from ...tracker.validation import MAX_BATCH
@@ -80,8 +81,9 @@ class Heartbeat(BaseModel):
 
 
 class Reap(BaseModel):
-    older_than: float = Field(300.0, ge=0, description="seconds since the last heartbeat")
+    older_than: float = Field(300.0, ge=0, description="seconds since the last heartbeat (at least the lease)")
     experiment_id: Annotated[StrictInt | None, Field(ge=1, le=MAX_INT64)] = None
+    force: StrictBool = Field(False, description="admins only: allow an age under the lease (kills live runs)")
 
 
 @router.get("/iteration/experiment/{experiment_id}")
@@ -148,12 +150,21 @@ def heartbeat(body: Heartbeat, tracker: Tracker, me: Me) -> dict[str, str]:
 
 
 @router.post("/iteration/reap")
-def reap(body: Reap, tracker: Tracker, me: Me) -> dict[str, list[int]]:
-    """Mark KILLED the RUNNING iterations whose heartbeat stopped (all of them: admins only)."""
-    if body.experiment_id is None:
+def reap(body: Reap, tracker: Tracker, me: Me, request: Request) -> dict[str, list[int]]:
+    """Mark KILLED the RUNNING iterations whose heartbeat stopped (all of them: admins only). The server's
+    own reaper already does this once a lease expires; an age under the lease would kill live runs (their
+    beats come every lease/3), so it is refused unless an admin forces it, as `diary reap` does."""
+    if body.experiment_id is None or body.force:
         require_admin(me)
     else:
         authorize(tracker, me, "experiment", body.experiment_id, Action.UPDATE)
+    lease = request.app.state.settings.heartbeat_lease
+    if body.older_than < lease and not body.force:
+        raise Unprocessable(
+            f"older_than: {body.older_than:g}s would kill live runs: they beat every {lease / 3:g}s, so use at "
+            f"least the lease, {lease:g}s (or force: true, as an admin)",
+            field="older_than",
+        )
     return {"iteration_ids": tracker.reap(body.older_than, experiment_id=body.experiment_id)}
 
 

@@ -150,10 +150,14 @@ class TrackerBase:
     """Engine, transactions and row look-ups; the entity mixins build on these."""
 
     def __init__(
-        self, url: str | os.PathLike[str] = DEFAULT_URI, *, artifact_root: str | os.PathLike[str] | None = None
+        self, url: str | os.PathLike[str] = DEFAULT_URI, *, artifact_root: str | os.PathLike[str] | None = None,
+        record_processes: bool = True,
     ) -> None:
         self.url = normalize_url(url)
         self.artifact_root = None if artifact_root is None else str(Path(artifact_root).expanduser().resolve())
+        # Record this process beside the iterations it creates, beats or reopens (embedded liveness). Off
+        # in a tracking server: its iterations run in the clients' processes, and the lease covers them.
+        self.record_processes = record_processes
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._last_beat: dict[int, float] = {}
@@ -162,10 +166,12 @@ class TrackerBase:
         return f"LocalTracker({self.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "artifact_root": self.artifact_root}
+        return {"url": self.url, "artifact_root": self.artifact_root, "record_processes": self.record_processes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], artifact_root=state["artifact_root"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["url"], artifact_root=state["artifact_root"], record_processes=state.get("record_processes", True)
+        )
 
     @property
     def engine(self) -> Engine:

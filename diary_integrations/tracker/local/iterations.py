@@ -11,16 +11,18 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     bindparam,
+    delete,
     func,
+    or_,
     select,
     update,
 )
 
-from .. import hotpath
+from .. import hotpath, liveness
 from .. import schema as t
 from ..enums import ExperimentStatus, IterationStatus, Result
 from ..environment import capture_environment
-from ..errors import Unprocessable
+from ..errors import IterationEnded, Unprocessable
 from ..lifecycle import IterationRun
 from ..records import (
     Created,
@@ -80,6 +82,7 @@ class IterationsMixin(TrackerBase):
         with self._write() as conn:
             _check_new_place(conn, experiment_id, parent_iteration_id)
             (new_id,) = _insert_iterations(conn, experiment_id, parent_iteration_id, [spec])
+            _claim(conn, [new_id], self._identity(), new=True)
             if env is not None:
                 insert_row(conn, t.environments, {"iteration_id": new_id, **dataclasses.asdict(env)})
         self._last_beat[new_id] = time.monotonic()
@@ -99,13 +102,22 @@ class IterationsMixin(TrackerBase):
         with self._write() as conn:
             _check_new_place(conn, experiment_id, parent_iteration_id)
             ids = _insert_iterations(conn, experiment_id, parent_iteration_id, specs) if specs else []
+            _claim(conn, ids, self._identity(), new=True)
         beat = time.monotonic()
         for i in ids:
             self._last_beat[i] = beat
         return ids
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
-        return _iteration(self._fetch_one(t.iterations, iteration_id, "iteration_id"))
+        """The iteration as it truly is: RUNNING only while its process lives (see `_settled`)."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        with self._read() as conn:
+            found = _iteration(fetch_by_id(conn, t.iterations, iteration_id))
+            watched = _watched(conn, [found] if found is not None else [])
+        if not watched or found is None:
+            return found
+        settled = self._settled([found], watched)
+        return settled[0] if settled else None  # deleted meanwhile
 
     def get_iterations(
         self,
@@ -118,12 +130,25 @@ class IterationsMixin(TrackerBase):
         experiment_id = check_id(experiment_id, "experiment_id")
         it = t.iterations
         stmt = select(it).where(it.c.experiment_id == experiment_id).order_by(it.c.id)
-        if status is not None:
-            stmt = stmt.where(it.c.status == int(check_enum(status, IterationStatus, "status")))
+        wanted = None if status is None else check_enum(status, IterationStatus, "status")
+        if wanted is not None:
+            stmt = stmt.where(it.c.status == int(wanted))
         if not can_hold(it.c.experiment_id, experiment_id):
             return _none_stored(limit, offset)
+        if wanted is not None and wanted is not IterationStatus.RUNNING:
+            # Dead runs of this experiment become KILLED first, so a KILLED listing already holds them.
+            with self._read() as conn:
+                here = {"experiment": experiment_id, "host": liveness.this_host()}
+                owners = {(row[0], row[1]) for row in conn.execute(_RUNNING_HERE, here)}
+            if owners:
+                self._settled([], owners)
         with self._read() as conn:
-            return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
+            found = [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]
+            watched = _watched(conn, found, (_RUNNING_HERE, {"experiment": experiment_id}))  # type: ignore[arg-type]
+        if not watched:
+            return found  # type: ignore[return-value]
+        settled = self._settled(found, watched)  # type: ignore[arg-type]
+        return [i for i in settled if wanted is None or i.status is wanted]
 
     def get_child_iterations(
         self, iteration_id: int, *, limit: int | None = None, offset: int = 0
@@ -135,7 +160,9 @@ class IterationsMixin(TrackerBase):
             return _none_stored(limit, offset)
         stmt = select(it).where(it.c.parent_iteration_id == iteration_id).order_by(it.c.id)
         with self._read() as conn:
-            return [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]  # type: ignore[misc]
+            found = [_iteration(r) for r in conn.execute(_paged(stmt, limit, offset))]
+            watched = _watched(conn, found, (_RUNNING_CHILDREN_HERE, {"parent": iteration_id}))  # type: ignore[arg-type]
+        return self._settled(found, watched) if watched else found  # type: ignore[arg-type,return-value]
 
     def get_environment(self, iteration_id: int) -> Environment | None:
         iteration_id = check_id(iteration_id, "iteration_id")
@@ -174,6 +201,9 @@ class IterationsMixin(TrackerBase):
             self._require(conn, t.iterations, iteration_id, "iteration_id")
             if values:
                 update_row(conn, t.iterations, iteration_id, values)
+            if status is IterationStatus.RUNNING:
+                # Reopened: alive while the process reopening it lives (through a server: its lease).
+                _claim(conn, [iteration_id], self._identity())
         return Result.UPDATED
 
     def end_iteration(
@@ -219,23 +249,47 @@ class IterationsMixin(TrackerBase):
         return self._delete(t.iterations, iteration_id, "iteration_id")
 
     def heartbeat(self, *iteration_ids: int) -> None:
-        """Mark these iterations alive now (only those still RUNNING)."""
+        """Mark these iterations alive now. Those already ended (a reaper's KILLED, another writer's end)
+        are never reopened: after beating the live ones, `IterationEnded` names them and their status.
+        Ids of no iteration are ignored."""
         ids = [i for i in (check_id(i, "iteration_id") for i in iteration_ids) if can_hold(t.iterations.c.id, i)]
         if not ids:
             return
+        it = t.iterations
+        ended: dict[int, str] = {}
+        reasons: list[str] = []
         with self._write() as conn:
-            conn.execute(
-                update(t.iterations)
-                .where(t.iterations.c.id.in_(ids), t.iterations.c.status == int(IterationStatus.RUNNING))
-                .values(heartbeat_date=_now())
-            )
+            for chunk in _chunks(sorted(set(ids))):
+                conn.execute(
+                    update(it)
+                    .where(it.c.id.in_(chunk), it.c.status == int(IterationStatus.RUNNING))
+                    .values(heartbeat_date=_now())
+                )
+                running = []
+                for row in conn.execute(select(it.c.id, it.c.status, it.c.error_message).where(it.c.id.in_(chunk))):
+                    if row.status == IterationStatus.RUNNING:
+                        running.append(row.id)
+                        continue
+                    ended[row.id] = IterationStatus(row.status).name
+                    reason = f": {row.error_message}" if row.error_message else ""
+                    reasons.append(f"iteration {row.id} has ended as {ended[row.id]}{reason}")
+                _adopt(conn, running, self._identity())
         beat = time.monotonic()
         for i in ids:
-            self._last_beat[i] = beat
+            if i not in ended:
+                self._last_beat[i] = beat
+        if ended:
+            raise IterationEnded(
+                "; ".join(reasons[:20]) + ". A heartbeat does not reopen an ended iteration", ended=ended
+            )
 
-    def reap(self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None) -> list[int]:
+    def reap(
+        self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False
+    ) -> list[int]:
         """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):
-        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids."""
+        its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids. Any age is
+        taken here (`force` is for a server's floor); `diary reap` and the REST route refuse ages under
+        the lease."""
         seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
             raise Unprocessable(f"older_than must be a non-negative number of seconds, got {older_than!r}",
@@ -250,28 +304,41 @@ class IterationsMixin(TrackerBase):
             if not can_hold(it.c.experiment_id, experiment_id):
                 return []
             stmt = stmt.where(it.c.experiment_id == experiment_id)
-        m = t.metrics
         with self._write() as conn:
             stale = conn.execute(stmt.order_by(it.c.id)).all()
-            ids = [row.id for row in stale]
-            # The last sign of life is the truest end we know: the heartbeat, or a later metric (writes
-            # refresh the heartbeat only every few seconds).
-            last_metric = dict(conn.execute(
-                select(m.c.iteration_id, func.max(m.c.recorded_at)).where(m.c.iteration_id.in_(ids))
-                .group_by(m.c.iteration_id)
-            ).all()) if ids else {}
-            for row in stale:
-                seen = max(row.heartbeat_date, last_metric.get(row.id) or row.heartbeat_date)
-                conn.execute(
-                    update(it)
-                    .where(it.c.id == row.id, it.c.status == int(IterationStatus.RUNNING))
-                    .values(
-                        status=int(IterationStatus.KILLED),
-                        end_date=seen,
-                        error_message=f"heartbeat lost: last seen {seen.isoformat()}",
-                    )
-                )
-        return ids
+            _end_killed(conn, stale, lambda row, seen: f"heartbeat lost: last seen {seen.isoformat()}")
+        return [row.id for row in stale]
+
+    def _identity(self) -> tuple[str, int, float] | None:
+        """The process to record beside iterations this tracker creates, beats or reopens."""
+        return liveness.own_process() if self.record_processes else None
+
+    def _settled(self, iterations: list[Iteration], watched: set[tuple[int, float]]) -> list[Iteration]:
+        """`iterations` as they truly are. Of the `watched` processes (pid, start) of this host that run
+        RUNNING iterations, those that are gone end every RUNNING iteration they own KILLED now, in a write,
+        and the affected ones among `iterations` are read again; a live process is never touched."""
+        dead = [process for process in watched if liveness.is_gone(*process)]
+        if not dead:
+            return iterations
+        it, p = t.iterations, t.iteration_processes
+        host = liveness.this_host()
+        killed: dict[int, Iteration] = {}
+        with self._write() as conn:
+            for pid, start in dead:
+                # Still RUNNING and still owned by that process (a resume elsewhere may have claimed it).
+                stale = conn.execute(
+                    select(it.c.id, it.c.heartbeat_date)
+                    .join(p, p.c.iteration_id == it.c.id)
+                    .where(p.c.host == host, p.c.pid == pid, p.c.process_start == start,
+                           it.c.status == int(IterationStatus.RUNNING))
+                    .order_by(it.c.id)
+                ).all()
+                _end_killed(conn, stale, lambda row, seen, pid=pid: liveness.exit_message(pid))
+                killed.update(dict.fromkeys((row.id for row in stale), None))  # type: ignore[arg-type]
+            mine = sorted(i.id for i in iterations if i.id in killed)
+            for chunk in _chunks(mine):
+                killed.update((row.id, _iteration(row)) for row in conn.execute(select(it).where(it.c.id.in_(chunk))))
+        return [found for found in (killed.get(i.id, i) for i in iterations) if found is not None]
 
     def with_iteration(
         self,
@@ -284,6 +351,115 @@ class IterationsMixin(TrackerBase):
         """A context manager (and call form) that opens an iteration and finalises it truthfully."""
         return IterationRun(
             self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot
+        )
+
+
+def _owners_of_running(condition: Any) -> Any:
+    """The distinct processes of this host owning RUNNING iterations that meet `condition`."""
+    return (
+        select(t.iteration_processes.c.pid, t.iteration_processes.c.process_start)
+        .distinct()
+        .join(t.iterations, t.iterations.c.id == t.iteration_processes.c.iteration_id)
+        .where(
+            condition,
+            t.iterations.c.status == int(IterationStatus.RUNNING),
+            t.iteration_processes.c.host == bindparam("host"),
+        )
+    )
+
+
+_RUNNING_HERE = _owners_of_running(t.iterations.c.experiment_id == bindparam("experiment"))
+_RUNNING_CHILDREN_HERE = _owners_of_running(t.iterations.c.parent_iteration_id == bindparam("parent"))
+# Past this many RUNNING rows in a page, their owners are found by the page's experiment or parent (one
+# query over an index) rather than by a list of ids (binding thousands of parameters costs more).
+_BY_SCOPE_ABOVE = 100
+# The distinct processes of this host behind some iterations: a page of 10,000 RUNNING children of one
+# sweep is one row, not 10,000.
+_PROCESSES = (
+    select(t.iteration_processes.c.pid, t.iteration_processes.c.process_start)
+    .distinct()
+    .where(
+        t.iteration_processes.c.iteration_id.in_(bindparam("ids", expanding=True)),
+        t.iteration_processes.c.host == bindparam("host"),
+    )
+)
+
+
+def _watched(
+    conn: Connection, iterations: list[Iteration], scope: tuple[Any, dict[str, Any]] | None = None
+) -> set[tuple[int, float]]:
+    """The processes of this host (pid, start) that own the RUNNING ones among `iterations` (or, for a
+    large page, those of its whole `scope`: statement, parameters): one indexed query, and none at all
+    when nothing is RUNNING (or liveness is not supported here)."""
+    running = [i.id for i in iterations if i.status is IterationStatus.RUNNING]
+    if not running or not liveness.supported():
+        return set()
+    host = liveness.this_host()
+    if scope is not None and len(running) > _BY_SCOPE_ABOVE:
+        return {(row[0], row[1]) for row in conn.execute(scope[0], {**scope[1], "host": host})}
+    return {
+        (row[0], row[1]) for chunk in _chunks(running) for row in conn.execute(_PROCESSES, {"ids": chunk, "host": host})
+    }
+
+
+def _claim(conn: Connection, ids: list[int], identity: tuple[str, int, float] | None, *, new: bool = False) -> None:
+    """Record `identity` (host, pid, start) as the process running these iterations; None forgets any
+    recorded one, leaving them to the lease. `new` iterations have no record yet."""
+    if not ids or (identity is None and new):
+        return
+    p = t.iteration_processes
+    for chunk in _chunks(sorted(ids)):
+        if identity is None:
+            conn.execute(delete(p).where(p.c.iteration_id.in_(chunk)))
+            continue
+        host, pid, start = identity
+        have: set[int] = set()
+        if not new:
+            conn.execute(delete(p).where(
+                p.c.iteration_id.in_(chunk), or_(p.c.host != host, p.c.pid != pid, p.c.process_start != start)
+            ))
+            have = set(conn.execute(select(p.c.iteration_id).where(p.c.iteration_id.in_(chunk))).scalars())
+        rows = [{"iteration_id": i, "host": host, "pid": pid, "process_start": start} for i in chunk if i not in have]
+        if rows:
+            insert_rows(conn, p, rows)
+
+
+def _adopt(conn: Connection, ids: list[int], identity: tuple[str, int, float] | None) -> None:
+    """A process beating RUNNING iterations takes over those no live process owns (no record, or one of
+    this host whose process is gone): a run handed on to another process lives by that one. A live
+    owner keeps its runs (a DDP launcher's driver beaten by its spawned rank)."""
+    if identity is None or not ids:
+        return
+    p = t.iteration_processes
+    host = identity[0]
+    owned = {row.iteration_id: row for row in conn.execute(select(p).where(p.c.iteration_id.in_(ids)))}
+    orphans = [i for i in ids if (row := owned.get(i)) is None
+               or (row.host == host and (row.pid, row.process_start) != identity[1:]
+                   and liveness.is_gone(row.pid, row.process_start))]
+    _claim(conn, orphans, identity)
+
+
+def _end_killed(conn: Connection, stale: Sequence[Any], message: Any) -> None:
+    """End these RUNNING iterations (rows with `id` and `heartbeat_date`) KILLED at their last sign of
+    life, each with `message(row, seen)`; one another writer ended meanwhile keeps its status."""
+    if not stale:
+        return
+    it, m = t.iterations, t.metrics
+    ids = [row.id for row in stale]
+    # The last sign of life is the truest end we know: the heartbeat, or a later metric (writes refresh
+    # the heartbeat only every few seconds).
+    last_metric: dict[int, Any] = {}
+    for chunk in _chunks(ids):
+        last_metric.update(conn.execute(
+            select(m.c.iteration_id, func.max(m.c.recorded_at)).where(m.c.iteration_id.in_(chunk))
+            .group_by(m.c.iteration_id)
+        ).all())
+    for row in stale:
+        seen = max(row.heartbeat_date, last_metric.get(row.id) or row.heartbeat_date)
+        conn.execute(
+            update(it)
+            .where(it.c.id == row.id, it.c.status == int(IterationStatus.RUNNING))
+            .values(status=int(IterationStatus.KILLED), end_date=seen, error_message=message(row, seen))
         )
 
 
