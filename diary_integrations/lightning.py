@@ -135,7 +135,6 @@ class DiaryLogger(Logger):
         self._checkpoint_callback: Any = None
         self._stored_checkpoints: dict[tuple[str, int], int] = {}
         self._reported_dropped = 0  # metric points already reported as lost
-        self._reported_journaled = 0  # metric points already reported as journaled
         self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
 
     def __getstate__(self) -> dict[str, Any]:
@@ -419,9 +418,8 @@ class DiaryLogger(Logger):
         metric points were lost (refused, or given up on after the retries) or still unwritten."""
         dropped = self.dropped - self._reported_dropped
         self._reported_dropped = self.dropped
-        journaled = self._writer.journaled_total - self._reported_journaled if self._writer is not None else 0
-        if self._writer is not None:
-            self._reported_journaled = self._writer.journaled_total
+        # Points journaled in an outage and delivered once the server answered again are not reported.
+        journaled = self._writer.journaled if self._writer is not None else 0
         kept = getattr(failure, "journal", None)
         if kept is not None or journaled:
             # The server is unreachable: nothing is lost, it waits in the journal. One warning says where.

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from diary_integrations import ExperimentStatus, IterationStatus
-from diary_integrations import journal
+from diary_integrations import ExperimentStatus, IterationStatus, journal
 from diary_integrations.client import PendingWrite, RemoteTracker
 from diary_integrations.writer import PROBE_INTERVAL, MetricWriter
 
