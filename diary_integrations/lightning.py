@@ -572,8 +572,8 @@ def _end_unfinished() -> None:
         return
     exc = _uncaught[-1] if _uncaught else None
     # Every writer first (an unpickled copy of a logger has its own), so no point of a run arrives after
-    # its end and is refused.
-    flush_all()
+    # its end and is refused. The loggers ended below report their own journaled points.
+    flush_all(quiet=[lg._writer for lg in _unfinished if lg._writer is not None])
     for logger in list(_unfinished):
         if logger._unfinished_pid != os.getpid():
             continue

@@ -21,6 +21,7 @@ import time
 import warnings
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -445,9 +446,11 @@ def journal_notice(paths: set[Path] | list[Path], points: int) -> str:
             f"`{journal.SYNC_COMMAND}` sends {'them' if points != 1 else 'it'} (exactly once)")
 
 
-def flush_all() -> None:
+def flush_all(quiet: Iterable[MetricWriter] = ()) -> None:
     """Flush every live writer (over HTTP at most $DIARY_FLUSH_TIMEOUT each, then journal the rest); one
-    warning for what went to the journal. Interpreter exit runs this before it ends any run."""
+    warning per writer for what went to the journal, except for writers in `quiet` (whose owner reports
+    it itself). Interpreter exit runs this before it ends any run."""
+    silent = {id(w) for w in quiet}
     for writer in list(_live):
         before = writer.journaled_total
         try:
@@ -456,7 +459,7 @@ def flush_all() -> None:
             log.error("diary: flushing metrics at exit failed: %s", exc)
             continue
         added = writer.journaled_total - before
-        if added:
+        if added and id(writer) not in silent:
             from .reporting import TrackingWarning
 
             warnings.warn(f"diary: {journal_notice(writer.journals, added)}", TrackingWarning, stacklevel=2)

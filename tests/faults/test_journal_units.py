@@ -195,3 +195,34 @@ def test_flush_timeout_journals_a_batch_stuck_in_flight(tmp_path, monkeypatch):
         assert sorted(p[2] for r in journal.read_records(path) for p in r["body"]["points"]) == list(range(35))
     finally:
         listener.close()
+
+
+def test_with_iteration_journals_its_end_and_the_next_connection_replays_it(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    server = start_server(tmp_path, db, port)
+    try:
+        tracker = RemoteTracker(url, retries=1, replay_journal=False)
+        project_id, _ = tracker.create_project("P")
+        experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "E")
+        kept = pytest.warns(RuntimeWarning, match=r"record SUCCEEDED for iteration \d+; it is kept in the local")
+        with kept, tracker.with_iteration(experiment_id) as iteration:
+            tracker.log_parameters(iteration.id, {"lr": 0.1})
+            kill(server)
+            with pytest.raises(Exception) as caught:  # the caller learns; the write is not lost
+                tracker.log_parameters(iteration.id, {"depth": 3})
+            assert type(caught.value).__name__ == "TransportError" and caught.value.journal.exists()
+        path = journal.journal_path(url, iteration.id)
+        assert [r["kind"] for r in journal.read_records(path)] == ["parameters", "end"]
+        server = start_server(tmp_path, db, port)
+        fresh = RemoteTracker(url)  # replays this server's journals in the background on first use
+        assert fresh.get_iteration(iteration.id) is not None
+        deadline = time.monotonic() + 20
+        while journal.has_pending(url, iteration.id) and time.monotonic() < deadline:  # the file, or its claim
+            time.sleep(0.1)
+        assert not journal.has_pending(url, iteration.id)
+        assert fresh.get_iteration(iteration.id).status is IterationStatus.SUCCEEDED
+        assert {p.key: p.value for p in fresh.get_parameters(iteration.id)} == {"lr": "0.1", "depth": "3"}
+    finally:
+        server.stop()
