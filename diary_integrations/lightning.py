@@ -434,10 +434,11 @@ class DiaryLogger(Logger):
             lost_now = []
             if dropped:
                 lost_now.append(f"; {dropped} metric point{'s' if dropped != 1 else ''} could not be written")
+            plural = len(what) > 1 or journaled > 1
             warn_tracking(
                 f"iteration {self._run_id}: {' and '.join(what)} could not reach the server and "
-                f"{'are' if len(what) > 1 or journaled != 1 else 'is'} kept in the local journal "
-                f"{', '.join(map(str, sorted(files)))}; `diary sync` sends them (exactly once)" + "".join(lost_now),
+                f"{'are' if plural else 'is'} kept in the local journal {', '.join(map(str, sorted(files)))}; "
+                f"`diary sync` sends {'them' if plural else 'it'} (exactly once)" + "".join(lost_now),
                 logger=log, stacklevel=4,
             )
             if kept is not None or not (failure or pending):
