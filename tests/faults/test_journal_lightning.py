@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - the unified package
 
 pytestmark = pytest.mark.slow
 
-STEPS = 1600
+STEPS = 1000
 KEYS = ("train_loss", "epoch")  # what TinyModel's fit logs at every step
 USER, PASSWORD = "ada", "journal-test-Pa55word-9f3b"
 AUTH = {"DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": "journal-tests-secret-0123456789abcdefghijklmnop"}
