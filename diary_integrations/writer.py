@@ -218,6 +218,10 @@ class MetricWriter:
             if item is None:
                 return
             if isinstance(item, _Flush):
+                if self._remote and self._journaled_iterations:
+                    # A flush is the last chance this writer has to deliver its journal itself (else the
+                    # run's end would replay it, and the counters would not know).
+                    self._probe(force=True)
                 item.done.set()
                 continue
             if self._remote:
