@@ -323,6 +323,14 @@ def replay_file(tracker: Any, path: Path, *, retries: int | None = None, timeout
     claimed = _claim(path)
     if claimed is None:
         return report
+    _recover_stale_claims(path.parent, keep=claimed)
+    if _other_claims(path, claimed):
+        # Older writes of this run are being sent by another replayer: these (appended after its claim,
+        # e.g. the run's end) must wait for them, so they go back unsent.
+        report.left += sum(1 for line in claimed.read_bytes().splitlines() if line.strip())
+        report.errors.append(f"{path}: older writes of this run are being replayed by another process")
+        _put_back(claimed, None)
+        return report
     report.files.append(path)
     return _replay_claimed(tracker, claimed, report, retries=retries, timeout=timeout, quiet=quiet)
 
@@ -369,11 +377,15 @@ def _replay_claimed(tracker: Any, claimed: Path, report: ReplayReport, *, retrie
     return report
 
 
-def _recover_stale_claims(directory: Path) -> None:
+def _other_claims(path: Path, mine: Path) -> list[Path]:
+    return [p for p in path.parent.glob(f"{path.name}{_CLAIM}*") if p != mine and _CLAIMED.match(p.name)]
+
+
+def _recover_stale_claims(directory: Path, keep: Path | None = None) -> None:
     """Claims left by a replayer that died (its pid is gone on this host) go back under their name."""
     for claimed in directory.glob(f"*{_CLAIM}*"):
         match = _CLAIMED.match(claimed.name)
-        if match is None or _alive(int(match.group(2))):
+        if match is None or claimed == keep or _alive(int(match.group(2))):
             continue
         with contextlib.suppress(FileNotFoundError):
             _put_back(claimed, None)

@@ -101,7 +101,7 @@ class MetricWriter:
         self._state = threading.Lock()  # guards the sends in flight and the journal bookkeeping
         self._inflight: list[_Send] = []
         self._journaled_keys: dict[str, int] = {}
-        self._journaled_iterations: set[int] = set()
+        self._journaled_iterations: dict[int, Path] = {}  # iteration -> its journal file
         self._outage = False
         self._last_probe = 0.0
         _live.add(self)
@@ -276,7 +276,8 @@ class MetricWriter:
             return
         if send.write is None or send.state != "new":
             return
-        if self._outage or journal.has_pending(self.tracker.url, send.iteration_id):
+        if (self._outage or send.iteration_id in self._journaled_iterations
+                or journal.has_pending(self.tracker.url, send.iteration_id)):
             # Newer points go behind the ones waiting, so the journal keeps their order.
             with self._state:
                 self._journal_send(send)
@@ -333,7 +334,7 @@ class MetricWriter:
             self._journaled_keys[s.write.idempotency_key] = n
             self.journaled += n
             self.journaled_total += n
-        self._journaled_iterations.add(iteration_id)
+        self._journaled_iterations[iteration_id] = path
         self.journals.add(path)
 
     def _settle(self, key: str) -> None:
@@ -369,14 +370,15 @@ class MetricWriter:
             return
         self._last_probe = now
         url = self.tracker.url
-        for iteration_id in sorted(self._journaled_iterations):
-            path = journal.journal_path(url, iteration_id)
+        delivered = 0
+        for iteration_id, path in sorted(self._journaled_iterations.items()):
             try:
                 report = journal.replay_file(self.tracker, path, retries=0,
                                              timeout=min(PROBE_TIMEOUT, getattr(self.tracker, "timeout", 60.0)))
             except Exception as exc:  # noqa: BLE001 - the journal stays; the next probe tries again
                 log.info("diary: journal replay failed: %s", exc)
                 return
+            delivered += report.sent
             with self._state:
                 for key in report.delivered_keys:
                     self._settle(key)
@@ -386,9 +388,9 @@ class MetricWriter:
                 self._outage = True
                 journal.mark_outage(url, True)
                 return
-            if not journal.has_pending(url, iteration_id):
-                self._journaled_iterations.discard(iteration_id)
-        if self._outage and not self._journaled_iterations:
+            if not journal.has_pending(url, iteration_id, path.parent.parent):
+                del self._journaled_iterations[iteration_id]
+        if self._outage and delivered:
             log.warning("diary: %s answers again; the journaled metric points were delivered", url)
         self._outage = bool(self._journaled_iterations)
         journal.mark_outage(url, self._outage)

@@ -226,3 +226,19 @@ def test_with_iteration_journals_its_end_and_the_next_connection_replays_it(tmp_
         assert {p.key: p.value for p in fresh.get_parameters(iteration.id)} == {"lr": "0.1", "depth": "3"}
     finally:
         server.stop()
+
+
+def test_writes_appended_behind_a_claim_wait_for_it(server_url):
+    tracker = RemoteTracker(server_url, replay_journal=False)
+    iteration_id = new_iteration(tracker)
+    path = journal.append(server_url, iteration_id, [points_write(tracker, iteration_id, range(3))])
+    older = journal._claim(path)  # another replayer is sending the points
+    journal.append(server_url, iteration_id, [end_write(iteration_id)])  # the run's end arrives behind them
+    report = journal.replay_file(tracker, path)
+    assert (report.sent, report.left) == (0, 1)  # the end is not sent before the points
+    assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING
+    journal._put_back(older, None)  # that replayer gives up: the points go back in front of the end
+    assert [r["kind"] for r in journal.read_records(path)] == ["points", "end"]
+    assert journal.replay_file(tracker, path).sent == 2
+    assert steps_of(tracker, iteration_id) == [0, 1, 2]
+    assert tracker.get_iteration(iteration_id).status is IterationStatus.SUCCEEDED
