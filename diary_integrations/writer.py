@@ -111,18 +111,28 @@ class MetricWriter:
         with self._lock:
             self._pending.append((iteration_id, key, value, step, recorded_at))
             if len(self._pending) < self.batch_size:
-                return
-            batch, self._pending = self._pending, []
-        self._start()
-        self._queue.put(batch)
+                batch = None
+            else:
+                batch, self._pending = self._pending, []
+        self._enqueue(batch)
 
     def extend(self, points: list[Point]) -> None:
         """Buffer several points at once (one lock for all of them)."""
         with self._lock:
             self._pending.extend(points)
             if len(self._pending) < self.batch_size:
-                return
-            batch, self._pending = self._pending, []
+                batch = None
+            else:
+                batch, self._pending = self._pending, []
+        self._enqueue(batch)
+
+    def _enqueue(self, batch: list[Point] | None) -> None:
+        # The thread starts with the first point, not the first full batch, so `interval` holds from the
+        # start: a run's first points are written within a second, not kept until 1000 have gathered.
+        if batch is None:
+            if self._thread is None:
+                self._start()
+            return
         self._start()
         self._queue.put(batch)
 
