@@ -4,6 +4,7 @@
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
     diary ui [DATABASE] [--host H] [--port 9001]           the read-only web dashboard
     diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
+    diary sync [--uri URL] [--dry-run]                     send the local journal of writes a server missed
 """
 
 from __future__ import annotations
@@ -96,6 +97,56 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    """Replay every journal (or one server's): exactly once thanks to the keys; what was delivered is
+    removed, what the server refused for good is kept beside it as `.rejected`."""
+    from . import journal
+    from .client import RemoteTracker
+
+    if args.uri is not None and not args.uri.startswith(("http://", "https://")):
+        raise CommandError(f"--uri must be a tracking server (http:// or https://), got {args.uri!r}")
+    files = journal.journal_files(args.uri)
+    if not files:
+        where = f" for {journal.public_url(args.uri)}" if args.uri else ""
+        print(f"nothing to send{where} (journals live in {journal.spool_dir()})")
+        return 0
+    by_url: dict[str, list] = {}
+    for path in files:
+        url = journal.public_url(args.uri) if args.uri else journal.file_url(path)
+        by_url.setdefault(url or "", []).append(path)
+    status = 0
+    for url, paths in by_url.items():
+        if args.dry_run:
+            for path in paths:
+                print(f"would send {journal.describe(path)} [{path}]")
+            continue
+        if not url:
+            print(f"diary sync: no server named in {', '.join(map(str, paths))}", file=sys.stderr)
+            status = 1
+            continue
+        tracker = RemoteTracker(url, username=args.username, password=args.password, token=args.token,
+                                replay_journal=False)
+        try:
+            for path in paths:
+                summary = journal.describe(path)
+                report = journal.replay_file(tracker, path, quiet=True)
+                if not report.files:
+                    print(f"skipped {path}: another process is sending it")
+                    continue
+                print(f"sent {report.sent} of {report.sent + report.rejected + report.left} writes of {summary}"
+                      + (f"; {report.rejected} refused, kept in {path.name}{journal.REJECTED}" if report.rejected
+                         else "") + (f"; {report.left} left for later" if report.left else ""))
+                for error in report.errors:
+                    print(f"  {error}", file=sys.stderr)
+                if report.rejected or report.left:
+                    status = 1
+                if report.left:
+                    break  # unreachable: the rest of this server's journals would fail the same way
+        finally:
+            tracker.close()
+    return status
+
+
 def _ui(args: argparse.Namespace) -> int:
     from .dashboard.cli import serve_dashboard
 
@@ -134,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=None, help="port; 0 picks a free one (default: 9000)")
     server.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $DIARY_DATABASE_URL)")
     server.set_defaults(run=_server)
+
+    sync = commands.add_parser("sync", help="send the local journal of writes a tracking server could not take")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    _add_uri(sync)
+    sync.add_argument("--token", default=os.environ.get("DIARY_TOKEN"), help="bearer token (default: $DIARY_TOKEN)")
+    sync.set_defaults(run=_sync)
     return parser
 
 

@@ -189,6 +189,7 @@ class RemoteTracker:
         token: str | None = None,
         timeout: float = 60.0,
         retries: int = 4,
+        replay_journal: bool = True,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise Unprocessable(f"url must start with http:// or https://, got {url!r}", field="url")
@@ -198,6 +199,8 @@ class RemoteTracker:
         self.token = token
         self.timeout = timeout
         self.retries = retries
+        # Journals of this server left by earlier processes are replayed in the background on first use.
+        self.replay_journal = replay_journal
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._login_lock = threading.Lock()  # one login at a time, while other threads keep the pool
@@ -210,13 +213,13 @@ class RemoteTracker:
     def __getstate__(self) -> dict[str, Any]:
         return {
             "url": self.url, "username": self.username, "password": self.password, "token": self.token,
-            "timeout": self.timeout, "retries": self.retries,
+            "timeout": self.timeout, "retries": self.retries, "replay_journal": self.replay_journal,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
             state["url"], username=state["username"], password=state["password"], token=state["token"],
-            timeout=state["timeout"], retries=state["retries"],
+            timeout=state["timeout"], retries=state["retries"], replay_journal=state.get("replay_journal", True),
         )
 
     def __enter__(self) -> RemoteTracker:
@@ -242,19 +245,29 @@ class RemoteTracker:
                         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30),
                         headers={"accept": "application/json"},
                     )
+                    started = True
+                else:
+                    started = False
+            if started and self.replay_journal:
+                from .journal import replay_in_background
+
+                replay_in_background(self)
         return self._client
 
-    def _send(self, method: str, path: str, *, keyed: bool = False, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, keyed: bool = False, retries: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """One request with retries: a refused connection is retried for every method (nothing was
         sent), any other transport failure (or a 502/503/504) only where a repeat cannot write twice:
         idempotent methods, and writes carrying an idempotency key."""
         client = self._http()
         repeatable = keyed or method in _IDEMPOTENT
+        retries = self.retries if retries is None else retries
         delay = 0.1
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             try:
                 response = client.request(method, path, **kwargs)
-                if not (repeatable and response.status_code in _RETRY_STATUSES and attempt < self.retries):
+                if not (repeatable and response.status_code in _RETRY_STATUSES and attempt < retries):
                     return response
                 failure: Exception = TransportError(f"HTTP {response.status_code}")
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -263,11 +276,11 @@ class RemoteTracker:
                 if not repeatable:
                     raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
                 failure = exc
-            if attempt < self.retries:
+            if attempt < retries:
                 time.sleep(delay * (1 + random.random() / 2))
                 delay = min(delay * 2, 3.0)
         raise TransportError(
-            f"{method} {self.url}{path} failed after {self.retries + 1} attempts: "
+            f"{method} {self.url}{path} failed after {retries + 1} attempts: "
             f"{type(failure).__name__}: {failure}"
         ) from failure
 
@@ -287,7 +300,7 @@ class RemoteTracker:
 
     def _call(
         self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
-        missing: Any = _UNSET, **kwargs: Any,
+        missing: Any = _UNSET, retries: int | None = None, **kwargs: Any,
     ) -> Any:
         """Send, map errors to the tracker's exceptions, and return the decoded JSON (or `missing` on 404).
         A JSON write carries an idempotency key (the one `using_key` gives, else a new one), so its
@@ -304,7 +317,7 @@ class RemoteTracker:
             params = {k: v for k, v in params.items() if v is not None}
         try:
             for attempt in range(2):
-                response = self._send(method, path, keyed=key is not None, params=params,
+                response = self._send(method, path, keyed=key is not None, params=params, retries=retries,
                                       headers={**headers, **self._auth_header(attempt > 0)}, **kwargs)
                 expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
                 if not (expired and self.password is not None and attempt == 0):
@@ -321,11 +334,57 @@ class RemoteTracker:
             return orjson.loads(response.content)
         return response.content
 
-    def replay(self, write: PendingWrite) -> Any:
+    def replay(self, write: PendingWrite, *, retries: int | None = None, timeout: float | None = None) -> Any:
         """Send a write again exactly as it first went (same idempotency key): the server applies it
-        once, however many times it arrives."""
+        once, however many times it arrives. `retries` and `timeout` override the tracker's for this
+        send (a journal's quick probe of a server that was gone)."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         with using_key(write.idempotency_key):
-            return self._call(write.method, write.path, body=write.body, params=write.params)
+            return self._call(write.method, write.path, body=write.body, params=write.params, retries=retries,
+                              **extra)
+
+    # -- the journal of writes the server could not take (journal.py) ----------------------------
+
+    def metric_points_write(self, iteration_id: int, points: Iterable[Sequence[Any]]) -> PendingWrite | None:
+        """The request `log_metric_points` would send, with its idempotency key, not sent yet: a
+        MetricWriter sends it with `replay` and can journal it while it is still in flight. None for no
+        points; bad points raise here, as `log_metric_points` would."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        rows = _point_rows(points)
+        if not rows:
+            return None
+        return PendingWrite("POST", f"/metric/iteration/{iteration_id}/batch", None, {"points": rows},
+                            current_key() or new_key())
+
+    def _write_or_journal(self, iteration_id: int, kind: str, count: int, path: str, body: Any) -> Any:
+        """A write of a run's data or end that must not be lost: sent now, unless this run already has
+        writes waiting in the local journal (then it goes after them, and the journal is replayed at
+        once if the server answers); journaled when the server cannot be reached. A journaled write
+        raises TransportError with `journal` (the file) set."""
+        from . import journal
+
+        write = PendingWrite("POST", path, None, body, current_key() or new_key())
+        entry = journal.Entry(write, kind, count)
+        if journal.has_pending(self.url, iteration_id):
+            file = journal.append(self.url, iteration_id, [entry])
+            report = journal.replay_file(self, file, retries=0 if journal.in_outage(self.url) else None)
+            if write.idempotency_key in report.answers:
+                return report.answers[write.idempotency_key]
+            error = TransportError(
+                f"{write.method} {self.url}{path}: kept in the journal {file} behind earlier writes of "
+                f"iteration {iteration_id} ({'; '.join(report.errors) or 'being replayed elsewhere'})",
+                request=write,
+            )
+            error.journal = file  # type: ignore[attr-defined]
+            if journal.has_pending(self.url, iteration_id) or not report.rejected:
+                raise error
+            raise Unprocessable(f"{kind} of iteration {iteration_id} refused: {'; '.join(report.errors)}")
+        try:
+            return self.replay(write)
+        except TransportError as exc:
+            exc.request = write
+            exc.journal = journal.append(self.url, iteration_id, [entry])  # type: ignore[attr-defined]
+            raise
 
     @staticmethod
     def _code(response: httpx.Response) -> str:
@@ -606,7 +665,8 @@ class RemoteTracker:
             iteration_id, status, error_message, traceback, parameters, listed_points(points), notes
         )
         body = _ending_body(ending)
-        self._call("POST", f"/iteration/{body.pop('iteration_id')}/end", body=body)
+        iteration_id = body.pop("iteration_id")
+        self._write_or_journal(iteration_id, "end", 1, f"/iteration/{iteration_id}/end", body)
         return Result.UPDATED
 
     def end_iterations(self, endings: Sequence[IterationEnding]) -> int:
@@ -669,7 +729,8 @@ class RemoteTracker:
         rows = checked_parameters(parameters)
         if not rows:
             return 0
-        data = self._call("POST", f"/parameter/iteration/{iteration_id}/batch", body={"parameters": rows})
+        data = self._write_or_journal(iteration_id, "parameters", len(rows),
+                                      f"/parameter/iteration/{iteration_id}/batch", {"parameters": rows})
         return int(data["count"])
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:

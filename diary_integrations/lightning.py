@@ -39,7 +39,7 @@ from .tracker.enums import IterationStatus
 from .tracker.errors import Conflict, Unprocessable
 from .tracker.lifecycle import Heartbeat
 from .tracker.validation import MAX_PARAMETER_VALUE, check_key, check_metric_value, check_step
-from .writer import MetricWriter
+from .writer import MetricWriter, flush_all
 
 __all__ = ["DiaryLogger", "TrackingWarning", "flatten_hyperparameters"]
 
@@ -218,6 +218,12 @@ class DiaryLogger(Logger):
         return 0 if self._writer is None else self._writer.written
 
     @property
+    def journaled(self) -> int:
+        """How many metric points wait in the local journal because the server could not be reached
+        (`diary sync`, or the next connection to that server, delivers them)."""
+        return 0 if self._writer is None else self._writer.journaled
+
+    @property
     def dropped(self) -> int:
         """How many metric points could not be written (the tracker refused them, or stayed unreachable
         through every retry); each loss is also reported with a TrackingWarning at finalize."""
@@ -381,9 +387,12 @@ class DiaryLogger(Logger):
 
     def _conclude(self, exc: BaseException | None) -> None:
         pending = 0
-        # Closing (not just flushing) stops the writer thread until the next entry point logs again.
-        if self._writer is not None and not self._writer.close(timeout=_CLOSE_TIMEOUT):
-            pending = self._writer.backlog()
+        # Closing (not just flushing) stops the writer thread until the next entry point logs again. Over
+        # HTTP it waits at most $DIARY_FLUSH_TIMEOUT and journals the rest, before the end is sent.
+        if self._writer is not None:
+            wait = self._writer.default_timeout()
+            if not self._writer.close(timeout=_CLOSE_TIMEOUT if wait is None else wait):
+                pending = self._writer.backlog()
         failure: Exception | None = None
         if self._run_id is not None:  # else this process never logged anything (rank > 0 without per_rank)
             try:
@@ -409,6 +418,31 @@ class DiaryLogger(Logger):
         metric points were lost (refused, or given up on after the retries) or still unwritten."""
         dropped = self.dropped - self._reported_dropped
         self._reported_dropped = self.dropped
+        # Points journaled in an outage and delivered once the server answered again are not reported.
+        journaled = self._writer.journaled if self._writer is not None else 0
+        kept = getattr(failure, "journal", None)
+        if kept is not None or journaled:
+            # The server is unreachable: nothing is lost, it waits in the journal. One warning says where.
+            files = set(self._writer.journals) if self._writer is not None and journaled else set()
+            if kept is not None:
+                files.add(kept)
+            what = []
+            if journaled:
+                what.append(f"{journaled} metric point{'s' if journaled != 1 else ''}")
+            if kept is not None:
+                what.append("the end of the run")
+            lost_now = []
+            if dropped:
+                lost_now.append(f"; {dropped} metric point{'s' if dropped != 1 else ''} could not be written")
+            plural = len(what) > 1 or journaled > 1
+            warn_tracking(
+                f"iteration {self._run_id}: {' and '.join(what)} could not reach the server and "
+                f"{'are' if plural else 'is'} kept in the local journal {', '.join(map(str, sorted(files)))}; "
+                f"`diary sync` sends {'them' if plural else 'it'} (exactly once)" + "".join(lost_now),
+                logger=log, stacklevel=4,
+            )
+            if kept is not None or not (failure or pending):
+                return
         lost = []
         if dropped:
             lost.append(f"{dropped} metric point{'s' if dropped != 1 else ''} could not be written")
@@ -538,6 +572,9 @@ def _end_unfinished() -> None:
         # what the worker left (conclude_launcher), as it always has.
         return
     exc = _uncaught[-1] if _uncaught else None
+    # Every writer first (an unpickled copy of a logger has its own), so no point of a run arrives after
+    # its end and is refused. The loggers ended below report their own journaled points.
+    flush_all(quiet=[lg._writer for lg in _unfinished if lg._writer is not None])
     for logger in list(_unfinished):
         if logger._unfinished_pid != os.getpid():
             continue

@@ -3,6 +3,12 @@
 The training thread only appends to a list; a daemon thread hands full batches to the tracker's bulk
 path `log_metric_points`. Memory is bounded: when storage falls behind, `add` blocks on a bounded
 queue (back-pressure) instead of dropping points. `flush()` and interpreter exit write everything.
+
+Over HTTP nothing is lost to an outage: a batch the server cannot take after the client's retries goes
+to the local journal (journal.py), and the writer switches to an outage mode in which later batches
+are journaled at once while a quick probe (at most once a second) replays the journal as soon as the
+server answers, before any newer batch is sent. A flush that times out ($DIARY_FLUSH_TIMEOUT) journals
+what is left, the batch in flight included (its idempotency key makes a second delivery harmless).
 """
 
 from __future__ import annotations
@@ -12,16 +18,23 @@ import logging
 import queue
 import threading
 import time
+import warnings
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from . import journal
 from .tracker.errors import DiaryError
 
 log = logging.getLogger("diary_integrations")
 
 # A point as buffered: (iteration_id, key, value, step, recorded_at epoch seconds).
 Point = tuple[int, str, float, int, float]
+PROBE_INTERVAL = 1.0  # seconds between quick tries of a server that was gone
+PROBE_TIMEOUT = 10.0  # a probe waits at most this for an answer
+LOCAL_EXIT_TIMEOUT = 60.0
 
 _live: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 
@@ -33,8 +46,28 @@ class _Flush:
         self.done = threading.Event()
 
 
+class _Send:
+    """One iteration's share of a batch taken by the writer thread (remote trackers): `state` is new,
+    journaled (by the thread in an outage, or by a timed-out flush) or done."""
+
+    __slots__ = ("iteration_id", "points", "write", "error", "state")
+
+    def __init__(self, iteration_id: int, points: list[tuple[str, float, int, float]], write: Any,
+                 error: Exception | None) -> None:
+        self.iteration_id = iteration_id
+        self.points = points
+        self.write = write
+        self.error = error
+        self.state = "new"
+
+
 class MetricWriter:
-    """Buffers metric points and writes them in batches from one daemon thread."""
+    """Buffers metric points and writes them in batches from one daemon thread.
+
+    `written` counts the points the tracker acknowledged, `journaled` those waiting in the local journal
+    (HTTP trackers: moved to `written` if this writer delivers them later), `dropped` those refused for
+    good or given up on; every point added ends up in exactly one of them once flushed.
+    """
 
     def __init__(
         self,
@@ -53,12 +86,24 @@ class MetricWriter:
         self.retries = retries
         self.written = 0
         self.dropped = 0
+        self.journaled = 0
+        self.journaled_total = 0  # ever journaled by this writer (only grows)
+        self.journals: set[Path] = set()
         self.errors: list[str] = []
         self._pending: list[Point] = []
         self._lock = threading.Lock()
         # At most max_batches full batches wait here; a full queue blocks the producer.
         self._queue: queue.Queue[list[Point] | _Flush | None] = queue.Queue(maxsize=max_batches)
         self._thread: threading.Thread | None = None
+        # HTTP trackers build their request first, so a batch can be journaled while still in flight.
+        self._remote = callable(getattr(tracker, "metric_points_write", None)) and callable(
+            getattr(tracker, "replay", None))
+        self._state = threading.Lock()  # guards the sends in flight and the journal bookkeeping
+        self._inflight: list[_Send] = []
+        self._journaled_keys: dict[str, int] = {}
+        self._journaled_iterations: dict[int, Path] = {}  # iteration -> its journal file
+        self._outage = False
+        self._last_probe = 0.0
         _live.add(self)
 
     def add(self, iteration_id: int, key: str, value: float, step: int, recorded_at: float) -> None:
@@ -66,33 +111,64 @@ class MetricWriter:
         with self._lock:
             self._pending.append((iteration_id, key, value, step, recorded_at))
             if len(self._pending) < self.batch_size:
-                return
-            batch, self._pending = self._pending, []
-        self._start()
-        self._queue.put(batch)
+                batch = None
+            else:
+                batch, self._pending = self._pending, []
+        self._enqueue(batch)
 
     def extend(self, points: list[Point]) -> None:
         """Buffer several points at once (one lock for all of them)."""
         with self._lock:
             self._pending.extend(points)
             if len(self._pending) < self.batch_size:
-                return
-            batch, self._pending = self._pending, []
+                batch = None
+            else:
+                batch, self._pending = self._pending, []
+        self._enqueue(batch)
+
+    def _enqueue(self, batch: list[Point] | None) -> None:
+        # The thread starts with the first point, not the first full batch, so `interval` holds from the
+        # start: a run's first points are written within a second, not kept until 1000 have gathered.
+        if batch is None:
+            if self._thread is None:
+                self._start()
+            return
         self._start()
         self._queue.put(batch)
 
+    def default_timeout(self) -> float | None:
+        """How long a flush waits by default: $DIARY_FLUSH_TIMEOUT over HTTP, without limit embedded."""
+        return journal.flush_timeout() if self._remote else None
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything buffered so far; True once it is written (or given up on after retries)."""
+        """Write everything buffered so far. True once it is written, journaled or given up on. Over HTTP
+        the wait is at most `timeout` (default $DIARY_FLUSH_TIMEOUT), then the rest is journaled."""
+        if timeout is None:
+            timeout = self.default_timeout()
         with self._lock:
             batch, self._pending = self._pending, []
         if self._thread is None and not batch and self._queue.empty():
             return True
         self._start()
         if batch:
-            self._queue.put(batch)
+            self._put(batch, timeout)
         marker = _Flush()
-        self._queue.put(marker)
-        return marker.done.wait(timeout)
+        if not self._put(marker, timeout) or not marker.done.wait(timeout):
+            if self._remote:
+                self._spill()
+                return True
+            return False
+        return True
+
+    def _put(self, item: list[Point] | _Flush, timeout: float | None) -> bool:
+        try:
+            self._queue.put(item, timeout=timeout)
+            return True
+        except queue.Full:
+            if isinstance(item, list):  # kept in the buffer: a spill journals it, a later flush writes it
+                with self._lock:
+                    self._pending[:0] = item
+            return False
 
     def backlog(self) -> int:
         """Points handed in and not yet written or given up on (a batch being written counts as gone)."""
@@ -101,13 +177,19 @@ class MetricWriter:
         return pending + sum(len(item) for item in list(self._queue.queue) if isinstance(item, list))
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush, then stop the thread (a later `add` starts a new one). True once everything is written."""
+        """Flush, then stop the thread (a later `add` starts a new one). True once everything is written
+        (or, over HTTP, journaled)."""
         done = self.flush(timeout)
         thread = self._thread
         if done and thread is not None and thread.is_alive():
-            self._queue.put(None)
-            thread.join(timeout)
-            self._thread = None
+            try:
+                self._queue.put(None, timeout=1.0)
+            except queue.Full:
+                return done
+            # A send still hanging on a server that went away was journaled: do not wait for it.
+            thread.join(0.1 if self._inflight else timeout if timeout is not None else self.default_timeout())
+            if not thread.is_alive():
+                self._thread = None
         return done
 
     def _start(self) -> None:
@@ -117,28 +199,53 @@ class MetricWriter:
                     self._thread = threading.Thread(target=self._run, name="diary-metric-writer", daemon=True)
                     self._thread.start()
 
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=self.interval)
-            except queue.Empty:
+    def _take(self) -> list[Point] | _Flush | None | bool:
+        """The next item, registered as in flight in the same step (under the queue's own lock), so a
+        flush that times out always finds every point: queued, buffered or in flight. False: nothing."""
+        q = self._queue
+        with q.not_empty:
+            if not q._qsize():  # type: ignore[attr-defined]
+                q.not_empty.wait(self.interval)
+            if q._qsize():  # type: ignore[attr-defined]
+                item = q._get()  # type: ignore[attr-defined]
+                q.not_full.notify()
+            else:
                 # Nothing full arrived for a while: write what has accumulated so it is not held forever.
                 with self._lock:
                     item, self._pending = self._pending, []
                 if not item:
-                    continue
+                    return False
+            if isinstance(item, list) and self._remote:
+                with self._state:
+                    self._inflight = self._prepare(item)
+            return item
+
+    def _run(self) -> None:
+        while True:
+            item = self._take()
+            if item is False:
+                continue
             if item is None:
                 return
             if isinstance(item, _Flush):
+                if self._remote and self._journaled_iterations:
+                    # A flush is the last chance this writer has to deliver its journal itself (else the
+                    # run's end would replay it, and the counters would not know).
+                    self._probe(force=True)
                 item.done.set()
                 continue
-            self._write(item)
+            if self._remote:
+                try:
+                    for send in self._inflight:
+                        self._send(send)
+                finally:
+                    with self._state:
+                        self._inflight = []
+            else:
+                self._write(item)  # type: ignore[arg-type]
 
     def _write(self, batch: list[Point]) -> None:
-        by_iteration: dict[int, list[tuple[str, float, int, float]]] = defaultdict(list)
-        for iteration_id, key, value, step, recorded_at in batch:
-            by_iteration[iteration_id].append((key, value, step, recorded_at))
-        for iteration_id, points in by_iteration.items():
+        for iteration_id, points in _by_iteration(batch).items():
             self._write_points(iteration_id, points)
 
     def _write_points(self, iteration_id: int, points: list[tuple[str, float, int, float]]) -> None:
@@ -160,6 +267,174 @@ class MetricWriter:
                 delay = min(delay * 2, 10.0)
         self._give_up(iteration_id, points, last)
 
+    # -- over HTTP: the journal ---------------------------------------------------------------------
+
+    def _prepare(self, batch: list[Point]) -> list[_Send]:
+        sends = []
+        for iteration_id, points in _by_iteration(batch).items():
+            try:
+                write, error = self.tracker.metric_points_write(iteration_id, points), None
+            except Exception as exc:  # noqa: BLE001 - bad points are refused, as the server would
+                write, error = None, exc
+            sends.append(_Send(iteration_id, points, write, error))
+        return sends
+
+    def _send(self, send: _Send) -> None:
+        if send.error is not None:
+            send.state = "done"
+            self._give_up(send.iteration_id, send.points, send.error)
+            return
+        if send.write is None or send.state != "new":
+            return
+        if (self._outage or send.iteration_id in self._journaled_iterations
+                or journal.has_pending(self.tracker.url, send.iteration_id)):
+            # Newer points go behind the ones waiting, so the journal keeps their order.
+            with self._state:
+                self._journal_send(send)
+            self._probe(force=not self._outage)
+            return
+        try:
+            answer = self.tracker.replay(send.write)
+        except DiaryError as exc:
+            if not _transient(exc):
+                with self._state:
+                    journaled = send.state == "journaled"
+                    send.state = "done"
+                if journaled:
+                    self._unjournal(send.write.idempotency_key, refused=exc)
+                else:
+                    self._give_up(send.iteration_id, send.points, exc)
+                return
+            self._enter_outage(exc)
+            with self._state:
+                self._journal_send(send)
+            return
+        except Exception as exc:  # noqa: BLE001 - storage trouble must never kill training
+            self._enter_outage(exc)
+            with self._state:
+                self._journal_send(send)
+            return
+        with self._state:
+            if send.state == "journaled":  # a timed-out flush journaled it meanwhile: delivered after all
+                self._settle(send.write.idempotency_key)
+            else:
+                self.written += int(answer["count"]) if isinstance(answer, dict) else len(send.points)
+            send.state = "done"
+
+    def _journal_send(self, send: _Send) -> None:
+        """Journal one send (caller holds `_state`) unless it is already in the journal or delivered."""
+        if send.state != "new" or send.write is None:
+            return
+        self._journal(send.iteration_id, [send])
+
+    def _journal(self, iteration_id: int, sends: list[_Send]) -> None:
+        entries = [journal.Entry(s.write, "points", len(s.points)) for s in sends if s.write is not None]
+        try:
+            path = journal.append(self.tracker.url, iteration_id, entries)
+        except Exception as exc:  # noqa: BLE001 - a full disk: the points are lost, and said so
+            for s in sends:
+                s.state = "done"
+                self._give_up(iteration_id, s.points, exc)
+            return
+        for s in sends:
+            if s.write is None:
+                continue
+            s.state = "journaled"
+            n = len(s.points)
+            self._journaled_keys[s.write.idempotency_key] = n
+            self.journaled += n
+            self.journaled_total += n
+        self._journaled_iterations[iteration_id] = path
+        self.journals.add(path)
+
+    def _settle(self, key: str) -> None:
+        """A journaled write turned out delivered (caller holds `_state`)."""
+        n = self._journaled_keys.pop(key, None)
+        if n is not None:
+            self.journaled -= n
+            self.written += n
+
+    def _unjournal(self, key: str, *, refused: Exception) -> None:
+        with self._state:
+            n = self._journaled_keys.pop(key, None)
+            if n is None:
+                return
+            self.journaled -= n
+            self.dropped += n
+        message = f"{n} journaled metric points refused by the server: {refused}"
+        self.errors.append(message)
+        log.error("diary: %s", message)
+
+    def _enter_outage(self, exc: Exception) -> None:
+        if not self._outage:
+            log.warning("diary: %s is unreachable (%s); metric points go to the local journal until it answers",
+                        self.tracker.url, exc)
+        self._outage = True
+        self._last_probe = time.monotonic()
+        journal.mark_outage(self.tracker.url, True)
+
+    def _probe(self, *, force: bool = False) -> None:
+        """Replay this writer's journals with one quick try each; the outage ends once they are delivered."""
+        now = time.monotonic()
+        if not force and now - self._last_probe < PROBE_INTERVAL:
+            return
+        self._last_probe = now
+        url = self.tracker.url
+        delivered = 0
+        for iteration_id, path in sorted(self._journaled_iterations.items()):
+            try:
+                report = journal.replay_file(self.tracker, path, retries=0,
+                                             timeout=min(PROBE_TIMEOUT, getattr(self.tracker, "timeout", 60.0)))
+            except Exception as exc:  # noqa: BLE001 - the journal stays; the next probe tries again
+                log.info("diary: journal replay failed: %s", exc)
+                return
+            delivered += report.sent
+            with self._state:
+                for key in report.delivered_keys:
+                    self._settle(key)
+            for key in report.rejected_keys:
+                self._unjournal(key, refused=DiaryError("; ".join(report.errors) or "refused"))
+            if report.left:
+                self._outage = True
+                journal.mark_outage(url, True)
+                return
+            if not journal.has_pending(url, iteration_id, path.parent.parent):
+                del self._journaled_iterations[iteration_id]
+        if self._outage and delivered:
+            log.warning("diary: %s answers again; the journaled metric points were delivered", url)
+        self._outage = bool(self._journaled_iterations)
+        journal.mark_outage(url, self._outage)
+
+    def _spill(self) -> None:
+        """A flush timed out: journal every point not yet written, in order (in flight, queued, buffered)."""
+        q = self._queue
+        with q.mutex:
+            items = []
+            while q._qsize():  # type: ignore[attr-defined]
+                items.append(q._get())  # type: ignore[attr-defined]
+            q.not_full.notify_all()
+            with self._lock:
+                buffered, self._pending = self._pending, []
+            batches = [i for i in items if isinstance(i, list)]
+            if buffered:
+                batches.append(buffered)
+            with self._state:
+                for send in self._inflight:
+                    if send.error is None:
+                        self._journal_send(send)
+                for batch in batches:
+                    for send in self._prepare(batch):
+                        if send.error is not None:
+                            self._give_up(send.iteration_id, send.points, send.error)
+                        else:
+                            self._journal_send(send)
+            if any(i is None for i in items):
+                q._put(None)  # type: ignore[attr-defined]
+                q.not_empty.notify()
+        for item in items:
+            if isinstance(item, _Flush):
+                item.done.set()
+
     def _give_up(self, iteration_id: int, points: list[Any], exc: Exception) -> None:
         self.dropped += len(points)
         message = f"could not write {len(points)} metric points to iteration {iteration_id}: {exc}"
@@ -167,15 +442,43 @@ class MetricWriter:
         log.error("diary: %s", message)
 
 
+def _by_iteration(batch: list[Point]) -> dict[int, list[tuple[str, float, int, float]]]:
+    by_iteration: dict[int, list[tuple[str, float, int, float]]] = defaultdict(list)
+    for iteration_id, key, value, step, recorded_at in batch:
+        by_iteration[iteration_id].append((key, value, step, recorded_at))
+    return by_iteration
+
+
 def _transient(exc: DiaryError) -> bool:
     """Transport trouble may pass; a broken rule (422, 409, 403...) will not."""
     return type(exc).__name__ == "TransportError"
 
 
-@atexit.register
-def _flush_all() -> None:
+def journal_notice(paths: set[Path] | list[Path], points: int) -> str:
+    """The one sentence that tells a user where undelivered data waits and how to send it."""
+    files = ", ".join(str(p) for p in sorted(paths))
+    return (f"{points} metric point{'s' if points != 1 else ''} could not reach the server and "
+            f"{'are' if points != 1 else 'is'} kept in the local journal {files}; "
+            f"`{journal.SYNC_COMMAND}` sends {'them' if points != 1 else 'it'} (exactly once)")
+
+
+def flush_all(quiet: Iterable[MetricWriter] = ()) -> None:
+    """Flush every live writer (over HTTP at most $DIARY_FLUSH_TIMEOUT each, then journal the rest); one
+    warning per writer for what went to the journal, except for writers in `quiet` (whose owner reports
+    it itself). Interpreter exit runs this before it ends any run."""
+    silent = {id(w) for w in quiet}
     for writer in list(_live):
+        before = writer.journaled_total
         try:
-            writer.flush(timeout=60)
+            writer.flush(timeout=None if writer._remote else LOCAL_EXIT_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - exit must go on
             log.error("diary: flushing metrics at exit failed: %s", exc)
+            continue
+        added = writer.journaled_total - before
+        if added and id(writer) not in silent:
+            from .reporting import TrackingWarning
+
+            warnings.warn(f"diary: {journal_notice(writer.journals, added)}", TrackingWarning, stacklevel=2)
+
+
+atexit.register(flush_all)

@@ -58,6 +58,15 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _journal_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test journals into its own directory: a journal left by one test (the session server's URL
+    is shared) must never be replayed into another test's database, nor land in the user's cache."""
+    spool = tmp_path / "journal-spool"
+    monkeypatch.setenv("DIARY_SPOOL_DIR", str(spool))
+    return spool
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'diary.db'}"

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import traceback as traceback_module
+import warnings
 import weakref
 from collections.abc import Callable
 from types import TracebackType
@@ -245,6 +246,15 @@ class IterationRun:
         except Exception as error:
             if isinstance(error, Unprocessable) and self._already_ended(iteration_id):
                 return None  # the body ended it itself (e.g. with its own status): keep that
+            kept = getattr(error, "journal", None)
+            if kept is not None:
+                # The server is unreachable and a RemoteTracker kept the end in its local journal (after
+                # the run's journaled points): the status is not lost, so the run is not failed for it.
+                message = (f"diary: could not reach the server to record {status.name} for iteration "
+                           f"{iteration_id}; it is kept in the local journal {kept}: `diary sync` sends it")
+                log.info("%s (%s)", message, error)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                return None
             # Never let bookkeeping hide the body's own exception; without one, the caller must know.
             if exc is None:
                 raise
