@@ -143,7 +143,10 @@ class DiaryLogger(Logger):
                 and distributed.launch_rank() == 0):
             # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
             # it creates the run now, so it knows the iteration to end (with the failed worker's error).
-            self._create_run()
+            try:
+                self._create_run()
+            except Exception as error:  # noqa: BLE001 - never stop the workers from starting
+                log.warning("diary: the launching process could not create the run: %s", error)
         state = self.__dict__.copy()
         for key in ("_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints",
                     "_unfinished_pid"):
@@ -408,7 +411,7 @@ class DiaryLogger(Logger):
             pending = self._writer.backlog()
         self._writing = False
         failure: Exception | None = None
-        if self._run_id is not None:  # else this process never logged anything (rank > 0 without per_rank)
+        if self._run_id is not None:  # else this process never logged anything (e.g. a failure before setup)
             try:
                 if self._ended_ok:
                     self._reopen()  # the previous entry point ended them; this one decides now
