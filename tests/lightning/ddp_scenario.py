@@ -26,8 +26,8 @@ def main() -> None:
     uri, strategy = sys.argv[1], sys.argv[2]
     fail_rank = int(sys.argv[3]) if len(sys.argv) > 3 else None
     per_rank = DiaryLogger("Fraud detection", "DDP", uri=uri, per_rank=True, save_dir="logs", settle_timeout=60,
-                           flush_interval=0.5)
-    shared = DiaryLogger("Fraud detection", "DDP shared", uri=uri, save_dir="logs", flush_interval=0.5)
+                           flush_interval=0.25)
+    shared = DiaryLogger("Fraud detection", "DDP shared", uri=uri, save_dir="logs", flush_interval=0.25)
     if per_rank.iteration_id is not None:
         print(f"DRIVER {per_rank.iteration_id}", flush=True)
     model = TinyModel(fail_at_step=None if fail_rank is None else 2, fail_rank=fail_rank)
