@@ -26,7 +26,7 @@ from typing import Any
 
 from .tracker.enums import IterationStatus
 from .tracker.errors import Unprocessable
-from .tracker.lifecycle import IterationRun, describe_failure
+from .tracker.lifecycle import IterationRun, _SigtermAsExit, describe_failure
 from .tracker.records import Iteration
 
 DRIVER_ENV = "DIARY_DRIVER_ITERATION_ID"
@@ -198,12 +198,15 @@ def conclude_rank(
     owns_driver: bool,
     settle_timeout: float = 30.0,
     grace: float = 5.0,
+    hand_over: float = 0.0,
 ) -> None:
     """Record one rank's outcome on the driver, after the rank has ended its own child.
 
     Success: the driver's owner (rank 0) waits for its siblings, marks stragglers KILLED and ends the
-    driver. A real error ends the driver FAILED with it at once (the first error wins). A secondary
-    collective error never does, unless the owner finds no real error within `grace` seconds.
+    driver. A real error ends the driver FAILED with it at once (the first error wins), from a rank
+    other than the owner after `hand_over` seconds (see conclude_shared: the owner may still be
+    writing metrics to the driver). A secondary collective error never does, unless the owner finds
+    no real error within `grace` seconds.
     """
     if exc is None:
         if not owns_driver:
@@ -225,7 +228,8 @@ def conclude_rank(
             settle_children(tracker, driver_id, wait=0, reason=f"stopped with rank {rank} ({message})")
         return
     if not is_collective_error(exc):
-        end_quietly(tracker, driver_id, IterationStatus.FAILED, _rank_label(rank, message), trace)
+        if owns_driver or not _ended_within(tracker, driver_id, hand_over):
+            end_quietly(tracker, driver_id, IterationStatus.FAILED, _rank_label(rank, message), trace)
         return
     if not owns_driver:
         return  # the rank that really failed reports it
@@ -244,6 +248,58 @@ def conclude_rank(
             end_quietly(tracker, driver_id, IterationStatus.FAILED, _rank_label(rank, message), trace)
             return
         time.sleep(0.2)
+
+
+def conclude_shared(
+    tracker: Any,
+    run_id: int,
+    *,
+    rank: int,
+    world: int,
+    exc: BaseException | None,
+    owns_run: bool,
+    grace: float = 5.0,
+    hand_over: float = 3.0,
+) -> bool:
+    """Record one rank's outcome on the one iteration all ranks share (DiaryLogger without `per_rank`).
+    True when this call ended it SUCCEEDED.
+
+    Success: only its owner (rank 0) ends it. A real error, or Ctrl-C/SIGTERM, ends it from any rank
+    at once as "rank N: <error>" (the first end wins). A secondary collective error never does from a
+    rank > 0; the owner waits up to `grace` seconds for the failing rank's own, else records its own.
+    A worker's exception relayed by torch.multiprocessing (ddp_spawn's launcher) is recorded as the
+    worker's, unless a worker already ended the run itself.
+
+    A rank > 0 ends the run only after `hand_over` seconds (unless it ended meanwhile): rank 0 holds
+    the run's metrics, and while its main thread waits in the collective this rank broke, its
+    background writer stores what it buffered; an ended run would refuse it.
+    """
+    if exc is None:
+        return owns_run and end_quietly(tracker, run_id, IterationStatus.SUCCEEDED)
+    status, message, trace, failed_rank = describe_rank_failure(exc)
+    if failed_rank is not None:
+        label = _rank_label(failed_rank, message)
+    else:
+        label = message if world <= 1 else _rank_label(rank, message)
+        secondary = status is IterationStatus.FAILED and is_collective_error(exc)
+        if secondary and (not owns_run or _ended_within(tracker, run_id, grace)):
+            return False  # the rank that really failed reports it
+        if not owns_run and _ended_within(tracker, run_id, hand_over):
+            return False
+    end_quietly(tracker, run_id, status, label, trace)
+    return False
+
+
+def _ended_within(tracker: Any, iteration_id: int, wait: float, poll: float = 0.25) -> bool:
+    """Whether the iteration is (or becomes, within `wait` seconds) ended."""
+    deadline = time.monotonic() + wait
+    while True:
+        current = tracker.get_iteration(iteration_id)
+        if current is None or current.ended:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 def _end_driver_by_children(tracker: Any, driver_id: int, children: Any) -> None:
@@ -349,12 +405,21 @@ def rank_iteration(
             field="driver_iteration_id",
         )
     run = IterationRun(tracker, experiment_id, parent_iteration_id=driver_id, notes=notes, snapshot=False)
+    # A launcher SIGTERMs the surviving ranks as soon as one dies (torchrun 0.1 s later): the signal
+    # waits until this rank has written its child's end and its part of the driver's.
+    _SigtermAsExit.enter()
     try:
-        with run as iteration:
-            tracker.log_parameters(iteration.id, {RANK_PARAMETER: rank, "world_size": size})
-            yield iteration
-    except BaseException as exc:
-        conclude_rank(tracker, driver_id, rank=rank, exc=exc, owns_driver=owns_driver,
-                      settle_timeout=settle_timeout)
-        raise
-    conclude_rank(tracker, driver_id, rank=rank, exc=None, owns_driver=owns_driver, settle_timeout=settle_timeout)
+        try:
+            with run as iteration:
+                tracker.log_parameters(iteration.id, {RANK_PARAMETER: rank, "world_size": size})
+                yield iteration
+        except BaseException as exc:
+            with _SigtermAsExit.held():
+                conclude_rank(tracker, driver_id, rank=rank, exc=exc, owns_driver=owns_driver,
+                              settle_timeout=settle_timeout)
+            raise
+        with _SigtermAsExit.held():
+            conclude_rank(tracker, driver_id, rank=rank, exc=None, owns_driver=owns_driver,
+                          settle_timeout=settle_timeout)
+    finally:
+        _SigtermAsExit.exit()

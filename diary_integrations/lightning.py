@@ -128,6 +128,7 @@ class DiaryLogger(Logger):
     def _reset_process_state(self) -> None:
         """State that belongs to one process: rebuilt after pickling (ddp_spawn workers)."""
         self._writer: MetricWriter | None = None
+        self._writing = False  # the writer's thread was started in this entry point
         self._targets: tuple[int, ...] = ()
         self._ended_ok: set[int] = set()
         self._known_keys: set[str] = set()
@@ -138,6 +139,14 @@ class DiaryLogger(Logger):
         self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
 
     def __getstate__(self) -> dict[str, Any]:
+        if (self._run_id is None and not self._per_rank and _pickled_for_a_new_process()
+                and distributed.launch_rank() == 0):
+            # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
+            # it creates the run now, so it knows the iteration to end (with the failed worker's error).
+            try:
+                self._create_run()
+            except Exception as error:  # noqa: BLE001 - never stop the workers from starting
+                log.warning("diary: the launching process could not create the run: %s", error)
         state = self.__dict__.copy()
         for key in ("_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints",
                     "_unfinished_pid"):
@@ -186,7 +195,7 @@ class DiaryLogger(Logger):
 
     @property
     def iteration_id(self) -> int | None:
-        """The iteration this run writes (the driver when `per_rank`); None on ranks that log nothing."""
+        """The iteration this run writes (the driver when `per_rank`); None on ranks > 0 before setup."""
         if self._run_id is None and not self._per_rank and distributed.current_rank() == 0:
             self._create_run()
         return self._run_id
@@ -263,7 +272,16 @@ class DiaryLogger(Logger):
         if self._targets and (self._synced or not self._per_rank or not distributed.process_group_ready()):
             return self._targets
         if not self._per_rank:
-            if distributed.current_rank() != 0:
+            rank = distributed.current_rank()
+            if distributed.process_group_ready() and distributed.world_size() > 1 and not self._synced:
+                # A collective (Lightning's setup touches `experiment` on every rank at once): every rank
+                # learns the run, so a rank that fails records its own error there (rank 0 sees a peer's
+                # "connection closed").
+                if rank == 0 and self._run_id is None:
+                    self._create_run()
+                self._run_id = distributed.broadcast_driver(self._run_id if rank == 0 else None)
+                self._synced = True
+            if rank != 0:
                 return ()
             if self._run_id is None:
                 self._create_run()
@@ -357,7 +375,14 @@ class DiaryLogger(Logger):
                 continue  # Lightning repeats `epoch` with every call at a step (train, then val): keep one
             values.append((key, value, at))
         points = [(target, key, value, at, now) for target in targets for key, value, at in values]
-        self._metric_writer().extend(points)
+        writer = self._metric_writer()
+        writer.extend(points)
+        if not self._writing:
+            # Start the background writer at the first points (it starts by itself only when a batch
+            # fills), so what is buffered reaches the tracker every `flush_interval`: a peer's failure
+            # can block this rank's main thread in a collective until another rank has ended the run.
+            self._writing = True
+            writer._start()
 
     def save(self) -> None:
         """Nothing to do: the Trainer calls this after every `log_metrics`, so it must cost nothing."""
@@ -393,8 +418,9 @@ class DiaryLogger(Logger):
             wait = self._writer.default_timeout()
             if not self._writer.close(timeout=_CLOSE_TIMEOUT if wait is None else wait):
                 pending = self._writer.backlog()
+        self._writing = False
         failure: Exception | None = None
-        if self._run_id is not None:  # else this process never logged anything (rank > 0 without per_rank)
+        if self._run_id is not None:  # else this process never logged anything (e.g. a failure before setup)
             try:
                 if self._ended_ok:
                     self._reopen()  # the previous entry point ended them; this one decides now
@@ -403,8 +429,8 @@ class DiaryLogger(Logger):
                     self._record_best_checkpoint()
                 if self._per_rank:
                     self._finalize_rank(exc)
-                elif self._owns_run:
-                    self._end(self._run_id, exc)
+                else:
+                    self._finalize_shared(exc)
             except Exception as error:  # noqa: BLE001 - tracking must never break (or replace) the run's end
                 failure = error
         # Whether or not it could be written, this call decided the status: exit must not end it again
@@ -468,6 +494,25 @@ class DiaryLogger(Logger):
         if distributed.end_quietly(self.tracker, iteration_id, status, message, trace) and exc is None:
             self._ended_ok.add(iteration_id)
 
+    def _finalize_shared(self, exc: BaseException | None) -> None:
+        """Without `per_rank`: rank 0 owns the one iteration; a rank that really failed ends it with its
+        own error (the first end wins), never with a peer's "connection closed"."""
+        assert self._run_id is not None
+        if exc is None and not self._owns_run:
+            return
+        if self._owns_run:
+            Heartbeat.of(self.tracker).discard(self._run_id)
+        if distributed.conclude_shared(
+            self.tracker, self._run_id, rank=distributed.current_rank(), world=distributed.world_size(),
+            exc=exc, owns_run=self._owns_run, hand_over=self._hand_over(),
+        ):
+            self._ended_ok.add(self._run_id)
+
+    def _hand_over(self) -> float:
+        """How long a failing rank > 0 lets rank 0's writer store the run's buffered metrics (it writes
+        what it holds every `flush_interval`) before ending the run it shares with rank 0."""
+        return 2 * self._flush_interval + 1.0
+
     def _finalize_rank(self, exc: BaseException | None) -> None:
         assert self._run_id is not None
         if self._rank_id is not None:
@@ -478,7 +523,7 @@ class DiaryLogger(Logger):
         # conclude_rank hands a relayed worker exception to conclude_launcher.
         distributed.conclude_rank(
             self.tracker, self._run_id, rank=distributed.current_rank(), exc=exc, owns_driver=self._owns_run,
-            settle_timeout=self._settle_timeout,
+            settle_timeout=self._settle_timeout, hand_over=self._hand_over(),
         )
         if exc is None and self._owns_run:
             driver = self.tracker.get_iteration(self._run_id)
@@ -582,6 +627,13 @@ def _end_unfinished() -> None:
             logger._conclude(exc)
         except Exception as error:  # noqa: BLE001 - exit must go on
             log.error("diary: could not end iteration %s at exit: %s", logger._run_id, error)
+
+
+def _pickled_for_a_new_process() -> bool:
+    """True while multiprocessing pickles a process's arguments to start it (ddp_spawn, mp.spawn)."""
+    from multiprocessing import context
+
+    return context.get_spawning_popen() is not None
 
 
 class _Reported(Exception):

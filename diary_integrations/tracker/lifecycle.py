@@ -17,7 +17,8 @@ import threading
 import traceback as traceback_module
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -168,9 +169,16 @@ class Heartbeat:
 
 class _SigtermAsExit:
     """While a with_iteration runs in the main thread, turn SIGTERM into `Terminated` (a SystemExit),
-    so the body unwinds and the iteration ends KILLED. Only when nobody else handles SIGTERM."""
+    so the body unwinds and the iteration ends KILLED. Only when nobody else handles SIGTERM.
+
+    While the end is being written (`held`), a SIGTERM waits: it is delivered again, to the handler
+    that was there before, once the last with_iteration has exited. Launchers SIGTERM the surviving
+    ranks right after one dies (torchrun 0.1 s later), often while they are writing their own end;
+    killed then, that end would never be recorded."""
 
     depth = 0
+    holding = 0
+    pending: int | None = None
     previous: Any = None
 
     @classmethod
@@ -190,9 +198,28 @@ class _SigtermAsExit:
         cls.depth -= 1
         if cls.depth == 0:
             signal.signal(signal.SIGTERM, cls.previous)
+            pending, cls.pending = cls.pending, None
+            if pending is not None:
+                os.kill(os.getpid(), pending)  # the signal it was sent, now that the end is written
 
-    @staticmethod
-    def _raise(signum: int, _frame: Any) -> None:
+    @classmethod
+    @contextmanager
+    def held(cls) -> Iterator[None]:
+        """Write an iteration's end without being killed half-way by SIGTERM (see the class)."""
+        if threading.current_thread() is not threading.main_thread() or cls.depth == 0:
+            yield
+            return
+        cls.holding += 1
+        try:
+            yield
+        finally:
+            cls.holding -= 1
+
+    @classmethod
+    def _raise(cls, signum: int, _frame: Any) -> None:
+        if cls.holding:
+            cls.pending = signum
+            return
         raise Terminated(signum)
 
 
@@ -234,8 +261,16 @@ class IterationRun:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self.iteration is not None
+        try:
+            with _SigtermAsExit.held():
+                self._end(exc)
+        finally:
+            _SigtermAsExit.exit()
+        # Returning None re-raises the body's exception, if any.
+
+    def _end(self, exc: BaseException | None) -> None:
+        assert self.iteration is not None
         iteration_id = self.iteration.id
-        _SigtermAsExit.exit()
         Heartbeat.of(self.tracker).discard(iteration_id)
         if exc is None:
             status, message, trace = IterationStatus.SUCCEEDED, "", ""
@@ -259,7 +294,6 @@ class IterationRun:
             if exc is None:
                 raise
             log.error("diary: could not record %s for iteration %s: %s", status.name, iteration_id, error)
-        # Returning None re-raises the body's exception, if any.
 
     def _already_ended(self, iteration_id: int) -> bool:
         try:

@@ -70,19 +70,28 @@ def test_ddp_example_gives_a_driver_and_a_child_per_rank(uri, tmp_path):
     assert f"#{children[1].id} SUCCEEDED" in done.stdout
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
-def test_ddp_rank_failure_is_recorded_on_its_child_and_the_driver(uri, tmp_path, strategy):
-    if strategy == "ddp_spawn" and not uri.startswith("sqlite"):
-        pytest.skip("ddp_spawn is covered on SQLite; the server variant would only repeat the ddp case")
-    done = run([sys.executable, str(HERE / "ddp_scenario.py"), uri, strategy, "1"], tmp_path)
+# Both logger modes in every launch (one Trainer, two loggers); each launcher once, on one tracker each
+# (a launch costs ~15 s; the server's path is the same for every launcher).
+@pytest.mark.parametrize(
+    ("uri", "launcher"), [("sqlite", "ddp"), ("sqlite", "ddp_spawn"), ("server", "torchrun")], indirect=["uri"],
+)
+def test_ddp_rank_failure_is_recorded_with_its_own_error_in_both_modes(uri, tmp_path, launcher):
+    script = [str(HERE / "ddp_scenario.py"), uri, "ddp" if launcher == "torchrun" else launcher, "1"]
+    if launcher == "torchrun":
+        script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *script]
+    done = run([sys.executable, *script], tmp_path)
     assert done.returncode != 0
     assert "ValueError: boom at step 2 on rank 1" in done.stderr
     tracker = connect(uri)
+    project = tracker.get_project_by_name("Fraud detection")
+    own_error = "rank 1: ValueError: boom at step 2 on rank 1"
+
+    # per_rank=True: a driver and a child per rank.
     driver_id = int(done.stdout.split("DRIVER ")[1].split()[0])
     driver = tracker.get_iteration(driver_id)
     # The real error, not rank 0's secondary "[gloo] Connection closed by peer".
     assert driver.status is IterationStatus.FAILED
-    assert driver.error_message == "rank 1: ValueError: boom at step 2 on rank 1"
+    assert driver.error_message == own_error
     children = rank_children(tracker, driver_id)
     assert sorted(children) == [0, 1]
     assert children[1].status is IterationStatus.FAILED
@@ -90,7 +99,18 @@ def test_ddp_rank_failure_is_recorded_on_its_child_and_the_driver(uri, tmp_path,
     assert "training_step" in children[1].traceback
     assert children[0].status in (IterationStatus.FAILED, IterationStatus.KILLED)  # gloo error, or swept
     assert tracker.get_metrics(children[1].id, key="train_loss")  # what it logged before dying is kept
+    assert tracker.get_metrics(driver_id, key="train_loss")  # rank 0's copy, written before rank 1 ended it
     assert_nothing_running(tracker, driver.experiment_id)
+
+    # Default mode: one iteration, written by rank 0, ended with rank 1's own error.
+    shared = tracker.get_experiment_by_name(project.id, "DDP shared")
+    [it] = tracker.get_iterations(shared.id)
+    assert it.status is IterationStatus.FAILED
+    assert it.error_message == own_error
+    assert "training_step" in it.traceback
+    assert "Connection closed" not in it.traceback
+    assert tracker.get_metrics(it.id, key="train_loss")  # rank 0's metrics before the failure
+    assert {p.key for p in tracker.get_parameters(it.id)} >= {"lr", "fail_rank"}
 
 
 def _experiment(uri: str) -> int:
