@@ -40,10 +40,12 @@ _live: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 
 
 class _Flush:
-    """A marker put on the queue: set once every batch queued before it has been written."""
+    """A marker put on the queue: set once every batch queued before it has been written. `deadline`
+    (monotonic seconds) is when the flush stops waiting; None waits for good."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self.done = threading.Event()
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
 
 class _Send:
@@ -152,7 +154,7 @@ class MetricWriter:
         self._start()
         if batch:
             self._put(batch, timeout)
-        marker = _Flush()
+        marker = _Flush(timeout)
         if not self._put(marker, timeout) or not marker.done.wait(timeout):
             if self._remote:
                 self._spill()
@@ -231,7 +233,7 @@ class MetricWriter:
                 if self._remote and self._journaled_iterations:
                     # A flush is the last chance this writer has to deliver its journal itself (else the
                     # run's end would replay it, and the counters would not know).
-                    self._probe(force=True)
+                    self._deliver_journal(item.deadline)
                 item.done.set()
                 continue
             if self._remote:
@@ -373,8 +375,22 @@ class MetricWriter:
         self._last_probe = time.monotonic()
         journal.mark_outage(self.tracker.url, True)
 
-    def _probe(self, *, force: bool = False) -> None:
-        """Replay this writer's journals with one quick try each; the outage ends once they are delivered."""
+    def _deliver_journal(self, deadline: float | None) -> None:
+        """Try this writer's journals until they are delivered or the flush's time is nearly up (a server
+        restarting answers within a few seconds). Each try uses the client's own retries: the first
+        request after a restart often meets a pooled connection the dead server left."""
+        while True:
+            self._probe(force=True, retries=None)
+            left = None if deadline is None else deadline - time.monotonic()
+            if not self._journaled_iterations or (left is not None and left < 2 * PROBE_INTERVAL):
+                return
+            if deadline is None and self._outage:
+                return  # a flush without a bound: the journal waits for `diary sync` or the next probe
+            time.sleep(PROBE_INTERVAL)
+
+    def _probe(self, *, force: bool = False, retries: int | None = 0) -> None:
+        """Replay this writer's journals (one quick try each, unless `retries` says otherwise); the outage
+        ends once they are delivered."""
         now = time.monotonic()
         if not force and now - self._last_probe < PROBE_INTERVAL:
             return
@@ -383,7 +399,7 @@ class MetricWriter:
         delivered = 0
         for iteration_id, path in sorted(self._journaled_iterations.items()):
             try:
-                report = journal.replay_file(self.tracker, path, retries=0,
+                report = journal.replay_file(self.tracker, path, retries=retries,
                                              timeout=min(PROBE_TIMEOUT, getattr(self.tracker, "timeout", 60.0)))
             except Exception as exc:  # noqa: BLE001 - the journal stays; the next probe tries again
                 log.info("diary: journal replay failed: %s", exc)

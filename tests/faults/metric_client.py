@@ -21,7 +21,8 @@ def main(url: str, iteration_id: int, points: int, batch: int, seconds: float) -
         if step % batch == 0:
             time.sleep(pause * batch)
     done = writer.close(timeout=120)
-    print(json.dumps({"done": done, "written": writer.written, "dropped": writer.dropped, "errors": writer.errors}))
+    print(json.dumps({"done": done, "written": writer.written, "journaled": writer.journaled,
+                      "dropped": writer.dropped, "errors": writer.errors}))
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def test_eight_clients_through_three_sigkills_store_every_point_once(server: Res
     for proc in procs:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+        reports.append({**json.loads(out.strip().splitlines()[-1]), "stderr": err[-2000:]})
 
     tracker = connect(server.url)
     for iteration_id, report in zip(ids, reports, strict=True):
@@ -179,5 +179,5 @@ def test_eight_clients_through_three_sigkills_store_every_point_once(server: Res
         assert report["dropped"] == 0, report["errors"]
         lost, doubled = points - len(set(steps)), len(steps) - len(set(steps))
         assert sorted(steps) == list(range(points)), f"lost {lost}, doubled {doubled}"
-        assert report["written"] == points
+        assert (report["written"], report["journaled"]) == (points, 0), report
     tracker.close()

@@ -51,6 +51,11 @@ class Outage(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if step == self.kill_at:
+            # Mid-run means after the server took some points: on a fast machine the first interval
+            # write may not have happened yet at this step.
+            deadline = time.monotonic() + 30
+            while trainer.logger.written == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
             kill(self.server)
             self.killed.set()
         if self.wait_at is not None and step == self.wait_at:
