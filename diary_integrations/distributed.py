@@ -265,7 +265,8 @@ def conclude_shared(
     True when this call ended it SUCCEEDED.
 
     Success: only its owner (rank 0) ends it. A real error, or Ctrl-C/SIGTERM, ends it from any rank
-    at once as "rank N: <error>" (the first end wins). A secondary collective error never does from a
+    as "rank N: <error>" (the first end wins; rank 0 at once, a rank > 0 after the hand-over below;
+    a single process keeps the plain error text). A secondary collective error never does from a
     rank > 0; the owner waits up to `grace` seconds for the failing rank's own, else records its own.
     A worker's exception relayed by torch.multiprocessing (ddp_spawn's launcher) is recorded as the
     worker's, unless a worker already ended the run itself.
