@@ -348,7 +348,8 @@ def rank_iteration(
             "receive rank 0's); call rank_iteration after init_process_group",
             field="driver_iteration_id",
         )
-    run = IterationRun(tracker, experiment_id, parent_iteration_id=driver_id, notes=notes, snapshot=False)
+    run = IterationRun(tracker, experiment_id, parent_iteration_id=driver_id, notes=notes, snapshot=False,
+                       name=f"rank {rank}")
     try:
         with run as iteration:
             tracker.log_parameters(iteration.id, {RANK_PARAMETER: rank, "world_size": size})

@@ -231,9 +231,10 @@ class DiaryLogger(Logger):
             self._experiment_id = experiment_for(self.tracker, self._project, self._experiment_ref)
         return self._experiment_id
 
-    def _open(self, parent: int | None, *, snapshot: bool | None = None) -> int:
+    def _open(self, parent: int | None, *, snapshot: bool | None = None, name: str = "") -> int:
         iteration_id, _ = self.tracker.create_iteration(
-            self._resolve_experiment(), parent_iteration_id=parent, notes=self._notes, snapshot=snapshot
+            self._resolve_experiment(), parent_iteration_id=parent, notes=self._notes, snapshot=snapshot,
+            **({"name": name} if name else {}),
         )
         Heartbeat.of(self.tracker).add(iteration_id)
         self._mark_unfinished()
@@ -282,7 +283,7 @@ class DiaryLogger(Logger):
             tracker = self.tracker
             if self._experiment_id is None:
                 self._experiment_id = tracker.get_iteration(self._run_id).experiment_id
-            self._rank_id = self._open(self._run_id, snapshot=False)
+            self._rank_id = self._open(self._run_id, snapshot=False, name=f"rank {rank}")
             tracker.log_parameters(
                 self._rank_id, {distributed.RANK_PARAMETER: rank, "world_size": distributed.world_size()}
             )

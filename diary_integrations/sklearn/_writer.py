@@ -220,7 +220,7 @@ def candidate_endings(
     if fold_children:
         folds = sorted(set(rec.fold_scores) | set(errors))
         grandchildren = start_many(tracker, experiment, parent=child,
-                                   children=[NewIteration(f"fold {f}", {"fold": f}) for f in folds])
+                                   children=[NewIteration(f"fold {f}", {"fold": f}, f"fold {f}") for f in folds])
         for fold, grandchild in zip(folds, grandchildren, strict=True):
             points = [(k, v, 0) for k, v in rec.fold_scores.get(fold, {}).items()]
             if fold in times:
