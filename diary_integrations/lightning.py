@@ -104,6 +104,10 @@ class DiaryLogger(Logger):
         self._project = project
         self._experiment_ref = experiment
         self._uri = None if uri is None else os.fspath(uri)
+        if tracker is None:  # a bad URI is refused here, not inside trainer.fit
+            from .connection import check_uri, resolve_uri
+
+            check_uri(resolve_uri(self._uri))
         self._tracker = tracker
         self._parent_iteration_id = parent_iteration_id
         self._per_rank = per_rank

@@ -16,11 +16,11 @@ def serve_dashboard(
     """Run the dashboard until interrupted; prints `diary ui listening on http://host:port/` once it listens."""
     import uvicorn
 
-    from ..connection import connect, missing_database_file, resolve_uri
+    from ..connection import check_uri, connect, missing_database_file, resolve_uri
     from ..server.run import bind
     from .app import create_dashboard
 
-    target = resolve_uri(target)
+    target = check_uri(resolve_uri(target))
     missing = missing_database_file(target)
     if missing is not None:
         print(f"diary ui: no database at {missing}", file=sys.stderr)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connection import connect, resolve_uri
+from ..connection import check_uri, connect, resolve_uri
 from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the package
 from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
@@ -49,6 +49,7 @@ class Options:
                 raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
         if self.uri is not None and not isinstance(self.uri, (str, os.PathLike)):
             raise Unprocessable(f"uri must be a string or a path, got {type(self.uri).__name__}", field="uri")
+        check_uri(resolve_uri(None if self.uri is None else os.fspath(self.uri)))  # refused now, not at fit
         if self.parent_iteration_id is not None and (
             isinstance(self.parent_iteration_id, bool)
             or not isinstance(self.parent_iteration_id, int)
