@@ -210,6 +210,8 @@ def _overlay(tracker: Any, sweep: data.Sweep) -> Any:
     ids = [row.iteration.id for row in sweep.rows]
     per_series = max(data.OVERLAY_MIN_POINTS, min(data.SERIES_POINTS, data.OVERLAY_POINTS // len(ids)))
     series = data.series_for(tracker, ids, sweep.metric, per_series)
+    if all(len(points) <= 1 for points in series.values()):
+        return None  # one value per child (a cross-validated score): the parameter chart shows it already
     curves = [
         Series(
             _row_label(row), series.get(row.iteration.id, []), highlight=row.best,
