@@ -33,7 +33,7 @@ except ImportError:  # the unified `lightning` package
     from lightning.pytorch.loggers.logger import Logger
 
 from . import distributed
-from .reporting import TrackingWarning, warn_tracking
+from .reporting import TrackingWarning, announce, warn_tracking
 from .resolve import experiment_for
 from .tracker.enums import IterationStatus
 from .tracker.errors import Conflict, Unprocessable
@@ -247,6 +247,7 @@ class DiaryLogger(Logger):
     def _create_run(self) -> None:
         self._run_id = self._open(self._parent_iteration_id)
         self._owns_run = True
+        announce(self.tracker, f"run #{self._run_id} (checkpoints under {self.log_dir})")
 
     def _init_driver(self) -> None:
         """The launching process (rank 0) creates the driver now and exports its id, so the rank

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connection import check_uri, connect, resolve_uri
-from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the package
+from ..reporting import (
+    TrackingWarning,  # noqa: F401 - re-exported by the package
+    announce,
+)
 from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
@@ -94,6 +97,7 @@ def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snap
     """A RUNNING iteration kept alive by the tracker's heartbeat thread until it is ended."""
     iteration_id = tracker.create_iteration(experiment, parent_iteration_id=parent, notes=notes, snapshot=snapshot).id
     Heartbeat.of(tracker).add(iteration_id)
+    announce(tracker, f"{notes or 'search'} #{iteration_id}")
     return iteration_id
 
 

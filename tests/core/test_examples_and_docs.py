@@ -27,7 +27,7 @@ def test_child_iterations_example(tmp_path):
     assert "the driver has 6 children" in out
     assert "best SUCCEEDED child" in out and "max_depth=6, accuracy=0.972" in out
     assert "survives with parent_iteration_id=None" in out
-    assert f"diary ui {db}" in out  # it says how to look at what it left
+    assert "diary ui sweep.db" in out  # it says how to look at what it left
     tracker = LocalTracker(db)
     (driver,) = [it for it in tracker.get_iterations(1) if it.parent_iteration_id is None]
     assert driver.name == "grid over max_depth" and driver.status is IterationStatus.SUCCEEDED
