@@ -22,6 +22,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow  # a real browser
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         raise RuntimeError(f"{CHROMIUM} is missing: scripts/dev test installs it")
