@@ -77,3 +77,28 @@ def test_migration_renames_existing_duplicates(tmp_path):
     with pytest.raises(Conflict):
         tracker.create_project("Fraud (4)")
     tracker.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_concurrent_get_or_create_ends_with_one_row(kind, tmp_path, request):
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'race.db'}" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    LocalTracker(url).close()  # migrated once, before the race
+    trackers = [LocalTracker(url) for _ in range(4)]
+    barrier = threading.Barrier(len(trackers))
+    found: list[int] = []
+
+    def resolve(tracker: LocalTracker) -> None:
+        barrier.wait()
+        found.append(experiment_for(tracker, "Fraud detection", "sweep"))
+
+    threads = [threading.Thread(target=resolve, args=(t,)) for t in trackers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 4 and len(set(found)) == 1
+    assert [p.name for p in trackers[0].get_projects()] == ["Fraud detection"]
+    for tracker in trackers:
+        tracker.close()

@@ -214,6 +214,9 @@ def _name_race(what: str, name: str) -> Iterator[None]:
     try:
         yield
     except IntegrityError as exc:
-        if "uq_" not in str(exc.orig):
+        text = str(exc.orig)
+        if "uq_project_name" not in text and "uq_experiment_project_id_name" not in text and (
+            "UNIQUE constraint failed" not in text or ".name" not in text
+        ):
             raise
         raise Conflict(f"name: {what} named {name!r} already exists", field="name") from None
