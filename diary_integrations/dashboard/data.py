@@ -260,6 +260,7 @@ class ExperimentRow:
     node: Node
     parameters: dict[str, str]
     metrics: dict[str, float]
+    best: tuple[str, float, Iteration] | None = None  # a driver's best child: (metric, value, child)
 
 
 @dataclass
@@ -286,6 +287,7 @@ def experiment_table(
     params = parameters_for(tracker, ids) if ids else {}
     latest = tracker.get_latest_metrics(ids) if ids else {}
     rows = [ExperimentRow(node, params.get(node.iteration.id, {}), latest.get(node.iteration.id, {})) for node in tree]
+    _best_children(tracker, rows)
     all_params = sorted({k for row in rows for k in row.parameters})
     all_metrics = sorted({k for row in rows for k in row.metrics})
     chosen_params = [k for k in parameters if k in all_params]
@@ -298,6 +300,30 @@ def experiment_table(
         rest = sorted((k for k in all_metrics if k != first and not _NOT_A_TARGET.search(k)), key=is_timing)
         chosen_metrics = ([first] if first else []) + rest[: DEFAULT_METRIC_COLUMNS - (1 if first else 0)]
     return ExperimentTable(rows, chosen_params, chosen_metrics, all_params, all_metrics)
+
+
+def _best_children(tracker: Any, rows: list[ExperimentRow]) -> None:
+    """Each driver's best child by the metric its sweep page would rank by (one batched read for all)."""
+    child_ids = [child.iteration.id for row in rows for child in row.node.children]
+    if not child_ids:
+        return
+    latest = tracker.get_latest_metrics(child_ids)
+    for row in rows:
+        children = [c.iteration for c in row.node.children]
+        metric = default_metric(sorted({k for c in children for k in latest.get(c.id, {})}))
+        if metric is None:
+            continue
+        goal = default_goal(metric)
+        # As the sweep page: SUCCEEDED children only, NaN never wins, ties go to the oldest.
+        scored = [
+            (latest[c.id][metric], c) for c in children
+            if c.status is IterationStatus.SUCCEEDED and metric in latest.get(c.id, {})
+            and not math.isnan(latest[c.id][metric])
+        ]
+        if scored:
+            sign = 1 if goal == "min" else -1
+            value, child = min(scored, key=lambda vc: (sign * vc[0], vc[1].id))
+            row.best = (metric, value, child)
 
 
 def single_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
