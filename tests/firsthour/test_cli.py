@@ -95,6 +95,7 @@ def readme_next_steps() -> list[str]:
     return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.startswith("diary ")]
 
 
+@pytest.mark.slow  # starts `diary ui` (seconds of web-stack imports) beside the CLI commands
 def test_readme_next_steps_work_on_what_the_example_leaves(example_runs, fresh_clone):
     commands = readme_next_steps()
     assert [c.split()[1] for c in commands] == ["ls", "ls", "show", "tree", "ui"]
