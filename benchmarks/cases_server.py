@@ -62,8 +62,11 @@ def concurrent_clients(quick: bool) -> Case:
 
         url = diary_server("diary-load")
         tracker = connect(url)
-        project_id, _ = tracker.create_project("load")
-        experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "load")
+        # The server lives for the whole run, and names are unique: one project, an experiment per repeat.
+        project = tracker.get_project_by_name("load")
+        project_id = project.id if project else tracker.create_project("load").id
+        experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS,
+                                                     f"load {time.time_ns()}")
         elapsed, iterations = _race(_diary_client, url, experiment_id, ours_batches)
         stored = sum(len(tracker.get_metrics(i, key="loss")) for i in iterations)
         expected = CLIENTS * ours_batches * BATCH

@@ -1,5 +1,7 @@
 """The `diary` command.
 
+    diary ls [EXPERIMENT_ID] [--uri URI] [--json]          projects and experiments with ids; an experiment's iterations
+    diary show ITERATION_ID [--uri URI] [--json]           one iteration: status, error, parameters, last metrics
     diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
     diary ui [DATABASE] [--host H] [--port 9001]           the read-only web dashboard
@@ -49,9 +51,9 @@ class CommandError(Exception):
 
 def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The tracker to read; a database file that does not exist is an error, never created."""
-    from .connection import connect, missing_database_file, resolve_uri
+    from .connection import check_uri, connect, missing_database_file, resolve_uri
 
-    target = resolve_uri(args.uri)
+    target = check_uri(resolve_uri(args.uri))
     missing = missing_database_file(target)
     if missing is not None:
         raise CommandError(f"no database at {missing} (give one with --uri or $DIARY_TRACKING_URI)")
@@ -70,6 +72,52 @@ def _tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(text: str | None) -> list[str] | None:
+    return [k for k in text.split(",") if k] if text else None
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from . import listing
+
+    tracker = _tracker(args)
+    try:
+        if args.experiment_id is None:
+            data: object = listing.overview(tracker)
+            text = listing.format_overview(data, tracker.url)  # type: ignore[arg-type]
+        else:
+            data = listing.experiment_listing(tracker, args.experiment_id, metrics=_keys(args.metrics),
+                                              parameters=_keys(args.params))
+            text = listing.format_experiment_listing(data)  # type: ignore[arg-type]
+    except LookupError as exc:
+        raise CommandError(f"{exc} in {tracker.url} (diary ls lists the experiments)") from exc
+    if args.json:
+        _print_json(data)
+    else:
+        print(text)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from . import listing
+
+    tracker = _tracker(args)
+    try:
+        detail = listing.iteration_detail(tracker, args.iteration_id)
+    except LookupError as exc:
+        raise CommandError(f"{exc} in {tracker.url} (diary ls EXPERIMENT_ID lists its iterations)") from exc
+    if args.json:
+        _print_json(detail)
+    else:
+        print(listing.format_iteration_detail(detail))
+    return 0
+
+
 def _reap(args: argparse.Namespace) -> int:
     lease = heartbeat_lease()
     if args.older_than < lease and not args.force:
@@ -83,10 +131,12 @@ def _reap(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
+    from .connection import check_uri
     from .server import ServerSettings, create_app, serve
     from .tracker.database import normalize_url
 
-    overrides = {"host": args.host, "port": args.port, "database_url": args.db and normalize_url(args.db)}
+    db = args.db and normalize_url(check_uri(args.db, database_only=True))
+    overrides = {"host": args.host, "port": args.port, "database_url": db}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
         app = create_app(settings)
@@ -154,9 +204,33 @@ def _ui(args: argparse.Namespace) -> int:
                            username=args.username, password=args.password)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diary-integrations")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
+    parser.add_argument("--version", action="version", version=f"diary-integrations {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    ls = commands.add_parser("ls", help="list projects and experiments with their ids, or an experiment's iterations")
+    ls.add_argument("experiment_id", type=int, nargs="?", default=None, help="list this experiment's iterations")
+    ls.add_argument("--metrics", default=None, help="comma-separated metric keys (default: the score and a few more)")
+    ls.add_argument("--params", default=None, help="comma-separated parameter keys (default: those that vary)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_uri(ls)
+    ls.set_defaults(run=_ls)
+
+    show = commands.add_parser("show", help="one iteration: status, error, parameters and last metrics")
+    show.add_argument("iteration_id", type=int)
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_uri(show)
+    show.set_defaults(run=_show)
 
     tree = commands.add_parser("tree", help="print an experiment's iteration tree")
     tree.add_argument("experiment_id", type=int)

@@ -60,6 +60,7 @@ from .tracker.validation import (
     check_datetime,
     check_enum,
     check_id,
+    check_iteration_name,
     check_key,
     check_max_points,
     check_metric_value,
@@ -589,7 +590,7 @@ class RemoteTracker:
 
     def create_iteration(
         self, experiment_id: int, *, parent_iteration_id: int | None = None, notes: str = "",
-        snapshot: bool | None = None, parameters: Mapping[str, Any] | None = None,
+        snapshot: bool | None = None, parameters: Mapping[str, Any] | None = None, name: str = "",
     ) -> Created:
         """A RUNNING iteration, with `parameters` set in the same transaction. The environment snapshot
         (default: top-level iterations only) is taken here, in the process that runs the code, and sent."""
@@ -599,6 +600,8 @@ class RemoteTracker:
         if snapshot is None:
             snapshot = parent_iteration_id is None
         body: dict[str, Any] = {"notes": notes}
+        if name:
+            body["name"] = check_iteration_name(name)
         if parameters is not None:
             body["parameters"] = checked_parameters(parameters)
         if snapshot is True:
@@ -620,7 +623,7 @@ class RemoteTracker:
         for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
             with batch_item("iterations", n):
                 notes, parameters = checked_new_iteration(item)
-                body.append({"notes": notes, "parameters": parameters})
+                body.append({"notes": notes, "parameters": parameters, "name": check_iteration_name(item.name)})
         data = self._call("POST", f"/iteration/experiment/{experiment_id}/batch", body={"iterations": body},
                           params=params)
         return [int(i) for i in data["iteration_ids"]]
@@ -708,11 +711,11 @@ class RemoteTracker:
 
     def with_iteration(
         self, experiment_id: int, *, parent_iteration_id: int | None = None, notes: str = "",
-        snapshot: bool | None = None,
+        snapshot: bool | None = None, name: str = "",
     ) -> IterationRun:
         """A context manager (and call form) that opens an iteration and finalises it truthfully."""
         return IterationRun(self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes,
-                            snapshot=snapshot)
+                            snapshot=snapshot, name=name)
 
     # -- parameters -------------------------------------------------------------------------------
 

@@ -32,6 +32,64 @@ def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
 _BARE_SERVER = re.compile(r"^[A-Za-z0-9.-]+:\d+(/.*)?$")
 
 
+ACCEPTED_URIS = (
+    "a SQLite file path (runs.db), sqlite:///path/to/runs.db, "
+    "postgresql+psycopg://user@host/db or http(s)://host:port"
+)
+_DATABASE_BACKENDS = {"sqlite", "postgresql"}
+
+
+def check_uri(target: str, *, database_only: bool = False) -> str:
+    """`target` if it names something a tracker can be made for, else an `Unprocessable` naming `uri` and
+    the accepted forms: an unknown scheme, a malformed URL or a SQLite file under a missing directory is
+    refused before anything is created (else the first call dies deep inside SQLAlchemy, or a typo makes a
+    database in a new directory). `database_only` refuses http(s) (the tracking server's own `--db`)."""
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from .tracker.errors import Unprocessable
+
+    def refuse(problem: str) -> Unprocessable:
+        forms = ACCEPTED_URIS.replace(" or http(s)://host:port", "") if database_only else ACCEPTED_URIS
+        return Unprocessable(f"uri: {problem}; use {forms}", field="uri")
+
+    if not isinstance(target, str) or not target.strip():
+        raise refuse(f"{target!r} is not a database path or URL")
+    if _BARE_SERVER.match(target):
+        raise refuse(f"{target!r} looks like a server address without its scheme (write http://{target})")
+    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    if scheme in ("http", "https"):
+        if database_only:
+            raise refuse(f"{target!r} is a server, not a database")
+        try:
+            parts = urlsplit(target)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise refuse(f"{target!r} is not a valid URL ({exc})") from None
+        if not parts.hostname:
+            raise refuse(f"{target!r} has no host")
+        return target
+    if scheme:
+        try:
+            url = make_url("postgresql" + target[len("postgres"):] if scheme == "postgres" else target)
+        except ArgumentError:
+            raise refuse(f"{target!r} is not a valid URL") from None
+        if url.get_backend_name() not in _DATABASE_BACKENDS:
+            raise refuse(f"unknown scheme {scheme + '://'!r} in {target!r}")
+        if url.get_backend_name() != "sqlite":
+            return target
+        path = url.database or ""
+    else:
+        path = target
+    if path and path != ":memory:" and not path.startswith("file:"):
+        parent = Path(path).expanduser().parent
+        if not parent.is_dir():
+            raise refuse(f"the directory {str(parent)!r} for the database {path!r} does not exist")
+    return target
+
+
 def missing_database_file(target: str) -> Path | None:
     """The SQLite file a path or `sqlite:///` URL names, when it does not exist yet (else None). Read-only
     commands use it so that a typo reports "no database" instead of creating an empty one."""
@@ -54,13 +112,9 @@ def connect(
     token: str | None = None,
     artifact_root: str | os.PathLike[str] | None = None,
 ) -> Tracker:
-    """The tracker for a URI: http(s):// gives a RemoteTracker, anything else (a SQLAlchemy URL or a
-    file path) a LocalTracker."""
-    target = resolve_uri(uri)
-    if _BARE_SERVER.match(target):
-        from .tracker.errors import Unprocessable
-
-        raise Unprocessable(f"uri: {target!r} looks like a server address; write http://{target}", field="uri")
+    """The tracker for a URI: http(s):// gives a RemoteTracker, a SQLite path or URL or a PostgreSQL URL a
+    LocalTracker; anything else is an `Unprocessable` naming `uri` (see `check_uri`)."""
+    target = check_uri(resolve_uri(uri))
     if target.startswith(("http://", "https://")):
         try:
             from .client import RemoteTracker

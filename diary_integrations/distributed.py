@@ -405,7 +405,8 @@ def rank_iteration(
             "receive rank 0's); call rank_iteration after init_process_group",
             field="driver_iteration_id",
         )
-    run = IterationRun(tracker, experiment_id, parent_iteration_id=driver_id, notes=notes, snapshot=False)
+    run = IterationRun(tracker, experiment_id, parent_iteration_id=driver_id, notes=notes, snapshot=False,
+                       name=f"rank {rank}")
     # A launcher SIGTERMs the surviving ranks as soon as one dies (torchrun 0.1 s later): the signal
     # waits until this rank has written its child's end and its part of the driver's.
     _SigtermAsExit.enter()

@@ -33,7 +33,7 @@ except ImportError:  # the unified `lightning` package
     from lightning.pytorch.loggers.logger import Logger
 
 from . import distributed
-from .reporting import TrackingWarning, warn_tracking
+from .reporting import TrackingWarning, announce, warn_tracking
 from .resolve import experiment_for
 from .tracker.enums import IterationStatus
 from .tracker.errors import Conflict, Unprocessable
@@ -104,6 +104,10 @@ class DiaryLogger(Logger):
         self._project = project
         self._experiment_ref = experiment
         self._uri = None if uri is None else os.fspath(uri)
+        if tracker is None:  # a bad URI is refused here, not inside trainer.fit
+            from .connection import check_uri, resolve_uri
+
+            check_uri(resolve_uri(self._uri))
         self._tracker = tracker
         self._parent_iteration_id = parent_iteration_id
         self._per_rank = per_rank
@@ -246,9 +250,10 @@ class DiaryLogger(Logger):
             self._experiment_id = experiment_for(self.tracker, self._project, self._experiment_ref)
         return self._experiment_id
 
-    def _open(self, parent: int | None, *, snapshot: bool | None = None) -> int:
+    def _open(self, parent: int | None, *, snapshot: bool | None = None, name: str = "") -> int:
         iteration_id, _ = self.tracker.create_iteration(
-            self._resolve_experiment(), parent_iteration_id=parent, notes=self._notes, snapshot=snapshot
+            self._resolve_experiment(), parent_iteration_id=parent, notes=self._notes, snapshot=snapshot,
+            **({"name": name} if name else {}),
         )
         Heartbeat.of(self.tracker).add(iteration_id)
         self._mark_unfinished()
@@ -257,6 +262,7 @@ class DiaryLogger(Logger):
     def _create_run(self) -> None:
         self._run_id = self._open(self._parent_iteration_id)
         self._owns_run = True
+        announce(self.tracker, f"run #{self._run_id} (checkpoints under {self.log_dir})")
 
     def _init_driver(self) -> None:
         """The launching process (rank 0) creates the driver now and exports its id, so the rank
@@ -306,7 +312,7 @@ class DiaryLogger(Logger):
             tracker = self.tracker
             if self._experiment_id is None:
                 self._experiment_id = tracker.get_iteration(self._run_id).experiment_id
-            self._rank_id = self._open(self._run_id, snapshot=False)
+            self._rank_id = self._open(self._run_id, snapshot=False, name=f"rank {rank}")
             tracker.log_parameters(
                 self._rank_id, {distributed.RANK_PARAMETER: rank, "world_size": distributed.world_size()}
             )

@@ -6,11 +6,38 @@ Shared by the Lightning logger and the scikit-learn integration (both re-export 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
+from typing import Any
 
 from .tracker.lifecycle import one_line
 
 log = logging.getLogger("diary_integrations")
+
+
+_announced: set[tuple[int, str]] = set()
+
+
+def shown_uri(url: str) -> str:
+    """A tracker's URL as a user would type it: a SQLite file relative to the working directory."""
+    if not url.startswith("sqlite:///"):
+        return url
+    path = url[len("sqlite:///"):]
+    relative = os.path.relpath(path) if path else path
+    return relative if not relative.startswith("..") else path
+
+
+def announce(tracker: Any, what: str) -> None:
+    """Say in one line (stderr, once per process and database) where a run is being tracked and how to
+    look at it, so that nobody has to guess which file an integration wrote into."""
+    url = str(getattr(tracker, "url", ""))
+    key = (os.getpid(), url)
+    if key in _announced:
+        return
+    _announced.add(key)
+    where = shown_uri(url)
+    print(f"diary: {what} tracked in {where} (to look: diary ui {where})", file=sys.stderr, flush=True)
 
 
 class TrackingWarning(UserWarning):

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .tracker.enums import ExperimentStatus
-from .tracker.errors import Unprocessable
+from .tracker.errors import Conflict, Unprocessable
 
 
 def experiment_for(tracker: Any, project: str | int, experiment: str | int) -> int:
-    """The id of `experiment` in `project`. A name is looked up (the oldest match) and created if missing;
-    an id must exist."""
+    """The id of `experiment` in `project`. A name is looked up exactly (names are unique) and created if
+    missing; an id must exist. Two processes creating the same name at once both end up with the one row."""
     if not isinstance(experiment, str):
         if tracker.get_experiment(experiment) is None:
             raise Unprocessable(f"experiment: experiment {experiment} does not exist", field="experiment")
         return int(experiment)
     if isinstance(project, str):
-        found = tracker.get_project_by_name(project)
-        project_id = found.id if found is not None else tracker.create_project(project).id
+        project_id = _get_or_create(lambda: tracker.get_project_by_name(project),
+                                    lambda: tracker.create_project(project))
     else:
         project_id = int(project)
         if tracker.get_project(project_id) is None:
             raise Unprocessable(f"project: project {project_id} does not exist", field="project")
-    existing = tracker.get_experiment_by_name(project_id, experiment)
-    if existing is not None:
-        return existing.id
-    return tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, experiment).id
+    return _get_or_create(
+        lambda: tracker.get_experiment_by_name(project_id, experiment),
+        lambda: tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, experiment),
+    )
+
+
+def _get_or_create(get: Callable[[], Any], create: Callable[[], Any]) -> int:
+    found = get()
+    if found is not None:
+        return int(found.id)
+    try:
+        return int(create().id)
+    except Conflict:  # another process created it between our read and our write
+        found = get()
+        if found is None:
+            raise
+        return int(found.id)

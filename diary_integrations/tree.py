@@ -54,7 +54,8 @@ def format_tree(
     lines = [f"Experiment {experiment.id} · {experiment.name} ({experiment.status.name}, {len(iterations)} iterations)"]
 
     def describe(it: Iteration) -> str:
-        parts = [f"{GLYPHS[it.status]} #{it.id} {it.status.name} {_duration(it)}"]
+        named = f"#{it.id} {it.name}" if it.name else f"#{it.id}"
+        parts = [f"{GLYPHS[it.status]} {named} {it.status.name} {_duration(it)}"]
         if parameters:
             params = tracker.get_parameters(it.id)
             if params:

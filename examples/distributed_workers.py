@@ -4,14 +4,13 @@ each open a child iteration over HTTP, and one worker that crashes without stopp
 The script starts its own `diary server` on a free loopback port (SQLite behind it) and stops it at
 the end. Against a real deployment, drop the server part and connect to its URL.
 
-    python examples/distributed_workers.py [DATABASE]
+    python examples/distributed_workers.py [DATABASE]     (default: ./deardiary.db, kept to look at)
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def start_server(database: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def worker(client, experiment_id: int, rank: int, driver_id: int) -> None:
-    with client.with_iteration(experiment_id, parent_iteration_id=driver_id) as it:
+    with client.with_iteration(experiment_id, parent_iteration_id=driver_id, name=f"worker {rank}") as it:
         client.create_parameter(it.id, "worker_rank", rank)
         for epoch in range(5):
             loss = 1.0 / (rank + epoch + 1)
@@ -46,10 +45,14 @@ def main(database: Path) -> None:
     server, url = start_server(database)
     try:
         client = connect(url, username="default", password="default")
-        project_id, _ = client.create_project("Fraud detection")
-        experiment_id, _ = client.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "DDP run")
+        # Names are unique: found on a second run, created on the first.
+        project = client.get_project_by_name("Fraud detection")
+        project_id = project.id if project else client.create_project("Fraud detection").id
+        experiment = client.get_experiment_by_name(project_id, "DDP run")
+        experiment_id = experiment.id if experiment else client.create_experiment(
+            project_id, ExperimentStatus.IN_PROGRESS, "DDP run").id
 
-        with client.with_iteration(experiment_id) as driver:
+        with client.with_iteration(experiment_id, name="8 workers") as driver:
             client.create_parameter(driver.id, "world_size", 8)
             with ThreadPoolExecutor(8) as pool:
                 futures = [pool.submit(worker, client, experiment_id, r, driver.id) for r in range(1, 9)]
@@ -63,6 +66,7 @@ def main(database: Path) -> None:
             print(f"  rank {rank}: #{child.id} {child.status.name} last loss={last:.3f} {child.error_message}")
         failed = client.get_iterations(experiment_id, status=IterationStatus.FAILED)
         print(f"FAILED iterations: {[it.id for it in failed]}")
+        print(f"\nThe server wrote into {database}: diary ui {database}, or diary ls {experiment_id} --uri {database}")
         client.close()
     finally:
         server.terminate()
@@ -70,8 +74,4 @@ def main(database: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            main(Path(tmp) / "server.db")
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "deardiary.db"))

@@ -3,7 +3,7 @@ candidate, built while the search runs. One configuration is deliberately invali
 solver cannot fit a 3-class problem): its child ends FAILED with the fit's own ValueError, while the
 search carries on. Prints the tree (as `diary tree` does) and the best child.
 
-    python examples/sklearn_grid_search.py [TRACKING_URI]     (default: sqlite:///runs.db)
+    python examples/sklearn_grid_search.py [TRACKING_URI]     (default: ./deardiary.db, or $DIARY_TRACKING_URI)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from diary_integrations import IterationStatus, connect, format_tree
 from diary_integrations.sklearn import DiaryCallback, callbacks_supported, tracked
 
 
-def main(uri: str = "sqlite:///runs.db") -> dict[str, object]:
+def main(uri: str | None = None) -> dict[str, object]:
     X, y = load_iris(return_X_y=True)
     grid = [
         {"solver": ["lbfgs"], "C": [0.01, 0.1, 1.0]},

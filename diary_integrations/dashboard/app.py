@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..server.head import HeadAsGet
 from .routes import FAVICON, PREFIX, router
 
 STATIC = Path(__file__).parent / "static"
@@ -36,4 +37,5 @@ def create_dashboard(tracker: Any) -> FastAPI:
     """A read-only dashboard over any tracker (LocalTracker or RemoteTracker); the caller closes the tracker."""
     app = FastAPI(title="diary dashboard", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tracker = tracker
+    app.add_middleware(HeadAsGet)
     return mount_dashboard(app)

@@ -41,6 +41,15 @@ _LOSS_LIKE = re.compile(r"loss|error|mse|mae|rmse|nll|perplexity", re.IGNORECASE
 _NOT_A_TARGET = re.compile(r"^(?:std|rank)_", re.IGNORECASE)
 
 
+# Timings (`fit_time`, `mean_score_time`, `fold_time`, `refit_time`, `epoch_seconds`): folded away in the sweep
+# table, so the parameters and scores are what fits on the screen.
+_TIMING = re.compile(r"(?:^|_)(?:time|seconds|duration)(?:$|_)", re.IGNORECASE)
+
+
+def is_timing(key: str) -> bool:
+    return bool(_TIMING.search(key))
+
+
 def default_goal(metric: str) -> str:
     """`min` for ranks, losses, errors and times; `max` for everything else (accuracy, f1, auc, scores)."""
     if _RANK.search(metric):
@@ -241,6 +250,85 @@ def sweep(tracker: Any, driver_id: int, metric: str | None = None, goal: str | N
     if is_ddp:
         rows.sort(key=lambda r: (r.rank, r.iteration.id))
     return Sweep(rows, parameter_keys, metric_keys, metric, goal, best)
+
+
+@dataclass
+class ExperimentRow:
+    """A top-level iteration on the experiment page: its chosen parameters and final metrics, and its
+    children's statuses when it is a sweep's driver."""
+
+    node: Node
+    parameters: dict[str, str]
+    metrics: dict[str, float]
+    best: tuple[str, float, Iteration] | None = None  # a driver's best child: (metric, value, child)
+
+
+@dataclass
+class ExperimentTable:
+    rows: list[ExperimentRow]
+    parameter_keys: list[str]  # shown
+    metric_keys: list[str]  # shown
+    all_parameter_keys: list[str]
+    all_metric_keys: list[str]
+
+
+# Columns the experiment page shows when none are chosen.
+DEFAULT_PARAMETER_COLUMNS = 4
+DEFAULT_METRIC_COLUMNS = 3
+
+
+def experiment_table(
+    tracker: Any, tree: list[Node], parameters: Sequence[str] = (), metrics: Sequence[str] = ()
+) -> ExperimentTable:
+    """The top-level iterations of an experiment with chosen parameters and final metrics (two batched
+    reads). Without a choice: the parameters that vary between rows (else the first few) and the score a
+    sweep would be ranked by, then a few more metrics, timings last."""
+    ids = [node.iteration.id for node in tree]
+    params = parameters_for(tracker, ids) if ids else {}
+    latest = tracker.get_latest_metrics(ids) if ids else {}
+    rows = [ExperimentRow(node, params.get(node.iteration.id, {}), latest.get(node.iteration.id, {})) for node in tree]
+    _best_children(tracker, rows)
+    all_params = sorted({k for row in rows for k in row.parameters})
+    all_metrics = sorted({k for row in rows for k in row.metrics})
+    chosen_params = [k for k in parameters if k in all_params]
+    if not chosen_params:
+        varying = [k for k in all_params if len({row.parameters.get(k) for row in rows}) > 1]
+        chosen_params = (varying or all_params)[:DEFAULT_PARAMETER_COLUMNS]
+    chosen_metrics = [k for k in metrics if k in all_metrics]
+    if not chosen_metrics:
+        first = default_metric(all_metrics)
+        rest = sorted((k for k in all_metrics if k != first and not _NOT_A_TARGET.search(k)), key=is_timing)
+        chosen_metrics = ([first] if first else []) + rest[: DEFAULT_METRIC_COLUMNS - (1 if first else 0)]
+    return ExperimentTable(rows, chosen_params, chosen_metrics, all_params, all_metrics)
+
+
+def _best_children(tracker: Any, rows: list[ExperimentRow]) -> None:
+    """Each driver's best child by the metric its sweep page would rank by (one batched read for all)."""
+    child_ids = [child.iteration.id for row in rows for child in row.node.children]
+    if not child_ids:
+        return
+    latest = tracker.get_latest_metrics(child_ids)
+    for row in rows:
+        children = [c.iteration for c in row.node.children]
+        metric = default_metric(sorted({k for c in children for k in latest.get(c.id, {})}))
+        if metric is None:
+            continue
+        goal = default_goal(metric)
+        # As the sweep page: SUCCEEDED children only, NaN never wins, ties go to the oldest.
+        scored = [
+            (latest[c.id][metric], c) for c in children
+            if c.status is IterationStatus.SUCCEEDED and metric in latest.get(c.id, {})
+            and not math.isnan(latest[c.id][metric])
+        ]
+        if scored:
+            sign = 1 if goal == "min" else -1
+            value, child = min(scored, key=lambda vc: (sign * vc[0], vc[1].id))
+            row.best = (metric, value, child)
+
+
+def single_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
+    """The metrics with one value (a score, a count): shown as numbers, since a one-dot chart says nothing."""
+    return {k: points[0][1] for k, points in series.items() if len(points) == 1}
 
 
 def metric_keys(tracker: Any, iteration_id: int) -> dict[str, float]:

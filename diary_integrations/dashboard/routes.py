@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -72,9 +72,16 @@ def breakable(name: str) -> Markup:
     return Markup(text)
 
 
+def label(iteration: Any) -> str:
+    """`#12 C=1.0 solver=lbfgs`: an iteration's id, then its name when it has one."""
+    return f"#{iteration.id} {iteration.name}" if getattr(iteration, "name", "") else f"#{iteration.id}"
+
+
 templates.filters.update(
-    breakable=breakable, fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph, cls=status_class,
+    label=label, breakable=breakable, fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph,
+    cls=status_class,
 )
+templates.tests.update(timing=data.is_timing)  # `keys|select("timing")`
 templates.globals.update(Status=IterationStatus)
 # Macros as a global rather than an `{% import %}`, so a page's live block renders on its own too.
 templates.globals.update(m=templates.get_template("_macros.html").module)
@@ -125,7 +132,12 @@ def home(request: Request) -> HTMLResponse:
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
-def experiment_page(request: Request, experiment_id: int) -> HTMLResponse:
+def experiment_page(
+    request: Request,
+    experiment_id: int,
+    param: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    metric: Annotated[list[str], Query()] = [],  # noqa: B006
+) -> HTMLResponse:
     tracker = _tracker(request)
     experiment = tracker.get_experiment(experiment_id)
     if experiment is None:
@@ -136,7 +148,8 @@ def experiment_page(request: Request, experiment_id: int) -> HTMLResponse:
     by_status = {s: sum(1 for it in iterations if it.status is s) for s in IterationStatus}
     return _render(
         request, "experiment.html", nav=nav, experiment=experiment, project=project, iterations=iterations,
-        by_status=by_status, tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id),
+        by_status=by_status, table=data.experiment_table(tracker, nav.tree, param, metric),
+        tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id),
         title=experiment.name,
     )
 
@@ -145,7 +158,8 @@ def _metric_charts(
     tracker: Any, iteration_id: int, keys: list[str], overlay: list[str], log_y: bool
 ) -> tuple[list[tuple[str, Any]], Any]:
     series = {k: data.series_for(tracker, [iteration_id], k, data.SERIES_POINTS)[iteration_id] for k in keys}
-    charts = [(k, line_chart([Series(k, series[k])], y_label=k, log_y=log_y)) for k in keys]
+    singles = data.single_values(series)
+    charts = [(k, line_chart([Series(k, series[k])], y_label=k, log_y=log_y)) for k in keys if k not in singles]
     overlaid = None
     chosen = [k for k in overlay if k in series]
     if len(chosen) >= 2:
@@ -169,8 +183,10 @@ def iteration_page(
     live = request.query_params.get("part") == "live"
     latest = data.metric_keys(tracker, iteration_id)
     charts, overlaid = _metric_charts(tracker, iteration_id, list(latest), overlay, log)
+    charted = {key for key, _ in charts}
     context: dict[str, Any] = dict(
         iteration=iteration, experiment=experiment, parents=parents, latest=latest, charts=charts,
+        singles={k: v for k, v in latest.items() if k not in charted},
         overlaid=overlaid, overlay=overlay, log=log,
         parameters=tracker.get_parameters(iteration_id),
         children=tracker.get_child_iterations(iteration_id),
@@ -183,7 +199,7 @@ def iteration_page(
             nav=data.navigation(tracker, experiment, iterations, iteration, open_ids),
             project=tracker.get_project(experiment.project_id) if experiment else None,
             environment=tracker.get_environment(iteration_id),
-            title=f"#{iteration.id} · {experiment.name if experiment else ''}",
+            title=f"{label(iteration)} · {experiment.name if experiment else ''}",
         )
     return _render(request, "iteration.html", **context)
 
@@ -194,6 +210,8 @@ def _overlay(tracker: Any, sweep: data.Sweep) -> Any:
     ids = [row.iteration.id for row in sweep.rows]
     per_series = max(data.OVERLAY_MIN_POINTS, min(data.SERIES_POINTS, data.OVERLAY_POINTS // len(ids)))
     series = data.series_for(tracker, ids, sweep.metric, per_series)
+    if all(len(points) <= 1 for points in series.values()):
+        return None  # one value per child (a cross-validated score): the parameter chart shows it already
     curves = [
         Series(
             _row_label(row), series.get(row.iteration.id, []), highlight=row.best,
@@ -206,7 +224,9 @@ def _overlay(tracker: Any, sweep: data.Sweep) -> Any:
 
 
 def _row_label(row: data.SweepRow) -> str:
-    return f"rank {row.rank} (#{row.iteration.id})" if row.rank is not None else f"#{row.iteration.id}"
+    if row.rank is not None:
+        return f"rank {row.rank} (#{row.iteration.id})"
+    return label(row.iteration)
 
 
 def _scatter(sweep: data.Sweep, x: str | None) -> Any:
@@ -234,12 +254,16 @@ def _rank_cards(tracker: Any, sweep: data.Sweep) -> list[tuple[data.SweepRow, An
 @router.get("/iterations/{iteration_id}/sweep", response_class=HTMLResponse)
 def sweep_page(
     request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None
-) -> HTMLResponse:
+) -> Response:
     tracker = _tracker(request)
     driver = tracker.get_iteration(iteration_id)
     if driver is None:
         return _not_found(request, "Iteration")
     sweep = data.sweep(tracker, iteration_id, metric, goal)
+    if not sweep.rows and driver.ended:
+        # A leaf is not a sweep: its own page, rather than a sweep page saying "No children yet". (A driver
+        # still RUNNING keeps its sweep page: its children are on their way.)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{PREFIX}/iterations/{iteration_id}", 307)
     if x not in sweep.parameter_keys:
         x = next((k for k in sweep.parameter_keys if k != "rank"), sweep.parameter_keys[0] if sweep.parameter_keys
                  else None)
@@ -257,7 +281,7 @@ def sweep_page(
         iterations = tracker.get_iterations(driver.experiment_id)
         context.update(
             nav=data.navigation(tracker, experiment, iterations, driver, {p.id for p in parents} | {driver.id}),
-            parents=parents, title=f"Sweep #{driver.id} · {experiment.name if experiment else ''}",
+            parents=parents, title=f"Sweep {label(driver)} · {experiment.name if experiment else ''}",
         )
     return _render(request, "sweep.html", **context)
 

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from .. import __version__
 from .auth import TokenService
 from .errors import install_error_handlers
+from .head import HeadAsGet
 from .idempotency import IdempotencyKeys
 from .responses import FastJSON
 from .routes import auth, data, iterations, projects, resources, tags, users
@@ -85,6 +86,7 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(IdempotencyKeys)
+    app.add_middleware(HeadAsGet)
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
     if not settings.enable_auth:

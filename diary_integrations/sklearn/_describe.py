@@ -47,6 +47,13 @@ def candidate_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): scalar(v) for k, v in params.items()}
 
 
+def parameters_name(params: Mapping[str, Any], fallback: str = "") -> str:
+    """A candidate's readable iteration name, from its parameters in key order: `C=1.0 solver=lbfgs`
+    (at most 250 characters; `fallback` when there are none)."""
+    name = " ".join(f"{k}={v}" for k, v in sorted(candidate_parameters(params).items()))
+    return (name[:249] + "…" if len(name) > 250 else name) or fallback
+
+
 def _space(prefix: str, space: Any) -> dict[str, Any]:
     """`grid.max_depth = "[2, 4, None]"`, or `grid[1].C` for a list of grids."""
     if isinstance(space, Mapping):

@@ -10,8 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connection import connect, resolve_uri
-from ..reporting import TrackingWarning  # noqa: F401 - re-exported by the package
+from ..connection import check_uri, connect, resolve_uri
+from ..reporting import (
+    TrackingWarning,  # noqa: F401 - re-exported by the package
+    announce,
+)
 from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
@@ -49,6 +52,7 @@ class Options:
                 raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
         if self.uri is not None and not isinstance(self.uri, (str, os.PathLike)):
             raise Unprocessable(f"uri must be a string or a path, got {type(self.uri).__name__}", field="uri")
+        check_uri(resolve_uri(None if self.uri is None else os.fspath(self.uri)))  # refused now, not at fit
         if self.parent_iteration_id is not None and (
             isinstance(self.parent_iteration_id, bool)
             or not isinstance(self.parent_iteration_id, int)
@@ -93,6 +97,7 @@ def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snap
     """A RUNNING iteration kept alive by the tracker's heartbeat thread until it is ended."""
     iteration_id = tracker.create_iteration(experiment, parent_iteration_id=parent, notes=notes, snapshot=snapshot).id
     Heartbeat.of(tracker).add(iteration_id)
+    announce(tracker, f"{notes or 'search'} #{iteration_id}")
     return iteration_id
 
 
@@ -220,7 +225,7 @@ def candidate_endings(
     if fold_children:
         folds = sorted(set(rec.fold_scores) | set(errors))
         grandchildren = start_many(tracker, experiment, parent=child,
-                                   children=[NewIteration(f"fold {f}", {"fold": f}) for f in folds])
+                                   children=[NewIteration(f"fold {f}", {"fold": f}, f"fold {f}") for f in folds])
         for fold, grandchild in zip(folds, grandchildren, strict=True):
             points = [(k, v, 0) for k, v in rec.fold_scores.get(fold, {}).items()]
             if fold in times:

@@ -31,7 +31,7 @@ from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import describe_failure, is_kill
 from ..tracker.records import IterationEnding, NewIteration
 from . import _transport
-from ._describe import candidate_parameters, search_parameters
+from ._describe import candidate_parameters, parameters_name, search_parameters
 from ._results import candidate_results, exception_line, search_summary
 from ._writer import (
     Options,
@@ -329,7 +329,8 @@ class DiaryCallback:
             parameters = None
             if run.grid is not None and it == 0 and cand < len(run.grid):
                 parameters = candidate_parameters(run.grid[cand])
-            specs.append(NewIteration(candidate_name(it, cand), parameters))
+            name = parameters_name(parameters or {}, fallback=candidate_name(it, cand))
+            specs.append(NewIteration(candidate_name(it, cand), parameters, name))
         ids = start_many(run.tracker, run.experiment_id, parent=run.driver_id, children=specs)
         for key, spec, child in zip(keys, specs, ids, strict=True):
             run.children[key] = child

@@ -16,7 +16,7 @@ from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import describe_failure
 from ..tracker.records import NewIteration
-from ._describe import estimator_parameters, search_parameters
+from ._describe import estimator_parameters, parameters_name, search_parameters
 from ._results import candidate_results, fit_failed_errors, search_summary
 from ._writer import (
     Options,
@@ -147,7 +147,9 @@ class _TrackedFit:
             if rec.row in keep:
                 kept.append((rec, errors))
         children = start_many(tracker, experiment, parent=driver, children=[
-            NewIteration(candidate_name(rec.halving_iter, rec.index_in_iter)) for rec, _ in kept])
+            NewIteration(candidate_name(rec.halving_iter, rec.index_in_iter), None,
+                         parameters_name(rec.parameters, candidate_name(rec.halving_iter, rec.index_in_iter)))
+            for rec, _ in kept])
         endings, rows = [], {}
         for child, (rec, errors) in zip(children, kept, strict=True):
             rows[child] = rec.row
@@ -277,7 +279,8 @@ def _write_folds(tracker: Any, experiment: int, driver: int, out: dict, groups: 
         failed += broken
         outcomes.append((values, broken))
     children = start_many(tracker, experiment, parent=driver,
-                          children=[NewIteration(f"fold {fold}", {"fold": fold}) for fold in range(n_folds)])
+                          children=[NewIteration(f"fold {fold}", {"fold": fold}, f"fold {fold}")
+                                    for fold in range(n_folds)])
     endings = [
         ending(child, IterationStatus.FAILED if broken else IterationStatus.SUCCEEDED,
                points=[(k, v, 0) for k, v in values.items()],

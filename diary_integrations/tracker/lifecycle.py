@@ -236,12 +236,14 @@ class IterationRun:
         notes: str = "",
         snapshot: bool | None = None,
         heartbeat_interval: float | None = None,
+        name: str = "",
     ) -> None:
         self.tracker = tracker
         self.experiment_id = experiment_id
         self.parent_iteration_id = parent_iteration_id
         self.notes = notes
         self.snapshot = snapshot
+        self.name = name
         self.heartbeat_interval = heartbeat_interval
         self.iteration: Iteration | None = None
 
@@ -251,6 +253,7 @@ class IterationRun:
             parent_iteration_id=self.parent_iteration_id,
             notes=self.notes,
             snapshot=self.snapshot,
+            **({"name": self.name} if self.name else {}),
         )
         self.iteration = self.tracker.get_iteration(iteration_id)
         Heartbeat.of(self.tracker, self.heartbeat_interval).add(iteration_id)

@@ -173,10 +173,11 @@ class Tracker(Protocol):
         notes: str = "",
         snapshot: bool | None = None,
         parameters: Mapping[str, Any] | None = None,
+        name: str = "",
     ) -> Created:
         """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
         for top-level iterations) stores the environment beside it; `parameters` are set in the same
-        transaction."""
+        transaction. `name` is a readable label (not unique; empty by default)."""
         ...
 
     def create_iterations(
@@ -266,6 +267,7 @@ class Tracker(Protocol):
         parent_iteration_id: int | None = None,
         notes: str = "",
         snapshot: bool | None = None,
+        name: str = "",
     ) -> IterationRun:
         """A context manager (and call form) that opens an iteration and finalises it truthfully."""
         ...

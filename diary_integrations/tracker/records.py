@@ -76,6 +76,7 @@ class Iteration:
     created_date: datetime
     end_date: datetime | None
     heartbeat_date: datetime
+    name: str = ""  # a readable label: given, or made by an integration (`C=1.0 solver=lbfgs`, `rank 1`)
 
     @property
     def ended(self) -> bool:
@@ -95,6 +96,7 @@ class NewIteration:
 
     notes: str = ""
     parameters: Mapping[str, Any] | None = None
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,9 @@ def from_dict(cls: type[R], data: dict[str, Any]) -> R:
         raw = data.get(f.name)
         hint = hints[f.name]
         if raw is None:
-            values[f.name] = None
+            # A field a server older than the record does not send takes its default (`name`).
+            absent = f.name not in data and f.default is not dataclasses.MISSING
+            values[f.name] = f.default if absent else None
         elif hint in (datetime, datetime | None):
             values[f.name] = datetime.fromisoformat(raw)
         elif hint is float:

@@ -103,6 +103,11 @@ class UserRow(Base):
 
 class ProjectRow(Base):
     __tablename__ = "project"
+    # Names are unique (migration 0003): integrations find a project by its name, so two of one name
+    # would make one of them unreachable.
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table (a rebuild drops
+    # the table, and its ON DELETE CASCADE would take every experiment with it).
+    __table_args__ = (Index("uq_project_name", "name", unique=True),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(250))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -123,7 +128,10 @@ class UserPermissionRow(Base):
 
 class ExperimentRow(Base):
     __tablename__ = "experiment"
-    __table_args__ = (CheckConstraint("status IN (1, 2, 3)", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN (1, 2, 3)", name="status"),
+        Index("uq_experiment_project_id_name", "project_id", "name", unique=True),  # as the project's name
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
     status: Mapped[int] = mapped_column(Integer)
@@ -153,6 +161,8 @@ class IterationRow(Base):
     created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    # A readable label (`C=1.0 solver=lbfgs`, `rank 1`); not unique. Last, as the Iteration record's field.
+    name: Mapped[str] = mapped_column(String(250), default="", server_default="")
 
 
 class IterationProcessRow(Base):

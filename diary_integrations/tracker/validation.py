@@ -179,6 +179,11 @@ def checked_new_iteration(item: Any) -> tuple[str, dict[str, str]]:
     return notes, {} if item.parameters is None else checked_parameters(item.parameters)
 
 
+def check_iteration_name(value: Any) -> str:
+    """An iteration's readable name: any text up to 250 characters, empty allowed (not unique)."""
+    return check_text(value, "name", max_length=MAX_NAME)
+
+
 def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise Unprocessable(f"limit must be a non-negative integer or None, got {limit!r}", field="limit")

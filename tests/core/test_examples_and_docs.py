@@ -27,12 +27,15 @@ def test_child_iterations_example(tmp_path):
     assert "the driver has 6 children" in out
     assert "best SUCCEEDED child" in out and "max_depth=6, accuracy=0.972" in out
     assert "survives with parent_iteration_id=None" in out
+    assert "diary ui sweep.db" in out  # it says how to look at what it left
     tracker = LocalTracker(db)
-    iterations = tracker.get_iterations(1)
-    assert len(iterations) == 6 and all(it.parent_iteration_id is None for it in iterations)
-    statuses = sorted(it.status.name for it in iterations)
+    (driver,) = [it for it in tracker.get_iterations(1) if it.parent_iteration_id is None]
+    assert driver.name == "grid over max_depth" and driver.status is IterationStatus.SUCCEEDED
+    children = tracker.get_child_iterations(driver.id)  # the sweep is left whole, to look at
+    assert [c.name for c in children] == [f"max_depth={d}" for d in (2, 3, 4, 5, 6, 12)]
+    statuses = sorted(it.status.name for it in children)
     assert statuses == ["FAILED"] + ["SUCCEEDED"] * 5
-    assert not any(it.status is IterationStatus.RUNNING for it in iterations)
+    assert not any(it.status is IterationStatus.RUNNING for it in tracker.get_iterations(1))
 
 
 @pytest.mark.parametrize("block", README_BLOCKS, ids=[f"block{n}" for n in range(len(README_BLOCKS))])

@@ -44,20 +44,22 @@ def test_empty_database_says_so(tmp_path):
 
 
 def test_experiment_tree_nests_children_under_their_driver(client, demo):
+    # The sidebar holds the tree; the page itself lists the top-level iterations (test_first_hour_pages).
     soup = page(client, f"/ui/experiments/{demo.experiment_id}")
-    tree = soup.select_one("main ul.iterations")
+    tree = soup.select_one(".sidebar ul.iterations")
     driver = tree.find("summary", attrs={"data-iteration": str(demo.sweep_id)}).parent
     assert driver.name == "details"  # collapsible
     nested = [int(row["data-iteration"]) for row in driver.find("ul").select(".row")]
     assert nested == sorted(demo.children.values())
     failed = tree.find(attrs={"data-iteration": str(demo.failed_id)})
     assert failed.select_one(".mark.failed").get_text() == "✗"
-    assert "MemoryError: max_depth=12 blew the heap" in failed.get_text()
     running = tree.find(attrs={"data-iteration": str(demo.running_id)})
     assert running.select_one(".mark.running").get_text() == "▶" and "running" in running.get_text()
     assert "just now" in running.get_text()
     # The driver's summary counts its children by status.
     assert "3✓" in driver.find("summary").get_text() and "1✗" in driver.find("summary").get_text()
+    row = soup.select_one(f"main table.experiment-table tr[data-iteration='{demo.running_id}']")
+    assert row.select_one(".mark.running").get_text() == "▶"
 
 
 def test_failed_iteration_shows_error_and_traceback(client, demo):
@@ -78,7 +80,8 @@ def test_iteration_page_charts_one_per_key_and_overlaid_on_request(client, demo)
     child = demo.children[2]
     soup = page(client, f"/ui/iterations/{child}")
     charts = {fig["data-key"]: fig for fig in soup.select(".charts figure.chart-box")}
-    assert sorted(charts) == ["accuracy", "loss"]
+    assert sorted(charts) == ["loss"]  # accuracy has one value: a number in a table, not a one-dot chart
+    assert [tr["data-key"] for tr in soup.select("table.single-metrics tr")] == ["accuracy"]
     assert drawn_points(charts["loss"].select_one("g.series")) == CURVE_STEPS
     assert int(charts["loss"].select_one("g.series")["data-points"]) == CURVE_STEPS
     assert soup.select_one("figure.overlay") is None
@@ -110,8 +113,8 @@ def test_sweep_table_best_row_and_failed_error(client, demo):
     best = soup.select("table.sweep tr.best")
     assert [int(r["data-iteration"]) for r in best] == [demo.best_id]
     headers = [th.get_text() for th in soup.select("table.sweep thead th")]
-    assert headers[:3] == ["#", "status", "duration"]
-    assert {"max_depth", "lr", "accuracy", "loss", "error"} <= set(headers)
+    assert headers[:3] == ["iteration", "status", "accuracy"]  # the score, then parameters; timings folded
+    assert {"max_depth", "lr", "accuracy", "loss", "error", "duration"} <= set(headers)
     failed = soup.find("tr", attrs={"data-iteration": str(demo.failed_id)})
     assert "failed" in failed["class"]
     assert failed.select_one(".error-cell").get_text() == "MemoryError: max_depth=12 blew the heap"
@@ -153,9 +156,11 @@ def test_sklearn_sweep_defaults_to_mean_test_score_and_ranks_rank_lowest(client,
     assert soup.select_one("select[name=metric] option[selected]").get_text() == "mean_test_score"
     assert soup.select_one("select[name=goal] option[selected]")["value"] == "max"
     assert soup.select_one("tr.best")["data-iteration"] == str(sk.candidates[1])  # 0.94
-    # The chosen metric's column comes right after the error column, before the parameters.
+    # The chosen metric's column comes right after the status, before the parameters; timings are folded.
     headers = [th.get_text() for th in soup.select("table.sweep thead th")]
-    assert headers[:5] == ["#", "status", "duration", "error", "mean_test_score"]
+    assert headers[:3] == ["iteration", "status", "mean_test_score"]
+    timing = [th.get_text() for th in soup.select("table.sweep thead th.timing")]
+    assert "duration" in timing and "fold_time" in timing and "mean_test_score" not in timing
     failed = soup.find("tr", attrs={"data-iteration": str(sk.failed_id)}).select_one(".error-cell")
     assert failed.select_one("details summary")["title"] == SKLEARN_ERROR
     rank = page(client, f"/ui/iterations/{sk.driver_id}/sweep?metric=rank_test_score")

@@ -39,6 +39,7 @@ def rank_children(tracker, driver_id: int) -> dict[int, object]:
     for child in tracker.get_child_iterations(driver_id):
         params = {p.key: p.value for p in tracker.get_parameters(child.id)}
         assert params["world_size"] == "2"
+        assert child.name == f"rank {params['rank']}"  # named for the dashboard and `diary tree`
         out[int(params["rank"])] = child
     return out
 
@@ -67,7 +68,7 @@ def test_ddp_example_gives_a_driver_and_a_child_per_rank(uri, tmp_path):
     assert [m.value for m in driver_loss] == [m.value for m in losses[0]]  # rank 0's metrics
     val = {r: [m.value for m in tracker.get_metrics(c.id, key="val_loss")] for r, c in children.items()}
     assert len(val[0]) == 2 and val[0] == val[1]  # sync_dist: identical on every rank
-    assert f"#{children[1].id} SUCCEEDED" in done.stdout
+    assert f"#{children[1].id} rank 1 SUCCEEDED" in done.stdout
 
 
 # Both logger modes in every launch (one Trainer, two loggers); each launcher once, on one tracker each

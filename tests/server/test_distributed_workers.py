@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from diary_integrations import IterationStatus, LocalTracker
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a whole example in a subprocess
 
 
 def test_distributed_workers_example(tmp_path):

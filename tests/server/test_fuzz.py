@@ -22,6 +22,7 @@ from diary_integrations import IterationStatus, RemoteTracker, TagTarget
 # Bounded so the whole pass takes about a minute on two cores; DIARY_FUZZ_EXAMPLES=500 DIARY_FUZZ_RANDOM=1
 # runs a longer, differently seeded search by hand.
 EXAMPLES_PER_OPERATION = int(os.environ.get("DIARY_FUZZ_EXAMPLES", "40"))
+pytestmark = pytest.mark.slow  # about a minute of generated requests
 DERANDOMIZE = not os.environ.get("DIARY_FUZZ_RANDOM")
 
 

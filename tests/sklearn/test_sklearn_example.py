@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from diary_integrations import IterationStatus, connect
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a whole example in a subprocess
 
 
 def test_sklearn_grid_search_example(tmp_path):
@@ -22,7 +25,8 @@ def test_sklearn_grid_search_example(tmp_path):
     assert "✗" in out and "FAILED" in out and "ValueError: The 'liblinear' solver" in out
     assert "best child: #" in out and "{'solver': 'lbfgs', 'C': '1.0'}" in out
     assert "sklearn says: {'C': 1.0, 'solver': 'lbfgs'}" in out
-    tracker = connect(f"sqlite:///{tmp_path / 'runs.db'}")
+    tracker = connect(tmp_path / "deardiary.db")  # the default place
+    assert "tracked in deardiary.db (to look: diary ui deardiary.db)" in done.stderr
     iterations = tracker.get_iterations(1)
     assert len(iterations) == 5
     assert sorted(it.status.name for it in iterations) == ["FAILED"] + ["SUCCEEDED"] * 4

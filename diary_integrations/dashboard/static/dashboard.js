@@ -75,6 +75,16 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-autosubmit] select").forEach((select) => {
     select.addEventListener("change", () => select.form.submit());
   });
+  // Timing columns of a sweep table: folded away until the toggle shows them (kept across live refreshes).
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-toggle-timing]");
+    if (!button) return;
+    const shown = document.documentElement.classList.toggle("show-timing");
+    document.querySelectorAll("[data-toggle-timing]").forEach((b) => {
+      b.setAttribute("aria-pressed", shown ? "true" : "false");
+      b.textContent = shown ? b.dataset.hide : b.dataset.show;
+    });
+  });
   // Scroll the sidebar to the open iteration.
   const current = document.querySelector(".sidebar .row.current");
   if (current) current.scrollIntoView({ block: "center" });

@@ -34,6 +34,7 @@ class Snapshot(BaseModel):
 
 class IterationCreate(BaseModel):
     notes: StrictStr = ""
+    name: StrictStr = Field("", description="a readable label, not unique")
     parameters: dict[str, ParameterValue] | None = Field(None, description="set in the same transaction")
     environment: Snapshot | None = Field(
         None, description="the environment captured by the client's process (the server never snapshots its own)"
@@ -61,6 +62,7 @@ class IterationEnd(BaseModel):
 
 class NewIterationBody(BaseModel):
     notes: StrictStr = ""
+    name: StrictStr = ""
     parameters: dict[str, ParameterValue] | None = None
 
 
@@ -110,7 +112,7 @@ def create_iteration(
     snapshot = None if body.environment is None else check_snapshot(body.environment.model_dump())
     new = tracker.create_iteration(
         experiment_id, parent_iteration_id=parent_iteration_id, notes=body.notes, snapshot=False,
-        parameters=body.parameters,
+        parameters=body.parameters, name=body.name,
     )
     if snapshot is not None:
         save_environment(tracker, new.id, snapshot)
@@ -125,7 +127,7 @@ def create_iterations(
     """Several RUNNING iterations in one transaction, all or nothing: 201 `{"iteration_ids": [...]}` in order."""
     authorize(tracker, me, "experiment", experiment_id, Action.CREATE)
     ids = tracker.create_iterations(
-        experiment_id, [NewIteration(item.notes, item.parameters) for item in body.iterations],
+        experiment_id, [NewIteration(item.notes, item.parameters, item.name) for item in body.iterations],
         parent_iteration_id=parent_iteration_id,
     )
     return FastJSON({"iteration_ids": ids}, status_code=201)

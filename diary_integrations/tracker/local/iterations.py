@@ -39,6 +39,7 @@ from ..validation import (
     check_datetime,
     check_enum,
     check_id,
+    check_iteration_name,
     check_optional_id,
     check_text,
     checked_batch,
@@ -69,13 +70,15 @@ class IterationsMixin(TrackerBase):
         notes: str = "",
         snapshot: bool | None = None,
         parameters: Mapping[str, Any] | None = None,
+        name: str = "",
     ) -> Created:
         """A RUNNING iteration. A parent must exist in the same experiment. `snapshot` (default: only
         for top-level iterations) stores the environment beside it; `parameters` are set in the same
-        transaction (a sweep's child is created with its configuration, all or nothing)."""
+        transaction (a sweep's child is created with its configuration, all or nothing). `name` is a
+        readable label (not unique)."""
         experiment_id = check_id(experiment_id, "experiment_id")
         parent_iteration_id = check_optional_id(parent_iteration_id, "parent_iteration_id")
-        spec = checked_new_iteration(NewIteration(notes, parameters))
+        spec = (*checked_new_iteration(NewIteration(notes, parameters)), check_iteration_name(name))
         if snapshot is None:
             snapshot = parent_iteration_id is None
         env = capture_environment() if check_bool(snapshot, "snapshot") else None
@@ -98,7 +101,7 @@ class IterationsMixin(TrackerBase):
         specs = []
         for n, item in enumerate(checked_batch(iterations, "iterations", NewIteration)):
             with batch_item("iterations", n):
-                specs.append(checked_new_iteration(item))
+                specs.append((*checked_new_iteration(item), check_iteration_name(item.name)))
         with self._write() as conn:
             _check_new_place(conn, experiment_id, parent_iteration_id)
             ids = _insert_iterations(conn, experiment_id, parent_iteration_id, specs) if specs else []
@@ -347,10 +350,11 @@ class IterationsMixin(TrackerBase):
         parent_iteration_id: int | None = None,
         notes: str = "",
         snapshot: bool | None = None,
+        name: str = "",
     ) -> IterationRun:
         """A context manager (and call form) that opens an iteration and finalises it truthfully."""
         return IterationRun(
-            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot
+            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
         )
 
 
@@ -496,9 +500,10 @@ def _check_new_place(conn: Connection, experiment_id: int, parent_iteration_id: 
 
 
 def _insert_iterations(
-    conn: Connection, experiment_id: int, parent_iteration_id: int | None, specs: list[tuple[str, dict[str, str]]]
+    conn: Connection, experiment_id: int, parent_iteration_id: int | None,
+    specs: list[tuple[str, dict[str, str], str]],
 ) -> list[int]:
-    """Insert RUNNING iterations (notes, parameter rows) and their parameters; their ids, in order."""
+    """Insert RUNNING iterations (notes, parameter rows, name) and their parameters; their ids, in order."""
     now = _now()
     ids = [
         insert_row(conn, t.iterations, {
@@ -511,13 +516,14 @@ def _insert_iterations(
             "created_date": now,
             "end_date": None,
             "heartbeat_date": now,
+            "name": name,
         })
-        for notes, _ in specs
+        for notes, _, name in specs
     ]
     # New iterations have no parameters yet: nothing to compare with, so a plain insert.
     rows = [
         {"iteration_id": new_id, "key": k, "value": v}
-        for new_id, (_, parameters) in zip(ids, specs, strict=True)
+        for new_id, (_, parameters, _) in zip(ids, specs, strict=True)
         for k, v in parameters.items()
     ]
     if rows:

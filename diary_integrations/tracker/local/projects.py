@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -9,10 +11,11 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from .. import schema as t
 from ..enums import ExperimentStatus, Result
-from ..errors import Unprocessable
+from ..errors import Conflict, Unprocessable
 from ..records import (
     Created,
     Experiment,
@@ -44,12 +47,13 @@ class ProjectsMixin(TrackerBase):
         """A project, owned by `user_id` (default: the `default` user), who gets every permission on it."""
         name = check_name(name)
         description = check_text(description, "description")
-        with self._write() as conn:
+        with _name_race("a project", name), self._write() as conn:
             if user_id is None:
                 owner = conn.execute(select(t.users.c.id).where(t.users.c.username == DEFAULT_USERNAME)).first()
                 owner_id = owner.id
             else:
                 owner_id = self._require(conn, t.users, check_id(user_id, "user_id"), "user_id").id
+            _check_free_project_name(conn, name)
             new_id = conn.execute(
                 insert(t.projects).values(name=name, description=description, created_date=_now())
             ).inserted_primary_key[0]
@@ -83,7 +87,7 @@ class ProjectsMixin(TrackerBase):
             return [_record(Project, r) for r in conn.execute(_paged(stmt, limit, offset))]
 
     def get_project_by_name(self, name: str) -> Project | None:
-        """The oldest project with this name (names are not unique, as in DearDiary)."""
+        """The project with this name (names are unique; the match is exact)."""
         name = check_name(name)
         with self._read() as conn:
             stmt = select(t.projects).where(t.projects.c.name == name).order_by(t.projects.c.id).limit(1)
@@ -96,8 +100,10 @@ class ProjectsMixin(TrackerBase):
             values["name"] = check_name(name)
         if description is not None:
             values["description"] = check_text(description, "description")
-        with self._write() as conn:
+        with _name_race("a project", values.get("name", "")), self._write() as conn:
             self._require(conn, t.projects, project_id, "project_id")
+            if "name" in values:
+                _check_free_project_name(conn, values["name"], project_id)
             if values:
                 update_row(conn, t.projects, project_id, values)
         return Result.UPDATED
@@ -117,8 +123,9 @@ class ProjectsMixin(TrackerBase):
             raise Unprocessable("status: a new experiment must be IN_PROGRESS", field="status")
         name = check_name(name)
         description = check_text(description, "description")
-        with self._write() as conn:
+        with _name_race("an experiment", name), self._write() as conn:
             self._require(conn, t.projects, project_id, "project_id")
+            _check_free_experiment_name(conn, project_id, name)
             new_id = conn.execute(
                 insert(t.experiments).values(
                     project_id=project_id, status=int(status), name=name, description=description,
@@ -171,8 +178,10 @@ class ProjectsMixin(TrackerBase):
             values["description"] = check_text(description, "description")
         if end_date is not _UNSET:
             values["end_date"] = None if end_date is None else check_datetime(end_date, "end_date")
-        with self._write() as conn:
-            self._require(conn, t.experiments, experiment_id, "experiment_id")
+        with _name_race("an experiment", values.get("name", "")), self._write() as conn:
+            row = self._require(conn, t.experiments, experiment_id, "experiment_id")
+            if "name" in values:
+                _check_free_experiment_name(conn, row.project_id, values["name"], experiment_id)
             if values:
                 update_row(conn, t.experiments, experiment_id, values)
         return Result.UPDATED
@@ -180,3 +189,34 @@ class ProjectsMixin(TrackerBase):
     def delete_experiment(self, experiment_id: int) -> bool:
         return self._delete(t.experiments, experiment_id, "experiment_id",
                             files=lambda experiment: t.resources.c.experiment_id == experiment)
+
+
+# Checked inside the writing transaction (SQLite's write lock serialises it); on PostgreSQL two concurrent
+# creators can both pass the check, and the unique index refuses the second: `_name_race` makes that the
+# same Conflict.
+def _check_free_project_name(conn: Any, name: str, own_id: int | None = None) -> None:
+    found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).first()
+    if found is not None and found.id != own_id:
+        raise Conflict(f"name: a project named {name!r} already exists (#{found.id})", field="name")
+
+
+def _check_free_experiment_name(conn: Any, project_id: int, name: str, own_id: int | None = None) -> None:
+    e = t.experiments
+    found = conn.execute(select(e.c.id).where(e.c.project_id == project_id, e.c.name == name)).first()
+    if found is not None and found.id != own_id:
+        raise Conflict(
+            f"name: project {project_id} already has an experiment named {name!r} (#{found.id})", field="name"
+        )
+
+
+@contextmanager
+def _name_race(what: str, name: str) -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        text = str(exc.orig)
+        if "uq_project_name" not in text and "uq_experiment_project_id_name" not in text and (
+            "UNIQUE constraint failed" not in text or ".name" not in text
+        ):
+            raise
+        raise Conflict(f"name: {what} named {name!r} already exists", field="name") from None
