@@ -381,3 +381,70 @@ def test_login_flood_keeps_memory_and_health(database):
         assert statuses.get(500, 0) == 0
     finally:
         live.stop()
+
+
+def test_dashboard_login_and_per_project_reads_in_chromium(server, admin):
+    """Log in on the login page, open a sweep of a readable project; a user without read permission on
+    that project is refused the same pages (they look missing) and never sees it in the sidebar."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from dashboard.seed import seed
+
+    live, db_url = server
+    local = LocalTracker(db_url)
+    demo = seed(local)
+    hidden, _ = local.create_project(f"Other team {uuid.uuid4().hex[:4]}")
+    local.close()
+    kim_id, _ = admin.create_user("kim", "kim-pw")
+    admin.create_user_permission(kim_id, demo.project_id)  # read only
+    admin.create_user("lee", "lee-pw")  # no permission at all
+    sweep = f"{live.url}/ui/iterations/{demo.sweep_id}/sweep"
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            kim = browser.new_context()
+            page = kim.new_page()
+            page.goto(sweep)
+            assert "/ui/login" in page.url
+            page.fill("input[name=username]", "kim")
+            page.fill("input[name=password]", "kim-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url(sweep)
+            assert page.locator("table.sweep tr.best").get_attribute("data-iteration") == str(demo.best_id)
+            sidebar = page.locator(".sidebar").inner_text()
+            assert "Fraud detection" in sidebar and "Other team" not in sidebar and "kim" in sidebar
+            page.screenshot(path=str(artifacts / "login-sweep.png"), full_page=True)
+            cookie = next(c for c in kim.cookies() if c["name"] == "diary_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]  # http here
+            assert page.goto(f"{live.url}/ui/").status == 200
+            page.click("text=Log out")
+            page.wait_for_url(f"{live.url}/ui/login")
+            page.goto(sweep)
+            assert "/ui/login" in page.url  # the session is gone
+
+            lee = browser.new_context()
+            page = lee.new_page()
+            page.goto(f"{live.url}/ui/login")
+            page.fill("input[name=username]", "lee")
+            page.fill("input[name=password]", "wrong")
+            page.click("button[type=submit]")
+            assert "Wrong username or password" in page.content()
+            page.fill("input[name=username]", "lee")
+            page.fill("input[name=password]", "lee-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live.url}/ui/")
+            assert "Fraud detection" not in page.content()
+            for path in (f"/ui/iterations/{demo.sweep_id}/sweep", f"/ui/experiments/{demo.experiment_id}",
+                         f"/ui/iterations/{demo.best_id}"):
+                answer = page.goto(live.url + path)
+                assert answer.status == 404 and "Fraud detection" not in page.content(), path
+            series = page.goto(f"{live.url}/ui/api/iterations/{demo.best_id}/series?key=loss")
+            assert series.status == 404
+            page.screenshot(path=str(artifacts / "login-refused.png"), full_page=True)
+        finally:
+            browser.close()
+    # Without a session cookie the JSON endpoint answers 401, not a page.
+    assert httpx.get(f"{live.url}/ui/api/iterations/{demo.best_id}/series?key=loss").status_code == 401
+    assert hidden  # made only to be hidden
