@@ -23,7 +23,6 @@ from .settings import ServerSettings
 from .throttle import LoginThrottle, counter_for
 
 
-
 def create_app(config: ServerSettings | Any = None) -> FastAPI:
     """The tracking server's app. Give it settings (default: from `DIARY_*` and `.env`), or a tracker to
     serve as it is (a LocalTracker; the app then leaves closing it to you)."""

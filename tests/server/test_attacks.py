@@ -235,10 +235,10 @@ def test_cross_origin_preflight_refused_by_default(server):
 
 def test_server_errors_carry_no_paths(server, admin):
     """A 500's message names no file or directory of the server (the log has the details)."""
-    from diary_integrations.server.errors import install_error_handlers  # noqa: F401 - the handler tested
-
     import fastapi
     from fastapi.testclient import TestClient
+
+    from diary_integrations.server.errors import install_error_handlers  # noqa: F401 - the handler tested
 
     app = fastapi.FastAPI()
     from diary_integrations.server.errors import install_error_handlers as install

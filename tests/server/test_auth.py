@@ -115,7 +115,8 @@ def test_bad_tokens_are_401(server, world):
         "TOKEN_MISSING": None,
         "TOKEN_INVALID": ["Bearer garbage", "Bearer a.b.c", f"Basic {good}", "Bearer",
                           f"Bearer {header}.{admin_payload}.{signature}",  # tampered: claims to be the admin
-                          f"Bearer {_forge({'sub': 'ada', 'id': world['ada'], 'gen': 0, 'exp': now + 60}, OTHER_SECRET)}"],
+                          "Bearer " + _forge({"sub": "ada", "id": world["ada"], "gen": 0, "exp": now + 60},
+                                             OTHER_SECRET)],
         "TOKEN_EXPIRED": [f"Bearer {_forge({'sub': 'ada', 'id': world['ada'], 'gen': 0, 'exp': now - 10})}"],
         "TOKEN_PAYLOAD_INVALID": [f"Bearer {_forge({'sub': 'ada', 'gen': 0, 'exp': now + 60})}",
                                   f"Bearer {_forge({'sub': 'ada', 'id': 'one', 'gen': 0, 'exp': now + 60})}"],

@@ -12,7 +12,7 @@ from ..auth import require_admin
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..errors import ApiError
 from ..idempotency import idempotent
-from ..permissions import Action, authorize, check_project
+from ..permissions import Action, authorize
 from ..responses import MAX_INT64, FastJSON, created, deleted, error, one, page, updated
 
 router = APIRouter()

@@ -40,7 +40,6 @@ from .base import (
     _user,
 )
 
-
 _DUMMY: list[str] = []
 
 
