@@ -310,7 +310,8 @@ class RemoteTracker:
             for attempt in range(2):
                 response = self._send(method, path, keyed=key is not None, params=params,
                                       headers={**headers, **self._auth_header(attempt > 0)}, **kwargs)
-                expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
+                # An expired or revoked token (logout-all elsewhere) is renewed with the password, if held.
+                expired = response.status_code == 401 and self._code(response) in ("TOKEN_EXPIRED", "TOKEN_REVOKED")
                 if not (expired and self.password is not None and attempt == 0):
                     break
             if response.status_code == 404 and missing is not _UNSET:

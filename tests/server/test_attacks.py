@@ -458,3 +458,18 @@ def test_dashboard_login_and_per_project_reads_in_chromium(server, admin):
     # Without a session cookie the JSON endpoint answers 401, not a page.
     assert httpx.get(f"{live.url}/ui/api/iterations/{demo.best_id}/series?key=loss").status_code == 401
     assert hidden  # made only to be hidden
+
+
+def test_client_with_the_password_survives_logout_all_but_not_a_password_change(server, admin):
+    live = server[0]
+    mia_id, _ = admin.create_user("mia", "mia-pw")
+    job = RemoteTracker(live.url, username="mia", password="mia-pw")
+    assert job.whoami().username == "mia"
+    httpx.post(f"{live.url}/auth/logout-all", headers=bearer(job.token))
+    assert job.whoami().username == "mia"  # logged in again with the password it holds
+    admin.update_user(mia_id, password="mia-pw-2")
+    from diary_integrations import AuthError
+
+    with pytest.raises(AuthError):
+        job.whoami()
+    job.close()
