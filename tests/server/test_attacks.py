@@ -227,6 +227,12 @@ def test_tags_are_read_through_their_projects(server, admin):
     assert "visible-tag" in values and "secret-tag" not in values
     assert httpx.get(f"{live.url}/tag/by-value", params={"value": "secret-tag"},
                      headers=bearer(token)).status_code == 404
+    secret_id = admin.get_tag("secret-tag").id
+    assert httpx.get(f"{live.url}/tag/{secret_id}", headers=bearer(token)).status_code == 404
+    # Creating a bare tag would answer 409 for a value used elsewhere: it is an administrator's call.
+    assert httpx.post(f"{live.url}/tag/", json={"value": "secret-tag"}, headers=bearer(token)).status_code == 403
+    assert httpx.post(f"{live.url}/tag/project/{mine}", json={"value": "mine-too"},
+                      headers=bearer(token)).status_code == 403  # read permission only
 
 
 def test_cross_origin_preflight_refused_by_default(server):

@@ -80,6 +80,9 @@ def tag_by_value(tracker: Tracker, me: Me, value: Value) -> Any:
 @router.post("/tag/", status_code=201)
 @idempotent
 def create_tag(body: TagBody, tracker: Tracker, me: Me) -> FastJSON:
+    # Admin-only, as renaming and deleting are: its 409 would tell anyone which values exist elsewhere.
+    # Everyone else gets new tags by attaching them (POST /tag/{target}/{id}, create permission there).
+    require_admin(me)
     return created("tag", tracker.create_tag(body.value).id)
 
 
