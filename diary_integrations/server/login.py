@@ -16,6 +16,7 @@ import anyio
 from fastapi import Request
 
 from ..tracker.records import User
+from ..tracker.validation import MAX_PASSWORD, MAX_USERNAME
 from .errors import ApiError
 
 
@@ -44,6 +45,10 @@ async def check_login(request: Request, username: str, password: str) -> tuple[U
     if wait:
         raise ApiError(429, "TOO_MANY_LOGINS", f"Too many failed logins; try again in {wait} s",
                        headers={"Retry-After": str(wait)})
+    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+        # No account can have such credentials: a failure, without spending a hash on a huge input.
+        await gate.run(state.login_throttle.failed, username, address)
+        raise ApiError(401, "INVALID_CREDENTIALS", "Invalid username or password")
     try:
         await asyncio.wait_for(gate.slots.acquire(), timeout=gate.queue_seconds)
     except (asyncio.TimeoutError, TimeoutError):
