@@ -7,6 +7,7 @@
     diary ui [DATABASE] [--host H] [--port 9001]           the read-only web dashboard
     diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
     diary sync [--uri URL] [--dry-run]                     send the local journal of writes a server missed
+    diary user list|add|passwd|remove|grant ...            accounts and project permissions (administrators)
 """
 
 from __future__ import annotations
@@ -213,6 +214,70 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The new password: $DIARY_NEW_PASSWORD, else asked twice on a terminal, else one line of stdin."""
+    given = os.environ.get("DIARY_NEW_PASSWORD")
+    if given:
+        return given
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(f"new password for {args.username_arg}: ")
+        if first != getpass.getpass("again: "):
+            raise CommandError("the two passwords differ")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CommandError("no password given (type it, pipe it in, or set $DIARY_NEW_PASSWORD)")
+    return password
+
+
+def _found_user(tracker, username: str):  # type: ignore[no-untyped-def]
+    user = tracker.get_user(username)
+    if user is None:
+        raise CommandError(f"no user {username!r}")
+    return user
+
+
+def _user(args: argparse.Namespace) -> int:
+    tracker = _tracker(args)
+    action = args.action
+    if action == "list":
+        for user in tracker.get_users():
+            print(f"{user.id}\t{user.username}\t{'admin' if user.is_admin else '-'}\t"
+                  f"{' '.join(p for p in (user.first_name, user.last_name) if p)}")
+        return 0
+    if action == "add":
+        password = _new_password(args)
+        new_id, _ = tracker.create_user(args.username_arg, password, first_name=args.first_name,
+                                        last_name=args.last_name, is_admin=args.admin)
+        print(f"user {args.username_arg!r} created (id {new_id}{', administrator' if args.admin else ''})")
+        return 0
+    user = _found_user(tracker, args.username_arg)
+    if action == "passwd":
+        tracker.update_user(user.id, password=_new_password(args))
+        print(f"password of {user.username!r} changed; their older tokens and sessions no longer work")
+    elif action == "remove":
+        tracker.delete_user(user.id)
+        print(f"user {user.username!r} removed")
+    elif action == "grant":
+        project = tracker.get_project(int(args.project)) if args.project.isdigit() else None
+        if project is None:
+            project = tracker.get_project_by_name(args.project)
+        if project is None:
+            raise CommandError(f"no project {args.project!r}")
+        flags = {"create": args.create, "read": not args.no_read, "update": args.update, "delete": args.delete}
+        existing = tracker.get_user_permission(user.id, project.id)
+        if existing is None:
+            tracker.create_user_permission(user.id, project.id, **flags)
+        else:
+            tracker.update_user_permission(existing.id, **flags)
+        shown = ", ".join(k for k, v in flags.items() if v) or "nothing"
+        print(f"{user.username!r} may now {shown} on project {project.id} ({project.name!r})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
     parser.add_argument("--version", action="version", version=f"diary-integrations {_version()}")
@@ -265,6 +330,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_uri(sync)
     sync.add_argument("--token", default=os.environ.get("DIARY_TOKEN"), help="bearer token (default: $DIARY_TOKEN)")
     sync.set_defaults(run=_sync)
+
+    user = commands.add_parser(
+        "user", help="manage accounts and project permissions (on a database file, or a server as an admin)",
+        description="New passwords come from $DIARY_NEW_PASSWORD, a prompt, or one line of stdin, never "
+                    "from the command line. On a database file this works while the server is stopped, e.g. "
+                    "`diary user passwd default --uri deardiary.db` before the first start with auth on.",
+    )
+    actions = user.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every user: id, username, admin flag, name")
+    _add_uri(listing)
+    add = actions.add_parser("add", help="create a user")
+    add.add_argument("username_arg", metavar="USERNAME")
+    add.add_argument("--admin", action="store_true", help="an administrator")
+    add.add_argument("--first-name", default="")
+    add.add_argument("--last-name", default="")
+    _add_uri(add)
+    passwd = actions.add_parser("passwd", help="set a user's password (ends their tokens and sessions)")
+    passwd.add_argument("username_arg", metavar="USERNAME")
+    _add_uri(passwd)
+    remove = actions.add_parser("remove", help="delete a user")
+    remove.add_argument("username_arg", metavar="USERNAME")
+    _add_uri(remove)
+    grant = actions.add_parser("grant", help="set a user's permissions on a project (read unless --no-read)")
+    grant.add_argument("username_arg", metavar="USERNAME")
+    grant.add_argument("project", metavar="PROJECT", help="project id or name")
+    for flag in ("create", "update", "delete"):
+        grant.add_argument(f"--{flag}", action="store_true", help=f"also {flag}")
+    grant.add_argument("--no-read", action="store_true", help="take read permission away")
+    _add_uri(grant)
+    user.set_defaults(run=_user)
     return parser
 
 

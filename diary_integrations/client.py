@@ -94,6 +94,10 @@ METRIC_PAGE_SIZE = 10_000
 # are sent in chunks.
 MAX_BATCH_IDS = 1000
 MAX_SERIES_BUDGET = 1_000_000
+# A server refuses bodies over its DIARY_MAX_REQUEST_BYTES (at least 1 MiB, 32 MiB by default; /health
+# says which). Batch writes larger than this are cut into parts that fit, so none is ever refused; a body
+# of at most this size needs no look-up.
+SMALL_BODY_BYTES = 1024 * 1024
 _MAX_ID = 2**63 - 1
 
 
@@ -205,6 +209,7 @@ class RemoteTracker:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._login_lock = threading.Lock()  # one login at a time, while other threads keep the pool
+        self._body_budget: int | None = None
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -320,7 +325,8 @@ class RemoteTracker:
             for attempt in range(2):
                 response = self._send(method, path, keyed=key is not None, params=params, retries=retries,
                                       headers={**headers, **self._auth_header(attempt > 0)}, **kwargs)
-                expired = response.status_code == 401 and self._code(response) == "TOKEN_EXPIRED"
+                # An expired or revoked token (logout-all elsewhere) is renewed with the password, if held.
+                expired = response.status_code == 401 and self._code(response) in ("TOKEN_EXPIRED", "TOKEN_REVOKED")
                 if not (expired and self.password is not None and attempt == 0):
                     break
             if response.status_code == 404 and missing is not _UNSET:
@@ -334,6 +340,51 @@ class RemoteTracker:
         if response.headers.get("content-type", "").startswith("application/json"):
             return orjson.loads(response.content)
         return response.content
+
+    def body_budget(self) -> int:
+        """The most JSON bytes one request of this client carries: the server's limit, less a margin."""
+        if self._body_budget is None:
+            limit = 32 * 1024 * 1024
+            try:
+                answer = self._send("GET", "/health")
+                if answer.status_code == 200:
+                    limit = int(answer.json().get("max_request_bytes", limit))
+            except (TransportError, ValueError):
+                pass
+            self._body_budget = max(SMALL_BODY_BYTES, limit - 64 * 1024)
+        return self._body_budget
+
+    def _call_in_parts(
+        self, method: str, path: str, field: str, items: list[Any], *, extra: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """A batch write as one request if it fits the server's body limit, else as several requests of
+        consecutive items, each within it (each part is then its own transaction). A key given with
+        `using_key` becomes `<key>.<part>` per part, so a replay repeats every part once."""
+        extra = extra or {}
+        body = {**extra, field: items}
+        encoded = len(orjson.dumps(body))
+        if encoded <= SMALL_BODY_BYTES or encoded <= self.body_budget():
+            return [self._call(method, path, body=body, params=params)]
+        budget = self.body_budget() - len(orjson.dumps({**extra, field: []}))
+        parts: list[list[Any]] = [[]]
+        size = 0
+        for item in items:
+            n = len(orjson.dumps(item)) + 1
+            if parts[-1] and size + n > budget:
+                parts.append([])
+                size = 0
+            parts[-1].append(item)
+            size += n
+        given = current_key()
+        answers = []
+        for number, part in enumerate(parts):
+            if given is None:
+                answers.append(self._call(method, path, body={**extra, field: part}, params=params))
+                continue
+            with using_key(f"{given[:90]}.{number}"):
+                answers.append(self._call(method, path, body={**extra, field: part}, params=params))
+        return answers
 
     def replay(self, write: PendingWrite, *, retries: int | None = None, timeout: float | None = None) -> Any:
         """Send a write again exactly as it first went (same idempotency key): the server applies it
@@ -624,9 +675,9 @@ class RemoteTracker:
             with batch_item("iterations", n):
                 notes, parameters = checked_new_iteration(item)
                 body.append({"notes": notes, "parameters": parameters, "name": check_iteration_name(item.name)})
-        data = self._call("POST", f"/iteration/experiment/{experiment_id}/batch", body={"iterations": body},
-                          params=params)
-        return [int(i) for i in data["iteration_ids"]]
+        answers = self._call_in_parts("POST", f"/iteration/experiment/{experiment_id}/batch", "iterations", body,
+                                      params=params)
+        return [int(i) for data in answers for i in data["iteration_ids"]]
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
         return self._one(Iteration, _id_path("/iteration/{}", iteration_id, "iteration_id"))
@@ -681,7 +732,7 @@ class RemoteTracker:
                 body.append(_ending_body(item))
         if not body:
             return 0
-        return int(self._call("POST", "/iteration/end", body={"endings": body})["count"])
+        return sum(int(data["count"]) for data in self._call_in_parts("POST", "/iteration/end", "endings", body))
 
     def delete_iteration(self, iteration_id: int) -> bool:
         """Deletes the iteration and its data; its children stay, as top-level iterations."""
@@ -788,12 +839,14 @@ class RemoteTracker:
 
     def log_metric_points(self, iteration_id: int, points: Iterable[Sequence[Any]]) -> int:
         """The bulk path: `(key, value, step)` or `(key, value, step, recorded_at)` tuples, any number of
-        steps, written in one transaction on the server. Returns how many were written."""
+        steps, written in one transaction on the server (points beyond the server's request-size limit
+        go in several requests, one transaction each). Returns how many were written."""
         iteration_id = check_id(iteration_id, "iteration_id")
         rows = _point_rows(points)
         if not rows:
             return 0
-        return int(self._call("POST", f"/metric/iteration/{iteration_id}/batch", body={"points": rows})["count"])
+        answers = self._call_in_parts("POST", f"/metric/iteration/{iteration_id}/batch", "points", rows)
+        return sum(int(data["count"]) for data in answers)
 
     def get_metric(self, metric_id: int) -> Metric | None:
         return self._one(Metric, _id_path("/metric/{}", metric_id, "metric_id"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from ..tracker.enums import IterationStatus, TagTarget
 from ..tracker.errors import DiaryError
 from ..tracker.records import encode_float
 from . import data
+from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
 
@@ -43,15 +45,33 @@ class _PageRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.response_class is not HTMLResponse:  # the JSON endpoint keeps its JSON 422
-            return handler
+
+            async def json_handler(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except LoginRequired:
+                    return JSONResponse({"code": "LOGIN_REQUIRED", "message": "log in to the dashboard"}, 401)
+
+            return json_handler
 
         async def page_handler(request: Request) -> Response:
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                return _invalid(request, exc)
+                try:
+                    return _invalid(request, exc)
+                except LoginRequired:
+                    return _to_login(request)
+            except LoginRequired:
+                return _to_login(request)
 
         return page_handler
+
+
+def _to_login(request: Request) -> Response:
+    base = request.scope.get("root_path", "") + PREFIX
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{base}/login?{urlencode({'next': here})}", status_code=303)
 
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=_PageRoute)
@@ -88,12 +108,13 @@ templates.globals.update(m=templates.get_template("_macros.html").module)
 
 
 def _tracker(request: Request) -> Any:
-    return request.app.state.tracker
+    """What this request may read: the whole tracker, or with auth on the logged-in user's projects."""
+    return tracker_for(request)
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     base = request.scope.get("root_path", "") + PREFIX
-    context.update(ui=base, now=datetime.now(timezone.utc))
+    context.update(ui=base, now=datetime.now(timezone.utc), viewer=getattr(request.state, "viewer", None))
     template = templates.get_template(name)
     if request.query_params.get("part") == "live" and "live" in template.blocks:
         html = "".join(template.blocks["live"](template.new_context(context)))
@@ -303,3 +324,65 @@ def series_json(
         "steps": [s for s, _ in points],
         "values": [encode_float(v) for _, v in points],
     })
+
+
+# -- login (only with auth on; `diary ui` over a file has no login) --------------------------------------
+
+
+def _safe_next(target: str | None, base: str) -> str:
+    """Where to go after logging in: a dashboard page of this server, never another site."""
+    if target and target.startswith(base + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return base + "/"
+
+
+def _login_page(request: Request, target: str, message: str = "", status_code: int = 200) -> HTMLResponse:
+    base = request.scope.get("root_path", "") + PREFIX
+    html = templates.get_template("login.html").render(ui=base, next=target, message=message)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query's name
+    base = request.scope.get("root_path", "") + PREFIX
+    if not auth_enabled(request):
+        return RedirectResponse(base + "/", status_code=303)
+    return _login_page(request, _safe_next(next, base))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    """The form's username and password, checked as `POST /auth` checks them (same rate limits)."""
+    from ..server.errors import ApiError
+    from ..server.login import check_login
+
+    base = request.scope.get("root_path", "") + PREFIX
+    if not auth_enabled(request):
+        return RedirectResponse(base + "/", status_code=303)
+    form = await request.form(max_files=0, max_fields=10)
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "")), base)
+    try:
+        user, generation = await check_login(request, username, password)
+    except ApiError as exc:
+        message = "Wrong username or password." if exc.http_status == 401 else exc.message
+        page = _login_page(request, target, message, status_code=exc.http_status)
+        page.headers.update(exc.headers)
+        return page
+    answer = request.app.state.tokens.issue(user, generation)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, answer["access_token"], max_age=request.app.state.settings.token_ttl_seconds, path=base or "/",
+        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+def logout(request: Request) -> Response:
+    """Forget this browser's session (`POST /auth/logout-all` ends every session and token)."""
+    base = request.scope.get("root_path", "") + PREFIX
+    response = RedirectResponse(base + "/login", status_code=303)
+    response.delete_cookie(COOKIE, path=base or "/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response

@@ -12,27 +12,24 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
 
 from .. import __version__
+from ..tracker.local import DEFAULT_PASSWORD, DEFAULT_USERNAME
+from ..tracker.local.users import _dummy_hash as dummy_hash
 from .auth import TokenService
 from .errors import install_error_handlers
 from .head import HeadAsGet
 from .idempotency import IdempotencyKeys
+from .limits import BodyLimit
+from .login import LoginGate
 from .responses import FastJSON
 from .routes import auth, data, iterations, projects, resources, tags, users
 from .settings import ServerSettings
+from .throttle import LoginThrottle, counter_for
 
 log = logging.getLogger("diary_integrations.server")
 # Idempotency keys older than a day are pruned this often.
 PRUNE_EVERY_SECONDS = 3600.0
-
-DASHBOARD_OFF = (
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>diary: dashboard off</title></head>"
-    "<body><h1>The dashboard is off while auth is enabled</h1><p>It has no login yet, so a server with "
-    "<code>DIARY_ENABLE_AUTH</code> on does not serve it. Run <code>diary ui DATABASE</code> where the "
-    "database is to browse it.</p></body></html>"
-)
 
 
 def create_app(config: ServerSettings | Any = None) -> FastAPI:
@@ -51,6 +48,8 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         settings = ServerSettings()
         settings.check()
         tracker, owned = config, False
+    if settings.enable_auth:
+        check_admin_password(tracker, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,34 +73,52 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = TokenService(settings.jwt_secret, settings.token_ttl_seconds)
+    app.state.login_throttle = LoginThrottle(settings, counter_for(app))
+    app.state.login_gate = LoginGate(settings)
+    dummy_hash()  # made now, so the first login of an unknown user takes no longer than any other
     set_tracker(app, tracker)
     install_error_handlers(app)
-    origins = settings.cors_origins
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_credentials="*" not in origins,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-        max_age=600,
-    )
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, server=app)  # sizes and tokens are checked before any body is read
+    origins = settings.cors_origins
+    if origins:  # no CORS at all unless DIARY_CORS_ORIGINS names origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials="*" not in origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
-    if not settings.enable_auth:
-        # The read-only dashboard at /ui/ (and / redirecting there) reads as the server's own tracker,
-        # without a login, so it is served only where the API is open to everyone anyway.
-        from ..dashboard import mount_dashboard
+    # The read-only dashboard at /ui/ (and / redirecting there): open with auth off, behind a login page
+    # and the API's per-project read rules with auth on (dashboard/access.py).
+    from ..dashboard import mount_dashboard
 
-        mount_dashboard(app)
-    else:
-        # Say why there is no dashboard rather than the API's bare NOT_FOUND, which reads like a broken install.
-        @app.get("/ui/{rest:path}", include_in_schema=False)
-        def dashboard_off(rest: str) -> HTMLResponse:
-            return HTMLResponse(DASHBOARD_OFF, status_code=404)
-
+    mount_dashboard(app)
     return app
+
+
+def check_admin_password(tracker: Any, settings: ServerSettings) -> None:
+    """With auth on, `default` must not keep the password `default`: DIARY_ADMIN_PASSWORD sets its
+    password at start-up; without it, a server whose `default` still has the default password refuses
+    to start (anyone could log in as the administrator)."""
+    wanted = settings.admin_password
+    if wanted is not None:
+        if wanted == DEFAULT_PASSWORD:
+            raise ValueError("DIARY_ADMIN_PASSWORD must not be the default password 'default'")
+        admin = tracker.get_user(DEFAULT_USERNAME)
+        if admin is not None and tracker.authenticate(DEFAULT_USERNAME, wanted) is None:
+            tracker.update_user(admin.id, password=wanted)  # also ends the tokens issued for the old one
+        return
+    if tracker.has_default_password():
+        raise ValueError(
+            "DIARY_ENABLE_AUTH is on but the administrator 'default' still has the password 'default'; "
+            "set DIARY_ADMIN_PASSWORD (it sets that password at start-up) or change it with "
+            "`diary user passwd default --uri DATABASE`"
+        )
 
 
 def set_tracker(app: FastAPI, tracker: Any) -> None:

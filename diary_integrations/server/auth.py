@@ -1,4 +1,10 @@
-"""Bearer JWTs (HS256, 24 h) and who is asking. With auth off every request acts as `default`."""
+"""Bearer JWTs (HS256, 24 h) and who is asking. With auth off every request acts as `default`.
+
+A token names its user by id and carries the user's token generation (`gen`) at issue; every request
+compares it with the stored one, so a password change, a deletion or `POST /auth/logout-all` (which bump
+or remove it) ends every older token at once. Ids are never reused, so a deleted user's token cannot
+come to name someone else.
+"""
 
 from __future__ import annotations
 
@@ -19,24 +25,28 @@ class TokenService:
     secret: str
     ttl_seconds: int
 
-    def issue(self, user: User) -> dict[str, Any]:
+    def issue(self, user: User, generation: int) -> dict[str, Any]:
         """The login answer: the token, when it expires (unix seconds) and who it is for."""
         now = int(time.time())
         expires_at = now + self.ttl_seconds
-        claims = {"sub": user.username, "id": user.id, "iat": now, "exp": expires_at}
+        claims = {"sub": user.username, "id": user.id, "gen": generation, "iat": now, "exp": expires_at}
         token = jwt.encode(claims, self.secret, algorithm="HS256")
         return {"access_token": token, "token_type": "Bearer", "expires_at": expires_at, "user": to_dict(user)}
 
-    def user_id(self, header: str | None) -> int:
-        """The user id a request's `Authorization: Bearer <token>` header vouches for."""
+    def user_id(self, header: str | None) -> tuple[int, int]:
+        """The user id and token generation a request's `Authorization: Bearer <token>` header vouches for."""
         if not header:
             raise ApiError(401, "TOKEN_MISSING", "Missing authorization header")
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "TOKEN_INVALID", "Invalid token: expected 'Bearer <token>'")
+        return self.claims(token.strip())
+
+    def claims(self, token: str) -> tuple[int, int]:
+        """The user id and generation of a token (a bearer token or the dashboard's session cookie)."""
         try:
             claims = jwt.decode(
-                token.strip(), self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "id"]}
+                token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "id", "gen"]}
             )
         except jwt.ExpiredSignatureError:
             raise ApiError(401, "TOKEN_EXPIRED", "Token has expired") from None
@@ -47,7 +57,10 @@ class TokenService:
         user_id = claims.get("id")
         if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
             raise ApiError(401, "TOKEN_PAYLOAD_INVALID", "Invalid token payload: id must be a positive integer")
-        return user_id
+        generation = claims.get("gen")
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise ApiError(401, "TOKEN_PAYLOAD_INVALID", "Invalid token payload: gen must be a whole number")
+        return user_id, generation
 
 
 def current_user(request: Request) -> User:
@@ -58,10 +71,34 @@ def current_user(request: Request) -> User:
         if user is None:
             user = state.anonymous = state.tracker.get_user(DEFAULT_USERNAME)
         return user
-    user_id = state.tokens.user_id(request.headers.get("authorization"))
-    user = state.tracker.get_user(user_id)
-    if user is None:
+    known = request.scope.get("state", {}).get(_CHECKED)
+    if known is not None:  # checked already, before the body was read (BodyLimit)
+        return known
+    user = token_user(state, *state.tokens.user_id(request.headers.get("authorization")))
+    request.scope.setdefault("state", {})[_CHECKED] = user
+    return user
+
+
+_CHECKED = "diary_user"
+
+
+def token_user(state: Any, user_id: int, generation: int) -> User:
+    """The user a valid token names, if the token is still current."""
+    found = state.tracker.user_for_token(user_id)
+    if found is None:
         raise ApiError(401, "USER_NOT_FOUND", "User not found")
+    user, current = found
+    if generation != current:
+        raise ApiError(401, "TOKEN_REVOKED", "Token has been revoked (password change or logout); log in again")
+    return user
+
+
+def authenticate_early(scope: dict[str, Any], state: Any) -> User:
+    """Check a request's bearer token from its ASGI scope (before its body is read); remembered for
+    `current_user`. Raises ApiError."""
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+    user = token_user(state, *state.tokens.user_id(header))
+    scope.setdefault("state", {})[_CHECKED] = user
     return user
 
 

@@ -22,10 +22,11 @@ log = logging.getLogger("diary_integrations.server")
 class ApiError(DiaryError):
     """An error with its own REST code (TOKEN_EXPIRED, ADMIN_REQUIRED, ...)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.http_status = status
         self.code = code
+        self.headers = headers or {}
 
 
 def _location(loc: tuple[object, ...]) -> str:
@@ -50,7 +51,9 @@ def install_error_handlers(app: FastAPI) -> None:
             # Which iterations ended (id -> status), so the client stops beating exactly those.
             body = {"code": exc.code, "message": exc.message, "ended": {str(k): v for k, v in exc.ended.items()}}
             return FastJSON(body, status_code=exc.http_status)
-        return error(exc.http_status, exc.code, exc.message, field=exc.field)
+        response = error(exc.http_status, exc.code, exc.message, field=exc.field)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> FastJSON:
@@ -80,5 +83,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception) -> FastJSON:
+        # The details (which may name files and paths on the server) go to the log, not to the client.
         log.exception("diary server: unexpected error")
-        return error(500, "SERVER_ERROR", f"{type(exc).__name__}: {exc}")
+        return error(500, "SERVER_ERROR", f"internal server error ({type(exc).__name__}); the server log has details")

@@ -12,6 +12,8 @@ from ..tracker.enums import ArtifactBackend
 from ..tracker.lifecycle import DEFAULT_LEASE_SECONDS
 
 DEFAULT_JWT_SECRET = "diary-integrations-default-secret-change-me"
+MIB = 1024 * 1024
+MIN_JWT_SECRET_BYTES = 32
 
 
 class ServerSettings(BaseSettings):
@@ -25,12 +27,21 @@ class ServerSettings(BaseSettings):
     jwt_secret: str = DEFAULT_JWT_SECRET
     enable_auth: bool = False
     token_ttl_seconds: int = Field(24 * 3600, gt=0)
-    cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    # No CORS unless origins are named: a web page elsewhere must not drive this server from a browser.
+    cors_origins: Annotated[list[str], NoDecode] = []
     artifact_backend: ArtifactBackend = ArtifactBackend.INLINE
     artifact_root: Path = Path("deardiary_artifacts")
     # A RUNNING iteration whose heartbeat is older than this is reaped KILLED ("heartbeat lost"); clients
     # read the same variable and beat every lease/3.
     heartbeat_lease: float = Field(DEFAULT_LEASE_SECONDS, gt=0, allow_inf_nan=False)
+    # Hardening (docs/decisions.md, "A team server you can put on a network").
+    admin_password: str | None = Field(None, repr=False)
+    max_request_bytes: int = Field(32 * MIB, ge=MIB)
+    login_window_seconds: float = Field(300.0, gt=0)
+    login_max_failures_per_user: int = Field(10, ge=1)
+    login_max_failures_per_address: int = Field(100, ge=1)
+    login_concurrency: int = Field(2, ge=1)
+    login_queue_seconds: float = Field(5.0, ge=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -47,6 +58,15 @@ class ServerSettings(BaseSettings):
                 "DIARY_ENABLE_AUTH is on but DIARY_JWT_SECRET is the default; set a secret of your own "
                 "(anyone could forge tokens with the default one)"
             )
+        if self.enable_auth and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"DIARY_JWT_SECRET is {len(self.jwt_secret.encode())} bytes; with auth on it must be at least "
+                f"{MIN_JWT_SECRET_BYTES} bytes (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        if self.admin_password is not None and not self.admin_password:
+            raise ValueError("DIARY_ADMIN_PASSWORD is set but empty")
+        if "*" in self.cors_origins and self.enable_auth:
+            raise ValueError("DIARY_CORS_ORIGINS='*' is refused with auth on; name the origins that may call")
 
     @property
     def reap_every(self) -> float:

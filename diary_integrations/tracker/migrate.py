@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from .database import write_transaction
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; tests/core/test_storage.py checks it against Alembic's
 # own answer, so a new migration that forgets to move it fails there.
-HEAD = "0003"
+HEAD = "0004"
 
 
 def alembic_config() -> Config:
@@ -37,7 +37,7 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _current_revision(conn) -> str | None:  # type: ignore[no-untyped-def]
+def _current_revision(conn: Connection) -> str | None:
     if not inspect(conn).has_table("alembic_version"):
         return None
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -49,13 +49,42 @@ def upgrade_to_head(engine: Engine) -> None:
     with engine.connect() as conn:
         if _current_revision(conn) == HEAD:
             return
-    from alembic import command
-
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine)
+        return
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7420019)"))
         if _current_revision(conn) == HEAD:
             return
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        _run(conn)
+
+
+def _run(conn: Connection) -> None:
+    from alembic import command
+
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _upgrade_sqlite(engine: Engine) -> None:
+    """Migrate with foreign keys off: a migration that rebuilds a table (batch mode) drops the old one,
+    and with foreign keys on that drop would cascade-delete every child row. The pragma only takes
+    effect outside a transaction, so it is set on the connection before BEGIN IMMEDIATE, and the keys
+    are checked before the commit."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection  # straight to sqlite3: no SQLAlchemy BEGIN before the pragma
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            conn.execution_options(diary_write=True)
+            with conn.begin():
+                if _current_revision(conn) == HEAD:
+                    return
+                _run(conn)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows without their parents: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")

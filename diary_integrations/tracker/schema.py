@@ -1,5 +1,8 @@
 """The tables, as SQLAlchemy 2 typed mappings. Alembic migrations beside this file create them.
 
+Every table with an integer id is AUTOINCREMENT on SQLite, so an id is never handed out twice (a deleted
+user's id reused by a new one would inherit old tokens; PostgreSQL's sequences never reuse ids anyway).
+
 Queries go through SQLAlchemy Core (`select(Iteration.__table__)`, `insert(...)`) rather than ORM sessions:
 every call is one short transaction and batches use executemany, which keeps the hot path cheap.
 """
@@ -92,6 +95,7 @@ def _now() -> datetime:
 
 class UserRow(Base):
     __tablename__ = "user"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -99,6 +103,9 @@ class UserRow(Base):
     last_name: Mapped[str] = mapped_column(String(150), default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    # Tokens carry the generation they were issued in; a password change, a deletion or a logout-all
+    # bumps it, and every request compares the two, so older tokens stop working at once.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ProjectRow(Base):
@@ -107,7 +114,7 @@ class ProjectRow(Base):
     # would make one of them unreachable.
     # A unique index rather than a constraint: SQLite adds it without rebuilding the table (a rebuild drops
     # the table, and its ON DELETE CASCADE would take every experiment with it).
-    __table_args__ = (Index("uq_project_name", "name", unique=True),)
+    __table_args__ = (Index("uq_project_name", "name", unique=True), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(250))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -116,7 +123,7 @@ class ProjectRow(Base):
 
 class UserPermissionRow(Base):
     __tablename__ = "user_permission"
-    __table_args__ = (UniqueConstraint("user_id", "project_id"),)
+    __table_args__ = (UniqueConstraint("user_id", "project_id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
@@ -131,6 +138,7 @@ class ExperimentRow(Base):
     __table_args__ = (
         CheckConstraint("status IN (1, 2, 3)", name="status"),
         Index("uq_experiment_project_id_name", "project_id", "name", unique=True),  # as the project's name
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
@@ -147,6 +155,7 @@ class IterationRow(Base):
         CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
         # The reaper looks for RUNNING rows with an old heartbeat.
         Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
@@ -193,6 +202,17 @@ class IdempotencyKeyRow(Base):
     created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, index=True)
 
 
+class LoginFailureRow(Base):
+    """Failed logins per username or client address in a fixed window: the login rate limit lives in the
+    database, so several server processes over one database share it."""
+
+    __tablename__ = "login_failure"
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "user" or "address"
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float(precision=53))
+    failures: Mapped[int] = mapped_column(Integer)
+
+
 class EnvironmentRow(Base):
     __tablename__ = "environment"
     iteration_id: Mapped[int] = mapped_column(
@@ -209,7 +229,7 @@ class EnvironmentRow(Base):
 
 class ParameterRow(Base):
     __tablename__ = "parameter"
-    __table_args__ = (UniqueConstraint("iteration_id", "key"),)
+    __table_args__ = (UniqueConstraint("iteration_id", "key"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
@@ -218,7 +238,10 @@ class ParameterRow(Base):
 
 class MetricRow(Base):
     __tablename__ = "metric"
-    __table_args__ = (Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),)
+    __table_args__ = (
+        Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),
+        {"sqlite_autoincrement": True},
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
@@ -229,13 +252,14 @@ class MetricRow(Base):
 
 class TagRow(Base):
     __tablename__ = "tag"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[str] = mapped_column(String(250), unique=True)
 
 
 class ProjectTagRow(Base):
     __tablename__ = "project_tag"
-    __table_args__ = (UniqueConstraint("project_id", "tag_id"),)
+    __table_args__ = (UniqueConstraint("project_id", "tag_id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
@@ -243,7 +267,7 @@ class ProjectTagRow(Base):
 
 class ExperimentTagRow(Base):
     __tablename__ = "experiment_tag"
-    __table_args__ = (UniqueConstraint("experiment_id", "tag_id"),)
+    __table_args__ = (UniqueConstraint("experiment_id", "tag_id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"))
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
@@ -251,7 +275,7 @@ class ExperimentTagRow(Base):
 
 class IterationTagRow(Base):
     __tablename__ = "iteration_tag"
-    __table_args__ = (UniqueConstraint("iteration_id", "tag_id"),)
+    __table_args__ = (UniqueConstraint("iteration_id", "tag_id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
@@ -259,6 +283,7 @@ class IterationTagRow(Base):
 
 class ResourceRow(Base):
     __tablename__ = "resource"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(250))
@@ -288,3 +313,4 @@ project_tags = ProjectTagRow.__table__
 experiment_tags = ExperimentTagRow.__table__
 iteration_tags = IterationTagRow.__table__
 resources = ResourceRow.__table__
+login_failures = LoginFailureRow.__table__

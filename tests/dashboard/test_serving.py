@@ -65,18 +65,20 @@ def test_dashboard_over_a_remote_tracker(server_url: str):
     remote.close()
 
 
-def test_tracking_server_with_auth_says_the_dashboard_is_off(tmp_path: Path):
+def test_tracking_server_with_auth_asks_for_a_login(tmp_path: Path):
     from diary_integrations.server.app import create_app
     from diary_integrations.server.settings import ServerSettings
 
     settings = ServerSettings(
         enable_auth=True, jwt_secret="a test secret that is long enough for HS256 " * 2,
         database_url=f"sqlite:///{tmp_path / 'auth.db'}", artifact_root=tmp_path / "artifacts",
+        admin_password="a-test-admin-password",
     )
     with TestClient(create_app(settings)) as client:
         for url in ("/ui/", "/ui/iterations/1/sweep"):
-            response = client.get(url)
-            assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
-            assert "dashboard is off while auth is enabled" in response.text and "diary ui" in response.text
+            response = client.get(url, follow_redirects=False)
+            assert response.status_code == 303 and response.headers["location"].startswith("/ui/login?next=")
+        login = client.get("/ui/login")
+        assert login.status_code == 200 and 'name="password"' in login.text
         # The API itself still guards its routes as before.
         assert client.get("/project").json()["code"] == "TOKEN_MISSING"

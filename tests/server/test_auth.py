@@ -25,13 +25,15 @@ from diary_integrations.server import ServerSettings, create_app
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-that-is-long-enough-too"
+ADMIN_PASSWORD = "an-admin-password-for-tests"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("auth-server")
     live = start_cli_server(
-        workdir, f"sqlite:///{workdir / 'auth.db'}", env={"DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": SECRET}
+        workdir, f"sqlite:///{workdir / 'auth.db'}", env={"DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": SECRET,
+                              "DIARY_ADMIN_PASSWORD": ADMIN_PASSWORD}
     )
     yield live
     live.stop()
@@ -39,7 +41,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def admin(server):
-    tracker = RemoteTracker(server.url, username="default", password="default")
+    tracker = RemoteTracker(server.url, username="default", password=ADMIN_PASSWORD)
     yield tracker
     tracker.close()
 
@@ -107,17 +109,18 @@ def test_bad_tokens_are_401(server, world):
     good = _token(server, "ada", "ada-pw")["access_token"]
     header, payload, signature = good.split(".")
     admin_payload = jwt.utils.base64url_encode(
-        f'{{"sub":"default","id":1,"exp":{now + 3600}}}'.encode()
+        f'{{"sub":"default","id":1,"gen":1,"exp":{now + 3600}}}'.encode()
     ).decode()
     cases = {
         "TOKEN_MISSING": None,
         "TOKEN_INVALID": ["Bearer garbage", "Bearer a.b.c", f"Basic {good}", "Bearer",
                           f"Bearer {header}.{admin_payload}.{signature}",  # tampered: claims to be the admin
-                          f"Bearer {_forge({'sub': 'ada', 'id': world['ada'], 'exp': now + 60}, OTHER_SECRET)}"],
-        "TOKEN_EXPIRED": [f"Bearer {_forge({'sub': 'ada', 'id': world['ada'], 'exp': now - 10})}"],
-        "TOKEN_PAYLOAD_INVALID": [f"Bearer {_forge({'sub': 'ada', 'exp': now + 60})}",
-                                  f"Bearer {_forge({'sub': 'ada', 'id': 'one', 'exp': now + 60})}"],
-        "USER_NOT_FOUND": [f"Bearer {_forge({'sub': 'ghost', 'id': 424242, 'exp': now + 60})}"],
+                          "Bearer " + _forge({"sub": "ada", "id": world["ada"], "gen": 0, "exp": now + 60},
+                                             OTHER_SECRET)],
+        "TOKEN_EXPIRED": [f"Bearer {_forge({'sub': 'ada', 'id': world['ada'], 'gen': 0, 'exp': now - 10})}"],
+        "TOKEN_PAYLOAD_INVALID": [f"Bearer {_forge({'sub': 'ada', 'gen': 0, 'exp': now + 60})}",
+                                  f"Bearer {_forge({'sub': 'ada', 'id': 'one', 'gen': 0, 'exp': now + 60})}"],
+        "USER_NOT_FOUND": [f"Bearer {_forge({'sub': 'ghost', 'id': 424242, 'gen': 0, 'exp': now + 60})}"],
     }
     for code, headers in cases.items():
         for header_value in headers or [None]:
@@ -137,9 +140,9 @@ def test_bad_tokens_are_401(server, world):
 def test_expired_token_is_renewed_with_credentials(server, world, admin):
     now = int(time.time())
     client = RemoteTracker(server.url, username="ada", password="ada-pw",
-                           token=_forge({"sub": "ada", "id": world["ada"], "exp": now - 10}))
+                           token=_forge({"sub": "ada", "id": world["ada"], "gen": 0, "exp": now - 10}))
     assert client.whoami().username == "ada"  # logged in again on TOKEN_EXPIRED
-    only_token = RemoteTracker(server.url, token=_forge({"sub": "ada", "id": world["ada"], "exp": now - 10}))
+    only_token = RemoteTracker(server.url, token=_forge({"sub": "ada", "id": world["ada"], "gen": 0, "exp": now - 10}))
     with pytest.raises(AuthError) as err:
         only_token.whoami()
     assert err.value.code == "TOKEN_EXPIRED"

@@ -2,6 +2,10 @@
 from the served OpenAPI document for every operation; none may answer 500, and every error is the
 `{"code", "message"}` envelope. The database is seeded so that small ids hit real rows.
 
+The server runs with auth on, as a team runs it; requests carry an administrator's token so they reach
+the routes' own checks. A case may end that token (logout-all, a password change, deleting or demoting
+the user), so there are two administrators and whichever survives repairs the other.
+
 Schemathesis' pytest plugin does not run under pytest 9, so its strategies are driven by Hypothesis here.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -26,11 +31,58 @@ pytestmark = pytest.mark.slow  # about a minute of generated requests
 DERANDOMIZE = not os.environ.get("DIARY_FUZZ_RANDOM")
 
 
+PASSWORD = "fuzz-admin-password"
+ADMINS = ("fuzzadmin", "default")
+
+
+class Admin:
+    """An administrator's bearer token that survives the cases that end it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.token: str | None = None
+
+    def _login(self, name: str) -> str | None:
+        answer = httpx.post(f"{self.url}/auth", json={"username": name, "password": PASSWORD}, timeout=30)
+        if answer.status_code != 200 or not answer.json()["user"]["is_admin"]:
+            return None
+        return answer.json()["access_token"]
+
+    def headers(self) -> dict[str, str]:
+        if self.token is None:
+            self.repair()
+        return {"authorization": f"Bearer {self.token}"}
+
+    def repair(self) -> None:
+        """Log in as whichever administrator still can, and give the other back its password and rank."""
+        for me, other in (ADMINS, ADMINS[::-1]):
+            token = self._login(me)
+            if token is None:
+                continue
+            if self._login(other) is None:
+                auth = {"authorization": f"Bearer {token}"}
+                found = httpx.get(f"{self.url}/user/by-name", params={"username": other}, headers=auth)
+                if found.status_code == 200:
+                    httpx.patch(f"{self.url}/user/{found.json()['id']}", headers=auth,
+                                json={"password": PASSWORD, "is_admin": True})
+                else:
+                    httpx.post(f"{self.url}/user/", headers=auth,
+                               json={"username": other, "password": PASSWORD, "is_admin": True})
+            self.token = token
+            return
+        raise AssertionError("both fuzz administrators were lost at once")
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fuzz-server")
-    live = start_cli_server(workdir, f"sqlite:///{workdir / 'fuzz.db'}", env={"DIARY_ENABLE_AUTH": "false"})
-    seed = RemoteTracker(live.url)
+    live = start_cli_server(workdir, f"sqlite:///{workdir / 'fuzz.db'}", env={
+        "DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": "fuzz-secret-" + "f" * 40, "DIARY_ADMIN_PASSWORD": PASSWORD,
+        # The fuzzer's own failed logins must not lock the pass out of its administrators.
+        "DIARY_LOGIN_MAX_FAILURES_PER_USER": "1000000", "DIARY_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
+    })
+    seed = RemoteTracker(live.url, username="default", password=PASSWORD)
+    seed.create_user("fuzzadmin", PASSWORD, is_admin=True)
     project, _ = seed.create_project("P")
     experiment, _ = seed.create_experiment(project, 1, "E")
     for n in range(3):
@@ -62,6 +114,7 @@ def test_no_server_errors(fuzz_server):
     assert len(operations) >= 40  # every route is in the schema
     problems: list[str] = []
     calls = 0
+    admin = Admin(fuzz_server.url)
 
     for operation in operations:
         @given(case=_strategy(operation))
@@ -70,7 +123,13 @@ def test_no_server_errors(fuzz_server):
         def run(case):
             nonlocal calls
             calls += 1
-            response = case.call(base_url=fuzz_server.url, timeout=30)
+            response = case.call(base_url=fuzz_server.url, timeout=30, headers=admin.headers())
+            on_a_user = case.method in ("PATCH", "DELETE") and case.path == "/user/{user_id}"
+            ended = response.status_code < 300 and (case.path == "/auth/logout-all" or on_a_user)
+            revoked = response.status_code == 401 and ("TOKEN_REVOKED" in response.text
+                                                      or "USER_NOT_FOUND" in response.text)
+            if ended or revoked:
+                admin.token = None  # this case may have ended the token (or its user): repaired before the next
             where = f"{case.method} {case.formatted_path} {case.query or ''} {str(case.body)[:200]}"
             if response.status_code >= 500:
                 problems.append(f"{where} -> {response.status_code}: {response.text[:300]}")

@@ -1,4 +1,4 @@
-"""POST /auth (log in), POST /auth/refresh, GET /auth/me, GET /health."""
+"""POST /auth (log in), POST /auth/refresh, POST /auth/logout-all, GET /auth/me, GET /health."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ... import __version__
 from ...tracker.records import to_dict
 from ..deps import Me, Tracker
 from ..errors import ApiError
+from ..login import check_login
 
 router = APIRouter()
 
@@ -22,28 +23,40 @@ class Login(BaseModel):
 
 
 @router.get("/health", tags=["server"])
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
+    # async: touches no database, so it answers from the event loop even when every thread is busy.
+    settings = request.app.state.settings
     return {
         "app_name": "diary-integrations",
         "package_version": __version__,
         "server_time": datetime.now(timezone.utc).isoformat(),
-        "auth": request.app.state.settings.enable_auth,
+        "auth": settings.enable_auth,
+        "max_request_bytes": settings.max_request_bytes,  # the client cuts its batches to fit
     }
 
 
 @router.post("/auth", tags=["auth"])
-def login(body: Login, request: Request, tracker: Tracker) -> dict[str, Any]:
-    """A bearer token for a username and password (the same answer for an unknown user and a wrong
-    password, so the endpoint does not tell which usernames exist)."""
-    user = tracker.authenticate(body.username, body.password)
-    if user is None:
-        raise ApiError(401, "INVALID_CREDENTIALS", "Invalid username or password")
-    return request.app.state.tokens.issue(user)
+async def login(body: Login, request: Request) -> dict[str, Any]:
+    """A bearer token for a username and password (the same answer, in about the same time, for an
+    unknown user and a wrong password). Too many failures for a username or a client address in
+    `DIARY_LOGIN_WINDOW_SECONDS` are answered 429 with `Retry-After`."""
+    user, generation = await check_login(request, body.username, body.password)
+    return request.app.state.tokens.issue(user, generation)
 
 
 @router.post("/auth/refresh", tags=["auth"])
-def refresh(request: Request, me: Me) -> dict[str, Any]:
-    return request.app.state.tokens.issue(me)
+def refresh(request: Request, tracker: Tracker, me: Me) -> dict[str, Any]:
+    found = tracker.user_for_token(me.id)
+    if found is None:
+        raise ApiError(401, "USER_NOT_FOUND", "User not found")
+    return request.app.state.tokens.issue(*found)
+
+
+@router.post("/auth/logout-all", tags=["auth"])
+def logout_all(tracker: Tracker, me: Me) -> dict[str, str]:
+    """End every token of the caller (this one included), on every device."""
+    tracker.revoke_tokens(me.id)
+    return {"result": "logged out"}
 
 
 @router.get("/auth/me", tags=["auth"])

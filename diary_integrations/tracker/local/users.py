@@ -29,6 +29,7 @@ from ..validation import (
     check_text,
 )
 from .base import (
+    DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
     TrackerBase,
     _hasher,
@@ -38,6 +39,17 @@ from .base import (
     _record,
     _user,
 )
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password with the hasher's own parameters, made once."""
+    if not _DUMMY:
+        import secrets
+
+        _DUMMY.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
 
 
 class UsersMixin(TrackerBase):
@@ -100,6 +112,8 @@ class UsersMixin(TrackerBase):
         if password is not None:
             password = check_text(password, "password", max_length=MAX_PASSWORD, allow_empty=False)
             values["password_hash"] = _hasher.hash(password)
+            # Every token issued before the change stops working.
+            values["token_generation"] = t.users.c.token_generation + 1
         if is_admin is not None:
             values["is_admin"] = check_bool(is_admin, "is_admin")
         with self._write() as conn:
@@ -124,18 +138,42 @@ class UsersMixin(TrackerBase):
         return True
 
     def authenticate(self, username: str, password: str) -> User | None:
-        """The user whose password this is, or None."""
+        """The user whose password this is, or None. An unknown username costs the same hash as a known
+        one (checked against a dummy hash), so the time taken does not tell which usernames exist."""
         if not isinstance(username, str) or not isinstance(password, str):
             return None
         with self._read() as conn:
             row = conn.execute(select(t.users).where(t.users.c.username == username)).first()
-        if row is None:
-            return None
         try:
-            _hasher.verify(row.password_hash, password)
+            _hasher.verify(_dummy_hash() if row is None else row.password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
-        return _user(row)
+        return None if row is None else _user(row)
+
+    def user_for_token(self, user_id: int) -> tuple[User, int] | None:
+        """A user and their current token generation (one query, made on every authenticated request)."""
+        row = self._fetch_one(t.users, user_id, "user_id")
+        return None if row is None else (_user(row), row.token_generation)  # type: ignore[return-value]
+
+    def revoke_tokens(self, user_id: int) -> bool:
+        """Bump the user's token generation: every token issued so far stops working. False if no such user."""
+        user_id = check_id(user_id, "user_id")
+        if not can_hold(t.users.c.id, user_id):
+            return False
+        with self._write() as conn:
+            stmt = update(t.users).where(t.users.c.id == user_id)
+            return conn.execute(stmt.values(token_generation=t.users.c.token_generation + 1)).rowcount > 0
+
+    def has_default_password(self) -> bool:
+        """Whether the `default` administrator still has the password `default`."""
+        with self._read() as conn:
+            row = conn.execute(select(t.users.c.password_hash).where(t.users.c.username == DEFAULT_USERNAME)).first()
+        if row is None:
+            return False
+        try:
+            return bool(_hasher.verify(row.password_hash, DEFAULT_PASSWORD))
+        except (VerificationError, InvalidHashError):
+            return False
 
     def create_user_permission(
         self,
