@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .harness import Case, Comparison
 
-SCRIPT = Path(__file__).with_name("fresh_run.py")
+ROOT = Path(__file__).resolve().parents[1]
 _first_steps: dict[str, list[float]] = defaultdict(list)
 _EXISTING = Path(tempfile.mkdtemp(prefix="diary-bench-fresh-db-"))
 
@@ -26,9 +26,9 @@ def _run(name: str, kind: str, steps: int, *, directory: str | None = None, url:
     """Seconds for the whole process; its time to first step is kept for the second case."""
     directory = directory or tempfile.mkdtemp(prefix="diary-bench-fresh-")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    args = [sys.executable, str(SCRIPT), kind, directory, str(steps)] + ([url] if url else [])
+    args = [sys.executable, "-m", "benchmarks.fresh_run", kind, directory, str(steps)] + ([url] if url else [])
     start = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False, cwd=ROOT)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed: {done.stderr[-2000:]}")
@@ -87,8 +87,8 @@ def fresh_process_wall_time(quick: bool) -> Case:
     return Case(
         name="Lightning in a fresh process: whole run",
         description=(
-            f"Wall time of `python fresh_run.py` (a new interpreter per run: imports, a {steps:,}-step fit of a "
-            "tiny MLP logging every step, exit), each logger against the same script with no logger."
+            f"Wall time of `python -m benchmarks.fresh_run` (a new interpreter per run: imports, a {steps:,}-step "
+            "fit of a tiny MLP logging every step, exit), each logger against the same script with no logger."
         ),
         unit="s",
         variants=variants,  # type: ignore[arg-type]

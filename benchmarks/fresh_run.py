@@ -1,6 +1,7 @@
-"""One training run in a fresh process, as a user runs a training script: `python fresh_run.py LOGGER DIR
-STEPS [URL]`. Prints one JSON line: the time from calling `Trainer.fit` to the first training step
-starting, and the time `fit` took, both from inside this process."""
+"""One training run in a fresh process, as a user runs a training script:
+`python -m benchmarks.fresh_run LOGGER DIR STEPS [URL]` (from the repository root), with the model and
+data of the in-process Lightning case. Prints one JSON line: the time from calling `Trainer.fit` to the
+first training step starting, and the time `fit` took, both from inside this process."""
 
 from __future__ import annotations
 
@@ -43,40 +44,24 @@ def main(kind: str, directory: str, steps: int, url: str | None) -> None:
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "mlflow", "wandb"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import pytorch_lightning as pl
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
+
+    from benchmarks.cases_lightning import _module_and_data
 
     first_step: list[float] = []
 
-    class Tiny(pl.LightningModule):
-        def __init__(self, lr: float = 0.05) -> None:
-            super().__init__()
-            self.save_hyperparameters()
-            self.net = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-
-        def on_train_batch_start(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+    class FirstStep(pl.Callback):
+        def on_train_batch_start(self, *args):  # type: ignore[no-untyped-def]
             if not first_step:
                 first_step.append(time.perf_counter())
 
-        def training_step(self, batch, _index):  # type: ignore[no-untyped-def]
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.net(x), y)
-            self.log("train_loss", loss)
-            return loss
-
-        def configure_optimizers(self):  # type: ignore[no-untyped-def]
-            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(steps * 8, 16, generator=generator)
-    loader = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8, shuffle=False)
+    model, loader = _module_and_data(steps)
     trainer = pl.Trainer(
         max_steps=steps, logger=_logger(kind, directory, url), log_every_n_steps=1, accelerator="cpu", devices=1,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=directory,
+        default_root_dir=directory, callbacks=[FirstStep()],
     )
     start = time.perf_counter()
-    trainer.fit(Tiny(), loader)
+    trainer.fit(model, loader)
     end = time.perf_counter()
     print(json.dumps({"first_step": first_step[0] - start, "fit": end - start}), flush=True)
 
