@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker, connect
+from diary_integrations.resolve import experiment_for
 from diary_integrations.server.idempotency import REPLAYED_HEADER
 from diary_integrations.tracker import schema as t
 from diary_integrations.tracker.idempotency import prune, using_key
@@ -41,9 +42,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _iteration(url: str) -> int:
     tracker = connect(url)
-    project_id, _ = tracker.create_project("Faults")
-    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "exactly once")
-    iteration_id = tracker.create_iteration(experiment_id).id
+    iteration_id = tracker.create_iteration(experiment_for(tracker, "Faults", "exactly once")).id
     tracker.close()
     return iteration_id
 

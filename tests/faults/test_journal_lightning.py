@@ -37,7 +37,8 @@ pytestmark = pytest.mark.slow
 STEPS = 1000
 KEYS = ("train_loss", "epoch")  # what TinyModel's fit logs at every step
 USER, PASSWORD = "ada", "journal-test-Pa55word-9f3b"
-AUTH = {"DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": "journal-tests-secret-0123456789abcdefghijklmnop"}
+AUTH = {"DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": "journal-tests-secret-0123456789abcdefghijklmnop",
+        "DIARY_ADMIN_PASSWORD": "journal-tests-admin-Pa55"}
 
 
 class Outage(Callback):

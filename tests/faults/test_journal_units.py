@@ -11,6 +11,7 @@ import pytest
 
 from diary_integrations import ExperimentStatus, IterationStatus, journal
 from diary_integrations.client import PendingWrite, RemoteTracker
+from diary_integrations.resolve import experiment_for
 from diary_integrations.writer import PROBE_INTERVAL, MetricWriter
 
 from .journal_server import free_port, kill, start_server
@@ -22,9 +23,7 @@ def dead_url() -> str:
 
 
 def new_iteration(tracker: RemoteTracker) -> int:
-    project_id, _ = tracker.create_project("P")
-    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "E")
-    return tracker.create_iteration(experiment_id).id
+    return tracker.create_iteration(experiment_for(tracker, "P", "E")).id
 
 
 def points_write(tracker: RemoteTracker, iteration_id: int, steps: range) -> journal.Entry:
