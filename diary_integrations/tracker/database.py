@@ -47,10 +47,14 @@ def _tune_sqlite(engine: Engine) -> None:
         # Take transaction control away from the sqlite3 module so we can say BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets readers run beside one writer; NORMAL sync is durable across process crashes.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # The busy timeout first, so every pragma after it waits for a lock instead of failing at once.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL lets readers run beside one writer; NORMAL sync is durable across process crashes. WAL is
+        # stored in the file: switching needs an exclusive lock and can fail "database is locked" beside
+        # another connection's write, so it is only asked for when the file is not in WAL yet.
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
