@@ -159,41 +159,41 @@ class Driver:
             pass
 
     def close(self, error: BaseException | None) -> None:
-        """An optimize call ends: the best so far goes onto the driver, and it ends unless a trial of
-        another process is still RUNNING under it (that process ends it when its own call ends)."""
+        """An optimize call ends. While a trial of another process is RUNNING under the driver, that
+        process will finish it; otherwise this one writes the study's summary (best value and parameters)
+        and ends it. Only a finisher writes the summary: it saw every trial's child ended, and a child ends
+        after Optuna stored its trial's state, so what it reads from the storage is complete, and two
+        processes finishing at once write the same summary."""
         Heartbeat.of(self.tracker).discard(self.iteration_id)
+        if any(c.status is IterationStatus.RUNNING for c in self.tracker.get_child_iterations(self.iteration_id)):
+            return
+        metrics, params = self.summary()
         found = self.tracker.get_iteration(self.iteration_id)
         if found is not None and found.status is not IterationStatus.RUNNING:
-            # Another process ended it meanwhile; bring its best up to date all the same.
+            written = self.tracker.get_latest_metrics([self.iteration_id]).get(self.iteration_id, {})
+            if written.get("n_finished_trials") == metrics["n_finished_trials"]:
+                return  # ended by a process that finished at the same moment, with this very summary
+            # Trials ran after another process ended it (they started as it finished): bring it up to date.
             self.tracker.update_iteration(self.iteration_id, status=IterationStatus.RUNNING)
-        self.write_best()
-        running = [c for c in self._children() if c.status is IterationStatus.RUNNING]
-        if running:
-            return
+        try:
+            self.tracker.log_metrics(self.iteration_id, metrics, step=int(metrics["n_finished_trials"]))
+        except Conflict:
+            pass  # another finisher wrote this step: the same counts
+        self._set_parameters(params)
         status, message, trace = (IterationStatus.SUCCEEDED, "", "") if error is None else describe_failure(error)
         try:
             self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace)
         except (Conflict, Unprocessable):
             pass  # ended by another process finishing at the same moment: its end stands
 
-    def _children(self) -> list[Any]:
-        out, offset = [], 0
-        while True:
-            page = self.tracker.get_child_iterations(self.iteration_id, limit=1000, offset=offset)
-            out += page
-            if len(page) < 1000:
-                return out
-            offset += 1000
-
-    def write_best(self) -> None:
-        """Best value(s) as metrics (a point per finished-trial count, so a continued study adds points) and
-        the best parameters as `best.<name>` parameters, updated when a later trial beats them."""
+    def summary(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """The driver's metrics (best value, trial counts; one point per count of finished trials, so a
+        continued study adds points) and parameters (`best.<name>`, updated when a later trial beats them)."""
         from optuna.trial import TrialState
 
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        finished = len(
-            self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-        )
+        ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        finished = len(self.study.get_trials(deepcopy=False, states=ended))
         metrics: dict[str, float] = {"n_complete_trials": float(len(trials)), "n_finished_trials": float(finished)}
         params: dict[str, Any] = {}
         if trials and len(self.study.directions) == 1:
@@ -202,14 +202,10 @@ class Driver:
             params = {"best_trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}}
         elif trials:
             params = {"best_trials": ",".join(str(t.number) for t in self.study.best_trials)}
-        try:
-            self.tracker.log_metrics(self.iteration_id, metrics, step=finished)
-        except Conflict:
-            pass  # another process wrote this step: the same counts
-        self._set_parameters(params)
+        return metrics, params
 
     def _set_parameters(self, params: dict[str, Any]) -> None:
-        existing = {p.key: p for p in self.tracker.get_parameters(self.iteration_id, limit=10_000)}
+        existing = {p.key: p for p in self.tracker.get_parameters(self.iteration_id)}
         new = {k: v for k, v in params.items() if k not in existing}
         for key, value in params.items():
             if key in existing and existing[key].value != str(value):

@@ -65,6 +65,7 @@ class DiaryCallback:
                 IterationStatus.FAILED,
                 {"error_message": "the trial failed (Optuna gives its callbacks no exception; see its log)"},
             )
+        # A finished trial takes no attributes: its key alone keeps a repeated call from adding a child.
         with using_key(keyed("trial", driver.iteration_id, study_key(driver.study), frozen._trial_id)):
             child = tracker.create_iteration(
                 driver.experiment_id,
@@ -73,7 +74,6 @@ class DiaryCallback:
                 notes=f"Optuna trial {frozen.number}",
                 parameters={"trial_number": frozen.number, **frozen.params},
             ).id
-        driver.study._storage.set_trial_system_attr(frozen._trial_id, TRIAL_ATTR, child)
         with using_key(keyed("trial-end", child)):
             tracker.end_iteration(child, status, points=points, **data)
         for name, distribution in frozen.distributions.items():
