@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tracker.enums import IterationStatus
-from ..tracker.lifecycle import describe_failure, is_kill
+from ..tracker.lifecycle import Heartbeat, describe_failure, is_kill
 from ..tracker.records import IterationEnding, NewIteration
 from . import _transport
 from ._describe import candidate_parameters, parameters_name, search_parameters
+from ._direct import WRITER, Route, child_key, create_child, forced, shared_tracker, this_host
 from ._results import candidate_results, exception_line, search_summary
 from ._writer import (
     Options,
@@ -73,6 +74,8 @@ class _Run:
     search: Any
     live: bool  # children are created as folds start (False with max_children: the best are picked at the end)
     grid: Any = None  # GridSearchCV's ParameterGrid: a candidate's parameters are known when it starts
+    root: Any = None  # the fit's root uuid
+    direct: bool = False  # workers may write children themselves (a server or PostgreSQL): keyed children
     sink: _transport.EventSink | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
     children: dict[tuple[int, int], int] = field(default_factory=dict)  # (halving iter, candidate) -> id
@@ -186,7 +189,7 @@ class DiaryCallback:
     ) -> None:
         self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children)
         self.driver_iteration_id: int | None = None
-        self._routes: dict[Any, tuple[Any, bytes]] = {}  # run key -> event sink address and key (pickled)
+        self._routes: dict[Any, Route] = {}  # run key -> where its fold events go (pickled to workers)
         self.__setstate__(self.__getstate__())
 
     # -- pickling: worker copies carry only the options and where to send events -------------------
@@ -208,6 +211,7 @@ class DiaryCallback:
         self._warned: set[Any] = set()  # fits (root uuids) that already warned once
         self._lock = threading.Lock()
         self._targets: dict[int, tuple[Any, Any]] = {}  # id(parent task) -> (parent task, run or route)
+        self._grids: dict[int, Any] = {}  # id(worker's search copy) -> (it, its ParameterGrid or None)
 
     def __repr__(self) -> str:
         o = self.options
@@ -288,7 +292,8 @@ class DiaryCallback:
         driver = start(tracker, experiment, parent=self.options.parent_iteration_id,
                        notes=f"{type(estimator).__name__}.fit")
         self.driver_iteration_id = driver
-        run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None)
+        run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None,
+                   root=context.root_uuid, direct=shared_tracker(str(getattr(tracker, "url", ""))))
         run.create_children = lambda keys: self._start_children(run, keys)
         from sklearn.model_selection import GridSearchCV, ParameterGrid
 
@@ -300,7 +305,8 @@ class DiaryCallback:
         tracker.log_parameters(driver, search_parameters(estimator))
         run.sink = _transport.EventSink(lambda event: self._on_event(run, event))
         with self._lock:
-            self._routes[key] = (run.sink.address, run.sink.authkey)
+            self._routes[key] = Route(run.sink.address, run.sink.authkey, this_host(), context.root_uuid,
+                                      experiment, driver, run.direct)
 
     def _on_event(self, run: _Run, event: tuple[Any, ...]) -> None:
         """Record one fold event (from this process's hooks or, via the event sink, a worker's); a
@@ -323,15 +329,17 @@ class DiaryCallback:
                 run.cond.notify_all()
 
     def _start_children(self, run: _Run, keys: list[tuple[int, int]]) -> None:
-        """Create candidates' children in one call; GridSearchCV's candidates get their parameters now."""
-        specs = []
-        for it, cand in keys:
-            parameters = None
-            if run.grid is not None and it == 0 and cand < len(run.grid):
-                parameters = candidate_parameters(run.grid[cand])
-            name = parameters_name(parameters or {}, fallback=candidate_name(it, cand))
-            specs.append(NewIteration(candidate_name(it, cand), parameters, name))
-        ids = start_many(run.tracker, run.experiment_id, parent=run.driver_id, children=specs)
+        """Create candidates' children in one call; GridSearchCV's candidates get their parameters now.
+        When workers may write children themselves (`run.direct`), each is created under its candidate's
+        key instead, so whoever comes first creates it and the others get the same one."""
+        specs = [_child_spec(run.grid, it, cand) for it, cand in keys]
+        if run.direct:
+            ids = [create_child(run.tracker, run.experiment_id, run.driver_id,
+                                child_key(run.root, run.driver_id, it, cand), spec)
+                   for (it, cand), spec in zip(keys, specs, strict=True)]
+            Heartbeat.of(run.tracker).add(*ids)
+        else:
+            ids = start_many(run.tracker, run.experiment_id, parent=run.driver_id, children=specs)
         for key, spec, child in zip(keys, specs, ids, strict=True):
             run.children[key] = child
             if spec.parameters is not None:
@@ -348,6 +356,14 @@ class DiaryCallback:
         run.drain()  # closed first: no child can be asked for after this
         self._raise_recorder_error(run, context)
         keep = kept_rows(results, self.options.max_children)
+        if run.direct:  # workers may have created children the main process never heard of: find them now
+            unknown = [k for k in ((r.halving_iter, r.index_in_iter) for r in results if r.row in keep)
+                       if k not in run.children]
+            if unknown:
+                try:
+                    self._start_children(run, unknown)
+                except Exception as exc:
+                    self._warn(context, f"could not create {len(unknown)} child iterations", exc)
         failed = 0
         kept = []
         for rec in results:
@@ -356,7 +372,7 @@ class DiaryCallback:
             errors = {f: (exception_line(r.error), r.error) for f, r in folds.items() if r.error}
             for fold in rec.fold_scores:  # a fold whose end event never reached us: judge by its score
                 if (fold not in folds or folds[fold].end is None) and rec.score_looks_failed(fold, search.error_score):
-                    errors[fold] = (LOST, "")
+                    errors[fold] = self._written_error(run, key) or (LOST, "")
             failed += bool(errors)
             if rec.row in keep:
                 kept.append((key, rec, errors, folds))
@@ -392,6 +408,14 @@ class DiaryCallback:
         metrics["n_failed_candidates"] = float(failed)
         run.tracker.log_parameters(run.driver_id, params)
         run.tracker.log_metrics(run.driver_id, metrics, step=0)
+
+    def _written_error(self, run: _Run, key: tuple[int, int]) -> tuple[str, str] | None:
+        """The exception a worker that wrote to the tracker itself left on the candidate's child."""
+        child = run.children.get(key)
+        if not run.direct or child is None:
+            return None
+        found = run.tracker.get_iteration(child)
+        return (found.error_message, found.traceback) if found is not None and found.error_message else None
 
     def _close(self, run: _Run, exc: BaseException | None, context: Any) -> None:
         """End the driver truthfully and leave no child RUNNING, whether or not the fit finished."""
@@ -474,7 +498,30 @@ class DiaryCallback:
         if isinstance(target, _Run):  # the process (and instance) that runs the search
             self._on_event(target, event)
         elif target is not None:  # a worker's copy: ship the event to the main process
-            _transport.send(target[0], target[1], event)
+            self._ship(target, estimator, event)
+
+    def _ship(self, route: Route, search: Any, event: tuple[Any, ...]) -> None:
+        """Send a fold event to the main process over its socket; a worker that cannot (another host, or
+        DIARY_SKLEARN_DIRECT=1) writes it to the tracker itself when that is one every host reaches."""
+        if not (route.direct and (forced() or route.host != this_host())):
+            try:
+                _transport.send(route.address, route.authkey, event)
+                return
+            except Exception:
+                if not route.direct:
+                    raise
+        _, it, cand = event[:3]
+        WRITER.event(self.options.connect(), route, _child_spec(self._grid(search, it), it, cand), event)
+
+    def _grid(self, search: Any, it: int) -> Any:
+        """GridSearchCV's ParameterGrid in a worker (as the main process's `run.grid`), once per copy."""
+        found = self._grids.get(id(search))
+        if found is None or found[0] is not search:
+            from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+            grid = ParameterGrid(search.param_grid) if isinstance(search, GridSearchCV) else None
+            found = self._grids[id(search)] = (search, grid)
+        return found[1]
 
     def _target(self, context: Any) -> _Run | tuple[Any, bytes] | None:
         """The run (in the main process) or the event sink's address (in a worker) of a fold's search."""
@@ -485,6 +532,15 @@ class DiaryCallback:
             if target is not None:
                 return target
         return None
+
+
+def _child_spec(grid: Any, it: int, cand: int) -> NewIteration:
+    """A candidate's child as it is created (the same in the main process and in a worker)."""
+    parameters = None
+    if grid is not None and it == 0 and cand < len(grid):
+        parameters = candidate_parameters(grid[cand])
+    name = parameters_name(parameters or {}, fallback=candidate_name(it, cand))
+    return NewIteration(candidate_name(it, cand), parameters, name)
 
 
 def _times(folds: dict[int, _Fold]) -> dict[int, float]:
