@@ -22,6 +22,10 @@ def tracked_study(study: Any, *, project: str, experiment: str, uri: str | None 
     if not isinstance(study, optuna.Study):
         raise TypeError(f"tracked_study takes an optuna.Study, got {type(study).__name__}")
     options = Options(project, experiment, uri)
+    if getattr(study, "_diary_options", None) is not None:
+        if study._diary_options != options:
+            raise ValueError(f"this study is already tracked in {study._diary_options}; a study has one driver")
+        return study  # tracked already: wrapping optimize twice would record every trial twice
     driver = Driver(options, study)
     recorder = Recorder(driver)
     untracked = study.optimize
@@ -47,6 +51,7 @@ def tracked_study(study: Any, *, project: str, experiment: str, uri: str | None 
 
     study.optimize = optimize
     study.driver_iteration_id = driver.iteration_id
+    study._diary_options = options
     return study
 
 

@@ -126,6 +126,11 @@ def test_children_are_running_while_their_trial_runs(tmp_path: Path) -> None:
     assert [s for s, _ in seen] == ["RUNNING", "RUNNING"]
     assert [p["x"] for _, p in seen] == [str(t.params["x"]) for t in study.trials], "drawn, then recorded at once"
     assert study.best_value == min(t.value for t in study.trials)  # the results are Optuna's own
+    assert tracked_study(study, project="p", experiment="e", uri=uri) is study  # not wrapped twice
+    study.optimize(objective, n_trials=1)
+    assert len(tracker.get_child_iterations(study.driver_iteration_id)) == 3
+    with pytest.raises(ValueError, match="already tracked"):
+        tracked_study(study, project="p", experiment="other", uri=uri)
 
 
 def test_a_racer_that_missed_the_study_attribute_gets_the_same_driver(tmp_path: Path) -> None:
