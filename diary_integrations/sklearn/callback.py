@@ -502,14 +502,12 @@ class DiaryCallback:
 
     def _ship(self, route: Route, search: Any, event: tuple[Any, ...]) -> None:
         """Send a fold event to the main process over its socket; a worker that cannot (another host, or
-        DIARY_SKLEARN_DIRECT=1) writes it to the tracker itself when that is one every host reaches."""
+        DIARY_SKLEARN_DIRECT=1) writes it to the tracker itself when that is one every host reaches. On the
+        main process's host a failed send is not retried through the tracker: the sink is gone because the
+        search is over, and a late write would land on children already ended."""
         if not (route.direct and (forced() or route.host != this_host())):
-            try:
-                _transport.send(route.address, route.authkey, event)
-                return
-            except Exception:
-                if not route.direct:
-                    raise
+            _transport.send(route.address, route.authkey, event)
+            return
         _, it, cand = event[:3]
         WRITER.event(self.options.connect(), route, _child_spec(self._grid(search, it), it, cand), event)
 

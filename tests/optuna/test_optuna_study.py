@@ -171,3 +171,33 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
     with pytest.raises(TypeError, match="optuna.Study"):
         tracked_study("study", project="p", experiment="e", uri=f"sqlite:///{db}")
     assert not db.exists()
+
+
+def test_an_objective_error_that_stops_the_study_leaves_nothing_running(tmp_path: Path) -> None:
+    """Without `catch`, Optuna re-raises the objective's error from optimize: the trial's child is FAILED
+    with it, the driver FAILED with it too, and nothing stays RUNNING; a later optimize reopens the driver."""
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 1:
+            raise RuntimeError("the data went away")
+        return x
+
+    study = tracked_study(optuna.create_study(), project="p", experiment="e", uri=uri)
+    with pytest.raises(RuntimeError, match="the data went away"):
+        study.optimize(objective, n_trials=5)
+    tracker = connect(uri)
+    driver = tracker.get_iteration(study.driver_iteration_id)
+    assert driver.status is IterationStatus.FAILED and driver.error_message == "RuntimeError: the data went away"
+    kids = tracker.get_child_iterations(driver.id)
+    assert [(k.name, k.status) for k in kids] == [
+        ("trial 0", IterationStatus.SUCCEEDED),
+        ("trial 1", IterationStatus.FAILED),
+    ]
+    assert kids[1].error_message == "RuntimeError: the data went away"
+    study.optimize(objective, n_trials=2)  # continued: trials 2 and 3
+    driver = tracker.get_iteration(study.driver_iteration_id)
+    assert driver.status is IterationStatus.SUCCEEDED and driver.error_message == ""
+    assert len(tracker.get_child_iterations(driver.id)) == 4
+    assert not tracker.get_iterations(driver.experiment_id, status=IterationStatus.RUNNING)
