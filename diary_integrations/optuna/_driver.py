@@ -114,18 +114,27 @@ class Driver:
         self.space: set[str] = set()  # search-space entries this process has written
         self.lock = threading.Lock()
 
+    @property
+    def name(self) -> str:
+        return f"study {self.study.study_name}"[:200]
+
     def _find_or_create(self) -> int:
         attr = DRIVER_ATTR.format(experiment=self.experiment_id)
         known = self.study._storage.get_study_system_attrs(self.study._study_id).get(attr)
         if isinstance(known, int):
             found = self.tracker.get_iteration(known)
-            if found is not None and found.experiment_id == self.experiment_id and found.parent_iteration_id is None:
+            if (
+                found is not None
+                and found.experiment_id == self.experiment_id
+                and found.parent_iteration_id is None
+                and found.name == self.name
+            ):  # the id may be of another tracker, where it names anything
                 return known
         with using_key(keyed("driver", self.experiment_id, study_key(self.study))):
             created = self.tracker.create_iteration(
                 self.experiment_id,
                 notes=f"Optuna study {self.study.study_name}",
-                name=f"study {self.study.study_name}"[:200],
+                name=self.name,
                 parameters=describe_study(self.study),
             )
         # Every racer writes the same id (the key gave them one iteration): the last write changes nothing.
