@@ -97,7 +97,7 @@ def _diary_sqlite():  # type: ignore[no-untyped-def]
 
 
 def lightning_wall_time(quick: bool) -> Case:
-    steps = 300 if quick else 2000
+    steps = 50 if quick else 2000
     variants = {
         "no logger": lambda: _fit(lambda: False, steps),
         "CSVLogger": lambda: _fit(_csv, steps),

@@ -40,7 +40,7 @@ def _run(points: int) -> dict[str, float]:
 
 
 def logger_backlog(quick: bool) -> Case:
-    small, large = (1_000, 200_000) if quick else (10_000, 10_000_000)
+    small, large = (1_000, 20_000) if quick else (10_000, 10_000_000)
     notes: list[str] = []
 
     def measure(points: int):  # type: ignore[no-untyped-def]
