@@ -47,8 +47,13 @@ def serve(
     if workers <= 1:
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
     else:
+        import inspect
+
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases take the target
+            Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        else:
+            Multiprocess(config, sockets=[sock]).run()
     sys.stdout.flush()
