@@ -2,14 +2,17 @@
 
 `make_hosts(n)` gives n namespaces, each with loopback and one veth `eth0` holding 10.A.B.i/24, wired to
 a bridge that lives in a namespace of its own (the test's switch): the machine's own namespace is never
-touched. Names carry a random tag, so parallel runs never collide. `remove()` ends every process started
-in the hosts and deletes the namespaces (their veths go with them); the fixture calls it even on failure.
+touched. Names carry the test process's pid and a random tag, so parallel runs never collide, and the
+next run removes namespaces left by a test process killed before its teardown. `remove()` ends every
+process started in the hosts and deletes the namespaces (their veths go with them); the fixture calls
+it even on failure.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import uuid
@@ -77,8 +80,23 @@ class Hosts:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=60)
 
 
+# Our namespaces: diary-<pid of the test process>-<tag>-<role>.
+_OURS = re.compile(r"diary-(\d+)-[0-9a-f]{6}-(sw|h\d+)")
+
+
+def remove_orphans() -> None:
+    """Delete namespaces left by a test process that died without its teardown (killed by a signal)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=60).stdout
+    for line in listed.splitlines():
+        name = line.split(" ", 1)[0]
+        found = _OURS.fullmatch(name)
+        if found and not os.path.exists(f"/proc/{found.group(1)}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=60)
+
+
 def make_hosts(count: int) -> Hosts:
-    tag = uuid.uuid4().hex[:6]
+    remove_orphans()
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     subnet = f"10.{random.randint(16, 250)}.{random.randint(0, 255)}"
     switch = f"diary-{tag}-sw"
     made = Hosts(tag, switch, [])

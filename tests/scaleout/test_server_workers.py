@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from diary_integrations import ExperimentStatus, IterationStatus
+from diary_integrations import AuthError, ExperimentStatus, IterationStatus, connect
 from diary_integrations.client import RemoteTracker
 from diary_integrations.tracker.local import DEFAULT_USERNAME
 
@@ -38,7 +38,7 @@ def python_children(pid: int) -> list[int]:
     return out
 
 
-def test_two_workers_serve_a_client(tmp_path: Path) -> None:
+def test_two_workers_serve_a_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = start_server(tmp_path, "workers", f"sqlite:///{tmp_path / 'workers.db'}", auth_env(), "--workers", "2")
     try:
 
@@ -63,6 +63,7 @@ def test_two_workers_serve_a_client(tmp_path: Path) -> None:
             assert [m.step for m in reader.get_metrics(run.id, key="loss")] == list(range(50))
             assert {p.key: p.value for p in reader.get_parameters(run.id)} == {"lr": "0.1"}
             reader.close()
+        _connect_reads_worker_credentials(server.url, run.id, monkeypatch)
         workers = python_children(server.process.pid)
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=60)
@@ -73,6 +74,27 @@ def test_two_workers_serve_a_client(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def _connect_reads_worker_credentials(url: str, iteration_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker given only the environment: $DIARY_USERNAME/$DIARY_PASSWORD, or $DIARY_TOKEN; explicit
+    arguments win over all three."""
+    monkeypatch.setenv("DIARY_USERNAME", DEFAULT_USERNAME)
+    monkeypatch.setenv("DIARY_PASSWORD", ADMIN_PASSWORD)
+    with connect(url) as worker:
+        assert worker.get_iteration(iteration_id) is not None
+        token = worker.token
+    assert token
+    monkeypatch.delenv("DIARY_USERNAME")
+    monkeypatch.delenv("DIARY_PASSWORD")
+    monkeypatch.setenv("DIARY_TOKEN", token)
+    with connect(url) as worker:
+        assert worker.get_iteration(iteration_id) is not None
+    monkeypatch.setenv("DIARY_TOKEN", "not-a-token")
+    with pytest.raises(AuthError):
+        connect(url).get_iteration(iteration_id)
+    with connect(url, username=DEFAULT_USERNAME, password=ADMIN_PASSWORD) as worker:
+        assert worker.token is None and worker.get_iteration(iteration_id) is not None
 
 
 @pytest.mark.parametrize("value", ["0", "two", "65"])
