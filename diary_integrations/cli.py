@@ -140,12 +140,25 @@ def _server(args: argparse.Namespace) -> int:
     overrides = {"host": args.host, "port": args.port, "database_url": db}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        # With workers, this app is never served: building it checks the settings, migrates the
+        # database and sets the administrator's password once, before any worker starts.
         app = create_app(settings)
     except ValueError as exc:
         print(f"diary server: {exc}", file=sys.stderr)
         return 2
-    serve(app, settings.host, settings.port)
+    if args.workers > 1:
+        app.state.tracker.close()
+        # Each worker builds its app from DIARY_*: what the command line said goes there too.
+        os.environ["DIARY_DATABASE_URL"] = settings.database_url
+        os.environ["DIARY_HOST"], os.environ["DIARY_PORT"] = settings.host, str(settings.port)
+    serve(app, settings.host, settings.port, workers=args.workers)
     return 0
+
+
+def _worker_count(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number from 1 to 64, got {text!r}")
+    return int(text)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -323,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default=None, help="interface to listen on (default: $DIARY_HOST or 127.0.0.1)")
     server.add_argument("--port", type=int, default=None, help="port; 0 picks a free one (default: 9000)")
     server.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $DIARY_DATABASE_URL)")
+    server.add_argument("--workers", type=_worker_count, default=1,
+                        help="uvicorn worker processes on the one port (default 1; see README, Scaling out)")
     server.set_defaults(run=_server)
 
     sync = commands.add_parser("sync", help="send the local journal of writes a tracking server could not take")

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 ENV_URI = "DIARY_TRACKING_URI"
 ENV_ARTIFACT_ROOT = "DIARY_ARTIFACT_ROOT"
+# Credentials for a tracking server with auth on, read when `connect` is given none (a DDP rank, a
+# sweep worker on another host: export them once for every process of the job).
+ENV_USERNAME, ENV_PASSWORD, ENV_TOKEN = "DIARY_USERNAME", "DIARY_PASSWORD", "DIARY_TOKEN"
 
 _default: Tracker | None = None
 _default_lock = threading.Lock()
@@ -113,7 +116,9 @@ def connect(
     artifact_root: str | os.PathLike[str] | None = None,
 ) -> Tracker:
     """The tracker for a URI: http(s):// gives a RemoteTracker, a SQLite path or URL or a PostgreSQL URL a
-    LocalTracker; anything else is an `Unprocessable` naming `uri` (see `check_uri`)."""
+    LocalTracker; anything else is an `Unprocessable` naming `uri` (see `check_uri`). For a server, with
+    none of `username`, `password`, `token` given, they come from $DIARY_USERNAME, $DIARY_PASSWORD and
+    $DIARY_TOKEN."""
     target = check_uri(resolve_uri(uri))
     if target.startswith(("http://", "https://")):
         try:
@@ -124,6 +129,9 @@ def connect(
                 name=exc.name,
             ) from exc
 
+        if username is None and password is None and token is None:
+            username, password = os.environ.get(ENV_USERNAME) or None, os.environ.get(ENV_PASSWORD) or None
+            token = os.environ.get(ENV_TOKEN) or None
         return RemoteTracker(target, username=username, password=password, token=token)
     from .tracker.local import LocalTracker
 

@@ -83,6 +83,35 @@ def current_rank() -> int:
     return _dist().get_rank() if process_group_ready() else launch_rank()
 
 
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def node_rank() -> int:
+    """This process's node (machine) in a multi-node run: torchrun's GROUP_RANK, Lightning's NODE_RANK,
+    SLURM's SLURM_NODEID; 0 on a single node."""
+    found = _env_int("GROUP_RANK", "NODE_RANK", "SLURM_NODEID")
+    return 0 if found is None else found
+
+
+def local_rank() -> int:
+    """This process's rank among the processes of its node: LOCAL_RANK (torchrun, Lightning's ddp),
+    SLURM_LOCALID; else the global rank on node 0 (mp.spawn and ddp_spawn workers of one machine)."""
+    found = _env_int("LOCAL_RANK", "SLURM_LOCALID")
+    if found is not None:
+        return found
+    return current_rank() if node_rank() == 0 else 0
+
+
+def rank_parameters(rank: int) -> dict[str, int]:
+    """The parameters a rank's child iteration records: where in the run and on which node it ran."""
+    return {RANK_PARAMETER: rank, "world_size": world_size(), "node_rank": node_rank(), "local_rank": local_rank()}
+
+
 def world_size() -> int:
     if process_group_ready():
         return _dist().get_world_size()
@@ -413,7 +442,7 @@ def rank_iteration(
     try:
         try:
             with run as iteration:
-                tracker.log_parameters(iteration.id, {RANK_PARAMETER: rank, "world_size": size})
+                tracker.log_parameters(iteration.id, rank_parameters(rank))
                 yield iteration
         except BaseException as exc:
             with _SigtermAsExit.held():

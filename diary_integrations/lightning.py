@@ -313,9 +313,8 @@ class DiaryLogger(Logger):
             if self._experiment_id is None:
                 self._experiment_id = tracker.get_iteration(self._run_id).experiment_id
             self._rank_id = self._open(self._run_id, snapshot=False, name=f"rank {rank}")
-            tracker.log_parameters(
-                self._rank_id, {distributed.RANK_PARAMETER: rank, "world_size": distributed.world_size()}
-            )
+            # scaleout16 (issue 16): rank, world_size, node_rank and local_rank (multi-node DDP).
+            tracker.log_parameters(self._rank_id, distributed.rank_parameters(rank))
         # Rank 0 also writes the driver: its metrics are the run's (synced ones are the same everywhere).
         self._targets = (self._rank_id, self._run_id) if self._owns_run else (self._rank_id,)  # type: ignore[assignment]
         return self._targets

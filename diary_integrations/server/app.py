@@ -17,6 +17,7 @@ from .. import __version__
 from ..tracker.local import DEFAULT_PASSWORD, DEFAULT_USERNAME
 from ..tracker.local.users import _dummy_hash as dummy_hash
 from .auth import TokenService
+from .cluster import reap_round, startup_lock
 from .errors import install_error_handlers
 from .head import HeadAsGet
 from .idempotency import IdempotencyKeys
@@ -105,6 +106,15 @@ def check_admin_password(tracker: Any, settings: ServerSettings) -> None:
     """With auth on, `default` must not keep the password `default`: DIARY_ADMIN_PASSWORD sets its
     password at start-up; without it, a server whose `default` still has the default password refuses
     to start (anyone could log in as the administrator)."""
+    engine = getattr(tracker, "engine", None)
+    if engine is None:
+        _check_admin_password(tracker, settings)
+        return
+    with startup_lock(engine):  # servers starting together over one database set it once
+        _check_admin_password(tracker, settings)
+
+
+def _check_admin_password(tracker: Any, settings: ServerSettings) -> None:
     wanted = settings.admin_password
     if wanted is not None:
         if wanted == DEFAULT_PASSWORD:
@@ -131,29 +141,31 @@ def set_tracker(app: FastAPI, tracker: Any) -> None:
     app.state.anonymous = None  # the `default` user is looked up again in the new database
 
 
-def reap_once(app: FastAPI) -> list[int]:
-    """End KILLED ("heartbeat lost") the served tracker's RUNNING iterations whose lease expired."""
+def reap_once(app: FastAPI, *, prune_keys: bool = False) -> list[int] | None:
+    """End KILLED ("heartbeat lost") the served tracker's RUNNING iterations whose lease expired, if it
+    is this process's turn (cluster.py): None when another server process has it."""
     tracker = app.state.tracker
+    settings = app.state.settings
+    if hasattr(tracker, "engine"):
+        return reap_round(tracker, settings.heartbeat_lease, settings.reap_every, prune_keys=prune_keys)
     reap = getattr(tracker, "reap", None)
-    return [] if reap is None else reap(app.state.settings.heartbeat_lease)
+    return [] if reap is None else reap(settings.heartbeat_lease)
 
 
 async def _reap_forever(app: FastAPI) -> None:
     """The server's reaper: every few seconds, runs whose heartbeat stopped for a lease become KILLED, so
-    a client killed without a word does not stay RUNNING; now and then, day-old idempotency keys go."""
-    from ..tracker.idempotency import prune
-
+    a client killed without a word does not stay RUNNING; now and then, day-old idempotency keys go.
+    Every server process runs this loop; they take turns through the database (cluster.py)."""
     settings = app.state.settings
     pruned_at = -PRUNE_EVERY_SECONDS
     while True:
         await asyncio.sleep(settings.reap_every)
         try:
-            reaped = await asyncio.to_thread(reap_once, app)
+            due = time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS
+            reaped = await asyncio.to_thread(reap_once, app, prune_keys=due)
+            if reaped is not None and due:
+                pruned_at = time.monotonic()
             if reaped:
                 log.warning("diary server: heartbeat lost, marked KILLED: %s", ", ".join(map(str, reaped)))
-            engine = getattr(app.state.tracker, "engine", None)
-            if engine is not None and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
-                await asyncio.to_thread(prune, engine)
-                pruned_at = time.monotonic()
         except Exception:  # a database hiccup must not end the reaper; the next round tries again
             log.exception("diary server: the reaper failed this round")

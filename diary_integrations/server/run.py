@@ -1,4 +1,5 @@
-"""Serving the app with uvicorn (one worker process) on a socket bound before anyone is told the URL."""
+"""Serving the app with uvicorn on a socket bound before anyone is told the URL: in this process, or in
+N worker processes (`diary server --workers N`) that share the socket and build the app from `DIARY_*`."""
 
 from __future__ import annotations
 
@@ -25,17 +26,34 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 9000, *, log_level: str = "warning") -> None:
+# What each worker process builds its app from (`create_app()` reads its settings from `DIARY_*`).
+APP_FACTORY = "diary_integrations.server.app:create_app"
+
+
+def serve(
+    app: Any, host: str = "127.0.0.1", port: int = 9000, *, log_level: str = "warning", workers: int = 1
+) -> None:
     """Run until interrupted. Prints `diary server listening on http://host:port` once the socket listens,
-    so a parent process that asked for port 0 learns the port."""
+    so a parent process that asked for port 0 learns the port. With `workers > 1`, `app` is not served:
+    uvicorn spawns that many processes on the one socket, each building its own app with
+    `create_app()` from the environment (the caller puts its settings there first)."""
     import uvicorn
 
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"diary server listening on http://{shown}:{actual}", flush=True)
-    config = uvicorn.Config(
-        app, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_SECONDS, access_log=False, lifespan="on"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    options = dict(log_level=log_level, timeout_keep_alive=KEEP_ALIVE_SECONDS, access_log=False, lifespan="on")
+    if workers <= 1:
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+    else:
+        import inspect
+
+        from uvicorn.supervisors import Multiprocess
+
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
+        if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases take the target
+            Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        else:
+            Multiprocess(config, sockets=[sock]).run()
     sys.stdout.flush()

@@ -213,6 +213,20 @@ class LoginFailureRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
 
 
+class ReaperRunRow(Base):
+    """One round of a tracking server's reaper (expired leases marked KILLED). Several server processes
+    over one database take turns (server/cluster.py); each round that ran is a row, so an operator (and
+    a test) can see who reaped what and that no two rounds overlapped. Rows older than an hour go."""
+
+    __tablename__ = "reaper_run"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(String(255))  # "host pid" of the process that ran the round
+    started_at: Mapped[float] = mapped_column(Float(precision=53), index=True)  # unix seconds
+    finished_at: Mapped[float] = mapped_column(Float(precision=53))
+    reaped: Mapped[int] = mapped_column(Integer)  # iterations this round ended KILLED
+
+
 class EnvironmentRow(Base):
     __tablename__ = "environment"
     iteration_id: Mapped[int] = mapped_column(
@@ -314,3 +328,4 @@ experiment_tags = ExperimentTagRow.__table__
 iteration_tags = IterationTagRow.__table__
 resources = ResourceRow.__table__
 login_failures = LoginFailureRow.__table__
+reaper_runs = ReaperRunRow.__table__

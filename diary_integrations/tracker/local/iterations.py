@@ -309,8 +309,8 @@ class IterationsMixin(TrackerBase):
             stmt = stmt.where(it.c.experiment_id == experiment_id)
         with self._write() as conn:
             stale = conn.execute(stmt.order_by(it.c.id)).all()
-            _end_killed(conn, stale, lambda row, seen: f"heartbeat lost: last seen {seen.isoformat()}")
-        return [row.id for row in stale]
+            # Only those this call ended: a reaper of another server process may have ended some first.
+            return _end_killed(conn, stale, lambda row, seen: f"heartbeat lost: last seen {seen.isoformat()}")
 
     def _identity(self) -> tuple[str, int, float] | None:
         """The process to record beside iterations this tracker creates, beats or reopens."""
@@ -443,11 +443,12 @@ def _adopt(conn: Connection, ids: list[int], identity: tuple[str, int, float] | 
     _claim(conn, orphans, identity)
 
 
-def _end_killed(conn: Connection, stale: Sequence[Any], message: Any) -> None:
+def _end_killed(conn: Connection, stale: Sequence[Any], message: Any) -> list[int]:
     """End these RUNNING iterations (rows with `id` and `heartbeat_date`) KILLED at their last sign of
-    life, each with `message(row, seen)`; one another writer ended meanwhile keeps its status."""
+    life, each with `message(row, seen)`; one another writer ended meanwhile keeps its status. The ids
+    this call ended."""
     if not stale:
-        return
+        return []
     it, m = t.iterations, t.metrics
     ids = [row.id for row in stale]
     # The last sign of life is the truest end we know: the heartbeat, or a later metric (writes refresh
@@ -458,13 +459,17 @@ def _end_killed(conn: Connection, stale: Sequence[Any], message: Any) -> None:
             select(m.c.iteration_id, func.max(m.c.recorded_at)).where(m.c.iteration_id.in_(chunk))
             .group_by(m.c.iteration_id)
         ).all())
+    ended = []
     for row in stale:
         seen = max(row.heartbeat_date, last_metric.get(row.id) or row.heartbeat_date)
-        conn.execute(
+        done = conn.execute(
             update(it)
             .where(it.c.id == row.id, it.c.status == int(IterationStatus.RUNNING))
             .values(status=int(IterationStatus.KILLED), end_date=seen, error_message=message(row, seen))
         )
+        if done.rowcount:
+            ended.append(row.id)
+    return ended
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
