@@ -93,6 +93,10 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         )
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
+    # MLflow's tracking REST API (/api/2.0/mlflow/..., the artifact proxy): server/mlflow/.
+    from .mlflow import mount_mlflow
+
+    mount_mlflow(app)
     # The read-only dashboard at /ui/ (and / redirecting there): open with auth off, behind a login page
     # and the API's per-project read rules with auth on (dashboard/access.py).
     from ..dashboard import mount_dashboard
@@ -135,7 +139,12 @@ def reap_once(app: FastAPI) -> list[int]:
     """End KILLED ("heartbeat lost") the served tracker's RUNNING iterations whose lease expired."""
     tracker = app.state.tracker
     reap = getattr(tracker, "reap", None)
-    return [] if reap is None else reap(app.state.settings.heartbeat_lease)
+    if reap is None:
+        return []
+    settings = app.state.settings
+    if hasattr(tracker, "engine"):  # MLflow's runs send no heartbeat: they have a lease of their own
+        return reap(settings.heartbeat_lease, mlflow_lease=settings.mlflow_run_lease)
+    return reap(settings.heartbeat_lease)
 
 
 async def _reap_forever(app: FastAPI) -> None:
