@@ -88,7 +88,9 @@ def create_run(ctx: Context, args: Args) -> dict[str, Any]:
     start = args.integer("start_time", low=0)
     name = args.text("run_name") or tags.get(RUN_NAME) or _new_name()
     tags[RUN_NAME] = name
-    user = args.text("user_id") or ctx.user.username
+    # With auth on, the run is the authenticated user's (the client's own claim could name anyone).
+    claimed = args.text("user_id")
+    user = ctx.user.username if ctx.state.settings.enable_auth or not claimed else claimed
     engine = ctx.tracker.engine
     with one_transaction(engine) as conn:
         store.ensure_writable_experiment(conn, found.id)
