@@ -17,9 +17,15 @@ PASSWORD = "mlflow-admin-password"
 
 @pytest.fixture
 def auth_server(tmp_path, monkeypatch):
-    live = start_cli_server(tmp_path, f"sqlite:///{tmp_path / 'auth.db'}", env={
-        "DIARY_ENABLE_AUTH": "true", "DIARY_JWT_SECRET": "mlflow-secret-" + "m" * 40, "DIARY_ADMIN_PASSWORD": PASSWORD,
-    })
+    live = start_cli_server(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'auth.db'}",
+        env={
+            "DIARY_ENABLE_AUTH": "true",
+            "DIARY_JWT_SECRET": "mlflow-secret-" + "m" * 40,
+            "DIARY_ADMIN_PASSWORD": PASSWORD,
+        },
+    )
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -63,8 +69,9 @@ def test_basic_auth_and_bearer_tokens_are_diary_users(auth_server, monkeypatch) 
 
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
-    token = httpx.post(f"{auth_server.url}/auth", json={"username": "default", "password": PASSWORD},
-                       timeout=30).json()["access_token"]
+    token = httpx.post(
+        f"{auth_server.url}/auth", json={"username": "default", "password": PASSWORD}, timeout=30
+    ).json()["access_token"]
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     mlflow.set_tracking_uri(auth_server.url)
     try:

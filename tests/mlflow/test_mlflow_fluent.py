@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow_helpers import MlflowServer, mlflow_server, series  # noqa: F401 - the fixture
+from mlflow_helpers import MlflowServer, series
 
 from diary_integrations import IterationStatus
 
@@ -35,8 +35,7 @@ def test_fluent_api_lands_as_an_iteration_tree(mlflow_server: MlflowServer, tmp_
 
     diary = mlflow_server.diary
     top, middle, leaf = (diary.get_iteration(int(r.info.run_id)) for r in (driver, fold, epoch))
-    assert (top.parent_iteration_id, middle.parent_iteration_id, leaf.parent_iteration_id) == (
-        None, top.id, middle.id)
+    assert (top.parent_iteration_id, middle.parent_iteration_id, leaf.parent_iteration_id) == (None, top.id, middle.id)
     assert {top.experiment_id, middle.experiment_id, leaf.experiment_id} == {int(experiment_id)}
     assert (top.name, middle.name, leaf.name) == ("driver", "fold", "epoch")
     assert all(i.status is IterationStatus.SUCCEEDED and i.end_date is not None for i in (top, middle, leaf))
@@ -55,20 +54,30 @@ def test_fluent_api_lands_as_an_iteration_tree(mlflow_server: MlflowServer, tmp_
     assert client.get_run(driver.info.run_id).data.tags["team"] == "vision"
 
     found = mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string="metrics.loss < 0.5 and attributes.status = 'FINISHED'",
-        order_by=["metrics.loss DESC"], output_format="list",
+        experiment_ids=[experiment_id],
+        filter_string="metrics.loss < 0.5 and attributes.status = 'FINISHED'",
+        order_by=["metrics.loss DESC"],
+        output_format="list",
     )
     assert [r.info.run_name for r in found] == ["driver", "epoch"]  # latest losses 0.2 and 0.1; fold has 0.7
-    assert [r.info.run_name for r in mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string="params.depth = '3'", output_format="list")] == ["driver"]
-    assert [r.info.run_name for r in mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string="tags.mlflow.runName LIKE 'e%'", output_format="list")] == [
-        "epoch"]
+    assert [
+        r.info.run_name
+        for r in mlflow.search_runs(
+            experiment_ids=[experiment_id], filter_string="params.depth = '3'", output_format="list"
+        )
+    ] == ["driver"]
+    assert [
+        r.info.run_name
+        for r in mlflow.search_runs(
+            experiment_ids=[experiment_id], filter_string="tags.mlflow.runName LIKE 'e%'", output_format="list"
+        )
+    ] == ["epoch"]
 
     listed = client.list_artifacts(driver.info.run_id, "reports")
     assert [(f.path, f.is_dir, f.file_size) for f in listed] == [("reports/notes.txt", False, 17)]
-    local = mlflow.artifacts.download_artifacts(run_id=driver.info.run_id, artifact_path="reports/notes.txt",
-                                                dst_path=str(tmp_path / "down"))
+    local = mlflow.artifacts.download_artifacts(
+        run_id=driver.info.run_id, artifact_path="reports/notes.txt", dst_path=str(tmp_path / "down")
+    )
     assert Path(local).read_text() == "hello from mlflow"
     resources = diary.get_resources(int(experiment_id))
     assert [(r.name, r.size_bytes) for r in resources] == [(f"{driver.info.run_id}/artifacts/reports/notes.txt", 17)]
@@ -76,11 +85,10 @@ def test_fluent_api_lands_as_an_iteration_tree(mlflow_server: MlflowServer, tmp_
 
 def test_a_failed_run_keeps_its_error_text(mlflow_server: MlflowServer) -> None:
     mlflow.set_experiment("failing")
-    with pytest.raises(RuntimeError):
-        with mlflow.start_run(run_name="doomed") as run:
-            mlflow.log_metric("loss", 1.5)
-            mlflow.set_tag("diary.error", "CUDA out of memory at step 7")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), mlflow.start_run(run_name="doomed") as run:
+        mlflow.log_metric("loss", 1.5)
+        mlflow.set_tag("diary.error", "CUDA out of memory at step 7")
+        raise RuntimeError("boom")
     iteration = mlflow_server.diary.get_iteration(int(run.info.run_id))
     assert iteration.status is IterationStatus.FAILED
     assert iteration.error_message == "CUDA out of memory at step 7"
@@ -152,7 +160,8 @@ def test_log_model_uploads_and_loads(mlflow_server: MlflowServer) -> None:
     model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(  # cloudpickle: skops would import every estimator (~10 s)
-            model, name="clf", pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
+            model, name="clf", pip_requirements=["scikit-learn"], serialization_format="cloudpickle"
+        )
     loaded = mlflow.sklearn.load_model(info.model_uri)
     assert loaded.predict(np.array([[3.0]])).tolist() == [1]
     assert MlflowClient().get_logged_model(info.model_id).source_run_id == run.info.run_id
@@ -168,20 +177,35 @@ BAD_INPUT = [  # (route, body, status, MLflow error code); RUN and EXP are fille
     ("runs/log-batch", {}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/log-batch", {"run_id": "999999"}, 404, "RESOURCE_DOES_NOT_EXIST"),
     ("runs/log-batch", {"run_id": "not-a-run"}, 404, "RESOURCE_DOES_NOT_EXIST"),
-    ("runs/log-metric", {"run_id": "RUN", "key": "x", "value": "high", "timestamp": 1}, 400,
-     "INVALID_PARAMETER_VALUE"),
-    ("runs/log-batch", {"run_id": "RUN", "metrics": [{"key": "m", "value": 1, "timestamp": 1}] * 1001}, 400,
-     "INVALID_PARAMETER_VALUE"),
-    ("runs/log-batch", {"run_id": "RUN", "params": [{"key": f"p{n}", "value": "1"} for n in range(101)]}, 400,
-     "INVALID_PARAMETER_VALUE"),
-    ("runs/log-batch", {"run_id": "RUN", "tags": [{"key": f"t{n}", "value": "1"} for n in range(101)]}, 400,
-     "INVALID_PARAMETER_VALUE"),
+    ("runs/log-metric", {"run_id": "RUN", "key": "x", "value": "high", "timestamp": 1}, 400, "INVALID_PARAMETER_VALUE"),
+    (
+        "runs/log-batch",
+        {"run_id": "RUN", "metrics": [{"key": "m", "value": 1, "timestamp": 1}] * 1001},
+        400,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    (
+        "runs/log-batch",
+        {"run_id": "RUN", "params": [{"key": f"p{n}", "value": "1"} for n in range(101)]},
+        400,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    (
+        "runs/log-batch",
+        {"run_id": "RUN", "tags": [{"key": f"t{n}", "value": "1"} for n in range(101)]},
+        400,
+        "INVALID_PARAMETER_VALUE",
+    ),
     ("runs/search", {"experiment_ids": ["EXP"], "filter": "metrics.loss <"}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/search", {"experiment_ids": ["EXP"], "filter": "params.x > 'a'"}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/search", {"experiment_ids": ["EXP"], "page_token": "%%%"}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/update", {"run_id": "RUN", "status": "EXPLODED"}, 400, "INVALID_PARAMETER_VALUE"),
-    ("runs/create", {"experiment_id": "EXP", "tags": [{"key": "mlflow.parentRunId", "value": "424242"}]}, 400,
-     "INVALID_PARAMETER_VALUE"),
+    (
+        "runs/create",
+        {"experiment_id": "EXP", "tags": [{"key": "mlflow.parentRunId", "value": "424242"}]},
+        400,
+        "INVALID_PARAMETER_VALUE",
+    ),
     ("experiments/create", {"name": 5}, 400, "INVALID_PARAMETER_VALUE"),
     ("experiments/get", {}, 404, "ENDPOINT_NOT_FOUND"),  # a GET route, POSTed
     ("no/such/route", {}, 404, "ENDPOINT_NOT_FOUND"),
@@ -203,11 +227,18 @@ def test_bad_input_gets_mlflow_errors_and_writes_nothing(mlflow_server: MlflowSe
 
 
 def test_malformed_json_is_an_mlflow_error(mlflow_server: MlflowServer) -> None:
-    answer = httpx.post(f"{mlflow_server.url}/api/2.0/mlflow/runs/create", content=b"{not json", timeout=30,
-                        headers={"content-type": "application/json"})
+    answer = httpx.post(
+        f"{mlflow_server.url}/api/2.0/mlflow/runs/create",
+        content=b"{not json",
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
     assert answer.status_code == 400 and answer.json()["error_code"] == "MALFORMED_REQUEST"
-    answer = httpx.get(f"{mlflow_server.url}/ajax-api/2.0/mlflow/experiments/get-by-name",
-                       params={"experiment_name": "nope"}, timeout=30)
+    answer = httpx.get(
+        f"{mlflow_server.url}/ajax-api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "nope"},
+        timeout=30,
+    )
     assert answer.status_code == 404 and answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     answer = httpx.get(f"{mlflow_server.url}/api/2.0/mlflow-artifacts/artifacts/1/../../etc/passwd", timeout=30)
     assert answer.status_code in (400, 404) and "error_code" in answer.json()

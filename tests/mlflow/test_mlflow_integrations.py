@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer, mlflow_server, series  # noqa: F401 - the fixture
+from mlflow_helpers import MlflowServer, series
 
 from diary_integrations import IterationStatus
 
@@ -38,7 +38,8 @@ def test_sklearn_autolog_grid_search_is_a_driver_with_children(mlflow_server: Ml
     assert sorted(float(p["C"]) for p in values.values()) == [0.1, 1.0, 10.0]
     assert {p.key for p in diary.get_parameters(driver.id)} >= {"estimator", "cv", "best_C"}
     child_runs = MlflowClient().search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     assert sorted(r.info.run_id for r in child_runs) == sorted(str(c.id) for c in children)
     assert all("mean_test_score" in r.data.metrics for r in child_runs)
 
@@ -74,8 +75,15 @@ def test_lightning_mlflow_logger_fit_and_test(mlflow_server: MlflowServer, tmp_p
     x = torch.randn(64, 4)
     data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
     logger = MLFlowLogger(experiment_name="lightning", tracking_uri=mlflow_server.url, run_name="tiny")
-    trainer = pl.Trainer(max_epochs=2, logger=logger, log_every_n_steps=1, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     model = Tiny()
     trainer.fit(model, data)
     trainer.test(model, data, verbose=False)

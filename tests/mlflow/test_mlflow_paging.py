@@ -5,7 +5,7 @@ request at a time would be the slow part of the test); MLflow then reads them as
 from __future__ import annotations
 
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer, mlflow_server  # noqa: F401 - the fixture
+from mlflow_helpers import MlflowServer
 
 from diary_integrations import IterationEnding, IterationStatus, LocalTracker, NewIteration
 
@@ -27,9 +27,13 @@ def test_paging_through_2500_runs(mlflow_server: MlflowServer) -> None:
     experiment_id = client.create_experiment("many")
     tracker = LocalTracker(f"sqlite:///{mlflow_server.database}", record_processes=False)
     try:
-        ids = tracker.create_iterations(int(experiment_id), [
-            NewIteration(parameters={"parity": "even" if n % 2 == 0 else "odd"}, name=f"run-{n:04d}")
-            for n in range(RUNS)])
+        ids = tracker.create_iterations(
+            int(experiment_id),
+            [
+                NewIteration(parameters={"parity": "even" if n % 2 == 0 else "odd"}, name=f"run-{n:04d}")
+                for n in range(RUNS)
+            ],
+        )
         tracker.end_iterations([IterationEnding(i, IterationStatus.SUCCEEDED) for i in ids])
     finally:
         tracker.close()
@@ -38,8 +42,12 @@ def test_paging_through_2500_runs(mlflow_server: MlflowServer) -> None:
     seen = [run_id for page in pages for run_id in page]
     assert len(set(seen)) == RUNS and set(seen) == {str(i) for i in ids}
 
-    odd = _pages(client, experiment_id, filter_string="params.parity = 'odd' and attributes.status = 'FINISHED'",
-                 order_by=["attributes.run_name DESC"])
+    odd = _pages(
+        client,
+        experiment_id,
+        filter_string="params.parity = 'odd' and attributes.status = 'FINISHED'",
+        order_by=["attributes.run_name DESC"],
+    )
     assert [len(p) for p in odd] == [1000, 250]
     names = [client.get_run(run_id).info.run_name for run_id in (odd[0][0], odd[0][1], odd[1][-1])]
     assert names == ["run-2499", "run-2497", "run-0001"]
