@@ -230,25 +230,34 @@ def parent_of(conn: Connection, row: Any, text: str) -> int | None:
     return found.id
 
 
+def latest_points(conn: Connection, condition: Any) -> dict[tuple[int, str], Any]:
+    """(run, key) -> its latest point (highest step, then newest, then last written) among the metric rows
+    `condition` selects. The highest step per key comes from the (iteration, key, step) index, and only
+    the points at that step are read: no sort over a long series."""
+    top = (
+        select(m.c.iteration_id, m.c.key, func.max(m.c.step).label("step"))
+        .where(condition)
+        .group_by(m.c.iteration_id, m.c.key)
+        .subquery()
+    )
+    stmt = select(m.c.iteration_id, m.c.key, m.c.value, m.c.step, m.c.recorded_at, m.c.id).join(
+        top, (m.c.iteration_id == top.c.iteration_id) & (m.c.key == top.c.key) & (m.c.step == top.c.step)
+    )
+    latest: dict[tuple[int, str], Any] = {}
+    for r in conn.execute(stmt):
+        have = latest.get((r.iteration_id, r.key))
+        if have is None or (r.recorded_at, r.id) > (have.recorded_at, have.id):
+            latest[(r.iteration_id, r.key)] = r
+    return latest
+
+
 def latest_metrics(conn: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Each run's latest point per key (highest step, then newest), as MLflow's run data has it."""
+    """Each run's latest point per key, as MLflow's run data has it."""
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     for chunk in _chunks(ids):
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=(m.c.iteration_id, m.c.key),
-                order_by=(m.c.step.desc(), m.c.recorded_at.desc(), m.c.id.desc()),
-            )
-            .label("rank")
-        )
-        inner = (
-            select(m.c.iteration_id, m.c.key, m.c.value, m.c.step, m.c.recorded_at, rank)
-            .where(m.c.iteration_id.in_(chunk))
-            .subquery()
-        )
-        for r in conn.execute(select(inner).where(inner.c.rank == 1).order_by(inner.c.iteration_id, inner.c.key)):
-            out[r.iteration_id].append(metric_json(r.key, r.value, r.step, r.recorded_at))
+        found = latest_points(conn, m.c.iteration_id.in_(chunk))
+        for (iteration_id, key), r in sorted(found.items()):
+            out[iteration_id].append(metric_json(key, r.value, r.step, r.recorded_at))
     return out
 
 
@@ -340,25 +349,8 @@ def run_values(conn: Connection, ids_in: Any, entity: str, keys: list[str]) -> d
         )
         out.update({(r[0], r[1]): r[2] for r in conn.execute(stmt)})
     else:
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=(m.c.iteration_id, m.c.key),
-                order_by=(m.c.step.desc(), m.c.recorded_at.desc(), m.c.id.desc()),
-            )
-            .label("rank")
-        )
-        inner = (
-            select(m.c.iteration_id, m.c.key, m.c.value, rank)
-            .where(m.c.iteration_id.in_(ids_in), m.c.key.in_(keys))
-            .subquery()
-        )
-        out.update(
-            {
-                (r[0], r[1]): r[2]
-                for r in conn.execute(select(inner.c.iteration_id, inner.c.key, inner.c.value).where(inner.c.rank == 1))
-            }
-        )
+        found = latest_points(conn, m.c.iteration_id.in_(ids_in) & m.c.key.in_(keys))
+        out.update({k: r.value for k, r in found.items()})
     return out
 
 
