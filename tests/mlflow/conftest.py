@@ -13,10 +13,16 @@ from mlflow_helpers import MlflowServer
 from diary_integrations import RemoteTracker
 
 
-@pytest.fixture
-def mlflow_server(live_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowServer]:
+@pytest.fixture(params=["sqlite"])
+def mlflow_server(
+    request: pytest.FixtureRequest, live_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[MlflowServer]:
+    """SQLite unless a test asks for more with `@pytest.mark.parametrize("mlflow_server", [...], indirect=True)`."""
     database = tmp_path / "server.db"
-    live_server.use_database(f"sqlite:///{database}")
+    if request.param == "postgres":
+        live_server.use_database(request.getfixturevalue("server_postgres_url"), reset=True)
+    else:
+        live_server.use_database(f"sqlite:///{database}")
     # A 500 must fail the test at once, not hide behind MLflow's retries with back-off.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -12,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...tracker import schema as t
 from ...tracker.enums import IterationStatus
+from ...tracker.errors import Conflict
 from ...tracker.records import Experiment
 from ...tracker.validation import MAX_TEXT
 from ..permissions import Action
@@ -54,8 +57,6 @@ def experiment(ctx: Context, text: Any, action: Action, *, field: str = "experim
     if text in ("0", 0):
         found = ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT)
         if found is None and action is not Action.READ:
-            from ...tracker.errors import Conflict
-
             try:
                 ctx.tracker.create_experiment(project, 1, DEFAULT_EXPERIMENT)
             except Conflict:
@@ -93,8 +94,6 @@ def experiment_json(conn: Connection, found: Experiment) -> dict[str, Any]:
 def set_experiment_row(conn: Connection, experiment_id: int, **values: Any) -> None:
     values.setdefault("last_update_time", None)
     if values["last_update_time"] is None:
-        import time
-
         values["last_update_time"] = int(time.time() * 1000)
     changed = conn.execute(update(me).where(me.c.experiment_id == experiment_id).values(**values)).rowcount
     if not changed:
@@ -169,8 +168,6 @@ def lock_run(conn: Connection, iteration_id: int) -> Any:
     row = conn.execute(select(it).where(it.c.id == iteration_id).with_for_update()).first()
     if row is None:
         raise missing(f"Run with id={iteration_id} not found")
-    from datetime import datetime, timezone
-
     conn.execute(update(it).where(it.c.id == iteration_id).values(heartbeat_date=datetime.now(timezone.utc)))
     return row
 
@@ -349,8 +346,21 @@ def run_values(conn: Connection, ids_in: Any, entity: str, keys: list[str]) -> d
         )
         out.update({(r[0], r[1]): r[2] for r in conn.execute(stmt)})
     else:
-        found = latest_points(conn, m.c.iteration_id.in_(ids_in) & m.c.key.in_(keys))
-        out.update({k: r.value for k, r in found.items()})
+        # One index probe per run and key (the latest point, walking the (iteration, key, step) index
+        # backwards) rather than a pass over every point of the experiment.
+        runs = select(it.c.id).where(it.c.id.in_(ids_in)).subquery()
+        for key in keys:
+            latest = (
+                select(m.c.value)
+                .where(m.c.iteration_id == runs.c.id, m.c.key == key)
+                .order_by(m.c.step.desc(), m.c.recorded_at.desc(), m.c.id.desc())
+                .limit(1)
+                .correlate(runs)
+                .scalar_subquery()
+            )
+            # A run without the key reads NaN here (the column keeps NaN as NULL): both match no
+            # comparison and sort last, as the search treats them alike.
+            out.update({(run_id, key): value for run_id, value in conn.execute(select(runs.c.id, latest))})
     return out
 
 
@@ -379,5 +389,8 @@ def runs_of_experiments(experiment_ids: list[int], stage: str | None) -> Any:
 
 
 def ensure_writable_experiment(conn: Connection, experiment_id: int) -> None:
+    """Refuse writes into a deleted experiment; holds the experiment's row (PostgreSQL) for the rest of
+    the transaction, so two writers of one experiment tag cannot both insert it."""
+    conn.execute(select(t.experiments.c.id).where(t.experiments.c.id == experiment_id).with_for_update())
     if experiment_stage(conn, experiment_id) != ACTIVE:
         raise MlflowError("INVALID_STATE", f"The experiment {experiment_id} must be in the 'active' state")
