@@ -38,15 +38,20 @@ def script(url: str, runs: int, batches: int) -> dict[str, float]:
             params = [Param(f"p{k}", str(k * n)) for k in range(10)] + [Param("parity", str(n % 2))]
             client.log_batch(run.info.run_id, params=params)
             for b in range(batches):  # 1,000 points a batch: 5 keys x 200 steps
-                metrics = [Metric(f"m{k}", (s + k) / (n + 1), now + s, b * 200 + s)
-                           for k in range(5) for s in range(200)]
+                metrics = [
+                    Metric(f"m{k}", (s + k) / (n + 1), now + s, b * 200 + s) for k in range(5) for s in range(200)
+                ]
                 client.log_batch(run.info.run_id, metrics=metrics)
             client.set_terminated(run.info.run_id, "FINISHED")
 
     def search() -> None:
         for _ in range(20):
-            found = client.search_runs([experiment], filter_string="params.parity = '1' and metrics.m0 > 0",
-                                       order_by=["metrics.m1 DESC"], max_results=1000)
+            found = client.search_runs(
+                [experiment],
+                filter_string="params.parity = '1' and metrics.m0 > 0",
+                order_by=["metrics.m1 DESC"],
+                max_results=1000,
+            )
             assert len(found) == runs // 2
 
     def history() -> None:

@@ -18,8 +18,9 @@ from mlflow_helpers import MlflowServer, series
 from diary_integrations import IterationStatus
 
 
-@pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "mlflow_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_fluent_api_lands_as_an_iteration_tree(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     experiment_id = mlflow.set_experiment("fluent").experiment_id
     with mlflow.start_run(run_name="driver") as driver:
@@ -104,8 +105,9 @@ def test_a_failed_run_keeps_its_error_text(mlflow_server: MlflowServer) -> None:
     assert mlflow_server.diary.get_iteration(int(other.info.run_id)).status is IterationStatus.KILLED
 
 
-@pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "mlflow_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_retried_writes_land_once(mlflow_server: MlflowServer) -> None:
     client = MlflowClient()
     experiment_id = client.create_experiment("retries")
