@@ -24,6 +24,7 @@ def auth_server(tmp_path, monkeypatch):
             "DIARY_ENABLE_AUTH": "true",
             "DIARY_JWT_SECRET": "mlflow-secret-" + "m" * 40,
             "DIARY_ADMIN_PASSWORD": PASSWORD,
+            "DIARY_MLFLOW_PROJECT": "team-mlflow",  # MLflow's experiments live in this project
         },
     )
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -55,7 +56,8 @@ def test_basic_auth_and_bearer_tokens_are_diary_users(auth_server, monkeypatch) 
     try:
         admin.create_user("viewer", "viewer-password")
         viewer = admin.get_user("viewer")
-        project = admin.get_project_by_name("mlflow")
+        project = admin.get_project_by_name("team-mlflow")
+        assert admin.get_experiment(int(experiment_id)).project_id == project.id
         admin.create_user_permission(viewer.id, project.id, read=True)
     finally:
         admin.close()

@@ -152,7 +152,7 @@ class Context:
 
     def project_id(self, *, create: bool = False) -> int | None:
         if self._project is None:
-            name = project_name()
+            name = getattr(self.state.settings, "mlflow_project", None) or project_name()
             found = self.tracker.get_project_by_name(name)
             if found is None and create:
                 try:
@@ -170,7 +170,7 @@ class Context:
         """The project id, once the caller may do `action` on it (a write creates the project)."""
         project = self.project_id(create=action is not Action.READ)
         if project is None:
-            raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No MLflow project {project_name()!r} yet")
+            raise MlflowError("RESOURCE_DOES_NOT_EXIST", "No MLflow experiments here yet")
         check_project(self.tracker, self.user, project, action)
         return project
 
