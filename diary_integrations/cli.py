@@ -161,6 +161,28 @@ def _worker_count(text: str) -> int:
     return int(text)
 
 
+def _import(args: argparse.Namespace) -> int:
+    """`diary import mlflow`: the logic is in mlflow_import.py."""
+    from .connection import check_uri, connect, resolve_uri
+    from .mlflow_import import import_mlflow
+
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise CommandError("diary import mlflow needs the mlflow package: pip install mlflow") from None
+    target = check_uri(resolve_uri(args.to))
+    if target.startswith(("http://", "https://")):
+        raise CommandError("--to must be a diary database (a path or SQLAlchemy URL), not a server")
+    tracker = connect(target)
+    try:
+        done = import_mlflow(args.source, tracker, log=print)
+    finally:
+        tracker.close()
+    print(f"imported {done.runs} run(s) ({done.points} metric points) from {done.experiments} experiment(s); "
+          f"{done.skipped} copied before were skipped")
+    return 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     """Replay every journal (or one server's): exactly once thanks to the keys; what was delivered is
     removed, what the server refused for good is kept beside it as `.rejected`."""
@@ -345,6 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_uri(sync)
     sync.add_argument("--token", default=os.environ.get("DIARY_TOKEN"), help="bearer token (default: $DIARY_TOKEN)")
     sync.set_defaults(run=_sync)
+
+    imports = commands.add_parser("import", help="copy another tracker's store into a diary database")
+    kinds = imports.add_subparsers(dest="kind", required=True)
+    from_mlflow = kinds.add_parser("mlflow", help="an MLflow store (file, SQL or server), nested runs as trees")
+    from_mlflow.add_argument("--from", dest="source", required=True, help="MLflow tracking URI: file:, sqlite:, ...")
+    from_mlflow.add_argument("--to", default=None,
+                             help="diary database (default: $DIARY_TRACKING_URI or ./deardiary.db)")
+    from_mlflow.set_defaults(run=_import)
 
     user = commands.add_parser(
         "user", help="manage accounts and project permissions (on a database file, or a server as an admin)",

@@ -94,6 +94,10 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         )
     for module in (auth, users, projects, iterations, data, tags, resources):
         app.include_router(module.router)
+    # MLflow's tracking REST API (/api/2.0/mlflow/..., the artifact proxy): server/mlflow/.
+    from .mlflow import mount_mlflow
+
+    mount_mlflow(app)
     # The read-only dashboard at /ui/ (and / redirecting there): open with auth off, behind a login page
     # and the API's per-project read rules with auth on (dashboard/access.py).
     from ..dashboard import mount_dashboard
@@ -147,7 +151,8 @@ def reap_once(app: FastAPI, *, prune_keys: bool = False) -> list[int] | None:
     tracker = app.state.tracker
     settings = app.state.settings
     if hasattr(tracker, "engine"):
-        return reap_round(tracker, settings.heartbeat_lease, settings.reap_every, prune_keys=prune_keys)
+        return reap_round(tracker, settings.heartbeat_lease, settings.reap_every, prune_keys=prune_keys,
+                          mlflow_lease=settings.mlflow_run_lease)
     reap = getattr(tracker, "reap", None)
     return [] if reap is None else reap(settings.heartbeat_lease)
 

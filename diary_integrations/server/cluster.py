@@ -40,11 +40,13 @@ def server_name() -> str:
 
 
 def reap_round(
-    tracker: Any, lease: float, every: float, *, prune_keys: bool = False, name: str | None = None
+    tracker: Any, lease: float, every: float, *, prune_keys: bool = False, name: str | None = None,
+    mlflow_lease: float | None = None,
 ) -> list[int] | None:
     """One reaper round over the served database, if it is this process's turn: the ids it ended
     KILLED ("heartbeat lost"), or None when another process holds the turn or reaped just now.
-    `prune_keys` also drops day-old idempotency keys in the same turn."""
+    `prune_keys` also drops day-old idempotency keys in the same turn; `mlflow_lease` is the longer lease
+    of runs logged through MLflow's API (they send no heartbeat)."""
     engine: Engine = tracker.engine
     with one_transaction(engine) as conn:
         postgres = engine.dialect.name == "postgresql"
@@ -55,7 +57,8 @@ def reap_round(
         last = conn.execute(select(func.max(r.c.finished_at))).scalar()
         if last is not None and started - last < every / 2:
             return None
-        reaped = tracker.reap(lease, force=True)  # joins this transaction (tracker/database.py)
+        # The reap joins this transaction (tracker/database.py).
+        reaped = tracker.reap(lease, force=True, mlflow_lease=mlflow_lease)
         if prune_keys:
             prune(engine)
         conn.execute(delete(r).where(r.c.started_at < started - KEEP_RUNS_SECONDS))

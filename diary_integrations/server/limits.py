@@ -15,6 +15,10 @@ import anyio
 
 from .auth import authenticate_early
 from .errors import ApiError
+from .mlflow import is_mlflow_path
+from .mlflow.auth import mlflow_user
+from .mlflow.errors import response as mlflow_response
+from .mlflow.errors import translated
 from .responses import error
 
 # Where a body is sent without a token: the logins.
@@ -52,10 +56,12 @@ class BodyLimit:
         brings_body = (length not in (None, b"0")) or b"transfer-encoding" in headers
         if (state.settings.enable_auth and brings_body and scope["method"] in _BODY_METHODS
                 and scope["path"] not in OPEN_PATHS):
+            mlflow = is_mlflow_path(scope["path"])  # MLflow's clients may send basic auth, and read its errors
             try:
-                await anyio.to_thread.run_sync(authenticate_early, scope, state)
+                await anyio.to_thread.run_sync(mlflow_user if mlflow else authenticate_early, scope, state)
             except ApiError as exc:
-                await error(exc.http_status, exc.code, exc.message)(scope, receive, send)
+                answer = mlflow_response(translated(exc)) if mlflow else error(exc.http_status, exc.code, exc.message)
+                await answer(scope, receive, send)
                 return
 
         received = 0

@@ -36,6 +36,11 @@ class ServerSettings(BaseSettings):
     heartbeat_lease: float = Field(DEFAULT_LEASE_SECONDS, gt=0, allow_inf_nan=False)
     # Hardening (docs/decisions.md, "A team server you can put on a network").
     admin_password: str | None = Field(None, repr=False)
+    # MLflow's clients send no heartbeat, only their writes: a run logged through MLflow's API is KILLED
+    # ("heartbeat lost") after this long without a write (docs/decisions.md).
+    mlflow_run_lease: float = Field(3600.0, gt=0, allow_inf_nan=False)
+    # The project whose experiments MLflow's API shows (server/mlflow/mapping.py).
+    mlflow_project: str = Field("mlflow", min_length=1, max_length=250)
     max_request_bytes: int = Field(32 * MIB, ge=MIB)
     login_window_seconds: float = Field(300.0, gt=0)
     login_max_failures_per_user: int = Field(10, ge=1)

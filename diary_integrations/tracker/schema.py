@@ -311,6 +311,65 @@ class ResourceRow(Base):
     updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+# MLflow's tracking API (server/mlflow/): what MLflow keeps that an iteration or experiment has no field
+# for. A run's soft delete (`lifecycle_stage`) and MLflow's key/value tags (diary's own tags are labels
+# without a key); an iteration without a row here is an active run.
+class MlflowRunRow(Base):
+    __tablename__ = "mlflow_run"
+    iteration_id: Mapped[int] = mapped_column(
+        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    start_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # ms, as the client sent it
+    user_id: Mapped[str] = mapped_column(String(250), default="", server_default="")
+
+
+class MlflowRunTagRow(Base):
+    __tablename__ = "mlflow_run_tag"
+    iteration_id: Mapped[int] = mapped_column(
+        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MlflowExperimentRow(Base):
+    __tablename__ = "mlflow_experiment"
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    last_update_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class MlflowExperimentTagRow(Base):
+    __tablename__ = "mlflow_experiment_tag"
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MlflowLoggedModelRow(Base):
+    """MLflow 3's logged model (what `log_model` creates): its files are resources of its experiment
+    under `models/<model_id>/artifacts/`; its tags and params are small JSON objects."""
+
+    __tablename__ = "mlflow_logged_model"
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(250))
+    source_run_id: Mapped[int | None] = mapped_column(ForeignKey("iteration.id", ondelete="SET NULL"), nullable=True)
+    model_type: Mapped[str] = mapped_column(String(250), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(40))
+    status_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    creator: Mapped[str] = mapped_column(String(250), default="", server_default="")
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+    tags: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    params: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+
 metadata = Base.metadata
 users = UserRow.__table__
 projects = ProjectRow.__table__
@@ -329,3 +388,8 @@ iteration_tags = IterationTagRow.__table__
 resources = ResourceRow.__table__
 login_failures = LoginFailureRow.__table__
 reaper_runs = ReaperRunRow.__table__
+mlflow_runs = MlflowRunRow.__table__
+mlflow_run_tags = MlflowRunTagRow.__table__
+mlflow_experiments = MlflowExperimentRow.__table__
+mlflow_experiment_tags = MlflowExperimentTagRow.__table__
+mlflow_logged_models = MlflowLoggedModelRow.__table__

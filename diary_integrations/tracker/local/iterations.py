@@ -287,12 +287,14 @@ class IterationsMixin(TrackerBase):
             )
 
     def reap(
-        self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False
+        self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False,
+        mlflow_lease: float | None = None,
     ) -> list[int]:
         """Mark KILLED every RUNNING iteration whose heartbeat is older than `older_than` (seconds):
         its process died without a word (SIGKILL, OOM killer, lost node). Returns their ids. Any age is
         taken here (`force` is for a server's floor); `diary reap` and the REST route refuse ages under
-        the lease."""
+        the lease. `mlflow_lease` (seconds): runs logged through MLflow's API (which sends no heartbeat)
+        are reaped only after this long, if it is longer."""
         seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
             raise Unprocessable(f"older_than must be a non-negative number of seconds, got {older_than!r}",
@@ -302,6 +304,9 @@ class IterationsMixin(TrackerBase):
         stmt = select(it.c.id, it.c.heartbeat_date).where(
             it.c.status == int(IterationStatus.RUNNING), it.c.heartbeat_date < cutoff
         )
+        if mlflow_lease is not None and mlflow_lease > seconds:
+            mlflow_run = select(t.mlflow_runs.c.iteration_id).where(t.mlflow_runs.c.iteration_id == it.c.id).exists()
+            stmt = stmt.where(or_(~mlflow_run, it.c.heartbeat_date < _now() - timedelta(seconds=mlflow_lease)))
         if experiment_id is not None:
             experiment_id = check_id(experiment_id, "experiment_id")
             if not can_hold(it.c.experiment_id, experiment_id):

@@ -1,0 +1,116 @@
+"""MLflow's artifact proxy, `/api/2.0/mlflow-artifacts/artifacts/...`, over diary's resources.
+
+A run's artifact URI is `mlflow-artifacts:/<experiment id>/<run id>/artifacts`, so the client PUTs and
+GETs `<experiment id>/<path>`: the file is a resource of that experiment named `<path>` (e.g.
+`7/artifacts/model/MLmodel`), readable through diary's own `/resource/...` routes too. A PUT of a path
+that exists replaces its bytes (a retried upload leaves one resource); listing shows a directory's
+files and sub-directories, as MLflow's listing does; DELETE removes a file or a whole directory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+
+from ...tracker import schema as t
+from ...tracker.database import read_transaction
+from ...tracker.records import Experiment
+from ..permissions import Action
+from . import store
+from .endpoint import Args, Context, route
+from .errors import MlflowError, invalid
+
+router = APIRouter()
+r = t.resources
+MAX_PATH = 250
+DESCRIPTION = "MLflow artifact"
+
+
+def _split(path: str) -> tuple[str, str]:
+    """(experiment id text, path inside the experiment), refusing paths that climb or are absolute."""
+    path = path.strip("/")
+    parts = path.split("/")
+    if not path or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\0" in path:
+        raise invalid(f"Invalid artifact path {path[:100]!r}: use a relative path without '..' or empty parts")
+    rest = "/".join(parts[1:])
+    if len(rest) > MAX_PATH:
+        raise invalid(f"Artifact path has length {len(rest)}, over the limit of {MAX_PATH}")
+    return parts[0], rest
+
+
+def _experiment(ctx: Context, text: str, action: Action) -> Experiment:
+    return store.experiment(ctx, text, action)
+
+
+def _resource_id(ctx: Context, experiment_id: int, name: str) -> int | None:
+    with read_transaction(ctx.tracker.engine) as conn:
+        return conn.execute(
+            select(r.c.id).where(r.c.experiment_id == experiment_id, r.c.name == name).order_by(r.c.id).limit(1)
+        ).scalar()
+
+
+@route(router, "PUT", "/artifacts/{artifact_path:path}", raw_body=True)
+def upload(ctx: Context, args: Args) -> dict[str, Any]:
+    experiment_text, name = _split(args.path.get("artifact_path", ""))
+    if not name:
+        raise invalid("Invalid artifact path: a file path inside the experiment is required")
+    found = _experiment(ctx, experiment_text, Action.CREATE)
+    existing = _resource_id(ctx, found.id, name)
+    if existing is None:
+        ctx.tracker.create_resource(found.id, name, bytes(args.body), description=DESCRIPTION)
+    else:  # a retried or repeated upload replaces the bytes, as a file store does
+        ctx.tracker.update_resource(existing, data=bytes(args.body))
+    return {}
+
+
+@route(router, "GET", "/artifacts/{artifact_path:path}")
+def download(ctx: Context, args: Args) -> Response:
+    experiment_text, name = _split(args.path.get("artifact_path", ""))
+    found = _experiment(ctx, experiment_text, Action.READ)
+    existing = _resource_id(ctx, found.id, name) if name else None
+    data = None if existing is None else ctx.tracker.get_resource_data(existing)
+    if data is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No artifact at path {name!r}")
+    return Response(data, media_type="application/octet-stream")
+
+
+def _children(ctx: Context, experiment_id: int, directory: str) -> list[dict[str, Any]]:
+    prefix = f"{directory}/" if directory else ""
+    stmt = select(r.c.name, r.c.size_bytes).where(r.c.experiment_id == experiment_id)
+    if prefix:
+        stmt = stmt.where(r.c.name.startswith(prefix, autoescape=True))
+    files: dict[str, dict[str, Any]] = {}
+    with read_transaction(ctx.tracker.engine) as conn:
+        for name, size in conn.execute(stmt):
+            head, sep, _ = name[len(prefix) :].partition("/")
+            if sep:
+                files.setdefault(head, {"path": head, "is_dir": True})
+            else:
+                files[head] = {"path": head, "is_dir": False, "file_size": size}
+    return [files[k] for k in sorted(files)]
+
+
+@route(router, "GET", "/artifacts")
+def listing(ctx: Context, args: Args) -> dict[str, Any]:
+    path = (args.text("path") or "").strip("/")
+    if not path:
+        return {"files": []}
+    experiment_text, directory = _split(path)
+    found = _experiment(ctx, experiment_text, Action.READ)
+    return {"files": _children(ctx, found.id, directory)}
+
+
+@route(router, "DELETE", "/artifacts/{artifact_path:path}")
+def remove(ctx: Context, args: Args) -> dict[str, Any]:
+    experiment_text, name = _split(args.path.get("artifact_path", ""))
+    found = _experiment(ctx, experiment_text, Action.DELETE)
+    with read_transaction(ctx.tracker.engine) as conn:
+        stmt = select(r.c.id).where(r.c.experiment_id == found.id)
+        if name:
+            stmt = stmt.where((r.c.name == name) | r.c.name.startswith(f"{name}/", autoescape=True))
+        ids = list(conn.execute(stmt).scalars())
+    for resource_id in ids:  # gone already is done already: a retried delete succeeds
+        ctx.tracker.delete_resource(resource_id)
+    return {}
