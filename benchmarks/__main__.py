@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only WORD] [--out BENCHMARKS.md]`: run the cases side by side with
+"""`python -m benchmarks [--quick] [--only WORD] [--module M] [--out BENCHMARKS.md]`: run the cases side by side with
 their peers and write the report."""
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs: a smoke test")
     parser.add_argument("--only", action="append", default=[], help="run cases whose name contains this word")
+    parser.add_argument("--module", action="append", default=[], choices=CASE_MODULES,
+                        help="run only this module's cases (the test suite's smoke run takes one module per test)")
     parser.add_argument("--out", default=None, help="report path (default: BENCHMARKS.md, or none with --quick)")
     args = parser.parse_args(argv)
 
     factories = []
-    for name in CASE_MODULES:
+    for name in args.module or CASE_MODULES:
         try:
             module = importlib.import_module(f".{name}", __package__)
         except ModuleNotFoundError as exc:

@@ -25,8 +25,8 @@ def _our_iteration(url: str | None = None) -> tuple[LocalTracker, int, int]:
 
 
 def ingest_batched(quick: bool) -> Case:
-    ours_points = 100_000 if quick else 1_000_000
-    peer_points = 10_000 if quick else 50_000
+    ours_points = 20_000 if quick else 1_000_000
+    peer_points = 2_000 if quick else 50_000
     batch = 10_000
 
     def diary() -> float:
@@ -66,8 +66,8 @@ def ingest_batched(quick: bool) -> Case:
 
 
 def single_calls(quick: bool) -> Case:
-    ours_calls = 2_000 if quick else 10_000
-    peer_calls = 300 if quick else 1_500
+    ours_calls = 500 if quick else 10_000
+    peer_calls = 100 if quick else 1_500
 
     def diary() -> float:
         tracker, _, iteration_id = _our_iteration()
@@ -103,7 +103,7 @@ PARAMS = {"max_depth": 6, "min_samples_leaf": 2, "criterion": "gini", "lr": 0.00
 
 
 def sweep(quick: bool) -> Case:
-    children = 100 if quick else 1_000
+    children = 20 if quick else 1_000
 
     def diary() -> float:
         tracker, experiment_id, driver = _our_iteration()
@@ -152,7 +152,7 @@ def sweep(quick: bool) -> Case:
 
 
 def read_children(quick: bool) -> Case:
-    children = 1_000 if quick else 10_000
+    children = 200 if quick else 10_000
     state: dict[str, object] = {}
 
     def setup_diary() -> tuple[LocalTracker, int]:

@@ -10,6 +10,7 @@ from .harness import Case, Comparison
 from .server_process import diary_server, mlflow_server, peak_rss_mb
 
 CLIENTS = 8
+QUICK_CLIENTS = 2  # the smoke run: each client process imports its client library, seconds of CPU each
 BATCH = 1000  # MLflow's log_batch maximum
 
 
@@ -37,11 +38,11 @@ def _mlflow_client(url: str, experiment_id: str, batches: int, barrier, out) -> 
     out.put((run_id, time.perf_counter()))
 
 
-def _race(target, url: str, experiment, batches: int) -> tuple[float, list]:  # type: ignore[no-untyped-def]
-    """Start CLIENTS processes, release them together, and time until the last one is done."""
+def _race(clients: int, target, url: str, experiment, batches: int) -> tuple[float, list]:  # type: ignore[no-untyped-def]
+    """Start `clients` processes, release them together, and time until the last one is done."""
     ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(CLIENTS + 1), ctx.Queue()
-    procs = [ctx.Process(target=target, args=(url, experiment, batches, barrier, out)) for _ in range(CLIENTS)]
+    barrier, out = ctx.Barrier(clients + 1), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(url, experiment, batches, barrier, out)) for _ in range(clients)]
     for p in procs:
         p.start()
     barrier.wait()
@@ -53,8 +54,9 @@ def _race(target, url: str, experiment, batches: int) -> tuple[float, list]:  # 
 
 
 def concurrent_clients(quick: bool) -> Case:
-    ours_batches = 10 if quick else 100
-    peer_batches = 2 if quick else 10
+    ours_batches = 3 if quick else 100
+    clients = QUICK_CLIENTS if quick else CLIENTS
+    peer_batches = 1 if quick else 10
     notes: list[str] = []
 
     def diary() -> float:
@@ -67,9 +69,9 @@ def concurrent_clients(quick: bool) -> Case:
         project_id = project.id if project else tracker.create_project("load").id
         experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS,
                                                      f"load {time.time_ns()}")
-        elapsed, iterations = _race(_diary_client, url, experiment_id, ours_batches)
+        elapsed, iterations = _race(clients, _diary_client, url, experiment_id, ours_batches)
         stored = sum(len(tracker.get_metrics(i, key="loss")) for i in iterations)
-        expected = CLIENTS * ours_batches * BATCH
+        expected = clients * ours_batches * BATCH
         notes.append(f"diary: {stored:,} of {expected:,} points stored after the run "
                      f"({'none lost or duplicated' if stored == expected else 'MISMATCH'}); "
                      f"server peak RSS {peak_rss_mb('diary-load') or 0:.0f} MiB")
@@ -81,9 +83,9 @@ def concurrent_clients(quick: bool) -> Case:
         url = mlflow_server("mlflow-load")
         client = MlflowClient(tracking_uri=url)
         experiment_id = client.create_experiment(f"load-{time.time_ns()}")
-        elapsed, runs = _race(_mlflow_client, url, experiment_id, peer_batches)
+        elapsed, runs = _race(clients, _mlflow_client, url, experiment_id, peer_batches)
         stored = sum(len(client.get_metric_history(r, "loss")) for r in runs)
-        expected = CLIENTS * peer_batches * BATCH
+        expected = clients * peer_batches * BATCH
         notes.append(f"MLflow: {stored:,} of {expected:,} points stored; server peak RSS "
                      f"{peak_rss_mb('mlflow-load') or 0:.0f} MiB")
         return expected / elapsed
@@ -91,7 +93,7 @@ def concurrent_clients(quick: bool) -> Case:
     return Case(
         name="Server: 8 client processes logging metric batches at once",
         description=(
-            f"{CLIENTS} processes, released together, each logging batches of {BATCH:,} points into its own "
+            f"{clients} processes, released together, each logging batches of {BATCH:,} points into its own "
             f"iteration ({ours_batches} batches each) on one `diary server` (uvicorn, one worker, SQLite); "
             f"against an MLflow tracking server (one worker, SQLite backend; {peer_batches} batches each). "
             "Throughput is all points over the wall time until the last client is done."

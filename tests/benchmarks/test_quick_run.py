@@ -1,5 +1,6 @@
 """The benchmark suite's smoke run: `python -m benchmarks --quick` runs every case and writes a report.
-It checks that the benchmarks work, never how fast anything is."""
+It checks that the benchmarks work, never how fast anything is. One test per case module, so a
+parallel test run spreads them over its workers."""
 
 from __future__ import annotations
 
@@ -11,19 +12,35 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+CASES = {
+    "cases_core": ("Ingest: metric points", "single create_metric", "Sweep:", "Read:", "MLflow (SQLite)",
+                   "| diary (SQLite) |"),
+    "cases_lightning": ("Lightning: tiny model", "log_metrics call"),
+    "cases_server": ("Server: 8 client", "none lost or duplicated"),
+    "cases_sklearn": ("scikit-learn:",),
+    "cases_memory": ("Memory:",),
+    "cases_fresh": ("Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"),
+}
+
+
+def test_every_case_module_is_smoke_run():
+    # In a subprocess: this test directory is itself imported as a package named `benchmarks`.
+    done = subprocess.run(
+        [sys.executable, "-c", "from benchmarks.__main__ import CASE_MODULES; print(' '.join(CASE_MODULES))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert sorted(CASES) == sorted(done.stdout.split())
+
 
 @pytest.mark.slow
-def test_quick_benchmarks_run_and_report(tmp_path):
+@pytest.mark.parametrize("module", sorted(CASES))
+def test_quick_benchmarks_run_and_report(tmp_path, module):
     out = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--module", module, "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     report = out.read_text()
-    for case in ("Ingest: metric points", "single create_metric", "Sweep:", "Read:", "Lightning: tiny model",
-                 "log_metrics call", "Server: 8 client", "scikit-learn:", "Memory:",
-                 "Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"):
-        assert case in report, f"the report lacks the case {case!r}"
-    assert "MLflow (SQLite)" in report and "| diary (SQLite) |" in report
-    assert "none lost or duplicated" in report
+    for case in CASES[module]:
+        assert case in report, f"the report of {module} lacks {case!r}"
