@@ -31,6 +31,7 @@ from ..records import (
     IterationEnding,
     NewIteration,
 )
+from ..reopening import reopened_notes
 from ..statements import can_hold, fetch_by_id, insert_row, insert_rows, update_row, update_rows
 from ..validation import (
     MAX_REOPEN_REASON,
@@ -59,7 +60,6 @@ from .base import (
     _record,
 )
 from .parameters import store_parameters
-from ..reopening import reopened_notes
 
 
 class IterationsMixin(TrackerBase):
