@@ -217,8 +217,9 @@ class DiaryLogger(Logger):
 
     @property
     def save_dir(self) -> str | None:
-        """Where checkpoints go: None (the default) lets ModelCheckpoint use the Trainer's `default_root_dir`."""
-        return self._save_dir
+        """Where checkpoints go. Not given, it is None until the first checkpoint is saved, so
+        ModelCheckpoint uses the Trainer's `default_root_dir`; from then on that root."""
+        return self._save_dir or self._checkpoint_root
 
     @property
     def root_dir(self) -> str:

@@ -44,7 +44,8 @@ def open_run(lg: DiaryLogger) -> None:
         lg._run_id = found.id
         continue_iteration(lg, found, why)
     lg._owns_run = True
-    announce(tracker, f"run #{lg._run_id} (checkpoints under {lg.log_dir})")
+    # Without save_dir the checkpoints go under the Trainer's root, which the logger learns only later.
+    announce(tracker, f"run #{lg._run_id}" + (f" (checkpoints under {lg.log_dir})" if lg._save_dir else ""))
 
 
 def open_iteration(
