@@ -34,7 +34,9 @@ def store_checkpoints(lg: DiaryLogger, *, best_only: bool) -> None:
         if score is not None and getattr(callback, "monitor", None):
             description += f" ({callback.monitor}={score:g})"
         resource_id = lg.tracker.create_resource(
-            lg._resolve_experiment(), f"iteration-{lg._run_id}/checkpoints/{file.name}", file,
+            lg._resolve_experiment(),
+            f"iteration-{lg._run_id}/checkpoints/{file.name}",
+            file,
             description=description,
         ).id
         lg._stored_checkpoints[version] = resource_id

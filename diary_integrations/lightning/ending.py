@@ -78,6 +78,7 @@ def superseded(lg: DiaryLogger, iteration_id: int) -> bool:
     this process then never ends it, so a stale process cannot overwrite a newer run's status."""
     return iteration_id in Heartbeat.of(lg.tracker).warned
 
+
 def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> None:
     """One TrackingWarning for what this run's end could not record: the status, and how many
     metric points were lost (refused, or given up on after the retries) or still unwritten."""
@@ -104,7 +105,8 @@ def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> N
             f"iteration {lg._run_id}: {' and '.join(what)} could not reach the server and "
             f"{'are' if plural else 'is'} kept in the local journal {', '.join(map(str, sorted(files)))}; "
             f"`diary sync` sends {'them' if plural else 'it'} (exactly once)" + "".join(lost_now),
-            logger=log, stacklevel=4,
+            logger=log,
+            stacklevel=4,
         )
         if kept is not None or not (failure or pending):
             return
@@ -112,8 +114,7 @@ def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> N
     if dropped:
         lost.append(f"{dropped} metric point{'s' if dropped != 1 else ''} could not be written")
     if pending:
-        lost.append(f"{pending} metric point{'s' if pending != 1 else ''} still unwritten after "
-                    f"{CLOSE_TIMEOUT:g} s")
+        lost.append(f"{pending} metric point{'s' if pending != 1 else ''} still unwritten after {CLOSE_TIMEOUT:g} s")
     if failure is None and not lost:
         return
     run = f"iteration {lg._run_id}"
@@ -123,6 +124,7 @@ def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> N
     else:
         last = lg._writer.errors[-1] if lg._writer is not None and lg._writer.errors else None
         warn_tracking(f"{run}: " + "; ".join(lost), last and f"last error: {last}", logger=log, stacklevel=4)
+
 
 def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
     if superseded(lg, iteration_id):
@@ -135,6 +137,7 @@ def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
     if distributed.end_quietly(lg.tracker, iteration_id, status, message, trace) and exc is None:
         lg._ended_ok.add(iteration_id)
 
+
 def finalize_shared(lg: DiaryLogger, exc: BaseException | None) -> None:
     """Without `per_rank`: rank 0 owns the one iteration; a rank that really failed ends it with its
     own error (the first end wins), never with a peer's "connection closed"."""
@@ -144,15 +147,22 @@ def finalize_shared(lg: DiaryLogger, exc: BaseException | None) -> None:
     if lg._owns_run:
         Heartbeat.of(lg.tracker).discard(lg._run_id)
     if distributed.conclude_shared(
-        lg.tracker, lg._run_id, rank=distributed.current_rank(), world=distributed.world_size(),
-        exc=exc, owns_run=lg._owns_run, hand_over=hand_over(lg),
+        lg.tracker,
+        lg._run_id,
+        rank=distributed.current_rank(),
+        world=distributed.world_size(),
+        exc=exc,
+        owns_run=lg._owns_run,
+        hand_over=hand_over(lg),
     ):
         lg._ended_ok.add(lg._run_id)
+
 
 def hand_over(lg: DiaryLogger) -> float:
     """How long a failing rank > 0 lets rank 0's writer store the run's buffered metrics (it writes
     what it holds every `flush_interval`) before ending the run it shares with rank 0."""
     return 2 * lg._flush_interval + 1.0
+
 
 def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
     assert lg._run_id is not None
@@ -165,14 +175,18 @@ def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
     # Without a child of its own this is ddp_spawn's launching process, whose workers are gone;
     # conclude_rank hands a relayed worker exception to conclude_launcher.
     distributed.conclude_rank(
-        lg.tracker, lg._run_id, rank=distributed.current_rank(), exc=exc, owns_driver=lg._owns_run,
-        settle_timeout=lg._settle_timeout, hand_over=hand_over(lg),
+        lg.tracker,
+        lg._run_id,
+        rank=distributed.current_rank(),
+        exc=exc,
+        owns_driver=lg._owns_run,
+        settle_timeout=lg._settle_timeout,
+        hand_over=hand_over(lg),
     )
     if exc is None and lg._owns_run:
         driver = lg.tracker.get_iteration(lg._run_id)
         if driver is not None and driver.status is IterationStatus.SUCCEEDED:
             lg._ended_ok.add(lg._run_id)
-
 
 
 # Loggers holding iterations that no finalize has ended yet, ended at interpreter exit.
@@ -230,4 +244,3 @@ def pickled_for_a_new_process() -> bool:
     from multiprocessing import context
 
     return context.get_spawning_popen() is not None
-

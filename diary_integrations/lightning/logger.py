@@ -135,11 +135,16 @@ class DiaryLogger(Logger):
         self._early: list[tuple[str, float, int | None, float]] = []  # logged while the run was being opened
         self._early_params: dict[str, Any] = {}
         self._resumed_from: str | None = None
+        self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
 
     def __getstate__(self) -> dict[str, Any]:
         self._settle_opening(raise_failure=False)
-        if (self._run_id is None and not self._per_rank and ending.pickled_for_a_new_process()
-                and distributed.launch_rank() == 0):
+        if (
+            self._run_id is None
+            and not self._per_rank
+            and ending.pickled_for_a_new_process()
+            and distributed.launch_rank() == 0
+        ):
             # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
             # it opens the run now, so it knows the iteration to end (with the failed worker's error).
             try:
@@ -147,8 +152,18 @@ class DiaryLogger(Logger):
             except Exception as error:  # noqa: BLE001 - never stop the workers from starting
                 ending.log.warning("diary: the launching process could not create the run: %s", error)
         state = self.__dict__.copy()
-        for key in ("_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints",
-                    "_unfinished_pid", "_opener", "_early", "_early_params", "_stored_last"):
+        for key in (
+            "_writer",
+            "_targets",
+            "_ended_ok",
+            "_checkpoint_callback",
+            "_stored_checkpoints",
+            "_unfinished_pid",
+            "_opener",
+            "_early",
+            "_early_params",
+            "_stored_last",
+        ):
             state.pop(key, None)
         state.update(_rank_id=None, _synced=False, _owns_run=False)
         return state
@@ -308,6 +323,9 @@ class DiaryLogger(Logger):
                     points.append((target, key, value, at, now))
         writer = self._metric_writer()
         writer.extend(points)
+        if self._flush_next_log:
+            self._flush_next_log = False
+            writer.flush(30.0)
         if not self._writing:
             # Start the background writer at the first points, so what is buffered reaches the tracker
             # every `flush_interval` (a peer's failure can block this rank in a collective).
@@ -330,6 +348,9 @@ class DiaryLogger(Logger):
         if self._save_dir is None and dirpath:  # save_dir/name/version/checkpoints
             self._checkpoint_root = os.path.dirname(os.path.dirname(os.path.dirname(os.fspath(dirpath))))
         self.flush(timeout=30.0)
+        # Lightning saves a step's checkpoint before it logs that step's metrics: those are written at
+        # once too, when they arrive (the next log_metrics).
+        self._flush_next_log = True
         if self._log_model == "all" and self._run_id is not None:
             if self._ended_ok:
                 self._reopen()
@@ -416,8 +437,9 @@ class DiaryLogger(Logger):
             record = self.tracker.get_iteration(self._run_id)
             line = f"a later fit changed hyperparameters, which keep their first values: {text}"
             self.tracker.update_iteration(self._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)
-            warn_tracking(f"iteration {self._run_id}: {line} (use a new DiaryLogger for a new configuration)",
-                          logger=ending.log)
+            warn_tracking(
+                f"iteration {self._run_id}: {line} (use a new DiaryLogger for a new configuration)", logger=ending.log
+            )
 
     def _reopen(self) -> None:
         """A second entry point (fit, then test) writes into the iterations the first one ended."""
@@ -438,7 +460,10 @@ class DiaryLogger(Logger):
             from ..writer import MetricWriter
 
             self._writer = MetricWriter(
-                self.tracker, batch_size=self._batch_size, max_batches=self._max_pending_batches,
-                interval=self._flush_interval, retries=self._write_retries,
+                self.tracker,
+                batch_size=self._batch_size,
+                max_batches=self._max_pending_batches,
+                interval=self._flush_interval,
+                retries=self._write_retries,
             )
         return self._writer

@@ -49,12 +49,20 @@ def open_run(lg: DiaryLogger) -> None:
 
 
 def open_iteration(
-    lg: DiaryLogger, parent: int | None, *, snapshot: bool | None = None, name: str = "",
+    lg: DiaryLogger,
+    parent: int | None,
+    *,
+    snapshot: bool | None = None,
+    name: str = "",
     parameters: dict[str, object] | None = None,
 ) -> int:
     iteration_id, _ = lg.tracker.create_iteration(
-        lg._resolve_experiment(), parent_iteration_id=parent, notes=lg._notes, snapshot=snapshot,
-        **({"name": name} if name else {}), **({"parameters": parameters} if parameters else {}),
+        lg._resolve_experiment(),
+        parent_iteration_id=parent,
+        notes=lg._notes,
+        snapshot=snapshot,
+        **({"name": name} if name else {}),
+        **({"parameters": parameters} if parameters else {}),
     )
     Heartbeat.of(lg.tracker).add(iteration_id)
     lg._mark_unfinished()

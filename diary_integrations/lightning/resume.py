@@ -48,7 +48,9 @@ def check_version(version: Any) -> int | None:
 def find_by_key(tracker: Any, experiment_id: int, parent_id: int | None, key: str) -> Iteration | None:
     """The newest KILLED or RUNNING iteration of the experiment (under `parent_id`) with this run key."""
     candidates = [
-        it for status in RESUMABLE for it in tracker.get_iterations(experiment_id, status=status)
+        it
+        for status in RESUMABLE
+        for it in tracker.get_iterations(experiment_id, status=status)
         if it.parent_iteration_id == parent_id
     ]
     if not candidates:

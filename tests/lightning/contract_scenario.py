@@ -35,8 +35,9 @@ class RankZeroExperiment(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         experiment = pl_module.logger.experiment
         assert isinstance(experiment, DummyExperiment) is (trainer.global_rank > 0), trainer.global_rank
-        experiment.create_metric(pl_module.logger.iteration_id, "custom", float(trainer.global_rank),
-                                 step=trainer.global_step)
+        experiment.create_metric(
+            pl_module.logger.iteration_id, "custom", float(trainer.global_rank), step=trainer.global_step
+        )
         print(f"RANK {trainer.global_rank} OK", flush=True)
 
 

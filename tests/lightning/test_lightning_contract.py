@@ -107,8 +107,14 @@ def test_prefix_joins_every_metric_key_with_a_dash(uri):
 
 def test_experiment_is_rank_zero_only_on_two_ddp_ranks(uri, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DIARY_DRIVER_ITERATION_ID", "LOCAL_RANK", "RANK"}}
-    done = subprocess.run([sys.executable, str(HERE / "contract_scenario.py"), "rank_zero", uri], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, str(HERE / "contract_scenario.py"), "rank_zero", uri],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "RANK 0 OK" in done.stdout and "RANK 1 OK" in done.stdout
     tracker = connect(uri)
@@ -159,16 +165,36 @@ def test_several_loggers_each_get_every_metric(uri, tmp_path):
 
 def test_numpy_hyperparameters_are_sanitised_as_lightning_does(uri, tmp_path):
     logger = DiaryLogger("Contract", "numpy", uri=uri)
-    logger.log_hyperparams(Namespace(**{
-        "np.bool_": np.bool_(1), "np.byte": np.byte(2), "np.intc": np.intc(3), "np.int_": np.int_(4),
-        "np.longlong": np.longlong(5), "np.single": np.single(6.0), "np.double": np.double(8.9),
-        "np.csingle": np.csingle(7 + 2j), "np.cdouble": np.cdouble(9 + 4j), "array": np.arange(3),
-    }))
+    logger.log_hyperparams(
+        Namespace(
+            **{
+                "np.bool_": np.bool_(1),
+                "np.byte": np.byte(2),
+                "np.intc": np.intc(3),
+                "np.int_": np.int_(4),
+                "np.longlong": np.longlong(5),
+                "np.single": np.single(6.0),
+                "np.double": np.double(8.9),
+                "np.csingle": np.csingle(7 + 2j),
+                "np.cdouble": np.cdouble(9 + 4j),
+                "array": np.arange(3),
+            }
+        )
+    )
     logger.finalize("success")
     params = {p.key: p.value for p in connect(uri).get_parameters(logger.iteration_id)}
-    assert params == {"np.bool_": "True", "np.byte": "2", "np.intc": "3", "np.int_": "4", "np.longlong": "5",
-                      "np.single": "6.0", "np.double": "8.9", "np.csingle": "(7+2j)", "np.cdouble": "(9+4j)",
-                      "array": "[0 1 2]"}
+    assert params == {
+        "np.bool_": "True",
+        "np.byte": "2",
+        "np.intc": "3",
+        "np.int_": "4",
+        "np.longlong": "5",
+        "np.single": "6.0",
+        "np.double": "8.9",
+        "np.csingle": "(7+2j)",
+        "np.cdouble": "(9+4j)",
+        "array": "[0 1 2]",
+    }
 
 
 def test_a_complex_hyperparameter_does_not_break_fit(uri, tmp_path):
@@ -212,7 +238,8 @@ def test_a_second_fit_with_a_changed_hyperparameter_keeps_the_first_and_never_fa
     tr.fit(TinyModel(lr=0.1), loader())
     tracker = connect(uri)
     assert tracker.get_iteration(logger.iteration_id).status is IterationStatus.SUCCEEDED
-    with pytest.warns(TrackingWarning, match=r"changed hyperparameters, which keep their first values: lr: 0.1 -> 0.01"):
+    changed = r"changed hyperparameters, which keep their first values: lr: 0.1 -> 0.01"
+    with pytest.warns(TrackingWarning, match=changed):
         trainer(logger, default_root_dir=tmp_path, max_epochs=1).fit(TinyModel(lr=0.01), loader())
     it = tracker.get_iteration(logger.iteration_id)
     assert it.status is IterationStatus.SUCCEEDED
@@ -268,7 +295,8 @@ def test_resume_by_version_continues_the_iteration_from_its_checkpoint(uri, tmp_
     FailOnce.armed = True
     with pytest.raises(ValueError, match="preempted"):
         trainer(first, max_epochs=3, enable_checkpointing=True, callbacks=[ModelCheckpoint(**every_2)]).fit(
-            FailOnce(), loader())
+            FailOnce(), loader()
+        )
     FailOnce.armed = False
     again = DiaryLogger("Contract", "resume", uri=uri, save_dir=tmp_path, version=first.version)
     assert again.iteration_id == first.iteration_id
@@ -276,10 +304,13 @@ def test_resume_by_version_continues_the_iteration_from_its_checkpoint(uri, tmp_
     tracker = connect(uri)
     it = tracker.get_iteration(first.iteration_id)
     assert it.status is IterationStatus.RUNNING and it.error_message == ""
-    assert f"(was FAILED: ValueError: preempted at step 5): resumed with version={first.iteration_id}, from " \
-           f"checkpoint {again.resumed_from}" in it.notes
+    assert (
+        f"(was FAILED: ValueError: preempted at step 5): resumed with version={first.iteration_id}, from "
+        f"checkpoint {again.resumed_from}" in it.notes
+    )
     trainer(again, max_epochs=3, enable_checkpointing=True, callbacks=[ModelCheckpoint(**every_2)]).fit(
-        FailOnce(), loader(), ckpt_path=again.resumed_from)
+        FailOnce(), loader(), ckpt_path=again.resumed_from
+    )
     it = tracker.get_iteration(first.iteration_id)
     assert it.status is IterationStatus.SUCCEEDED, it
     assert steps(tracker, it.id, "train_loss") == list(range(12)), (it, again._stored_last, again.dropped)
@@ -290,12 +321,14 @@ def test_resume_auto_continues_a_sigkilled_requeued_job(uri, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DIARY_DRIVER_ITERATION_ID", "LOCAL_RANK", "RANK"}}
     env.update(SLURM_JOB_ID="4242", SLURM_ARRAY_TASK_ID="3")
     args = [sys.executable, str(HERE / "contract_scenario.py"), "requeue", uri, str(tmp_path / "logs")]
-    killed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**env, "KILL_AT_STEP": "7"})
+    killed = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**env, "KILL_AT_STEP": "7"}
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
     iteration_id = int(killed.stdout.split("ITERATION ")[1].split()[0])
-    other = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                           env={**env, "SLURM_JOB_ID": "999"})  # another job: its own run
+    other = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**env, "SLURM_JOB_ID": "999"}
+    )  # another job: its own run
     assert other.returncode == 0, other.stderr[-4000:]
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
