@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -341,3 +342,51 @@ def test_resume_auto_continues_a_sigkilled_requeued_job(uri, tmp_path):
     assert steps(tracker, it.id, "train_loss") == list(range(12))  # none twice, none lost
     assert {p.key: p.value for p in tracker.get_parameters(it.id)}["run_key"] == "slurm:4242_3"
     assert len(tracker.get_iterations(it.experiment_id)) == 2  # this job's, and job 999's
+
+
+def test_per_rank_resume_continues_the_driver_and_each_ranks_own_child(uri, tmp_path, monkeypatch):
+    monkeypatch.delenv("DIARY_DRIVER_ITERATION_ID", raising=False)
+    first = DiaryLogger("Contract", "ranks", uri=uri, save_dir=tmp_path, per_rank=True)
+    FailOnce.armed = True
+    with pytest.raises(ValueError, match="preempted"):
+        trainer(first, max_epochs=3).fit(FailOnce(), loader())
+    FailOnce.armed = False
+    monkeypatch.delenv("DIARY_DRIVER_ITERATION_ID", raising=False)
+    again = DiaryLogger("Contract", "ranks", uri=uri, save_dir=tmp_path, per_rank=True, version=first.version)
+    trainer(again, max_epochs=3).fit(FailOnce(), loader())
+    tracker = connect(uri)
+    assert again.iteration_id == first.iteration_id and again.rank_iteration_id == first.rank_iteration_id
+    [child] = tracker.get_child_iterations(first.iteration_id)
+    for it in (tracker.get_iteration(first.iteration_id), child):
+        assert it.status is IterationStatus.SUCCEEDED and "(was FAILED: " in it.notes
+    assert "rank 0 of resumed driver" in child.notes
+    # No checkpoint: training starts again at step 0, and only the steps not stored yet are written.
+    assert steps(tracker, child.id, "train_loss") == steps(tracker, first.iteration_id, "train_loss") == list(range(12))
+
+
+def test_a_stale_process_never_ends_a_run_a_newer_one_reopened(tmp_path, monkeypatch):
+    """A reaper ends the run behind the logger's back, a requeued copy reopens it: the stale logger learns
+    it from its heartbeat (IterationEnded) and its finalize leaves the newer run's status alone."""
+    monkeypatch.setenv("DIARY_HEARTBEAT_LEASE", "0.6")  # a beat every 0.2 s
+    db = tmp_path / "runs.db"
+    stale_tracker, newer = LocalTracker(db), LocalTracker(db)
+    stale = DiaryLogger("Contract", "stale", tracker=stale_tracker, open_in_background=False)
+    stale.log_metrics({"loss": 1.0}, step=0)
+    run = stale.iteration_id
+    assert newer.reap(older_than=0, force=True) == [run]
+    deadline = time.monotonic() + 30
+    while not stale_heard(stale_tracker, run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stale_heard(stale_tracker, run)
+    newer.reopen_iteration(run, expected_status=IterationStatus.KILLED, reason="requeued")
+    stale.finalize("success")
+    assert newer.get_iteration(run).status is IterationStatus.RUNNING  # still the newer process's run
+    newer.end_iteration(run, IterationStatus.SUCCEEDED)
+    stale_tracker.close()
+    newer.close()
+
+
+def stale_heard(tracker, iteration_id: int) -> bool:
+    from diary_integrations.tracker.lifecycle import Heartbeat
+
+    return iteration_id in Heartbeat.of(tracker).warned
