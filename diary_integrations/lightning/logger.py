@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from argparse import Namespace
 from collections.abc import Mapping
@@ -136,6 +137,7 @@ class DiaryLogger(Logger):
         self._early_params: dict[str, Any] = {}
         self._resumed_from: str | None = None
         self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
+        self._connecting = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         self._settle_opening(raise_failure=False)
@@ -163,6 +165,7 @@ class DiaryLogger(Logger):
             "_early",
             "_early_params",
             "_stored_last",
+            "_connecting",
         ):
             state.pop(key, None)
         state.update(_rank_id=None, _synced=False, _owns_run=False)
@@ -178,9 +181,11 @@ class DiaryLogger(Logger):
     def tracker(self) -> Any:
         """The tracker this logger writes through (connected on first use), on every rank."""
         if self._tracker is None:
-            from ..connection import connect
+            with self._connecting:  # the run may be opening on its own thread at the same moment
+                if self._tracker is None:
+                    from ..connection import connect
 
-            self._tracker = connect(self._uri)
+                    self._tracker = connect(self._uri)
         return self._tracker
 
     @property
@@ -195,7 +200,9 @@ class DiaryLogger(Logger):
     @property
     @rank_zero_experiment
     def _rank_zero_experiment(self) -> Any:
-        return self.tracker
+        # Until the run's thread has connected, a stand-in that connects on first use: Lightning's setup
+        # only touches `experiment`, and connecting (SQLAlchemy, migrations) must not hold up training.
+        return self._tracker if self._tracker is not None else _LazyTracker(self)
 
     @property
     def name(self) -> str | None:
@@ -467,3 +474,13 @@ class DiaryLogger(Logger):
                 retries=self._write_retries,
             )
         return self._writer
+
+
+class _LazyTracker:
+    """`logger.experiment` before the tracker is connected: every attribute is the real tracker's."""
+
+    def __init__(self, logger: DiaryLogger) -> None:
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger.tracker, name)
