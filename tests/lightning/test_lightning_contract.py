@@ -248,7 +248,7 @@ def test_a_second_fit_with_a_changed_hyperparameter_keeps_the_first_and_never_fa
     assert "lr: 0.1 -> 0.01" in it.notes
 
 
-def test_the_first_step_does_not_wait_for_the_database(tmp_path):
+def test_the_first_step_does_not_wait_for_the_database(tmp_path, monkeypatch):
     """The run is opened off the training thread: with the database locked by another writer, training
     starts (and logs) before the run's row exists; once the lock goes, every point is stored."""
     db = tmp_path / "runs.db"
@@ -266,12 +266,23 @@ def test_the_first_step_does_not_wait_for_the_database(tmp_path):
                 seen["opening"] = "diary-open-run" in [t.name for t in threading.enumerate()]
                 locker.execute("COMMIT")
 
+    from diary_integrations import connection
+
+    connecting_threads: list[str] = []
+    real_connect = connection.connect
+
+    def watched_connect(*args, **kwargs):  # the real connect; only which thread calls it is noted
+        connecting_threads.append(threading.current_thread().name)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "connect", watched_connect)
     logger = DiaryLogger("Contract", "slow database", uri=f"sqlite:///{db}")
     try:
         trainer(logger, default_root_dir=tmp_path, callbacks=[Unlock()]).fit(TinyModel(), loader())
     finally:
         locker.close()
     assert seen == {"opened": False, "opening": True}  # step 0 ran and logged with no run row yet
+    assert connecting_threads == ["diary-open-run"]  # SQLAlchemy, the schema and migrations: off the training thread
     tracker = connect(f"sqlite:///{db}")
     assert steps(tracker, logger.iteration_id, "train_loss") == list(range(8))
     assert {p.key for p in tracker.get_parameters(logger.iteration_id)} >= {"lr"}
