@@ -133,7 +133,7 @@ class DiaryLogger(Logger):
         self._reported_dropped = 0  # metric points already reported as lost
         self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
         self._opener: opening.Opener | None = None
-        self._early: list[tuple[str, float, int | None, float]] = []  # logged while the run was being opened
+        self._early: list[tuple[dict[str, float], int | None, float]] = []  # logged while the run was opening
         self._early_params: dict[str, Any] = {}
         self._resumed_from: str | None = None
         self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
@@ -297,29 +297,36 @@ class DiaryLogger(Logger):
             step = check_step(step)
         if self._prefix:
             metrics = _add_prefix(dict(metrics), self._prefix, self.LOGGER_JOIN_CHAR)
+        if not targets:
+            if not self._settle_opening(raise_failure=True, wait=False):
+                # The run is still being opened: checked now, kept until it exists.
+                self._early.append((self._checked(metrics), step, time.time()))
+                return
+            targets = self._targets
+        self._buffer(targets, metrics, step, time.time())
+
+    def _checked(self, metrics: Mapping[str, Any]) -> dict[str, float]:
         known = self._known_keys
-        now = time.time()
-        values = []
+        out = {}
+        for key, value in metrics.items():
+            if key not in known:
+                check_key(key, "metrics key")
+                known.add(key)
+            out[key] = value if type(value) is float else to_float(key, value)
+        return out
+
+    def _buffer(self, targets: tuple[int, ...], metrics: Mapping[str, Any], step: int | None, now: float) -> None:
+        """One pass over one call's metrics: check each value, number it, queue a point per target."""
+        if self._ended_ok:
+            self._reopen()
+        known, next_step, last = self._known_keys, self._next_step, self._stored_last
+        points = []
         for key, value in metrics.items():
             if type(value) is not float:
                 value = to_float(key, value)
             if key not in known:
                 check_key(key, "metrics key")
                 known.add(key)
-            values.append((key, value, step, now))
-        if not targets:
-            if not self._settle_opening(raise_failure=True, wait=False):
-                self._early.extend(values)  # the run is still being opened: kept until it exists
-                return
-            targets = self._targets
-        self._buffer(targets, values)
-
-    def _buffer(self, targets: tuple[int, ...], values: list[tuple[str, float, int | None, float]]) -> None:
-        if self._ended_ok:
-            self._reopen()
-        next_step, last = self._next_step, self._stored_last
-        points = []
-        for key, value, step, now in values:
             at = next_step.get(key, 0) if step is None else step
             if at >= next_step.get(key, 0):
                 next_step[key] = at + 1
@@ -328,7 +335,7 @@ class DiaryLogger(Logger):
             for target in targets:
                 if not last or at > last.get((target, key), -1):  # a resumed run's stored steps stay as they are
                     points.append((target, key, value, at, now))
-        writer = self._metric_writer()
+        writer = self._writer or self._metric_writer()
         writer.extend(points)
         if self._flush_next_log:
             self._flush_next_log = False
@@ -421,9 +428,9 @@ class DiaryLogger(Logger):
         if self._early_params:
             params, self._early_params = self._early_params, {}
             self._write_parameters(params)
-        if self._early:
-            early, self._early = self._early, []
-            self._buffer(self._targets, early)
+        early, self._early = self._early, []
+        for metrics, step, when in early:
+            self._buffer(self._targets, metrics, step, when)
         return True
 
     def _write_parameters(self, flat: dict[str, Any]) -> None:
