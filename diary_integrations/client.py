@@ -708,6 +708,16 @@ class RemoteTracker:
         self._call("PATCH", f"/iteration/{check_id(iteration_id, 'iteration_id')}", body=body)
         return Result.UPDATED
 
+    # -- iterations: reopening (resume of a requeued run) ---------------------------------------------
+
+    def reopen_iteration(self, iteration_id: int, *, expected_status: Any, reason: str) -> Result:
+        """Continue an iteration: RUNNING again, a notes line saying when, from what and why; `Conflict`
+        unless it is still `expected_status`. Sent with an idempotency key, so a retry is applied once."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        body = {"expected_status": _enum_value(expected_status), "reason": reason}
+        self._call("POST", f"/iteration/{iteration_id}/reopen", body=body)
+        return Result.UPDATED
+
     def end_iteration(
         self, iteration_id: int, status: Any = 2, *, error_message: str = "", traceback: str = "",
         parameters: Mapping[str, Any] | None = None, points: Iterable[Sequence[Any]] | None = None,

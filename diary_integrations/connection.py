@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .tracker.database import DEFAULT_URI
+from .tracker.defaults import DEFAULT_URI
 
 if TYPE_CHECKING:
     from .tracker.protocol import Tracker

@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-DEFAULT_URI = "sqlite:///deardiary.db"
+from .defaults import DEFAULT_URI  # noqa: E402, F401 - re-exported
+
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 

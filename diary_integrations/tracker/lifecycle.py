@@ -135,6 +135,16 @@ class Heartbeat:
             if not self.live:
                 self.wake.set()  # nothing left to beat for: let the thread end now, not an interval later
 
+    def join_idle(self, timeout: float = 10.0) -> None:
+        """Wait for the thread to end when nothing is left to beat for (a logger's finalize), so it does
+        not outlive the run that started it."""
+        with self.lock:
+            thread = self.thread if not self.live else None
+            if thread is not None:
+                self.wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def _run(self) -> None:
         while True:
             self.wake.wait(self.interval)

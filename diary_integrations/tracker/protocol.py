@@ -222,6 +222,15 @@ class Tracker(Protocol):
         """Change an iteration. A status other than RUNNING stamps `end_date` unless one is given."""
         ...
 
+    def reopen_iteration(
+        self, iteration_id: int, *, expected_status: IterationStatus | int, reason: str
+    ) -> Result:
+        """Continue an iteration (a requeued or resumed run): RUNNING again with a fresh heartbeat, its end
+        and error cleared, and a notes line saying when, from which status and error, and why. Refused with
+        `Conflict` (nothing written) unless it is still in `expected_status`, so only one process takes it
+        over."""
+        ...
+
     def end_iteration(
         self,
         iteration_id: int,

@@ -20,6 +20,7 @@ MAX_NAME = 250
 MAX_KEY = 250
 MAX_PARAMETER_VALUE = 8000
 MAX_TEXT = 65_536
+MAX_REOPEN_REASON = 2000  # one line of notes per reopening
 MAX_USERNAME = 150
 MAX_PASSWORD = 1024
 # Iterations created or ended by one batch call (one request over HTTP).

@@ -34,6 +34,9 @@ class KillServer(Callback):
         self.server = server
 
     def on_train_end(self, trainer, pl_module) -> None:
+        # The run is opened off the training thread: wait until it is, since this outage is about the
+        # end of a run (a server gone before the run could be opened loses the run's start instead).
+        assert trainer.logger.iteration_id is not None
         self.server.process.kill()
         self.server.process.wait()
 

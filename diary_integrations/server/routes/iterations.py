@@ -233,6 +233,22 @@ def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me
     return updated()
 
 
+class IterationReopen(BaseModel):
+    expected_status: Status = Field(description="the status the caller saw; refused (409) if it changed")
+    reason: StrictStr = Field(description="why it continues (a requeued job, a resume); kept in its notes")
+
+
+@router.post("/iteration/{iteration_id}/reopen")
+@idempotent
+def reopen_iteration(iteration_id: PathId, body: IterationReopen, tracker: Tracker, me: Me) -> dict[str, str]:
+    """Continue an ended (or orphaned RUNNING) iteration: RUNNING again with a fresh heartbeat and a notes
+    line saying when, from what and why. A 409 if it is no longer in `expected_status`, so only one caller
+    takes it over; a retry with the same idempotency key is answered with the first result."""
+    authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
+    tracker.reopen_iteration(iteration_id, expected_status=body.expected_status, reason=body.reason)
+    return updated()
+
+
 @router.delete("/iteration/{iteration_id}")
 def delete_iteration(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
     authorize(tracker, me, "iteration", iteration_id, Action.DELETE)

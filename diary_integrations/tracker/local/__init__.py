@@ -38,6 +38,7 @@ class LocalTracker(
     create_iteration = keyed_once(IterationsMixin.create_iteration)
     create_iterations = keyed_once(IterationsMixin.create_iterations)
     end_iteration = keyed_once(IterationsMixin.end_iteration)
+    reopen_iteration = keyed_once(IterationsMixin.reopen_iteration)
     end_iterations = keyed_once(IterationsMixin.end_iterations)
     create_parameter = keyed_once(ParametersMixin.create_parameter)
     log_parameters = keyed_once(ParametersMixin.log_parameters)

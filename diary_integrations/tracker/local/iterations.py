@@ -22,7 +22,7 @@ from .. import hotpath, liveness
 from .. import schema as t
 from ..enums import ExperimentStatus, IterationStatus, Result
 from ..environment import capture_environment
-from ..errors import IterationEnded, Unprocessable
+from ..errors import Conflict, IterationEnded, Unprocessable
 from ..lifecycle import IterationRun
 from ..records import (
     Created,
@@ -31,8 +31,10 @@ from ..records import (
     IterationEnding,
     NewIteration,
 )
+from ..reopening import reopened_notes
 from ..statements import can_hold, fetch_by_id, insert_row, insert_rows, update_row, update_rows
 from ..validation import (
+    MAX_REOPEN_REASON,
     MAX_TEXT,
     batch_item,
     check_bool,
@@ -207,6 +209,38 @@ class IterationsMixin(TrackerBase):
             if status is IterationStatus.RUNNING:
                 # Reopened: alive while the process reopening it lives (through a server: its lease).
                 _claim(conn, [iteration_id], self._identity())
+        return Result.UPDATED
+
+    def reopen_iteration(
+        self, iteration_id: int, *, expected_status: IterationStatus | int, reason: str
+    ) -> Result:
+        """Continue an iteration (a requeued or resumed run): back to RUNNING, its end, error and traceback
+        cleared, a fresh heartbeat, this process as its owner, and a line appended to its notes saying when,
+        from which status (with the error it had) and why. Compare-and-set on `expected_status`: if the
+        iteration is no longer in the status the caller saw (another process reopened or ended it
+        meanwhile), `Conflict` and nothing is written, so two requeued copies cannot both take it over."""
+        iteration_id = check_id(iteration_id, "iteration_id")
+        expected = check_enum(expected_status, IterationStatus, "expected_status")
+        reason = check_text(reason, "reason", max_length=MAX_REOPEN_REASON, allow_empty=False)
+        it = t.iterations
+        with self._write() as conn:
+            row = self._require(conn, it, iteration_id, "iteration_id")
+            if row.status != int(expected):
+                raise Conflict(
+                    f"iteration {iteration_id} is {IterationStatus(row.status).name}, not {expected.name}: "
+                    "another process reopened or ended it; it was not reopened", field="expected_status",
+                )
+            now = _now()
+            values = {"status": int(IterationStatus.RUNNING), "end_date": None, "heartbeat_date": now,
+                      "error_message": "", "traceback": "",
+                      "notes": reopened_notes(row.notes, now, expected, row.error_message, reason)}
+            # The status is in the WHERE too: a concurrent writer between the read and this update loses.
+            done = conn.execute(update(it).where(it.c.id == iteration_id, it.c.status == int(expected)).values(values))
+            if done.rowcount != 1:
+                raise Conflict(f"iteration {iteration_id} changed while it was being reopened", field="expected_status")
+            # Alive while this process lives (through a server: by its lease, from the fresh heartbeat).
+            _claim(conn, [iteration_id], self._identity())
+        self._last_beat[iteration_id] = time.monotonic()
         return Result.UPDATED
 
     def end_iteration(

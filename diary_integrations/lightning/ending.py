@@ -1,0 +1,246 @@
+"""The end of a run: `finalize` and interpreter exit end the iterations with the truth (SUCCEEDED, FAILED
+with the exception, KILLED for Ctrl-C / SIGTERM), after the buffered metrics are written, and one
+TrackingWarning says what could not be recorded."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .. import distributed
+from ..reporting import warn_tracking
+from ..tracker.enums import IterationStatus
+from ..tracker.lifecycle import Heartbeat
+from ..writer import flush_all
+from . import checkpoints
+
+if TYPE_CHECKING:
+    from .logger import DiaryLogger
+
+log = logging.getLogger("diary_integrations")
+
+SUCCESS = {"success", "finished"}
+CLOSE_TIMEOUT = 120.0  # how long the end of a run waits for buffered metrics to be written
+
+
+class Reported(Exception):
+    """Stands for a failure Lightning reported without an exception in flight."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"Lightning finalised the run with status {status!r}")
+        self.status = status
+
+
+def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
+    """End this process's iterations (finalize, or interpreter exit) and stop its threads."""
+    pending = 0
+    # A run still being opened in the background is waited for; what was logged meanwhile goes first.
+    lg._settle_opening(raise_failure=False)
+    # Closing (not just flushing) stops the writer thread until the next entry point logs again. Over
+    # HTTP it waits at most $DIARY_FLUSH_TIMEOUT and journals the rest, before the end is sent.
+    if lg._writer is not None:
+        wait = lg._writer.default_timeout()
+        if not lg._writer.close(timeout=CLOSE_TIMEOUT if wait is None else wait):
+            pending = lg._writer.backlog()
+    lg._writing = False
+    failure: Exception | None = None
+    if lg._run_id is not None:  # else this process never logged anything (e.g. a failure before setup)
+        try:
+            if lg._ended_ok:
+                lg._reopen()  # the previous entry point ended them; this one decides now
+            if lg._log_model and lg._owns_run and lg._checkpoint_callback is not None:
+                checkpoints.store_checkpoints(lg, best_only=lg._log_model is True)
+                checkpoints.record_best_checkpoint(lg)
+            if lg._per_rank:
+                finalize_rank(lg, exc)
+            else:
+                finalize_shared(lg, exc)
+        except Exception as error:  # noqa: BLE001 - tracking must never break (or replace) the run's end
+            failure = error
+    # Whether or not it could be written, this call decided the status: exit must not end it again
+    # (cleared only now, since reopening above marks the run unfinished).
+    lg._unfinished_pid = None
+    _unfinished.discard(lg)
+    if lg._tracker is not None:
+        # The heartbeat thread ends with the last iteration it beats for: not left running past here.
+        Heartbeat.of(lg._tracker).join_idle()
+    report_losses(lg, failure, pending)
+
+
+def superseded(lg: DiaryLogger, iteration_id: int) -> bool:
+    """True when this process learned (a heartbeat refused with IterationEnded) that the iteration was
+    ended behind its back, by a reaper or a requeued copy of the job that may have reopened it since:
+    this process then never ends it, so a stale process cannot overwrite a newer run's status."""
+    return iteration_id in Heartbeat.of(lg.tracker).warned
+
+
+def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> None:
+    """One TrackingWarning for what this run's end could not record: the status, and how many
+    metric points were lost (refused, or given up on after the retries) or still unwritten."""
+    dropped = lg.dropped - lg._reported_dropped
+    lg._reported_dropped = lg.dropped
+    # Points journaled in an outage and delivered once the server answered again are not reported.
+    journaled = lg._writer.journaled if lg._writer is not None else 0
+    kept = getattr(failure, "journal", None)
+    if kept is not None or journaled:
+        # The server is unreachable: nothing is lost, it waits in the journal. One warning says where.
+        files = set(lg._writer.journals) if lg._writer is not None and journaled else set()
+        if kept is not None:
+            files.add(kept)
+        what = []
+        if journaled:
+            what.append(f"{journaled} metric point{'s' if journaled != 1 else ''}")
+        if kept is not None:
+            what.append("the end of the run")
+        lost_now = []
+        if dropped:
+            lost_now.append(f"; {dropped} metric point{'s' if dropped != 1 else ''} could not be written")
+        plural = len(what) > 1 or journaled > 1
+        warn_tracking(
+            f"iteration {lg._run_id}: {' and '.join(what)} could not reach the server and "
+            f"{'are' if plural else 'is'} kept in the local journal {', '.join(map(str, sorted(files)))}; "
+            f"`diary sync` sends {'them' if plural else 'it'} (exactly once)" + "".join(lost_now),
+            logger=log,
+            stacklevel=4,
+        )
+        if kept is not None or not (failure or pending):
+            return
+    lost = []
+    if dropped:
+        lost.append(f"{dropped} metric point{'s' if dropped != 1 else ''} could not be written")
+    if pending:
+        lost.append(f"{pending} metric point{'s' if pending != 1 else ''} still unwritten after {CLOSE_TIMEOUT:g} s")
+    if failure is None and not lost:
+        return
+    run = f"iteration {lg._run_id}"
+    if failure is not None:
+        what = f"could not record the end of {run}"
+        warn_tracking("; ".join([what, *lost]), failure, logger=log, stacklevel=4)
+    else:
+        last = lg._writer.errors[-1] if lg._writer is not None and lg._writer.errors else None
+        warn_tracking(f"{run}: " + "; ".join(lost), last and f"last error: {last}", logger=log, stacklevel=4)
+
+
+def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
+    if superseded(lg, iteration_id):
+        return
+    if exc is None:
+        status, message, trace = IterationStatus.SUCCEEDED, "", ""
+    else:
+        status, message, trace, _ = distributed.describe_rank_failure(exc)
+    Heartbeat.of(lg.tracker).discard(iteration_id)
+    if distributed.end_quietly(lg.tracker, iteration_id, status, message, trace) and exc is None:
+        lg._ended_ok.add(iteration_id)
+
+
+def finalize_shared(lg: DiaryLogger, exc: BaseException | None) -> None:
+    """Without `per_rank`: rank 0 owns the one iteration; a rank that really failed ends it with its
+    own error (the first end wins), never with a peer's "connection closed"."""
+    assert lg._run_id is not None
+    if (exc is None and not lg._owns_run) or superseded(lg, lg._run_id):
+        return
+    if lg._owns_run:
+        Heartbeat.of(lg.tracker).discard(lg._run_id)
+    if distributed.conclude_shared(
+        lg.tracker,
+        lg._run_id,
+        rank=distributed.current_rank(),
+        world=distributed.world_size(),
+        exc=exc,
+        owns_run=lg._owns_run,
+        hand_over=hand_over(lg),
+    ):
+        lg._ended_ok.add(lg._run_id)
+
+
+def hand_over(lg: DiaryLogger) -> float:
+    """How long a failing rank > 0 lets rank 0's writer store the run's buffered metrics (it writes
+    what it holds every `flush_interval`) before ending the run it shares with rank 0."""
+    return 2 * lg._flush_interval + 1.0
+
+
+def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
+    assert lg._run_id is not None
+    if lg._rank_id is not None:
+        end(lg, lg._rank_id, exc)
+    if lg._owns_run:
+        Heartbeat.of(lg.tracker).discard(lg._run_id)
+    if superseded(lg, lg._run_id):
+        return
+    # Without a child of its own this is ddp_spawn's launching process, whose workers are gone;
+    # conclude_rank hands a relayed worker exception to conclude_launcher.
+    distributed.conclude_rank(
+        lg.tracker,
+        lg._run_id,
+        rank=distributed.current_rank(),
+        exc=exc,
+        owns_driver=lg._owns_run,
+        settle_timeout=lg._settle_timeout,
+        hand_over=hand_over(lg),
+    )
+    if exc is None and lg._owns_run:
+        driver = lg.tracker.get_iteration(lg._run_id)
+        if driver is not None and driver.status is IterationStatus.SUCCEEDED:
+            lg._ended_ok.add(lg._run_id)
+
+
+# Loggers holding iterations that no finalize has ended yet, ended at interpreter exit.
+_unfinished: set[DiaryLogger] = set()
+_uncaught: list[BaseException] = []  # the exception the process is exiting with, if any
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+def install_exit_hooks() -> None:
+    """Hook `sys.excepthook` (chaining to the hook it replaces) and register the exit handler, once."""
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+        previous = sys.excepthook
+
+        def record_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            # At a REPL an error does not end the process: exiting later is not a failure.
+            if not hasattr(sys, "ps1") and not sys.flags.interactive:
+                _uncaught.append(value)
+            previous(kind, value, tb)
+
+        sys.excepthook = record_uncaught
+        # Registered after writer.py's flush-at-exit, so it runs before it (atexit is last-in, first-out).
+        atexit.register(_end_unfinished)
+
+
+def _end_unfinished() -> None:
+    """Interpreter exit: a run no finalize ended (logging without a Trainer, or an error before `fit`)
+    ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left RUNNING it
+    would later be reaped as KILLED "heartbeat lost", which is false. Only the process that opened
+    the iterations ends them (never a forked copy or a multiprocessing worker), by `finalize`'s rules."""
+    if multiprocessing.parent_process() is not None:
+        # A multiprocessing worker (ddp_spawn's ranks, mp.spawn): its target's exception was caught by
+        # the worker's bootstrap, so no hook saw it and "SUCCEEDED" could be false. Its launcher ends
+        # what the worker left (conclude_launcher), as it always has.
+        return
+    exc = _uncaught[-1] if _uncaught else None
+    # Every writer first (an unpickled copy of a logger has its own), so no point of a run arrives after
+    # its end and is refused. The loggers ended below report their own journaled points.
+    flush_all(quiet=[lg._writer for lg in _unfinished if lg._writer is not None])
+    for logger in list(_unfinished):
+        if logger._unfinished_pid != os.getpid():
+            continue
+        try:
+            conclude(logger, exc)
+        except Exception as error:  # noqa: BLE001 - exit must go on
+            log.error("diary: could not end iteration %s at exit: %s", logger._run_id, error)
+
+
+def pickled_for_a_new_process() -> bool:
+    """True while multiprocessing pickles a process's arguments to start it (ddp_spawn, mp.spawn)."""
+    from multiprocessing import context
+
+    return context.get_spawning_popen() is not None

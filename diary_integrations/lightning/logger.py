@@ -1,0 +1,493 @@
+"""DiaryLogger: the Lightning Logger protocol over a diary tracker. Opening and resuming the run
+(opening.py, resume.py), the DDP ranks (ranks.py), checkpoints (checkpoints.py) and the end of the run
+(ending.py) live in their own modules."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from argparse import Namespace
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .. import distributed
+from ..reporting import TrackingWarning, warn_tracking
+from ..tracker.enums import IterationStatus
+from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.lifecycle import Heartbeat
+from ..tracker.validation import check_key, check_step
+from . import checkpoints, ending, opening, ranks
+from ._compat import Logger, _add_prefix, rank_zero_experiment
+from .params import check_name_or_id, hyperparameters, to_float
+from .resume import check_version
+
+__all__ = ["DiaryLogger", "TrackingWarning"]
+
+_OPEN_TIMEOUT = 300.0  # how long the end of a run waits for a run still being opened
+
+
+class DiaryLogger(Logger):
+    """Lightning logger over a diary tracker (embedded SQLite/PostgreSQL or a tracking server).
+
+    `project` and `experiment` are names (found, or created if missing) or ids; `uri` defaults as in
+    `connect()`. `parent_iteration_id` makes the run a child of a sweep driver. `per_rank=True` gives a
+    driver iteration and a child iteration per distributed rank. `log_model=True` stores the best
+    checkpoint as a resource, `"all"` every saved one. `version=ITERATION_ID` continues that iteration;
+    `resume="auto"` continues the KILLED or RUNNING iteration of this job (`run_key=`, else the
+    scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
+    """
+
+    LOGGER_JOIN_CHAR = "-"
+
+    def __init__(
+        self,
+        project: str | int,
+        experiment: str | int,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        parent_iteration_id: int | None = None,
+        per_rank: bool = False,
+        log_model: bool | Literal["all"] = False,
+        save_dir: str | os.PathLike[str] | None = None,
+        prefix: str = "",
+        version: int | str | None = None,
+        resume: Literal["never", "auto"] = "never",
+        run_key: str | None = None,
+        notes: str = "",
+        tracker: Any = None,
+        open_in_background: bool = True,
+        batch_size: int = 1000,
+        max_pending_batches: int = 16,
+        flush_interval: float = 1.0,
+        settle_timeout: float = 30.0,
+        write_retries: int = 5,
+    ) -> None:
+        super().__init__()
+        check_name_or_id(project, "project")
+        check_name_or_id(experiment, "experiment")
+        if parent_iteration_id is not None:
+            check_name_or_id(parent_iteration_id, "parent_iteration_id", names=False)
+        for field, value in (("per_rank", per_rank), ("open_in_background", open_in_background)):
+            if not isinstance(value, bool):
+                raise Unprocessable(f"{field} must be true or false, got {value!r}", field=field)
+        if not (isinstance(log_model, bool) or log_model == "all"):
+            raise Unprocessable(f"log_model must be False, True or 'all', got {log_model!r}", field="log_model")
+        if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
+            raise Unprocessable(f"save_dir must be a path, got {type(save_dir).__name__}", field="save_dir")
+        for field, value in (("notes", notes), ("prefix", prefix)):
+            if not isinstance(value, str):
+                raise Unprocessable(f"{field} must be a string, got {type(value).__name__}", field=field)
+        if resume not in ("never", "auto"):
+            raise Unprocessable(f"resume must be 'never' or 'auto', got {resume!r}", field="resume")
+        if run_key is not None and not (isinstance(run_key, str) and run_key.strip()):
+            raise Unprocessable(f"run_key must be a non-empty string, got {run_key!r}", field="run_key")
+        if run_key is not None and resume != "auto":
+            raise Unprocessable("run_key is used only with resume='auto'", field="run_key")
+        if version is not None and resume == "auto":
+            raise Unprocessable("give either version= or resume='auto', not both", field="version")
+        for field, value in (("batch_size", batch_size), ("max_pending_batches", max_pending_batches)):
+            if not (isinstance(value, int) and value >= 1):
+                raise Unprocessable(f"{field} must be a positive integer, got {value!r}", field=field)
+        if not (isinstance(write_retries, int) and not isinstance(write_retries, bool) and write_retries >= 0):
+            raise Unprocessable(
+                f"write_retries must be a non-negative integer, got {write_retries!r}", field="write_retries"
+            )
+        self._version = check_version(version)
+        self._uri = None if uri is None else os.fspath(uri)
+        if tracker is None:  # a bad URI is refused here, not inside trainer.fit
+            from ..connection import check_uri, resolve_uri
+
+            check_uri(resolve_uri(self._uri))
+        self._tracker = tracker
+        self._project, self._experiment_ref = project, experiment
+        self._parent_iteration_id = parent_iteration_id
+        self._per_rank, self._log_model, self._notes, self._prefix = per_rank, log_model, notes, prefix
+        self._save_dir = None if save_dir is None else os.fspath(save_dir)
+        self._resume, self._run_key, self._background = resume, run_key, open_in_background
+        self._batch_size, self._max_pending_batches = batch_size, max_pending_batches
+        self._flush_interval, self._settle_timeout, self._write_retries = flush_interval, settle_timeout, write_retries
+        self._experiment_id: int | None = None
+        self._experiment_name: str | None = experiment if isinstance(experiment, str) else None
+        self._run_id: int | None = None  # the run's iteration (the driver when per_rank), opened on first use
+        self._rank_id: int | None = None  # this rank's child (per_rank only)
+        self._owns_run = False
+        self._synced = False
+        self._checkpoint_root: str | None = None  # learned from ModelCheckpoint when save_dir is None
+        self._reset_process_state()
+        if per_rank:
+            ranks.init_driver(self)
+
+    def _reset_process_state(self) -> None:
+        """State that belongs to one process: rebuilt after pickling (ddp_spawn workers)."""
+        self._writer: Any = None
+        self._writing = False  # the writer's thread was started in this entry point
+        self._targets: tuple[int, ...] = ()
+        self._ended_ok: set[int] = set()
+        self._known_keys: set[str] = set()
+        self._next_step: dict[str, int] = {}
+        self._stored_last: dict[tuple[int, str], int] = {}  # a resumed run's stored steps, not written again
+        self._checkpoint_callback: Any = None
+        self._stored_checkpoints: dict[tuple[str, int], int] = {}
+        self._reported_dropped = 0  # metric points already reported as lost
+        self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
+        self._opener: opening.Opener | None = None
+        self._early: list[tuple[dict[str, float], int | None, float]] = []  # logged while the run was opening
+        self._early_params: dict[str, Any] = {}
+        self._resumed_from: str | None = None
+        self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
+        self._connecting = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._settle_opening(raise_failure=False)
+        if (
+            self._run_id is None
+            and not self._per_rank
+            and ending.pickled_for_a_new_process()
+            and distributed.launch_rank() == 0
+        ):
+            # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
+            # it opens the run now, so it knows the iteration to end (with the failed worker's error).
+            try:
+                self._open_run()
+            except Exception as error:  # noqa: BLE001 - never stop the workers from starting
+                ending.log.warning("diary: the launching process could not create the run: %s", error)
+        state = self.__dict__.copy()
+        for key in (
+            "_writer",
+            "_targets",
+            "_ended_ok",
+            "_checkpoint_callback",
+            "_stored_checkpoints",
+            "_unfinished_pid",
+            "_opener",
+            "_early",
+            "_early_params",
+            "_stored_last",
+            "_connecting",
+        ):
+            state.pop(key, None)
+        state.update(_rank_id=None, _synced=False, _owns_run=False)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_process_state()
+
+    # -- what Lightning and users read ------------------------------------------------------------
+
+    @property
+    def tracker(self) -> Any:
+        """The tracker this logger writes through (connected on first use), on every rank."""
+        if self._tracker is None:
+            with self._connecting:  # the run may be opening on its own thread at the same moment
+                if self._tracker is None:
+                    from ..connection import connect
+
+                    self._tracker = connect(self._uri)
+        return self._tracker
+
+    @property
+    def experiment(self) -> Any:
+        """The tracker on rank 0 (`logger.experiment.create_metric(logger.iteration_id, ...)`), a dummy
+        that swallows every call on other ranks, as Lightning's loggers do (per-rank writes: `per_rank=True`
+        and `logger.tracker` with `logger.rank_iteration_id`). Every rank's first access (Lightning's
+        setup) agrees on the run: it is a collective under DDP."""
+        ranks.prepare_targets(self)
+        return self._rank_zero_experiment
+
+    @property
+    @rank_zero_experiment
+    def _rank_zero_experiment(self) -> Any:
+        # Until the run's thread has connected, a stand-in that connects on first use: Lightning's setup
+        # only touches `experiment`, and connecting (SQLAlchemy, migrations) must not hold up training.
+        return self._tracker if self._tracker is not None else _LazyTracker(self)
+
+    @property
+    def name(self) -> str | None:
+        """The experiment's name."""
+        if self._experiment_name is None:
+            experiment_id = self._resolve_experiment()
+            record = self.tracker.get_experiment(experiment_id)
+            self._experiment_name = record.name if record is not None else str(experiment_id)
+        return self._experiment_name
+
+    @property
+    def version(self) -> str | None:
+        """The run's iteration id, as text (ModelCheckpoint saves under `save_dir/name/version/checkpoints`)."""
+        run_id = self.iteration_id
+        return None if run_id is None else str(run_id)
+
+    @property
+    def iteration_id(self) -> int | None:
+        """The iteration this run writes (the driver when `per_rank`); None on ranks > 0 before setup."""
+        if self._run_id is None and not self._per_rank and distributed.current_rank() == 0:
+            if self._opener is None:
+                self._open_run()
+            self._settle_opening(raise_failure=True)
+        return self._run_id
+
+    @property
+    def rank_iteration_id(self) -> int | None:
+        """This rank's child iteration (only with `per_rank=True`)."""
+        return self._rank_id
+
+    @property
+    def experiment_id(self) -> int:
+        return self._resolve_experiment()
+
+    @property
+    def save_dir(self) -> str | None:
+        """Where checkpoints go. Not given, it is None until the first checkpoint is saved, so
+        ModelCheckpoint uses the Trainer's `default_root_dir`; from then on that root."""
+        return self._save_dir or self._checkpoint_root
+
+    @property
+    def root_dir(self) -> str:
+        return os.path.join(self._save_dir or self._checkpoint_root or os.getcwd(), str(self.name))
+
+    @property
+    def log_dir(self) -> str:
+        """`save_dir/name/version` (with no `save_dir`: the Trainer's root once a checkpoint was saved, else
+        the working directory, which is the Trainer's default root)."""
+        return os.path.join(self.root_dir, str(self.version))
+
+    @property
+    def resumed_from(self) -> str | None:
+        """The checkpoint a resumed run found in its log dir (pass it to `fit(ckpt_path=...)`), else None."""
+        self.iteration_id  # noqa: B018 - opens (resumes) the run
+        return self._resumed_from
+
+    @property
+    def written(self) -> int:
+        """How many metric points the background writer has stored so far."""
+        return 0 if self._writer is None else self._writer.written
+
+    @property
+    def journaled(self) -> int:
+        """How many metric points wait in the local journal because the server could not be reached."""
+        return 0 if self._writer is None else self._writer.journaled
+
+    @property
+    def dropped(self) -> int:
+        """How many metric points could not be written (each loss is reported at finalize)."""
+        return 0 if self._writer is None else self._writer.dropped
+
+    # -- logging ----------------------------------------------------------------------------------
+
+    def log_hyperparams(self, params: dict[str, Any] | Namespace | None, *args: Any, **kwargs: Any) -> None:
+        """Hyperparameters, flattened with "/" and sanitised as Lightning's loggers do, become parameters of
+        the run (rank 0 writes them). Re-logging the same values is harmless; a value changed by a later
+        `fit` keeps the first one, with a warning and a notes line (docs/decisions.md)."""
+        flat = hyperparameters(params)
+        if not ranks.prepare_targets(self):
+            if self._opener is not None:
+                self._early_params.update(flat)
+            return
+        if self._owns_run and flat:
+            self._write_parameters(flat)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Buffer one step of metrics (no I/O); the background writer stores them."""
+        targets = self._targets or ranks.prepare_targets(self)
+        if not targets and self._opener is None:
+            return  # a rank that writes nothing
+        if step is not None and (type(step) is not int or step < 0):
+            step = check_step(step)
+        if self._prefix:
+            metrics = _add_prefix(dict(metrics), self._prefix, self.LOGGER_JOIN_CHAR)
+        if not targets:
+            if not self._settle_opening(raise_failure=True, wait=False):
+                # The run is still being opened: checked now, kept until it exists.
+                self._early.append((self._checked(metrics), step, time.time()))
+                return
+            targets = self._targets
+        self._buffer(targets, metrics, step, time.time())
+
+    def _checked(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        known = self._known_keys
+        out = {}
+        for key, value in metrics.items():
+            if key not in known:
+                check_key(key, "metrics key")
+                known.add(key)
+            out[key] = value if type(value) is float else to_float(key, value)
+        return out
+
+    def _buffer(self, targets: tuple[int, ...], metrics: Mapping[str, Any], step: int | None, now: float) -> None:
+        """One pass over one call's metrics: check each value, number it, queue a point per target."""
+        if self._ended_ok:
+            self._reopen()
+        known, next_step, last = self._known_keys, self._next_step, self._stored_last
+        points = []
+        for key, value in metrics.items():
+            if type(value) is not float:
+                value = to_float(key, value)
+            if key not in known:
+                check_key(key, "metrics key")
+                known.add(key)
+            at = next_step.get(key, 0) if step is None else step
+            if at >= next_step.get(key, 0):
+                next_step[key] = at + 1
+            elif key == "epoch" and at == next_step[key] - 1:
+                continue  # Lightning repeats `epoch` with every call at a step (train, then val): keep one
+            for target in targets:
+                if not last or at > last.get((target, key), -1):  # a resumed run's stored steps stay as they are
+                    points.append((target, key, value, at, now))
+        writer = self._writer or self._metric_writer()
+        writer.extend(points)
+        if self._flush_next_log:
+            self._flush_next_log = False
+            writer.flush(30.0)
+        if not self._writing:
+            # Start the background writer at the first points, so what is buffered reaches the tracker
+            # every `flush_interval` (a peer's failure can block this rank in a collective).
+            self._writing = True
+            writer._start()
+
+    def save(self) -> None:
+        """Nothing to do: the Trainer calls this after every `log_metrics`, so it must cost nothing."""
+
+    def flush(self, timeout: float | None = 120.0) -> bool:
+        """Write every buffered metric point now."""
+        self._settle_opening(raise_failure=False)
+        return True if self._writer is None else self._writer.flush(timeout)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Lightning calls this (rank 0 only) after each checkpoint save. The metrics logged so far are
+        written now, so a run resumed from this checkpoint has every step before it."""
+        self._checkpoint_callback = checkpoint_callback
+        dirpath = getattr(checkpoint_callback, "dirpath", None)
+        if self._save_dir is None and dirpath:  # save_dir/name/version/checkpoints
+            self._checkpoint_root = os.path.dirname(os.path.dirname(os.path.dirname(os.fspath(dirpath))))
+        self.flush(timeout=30.0)
+        # Lightning saves a step's checkpoint before it logs that step's metrics: those are written at
+        # once too, when they arrive (the next log_metrics).
+        self._flush_next_log = True
+        if self._log_model == "all" and self._run_id is not None:
+            if self._ended_ok:
+                self._reopen()
+            checkpoints.store_checkpoints(self, best_only=False)
+
+    def finalize(self, status: str) -> None:
+        """Flush, then end the iterations with the truth: `success` → SUCCEEDED; `failed` → FAILED with
+        the exception (Lightning calls this inside its `except`), or KILLED for Ctrl-C / SIGTERM.
+        Never raises: a tracker that fails here (a server outage) gets a TrackingWarning, not the run."""
+        exc = sys.exc_info()[1] if status not in ending.SUCCESS else None
+        if status not in ending.SUCCESS and exc is None:
+            exc = ending.Reported(status)
+        ending.conclude(self, exc)
+
+    # -- the run's iterations -----------------------------------------------------------------------
+
+    def _resolve_experiment(self) -> int:
+        """The experiment id, finding or creating the project and experiment by name."""
+        if self._experiment_id is None:
+            from ..resolve import experiment_for
+
+            self._experiment_id = experiment_for(self.tracker, self._project, self._experiment_ref)
+        return self._experiment_id
+
+    def _open_run(self) -> None:
+        opening.open_run(self)
+
+    def _open_rank_child(self, rank: int) -> int:
+        return opening.open_rank_child(self, rank)
+
+    def _checkpoint_dir_for(self, iteration_id: int) -> str:
+        return os.path.join(self._save_dir or self._checkpoint_root or os.getcwd(), str(self.name), str(iteration_id))
+
+    def _open_in_background(self) -> bool:
+        """Open the run on a thread (single process only); True while it is being, or was, opened so."""
+        if self._opener is None and self._background and not distributed.process_group_ready():
+            self._opener = opening.Opener(self)
+        return self._opener is not None
+
+    def _settle_opening(self, *, raise_failure: bool, wait: bool = True) -> bool:
+        """Once the background opening is over (waited for, unless `wait=False`): hand over what was
+        logged meanwhile. False while it still runs. A failure to open is raised on the training thread
+        (`raise_failure`), else left to a warning."""
+        opener = self._opener
+        if opener is None or self._targets:
+            return True
+        if not wait and not opener.done:
+            return False
+        failure = opener.settle(_OPEN_TIMEOUT)
+        if not opener.done:
+            return False
+        if failure is not None or self._run_id is None:
+            self._opener = None
+            self._early.clear()
+            if raise_failure and failure is not None:
+                raise failure
+            warn_tracking("the run could not be opened; what was logged is lost", failure, logger=ending.log)
+            return True
+        self._owns_run = True
+        self._targets = (self._run_id,)
+        if self._early_params:
+            params, self._early_params = self._early_params, {}
+            self._write_parameters(params)
+        early, self._early = self._early, []
+        for metrics, step, when in early:
+            self._buffer(self._targets, metrics, step, when)
+        return True
+
+    def _write_parameters(self, flat: dict[str, Any]) -> None:
+        """Write hyperparameters; those a later `fit` changed keep their first value, and say so."""
+        if self._ended_ok:
+            self._reopen()
+        try:
+            self.tracker.log_parameters(self._run_id, flat)
+            return
+        except Conflict:
+            stored = {p.key: p.value for p in self.tracker.get_parameters(self._run_id)}
+        fresh = {k: v for k, v in flat.items() if k not in stored}
+        changed = {k: v for k, v in flat.items() if k in stored and stored[k] != str(v)}
+        if fresh:
+            self.tracker.log_parameters(self._run_id, fresh)
+        if changed:
+            text = ", ".join(f"{k}: {stored[k]} -> {v}" for k, v in sorted(changed.items()))
+            record = self.tracker.get_iteration(self._run_id)
+            line = f"a later fit changed hyperparameters, which keep their first values: {text}"
+            self.tracker.update_iteration(self._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)
+            warn_tracking(
+                f"iteration {self._run_id}: {line} (use a new DiaryLogger for a new configuration)", logger=ending.log
+            )
+
+    def _reopen(self) -> None:
+        """A second entry point (fit, then test) writes into the iterations the first one ended."""
+        for iteration_id in sorted(self._ended_ok):
+            self.tracker.update_iteration(iteration_id, status=IterationStatus.RUNNING)
+            Heartbeat.of(self.tracker).add(iteration_id)
+            self._mark_unfinished()
+        self._ended_ok.clear()
+
+    def _mark_unfinished(self) -> None:
+        """This process now holds a RUNNING iteration: if no finalize ends it, interpreter exit does."""
+        self._unfinished_pid = os.getpid()
+        ending._unfinished.add(self)
+        ending.install_exit_hooks()
+
+    def _metric_writer(self) -> Any:
+        if self._writer is None:
+            from ..writer import MetricWriter
+
+            self._writer = MetricWriter(
+                self.tracker,
+                batch_size=self._batch_size,
+                max_batches=self._max_pending_batches,
+                interval=self._flush_interval,
+                retries=self._write_retries,
+            )
+        return self._writer
+
+
+class _LazyTracker:
+    """`logger.experiment` before the tracker is connected: every attribute is the real tracker's."""
+
+    def __init__(self, logger: DiaryLogger) -> None:
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger.tracker, name)

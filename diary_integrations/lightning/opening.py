@@ -1,0 +1,121 @@
+"""Opening a run: connect, find or create the project and experiment, then create the iteration or
+resume one (`version=`, `resume="auto"`). In a single process this runs on a background thread, so
+the training thread never waits on the SQLAlchemy import, the environment snapshot or the first
+writes; DiaryLogger keeps what is logged meanwhile in memory until the run exists."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from .. import distributed
+from ..reporting import announce
+from ..tracker.lifecycle import Heartbeat
+from . import resume
+from .checkpoints import newest_checkpoint
+
+if TYPE_CHECKING:
+    from ..tracker.records import Iteration
+    from .logger import DiaryLogger
+
+THREAD_NAME = "diary-open-run"
+
+
+def open_run(lg: DiaryLogger) -> None:
+    """Create or resume the run's iteration (the driver when `per_rank`) and start its heartbeat."""
+    tracker = lg.tracker
+    experiment_id = lg._resolve_experiment()
+    found: Iteration | None = None
+    why = ""
+    key = None
+    if lg._version is not None:
+        found = resume.named(tracker, lg._version, experiment_id)
+        why = f"resumed with version={lg._version}"
+    elif lg._resume == "auto":
+        key = resume.job_key(lg._run_key)
+        if key is not None:
+            found = resume.find_by_key(tracker, experiment_id, lg._parent_iteration_id, key)
+            why = f"resumed by run key {key!r}"
+    if found is None:
+        parameters = {resume.RUN_KEY_PARAMETER: key} if key is not None else None
+        lg._run_id = open_iteration(lg, lg._parent_iteration_id, parameters=parameters)
+    else:
+        lg._run_id = found.id
+        continue_iteration(lg, found, why)
+    lg._owns_run = True
+    # Without save_dir the checkpoints go under the Trainer's root, which the logger learns only later.
+    announce(tracker, f"run #{lg._run_id}" + (f" (checkpoints under {lg.log_dir})" if lg._save_dir else ""))
+
+
+def open_iteration(
+    lg: DiaryLogger,
+    parent: int | None,
+    *,
+    snapshot: bool | None = None,
+    name: str = "",
+    parameters: dict[str, object] | None = None,
+) -> int:
+    iteration_id, _ = lg.tracker.create_iteration(
+        lg._resolve_experiment(),
+        parent_iteration_id=parent,
+        notes=lg._notes,
+        snapshot=snapshot,
+        **({"name": name} if name else {}),
+        **({"parameters": parameters} if parameters else {}),
+    )
+    Heartbeat.of(lg.tracker).add(iteration_id)
+    lg._mark_unfinished()
+    return iteration_id
+
+
+def continue_iteration(lg: DiaryLogger, found: Iteration, why: str) -> None:
+    """Reopen `found` for this process (recording the checkpoint it resumes from) and continue its
+    metric series after the last stored step."""
+    checkpoint = newest_checkpoint(lg._checkpoint_dir_for(found.id))
+    lg._resumed_from = checkpoint
+    where = f"from checkpoint {checkpoint}" if checkpoint else "no checkpoint found"
+    resume.reopen(lg.tracker, found, f"{why}, {where}, pid {os.getpid()}")
+    Heartbeat.of(lg.tracker).add(found.id)
+    lg._mark_unfinished()
+    for key, step in resume.stored_last_steps(lg.tracker, found.id).items():
+        lg._stored_last[(found.id, key)] = step
+        lg._next_step[key] = max(lg._next_step.get(key, 0), step + 1)
+
+
+def open_rank_child(lg: DiaryLogger, rank: int) -> int:
+    """`per_rank`: this rank's child of the driver; a resumed driver's rank continues its own child."""
+    tracker = lg.tracker
+    if lg._experiment_id is None:
+        lg._experiment_id = tracker.get_iteration(lg._run_id).experiment_id
+    if lg._version is not None or lg._resume == "auto":
+        child = resume.rank_child(tracker, lg._run_id, rank)  # type: ignore[arg-type]
+        if child is not None:
+            continue_iteration(lg, child, f"rank {rank} of resumed driver {lg._run_id}")
+            return child.id
+    child_id = open_iteration(lg, lg._run_id, snapshot=False, name=f"rank {rank}")
+    tracker.log_parameters(child_id, distributed.rank_parameters(rank))
+    return child_id
+
+
+class Opener:
+    """`open_run` on a daemon thread; `settle` waits for it and hands back its failure, if any."""
+
+    def __init__(self, lg: DiaryLogger) -> None:
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(lg,), name=THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    def _run(self, lg: DiaryLogger) -> None:
+        try:
+            open_run(lg)
+        except BaseException as error:  # noqa: BLE001 - handed to the training thread by settle
+            self.failure = error
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def settle(self, timeout: float | None = None) -> BaseException | None:
+        self.thread.join(timeout)
+        return self.failure

@@ -1,0 +1,3 @@
+"""Defaults shared without importing SQLAlchemy."""
+
+DEFAULT_URI = "sqlite:///deardiary.db"
