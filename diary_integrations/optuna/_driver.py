@@ -148,10 +148,16 @@ class Driver:
         process beats it for as long as the call lasts."""
         found = self.tracker.get_iteration(self.iteration_id)
         if found is not None and found.status is not IterationStatus.RUNNING:
-            self.tracker.update_iteration(
-                self.iteration_id, status=IterationStatus.RUNNING, error_message="", traceback=""
-            )
+            self._reopen(found.status, "the study is optimized again")
         Heartbeat.of(self.tracker).add(self.iteration_id)
+
+    def _reopen(self, seen: IterationStatus, reason: str) -> None:
+        """RUNNING again, with a notes line saying when and why; compare-and-set on the status seen, so
+        of processes reopening at once one does it and the others find it RUNNING."""
+        try:
+            self.tracker.reopen_iteration(self.iteration_id, expected_status=seen, reason=reason)
+        except Conflict:
+            pass  # another process reopened (or ended) it first: it is that process's to end
 
     def learn_space(self, name: str, distribution: Any) -> None:
         """A parameter drawn for the first time (in this process): its distribution joins the driver's
@@ -183,7 +189,7 @@ class Driver:
             if written.get("n_finished_trials") == metrics["n_finished_trials"]:
                 return  # ended by a process that finished at the same moment, with this very summary
             # Trials ran after another process ended it (they started as it finished): bring it up to date.
-            self.tracker.update_iteration(self.iteration_id, status=IterationStatus.RUNNING)
+            self._reopen(found.status, "trials ended after another process ended the study")
         try:
             self.tracker.log_metrics(self.iteration_id, metrics, step=int(metrics["n_finished_trials"]))
         except Conflict:
