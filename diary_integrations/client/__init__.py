@@ -6,7 +6,7 @@ pooled; list calls walk the server's pages; a tracker pickles to its URL and cre
 reconnects lazily in the new process.
 
 One module per group of entities, at the same relative place as in `tracker/local/` (users, projects,
-iterations, parameters, metrics, tags, resources); the plumbing under them has modules of its own:
+iterations, parameters, metrics, tags, resources, models); the plumbing under them has modules of its own:
 `transport` (connection, auth, error mapping, pages), `retry` (when a send is repeated), `idempotency`
 (the key a write carries, batches cut into keyed parts) and `journaling` (writes kept when the server is
 gone), with `base` holding the constants and encoders they share.
@@ -19,6 +19,7 @@ from .idempotency import PendingWrite
 from .iterations import IterationsMixin
 from .journaling import JournalMixin
 from .metrics import MetricsMixin
+from .models import ModelsMixin
 from .parameters import ParametersMixin
 from .projects import ProjectsMixin
 from .resources import ResourcesMixin
@@ -45,6 +46,7 @@ class RemoteTracker(
     MetricsMixin,
     TagsMixin,
     ResourcesMixin,
+    ModelsMixin,
     JournalMixin,
     RemoteBase,
 ):

@@ -23,7 +23,7 @@ from .idempotency import IdempotencyKeys
 from .limits import BodyLimit
 from .login import LoginGate
 from .responses import FastJSON
-from .routes import auth, data, iterations, projects, resources, tags, users
+from .routes import auth, data, iterations, models, projects, resources, tags, users
 from .settings import ServerSettings
 from .throttle import LoginThrottle, counter_for
 
@@ -91,7 +91,7 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             max_age=600,
         )
-    for module in (auth, users, projects, iterations, data, tags, resources):
+    for module in (auth, users, projects, iterations, data, tags, resources, models):
         app.include_router(module.router)
     # The read-only dashboard at /ui/ (and / redirecting there): open with auth off, behind a login page
     # and the API's per-project read rules with auth on (dashboard/access.py).

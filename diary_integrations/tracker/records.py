@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, NamedTuple, TypeVar, get_type_hints
 
-from .enums import ArtifactBackend, ExperimentStatus, IterationStatus, Result
+from .enums import ArtifactBackend, ExperimentStatus, IterationStatus, ModelStage, Result
 
 
 class Created(NamedTuple):
@@ -165,6 +165,44 @@ class Resource:
     content_hash: str
     created_date: datetime
     updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A registered model of a project; its versions come from `get_model_versions`."""
+
+    id: int
+    project_id: int
+    name: str
+    description: str
+    created_date: datetime
+    updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """Version `version` (1, 2, ... per model) of a model, made by `iteration_id`, its weights in
+    `resource_id` (None when it has none)."""
+
+    id: int
+    model_id: int
+    version: int
+    iteration_id: int
+    resource_id: int | None
+    stage: ModelStage
+    description: str
+    created_date: datetime
+    updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """A name (`champion`) pointing at one version of a model."""
+
+    model_id: int
+    alias: str
+    model_version_id: int
+    version: int
 
 
 R = TypeVar("R")
