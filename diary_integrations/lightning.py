@@ -56,7 +56,8 @@ class DiaryLogger(Logger):
     `project` and `experiment` are names (found, or created if missing) or ids. `uri` defaults as in
     `connect()`. `parent_iteration_id` makes the run a child of a sweep driver. `per_rank=True` gives a
     driver iteration (rank 0's) and a child iteration per distributed rank. `log_model=True` stores the
-    best checkpoint as a resource, `"all"` every saved one.
+    best checkpoint as a resource, `"all"` every saved one; with `register_as="fraud-mlp"` a SUCCEEDED
+    fit also registers the best checkpoint as the next version of that model.
     """
 
     def __init__(
@@ -76,8 +77,13 @@ class DiaryLogger(Logger):
         flush_interval: float = 1.0,
         settle_timeout: float = 30.0,
         write_retries: int = 5,
+        register_as: str | None = None,
     ) -> None:
         super().__init__()
+        # The model registry (registry.py): the best checkpoint of a SUCCEEDED fit becomes a model version.
+        if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
+            raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
+        self._register_as = register_as
         _check_name_or_id(project, "project")
         _check_name_or_id(experiment, "experiment")
         if parent_iteration_id is not None:
@@ -433,6 +439,12 @@ class DiaryLogger(Logger):
                 if self._log_model and self._owns_run and self._checkpoint_callback is not None:
                     self._store_checkpoints(best_only=self._log_model is True)
                     self._record_best_checkpoint()
+                    if self._register_as is not None and exc is None:
+                        from .registry import register_checkpoint
+
+                        best = getattr(self._checkpoint_callback, "best_model_path", "")
+                        register_checkpoint(self.tracker, self._run_id, best, self._register_as,
+                                            stored=self._stored_checkpoints)
                 if self._per_rank:
                     self._finalize_rank(exc)
                 else:
