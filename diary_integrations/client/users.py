@@ -15,6 +15,8 @@ from ..tracker.records import (
 )
 from ..tracker.validation import (
     check_id,
+    check_text,
+    user_arguments,
 )
 from .base import (
     _id_path,
@@ -39,8 +41,17 @@ class UsersMixin(RemoteBase):
         return self._list(User, "/user/", limit, offset)
 
     def create_user(
-        self, username: str, password: str, *, first_name: str = "", last_name: str = "", is_admin: bool = False
+        self,
+        *args: str,
+        username: str | None = None,
+        password: str | None = None,
+        first_name: str = "",
+        last_name: str = "",
+        is_admin: bool = False,
     ) -> Created:
+        """A user. Positionally in DearDiary's order `(first_name, last_name, username, password)`, or
+        `(username, password)`; keywords work in either case."""
+        username, password, first_name, last_name = user_arguments(args, username, password, first_name, last_name)
         body = {
             "username": username,
             "password": password,
@@ -49,6 +60,10 @@ class UsersMixin(RemoteBase):
             "is_admin": is_admin,
         }
         return self._created(self._call("POST", "/user/", body=body), "user")
+
+    def get_user_by_username(self, username: str) -> User | None:
+        """DearDiary's `get_user_by_username`: `get_user` given a name."""
+        return self.get_user(check_text(username, "username", allow_empty=False))
 
     def update_user(
         self,
@@ -134,3 +149,6 @@ class UsersMixin(RemoteBase):
 
     def delete_user_permission(self, permission_id: int) -> bool:
         return self._deleted(_id_path("/userpermission/{}", permission_id, "permission_id"))
+
+    # DearDiary's name for it.
+    create_userpermission = create_user_permission

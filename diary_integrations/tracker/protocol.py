@@ -49,13 +49,19 @@ class Tracker(Protocol):
 
     def create_user(
         self,
-        username: str,
-        password: str,
-        *,
+        *args: str,
+        username: str | None = None,
+        password: str | None = None,
         first_name: str = "",
         last_name: str = "",
         is_admin: bool = False,
     ) -> Created:
+        """A user. Positionally in DearDiary's order `(first_name, last_name, username, password)`, or
+        `(username, password)`; keywords work in either case."""
+        ...
+
+    def get_user_by_username(self, username: str) -> User | None:
+        """DearDiary's `get_user_by_username`: `get_user` given a name."""
         ...
 
     def update_user(
@@ -86,6 +92,19 @@ class Tracker(Protocol):
         update: bool = False,
         delete: bool = False,
     ) -> Created:
+        ...
+
+    def create_userpermission(
+        self,
+        user_id: int,
+        project_id: int,
+        *,
+        create: bool = False,
+        read: bool = True,
+        update: bool = False,
+        delete: bool = False,
+    ) -> Created:
+        """DearDiary's name for `create_user_permission`."""
         ...
 
     def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:

@@ -63,6 +63,11 @@ class Experiment:
     created_date: datetime
     end_date: datetime | None
 
+    @property
+    def status_id(self) -> int:
+        """The status as DearDiary's integer (1 IN_PROGRESS, 2 STOPPED, 3 FINISHED)."""
+        return int(self.status)
+
 
 @dataclass(frozen=True, slots=True)
 class Iteration:
@@ -81,6 +86,11 @@ class Iteration:
     @property
     def ended(self) -> bool:
         return self.status.ended or self.end_date is not None
+
+    @property
+    def status_id(self) -> int:
+        """The status as DearDiary's integer (1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 KILLED)."""
+        return int(self.status)
 
     @property
     def duration(self) -> float | None:

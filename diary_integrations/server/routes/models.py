@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from ...tracker.errors import Unprocessable
 from ...tracker.totals import count_model_versions, count_models
+from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, PathId, Tracker
 from ..idempotency import idempotent
 from ..permissions import Action, authorize
@@ -24,35 +25,30 @@ AliasName = Annotated[str, Path(max_length=250)]
 OptionalRef = Annotated[StrictInt | None, Field(ge=1, le=MAX_INT64)]
 
 
-class _Body(BaseModel):
-    # A field the route does not know is refused (422 naming it), never silently ignored.
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelCreate(_Body):
+class ModelCreate(RequestBody):
     name: StrictStr
     description: StrictStr = ""
 
 
-class ModelUpdate(_Body):
+class ModelUpdate(RequestBody):
     name: StrictStr | None = None
     description: StrictStr | None = None
 
 
-class VersionCreate(_Body):
+class VersionCreate(RequestBody):
     iteration_id: Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]
     resource_id: OptionalRef = None
     description: StrictStr = ""
 
 
-class VersionUpdate(_Body):
+class VersionUpdate(RequestBody):
     stage: StrictInt | StrictStr | None = None
     stage_id: StrictInt | StrictStr | None = Field(None, description="DearDiary's name for `stage`")
     description: StrictStr | None = None
     resource_id: OptionalRef = Field(None, description="null detaches the resource")
 
 
-class AliasSet(_Body):
+class AliasSet(RequestBody):
     version: Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]
 
 

@@ -49,5 +49,6 @@ class LocalTracker(
     add_tag = keyed_once(TagsMixin.add_tag)
     create_user = keyed_once(UsersMixin.create_user)
     create_user_permission = keyed_once(UsersMixin.create_user_permission)
+    create_userpermission = create_user_permission  # DearDiary's name for it
     create_model = keyed_once(ModelsMixin.create_model)
     create_model_version = keyed_once(ModelsMixin.create_model_version)
