@@ -443,8 +443,11 @@ class DiaryLogger(Logger):
                         from .registry import register_checkpoint
 
                         best = getattr(self._checkpoint_callback, "best_model_path", "")
-                        register_checkpoint(self.tracker, self._run_id, best, self._register_as,
-                                            stored=self._stored_checkpoints)
+                        try:  # a registration that fails must not keep the run from ending truthfully
+                            register_checkpoint(self.tracker, self._run_id, best, self._register_as,
+                                                stored=self._stored_checkpoints)
+                        except Exception as error:  # noqa: BLE001
+                            log.warning("diary: best checkpoint not registered as %r: %s", self._register_as, error)
                 if self._per_rank:
                     self._finalize_rank(exc)
                 else:
