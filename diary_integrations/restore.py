@@ -55,8 +55,12 @@ def restore_environment(
     requirements = target / "requirements.txt"
     requirements.write_text(requirements_text(env))
     summary = {
-        "iteration_id": env.iteration_id, "python_version": env.python_version, "platform": env.platform,
-        "git_sha": env.git_sha, "git_dirty": env.git_dirty, "entrypoint": env.entrypoint,
+        "iteration_id": env.iteration_id,
+        "python_version": env.python_version,
+        "platform": env.platform,
+        "git_sha": env.git_sha,
+        "git_dirty": env.git_dirty,
+        "entrypoint": env.entrypoint,
     }
     (target / "environment.json").write_text(json.dumps(summary, indent=2) + "\n")
     return RestoredEnvironment(target, requirements, env.python_version, env.git_sha, env.git_dirty, env.entrypoint)
