@@ -31,7 +31,10 @@ for _module, _names in {
     "tracker.errors": ["DiaryError", "Unprocessable", "Conflict", "NotFound", "AuthError", "PermissionDenied",
                        "TransportError", "IterationEnded"],
     "tracker.records": ["Created", "User", "UserPermission", "Project", "Experiment", "Iteration", "Environment",
-                        "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding"],
+                        "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding",
+                        "Model", "ModelVersion", "ModelAlias"],
+    "restore": ["restore_environment", "RestoredEnvironment"],
+    "registry": ["load_model", "register_checkpoint", "register_estimator", "register_model_file"],
 }.items():
     _LAZY.update(dict.fromkeys(_names, _module))
 

@@ -8,6 +8,8 @@
     diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
     diary sync [--uri URL] [--dry-run]                     send the local journal of writes a server missed
     diary user list|add|passwd|remove|grant ...            accounts and project permissions (administrators)
+    diary models [--project P] [--json]                    registered models: versions, stages, aliases
+    diary promote MODEL VERSION STAGE [--project P]        move a model version to a stage
 """
 
 from __future__ import annotations
@@ -313,6 +315,53 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the model registry (registry.py) ------------------------------------------------------------
+
+
+def _project_ref(text: str | None) -> int | str | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _models(args: argparse.Namespace) -> int:
+    from . import registry
+
+    models = registry.models_overview(_tracker(args), _project_ref(args.project))
+    if args.json:
+        _print_json(models)
+    else:
+        print(registry.format_models_overview(models))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from . import registry
+
+    version = registry.promote(_tracker(args), args.model, args.version, args.stage.upper(),
+                               project=_project_ref(args.project))
+    if args.json:
+        _print_json({"model_id": version.model_id, "id": version.id, "version": version.version,
+                     "stage": version.stage.name})
+    else:
+        print(f"{args.model} v{version.version} is now {version.stage.name}")
+    return 0
+
+
+def _add_registry_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    models = commands.add_parser("models", help="registered models with their versions, stages and aliases")
+    models.add_argument("--project", default=None, help="only this project (name or id)")
+    models.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_uri(models)
+    models.set_defaults(run=_models)
+    promote = commands.add_parser("promote", help="move a model version to a stage (PRODUCTION archives the others)")
+    promote.add_argument("model", help="the model's name")
+    promote.add_argument("version", type=int)
+    promote.add_argument("stage", help="NO_STAGE, STAGING, PRODUCTION or ARCHIVED")
+    promote.add_argument("--project", default=None, help="the model's project (name or id), when several have one")
+    promote.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_uri(promote)
+    promote.set_defaults(run=_promote)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diary", description="diary-integrations experiment tracker")
     parser.add_argument("--version", action="version", version=f"diary-integrations {_version()}")
@@ -405,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--no-read", action="store_true", help="take read permission away")
     _add_uri(grant)
     user.set_defaults(run=_user)
+    _add_registry_commands(commands)
     return parser
 
 

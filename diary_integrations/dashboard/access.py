@@ -153,3 +153,17 @@ class ReadableTracker:
 
     def get_metric_series(self, iteration_ids: Sequence[int], *args: Any, **kwargs: Any) -> Any:
         return self._tracker.get_metric_series(self._ids(iteration_ids), *args, **kwargs)
+
+    # -- the model registry: a model is read through its project
+    def _model_ok(self, model_id: int) -> bool:
+        model = self._tracker.get_model(model_id)
+        return model is not None and model.project_id in self._projects
+
+    def get_models(self, project_id: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._tracker.get_models(project_id, *args, **kwargs) if project_id in self._projects else []
+
+    def get_model_versions(self, model_id: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._tracker.get_model_versions(model_id, *args, **kwargs) if self._model_ok(model_id) else []
+
+    def get_model_aliases(self, model_id: int) -> list[Any]:
+        return self._tracker.get_model_aliases(model_id) if self._model_ok(model_id) else []

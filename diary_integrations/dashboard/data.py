@@ -334,3 +334,39 @@ def single_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float
 def metric_keys(tracker: Any, iteration_id: int) -> dict[str, float]:
     """An iteration's metric keys with their latest values, sorted by key."""
     return dict(sorted(tracker.get_latest_metrics([iteration_id]).get(iteration_id, {}).items()))
+
+
+@dataclass
+class VersionRow:
+    """One version on the models page: its stage and aliases, and the iteration (and sweep) behind it."""
+
+    version: Any
+    aliases: list[str]
+    iteration: Iteration | None
+    sweep_id: int | None  # the driver whose sweep produced it: the iteration itself or its parent
+
+
+@dataclass
+class ModelCard:
+    model: Any
+    versions: list[VersionRow]
+
+
+def project_models(tracker: Any, project_id: int) -> list[ModelCard]:
+    """A project's registered models, newest version first, each linked to the iteration that made it."""
+    cards = []
+    for model in tracker.get_models(project_id):
+        aliases: dict[int, list[str]] = defaultdict(list)
+        for alias in tracker.get_model_aliases(model.id):
+            aliases[alias.model_version_id].append(alias.alias)
+        rows = []
+        for version in reversed(tracker.get_model_versions(model.id)):
+            iteration = tracker.get_iteration(version.iteration_id)
+            sweep_id = None
+            if iteration is not None:
+                sweep_id = iteration.parent_iteration_id or (
+                    iteration.id if tracker.get_child_iterations(iteration.id, limit=1) else None
+                )
+            rows.append(VersionRow(version, aliases.get(version.id, []), iteration, sweep_id))
+        cards.append(ModelCard(model, rows))
+    return cards

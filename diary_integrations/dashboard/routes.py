@@ -149,7 +149,22 @@ def home(request: Request) -> HTMLResponse:
     tracker = _tracker(request)
     nav = data.navigation(tracker)
     counts = {e.id: len(tracker.get_iterations(e.id)) for _, exps in nav.projects for e in exps}
-    return _render(request, "home.html", nav=nav, counts=counts, title=None)
+    models = {p.id: len(tracker.get_models(p.id)) for p, _ in nav.projects}
+    return _render(request, "home.html", nav=nav, counts=counts, models=models, title=None)
+
+
+@router.get("/projects/{project_id}/models", response_class=HTMLResponse)
+def models_page(request: Request, project_id: int) -> HTMLResponse:
+    """The project's registered models: versions, stages and aliases, each linked to its iteration."""
+    tracker = _tracker(request)
+    project = tracker.get_project(project_id)
+    if project is None:
+        return _not_found(request, "Project")
+    cards = data.project_models(tracker, project_id)
+    return _render(
+        request, "models.html", nav=data.navigation(tracker), project=project, cards=cards,
+        title=f"{project.name} models",
+    )
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)

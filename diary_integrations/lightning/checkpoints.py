@@ -87,3 +87,15 @@ def score_of(callback: Any, path: str) -> float | None:
         return float(score.item() if hasattr(score, "item") else score)
     except (TypeError, ValueError):
         return None
+
+
+def register_best_checkpoint(lg: DiaryLogger) -> None:
+    """`register_as`: the best checkpoint of a SUCCEEDED fit becomes the next version of that model
+    (registry.py). A registration that fails is a warning: it must not keep the run from ending truthfully."""
+    from ..registry import register_checkpoint
+
+    best = getattr(lg._checkpoint_callback, "best_model_path", "")
+    try:
+        register_checkpoint(lg.tracker, lg._run_id, best, lg._register_as, stored=lg._stored_checkpoints)
+    except Exception as error:  # noqa: BLE001
+        log.warning("diary: best checkpoint not registered as %r: %s", lg._register_as, error)

@@ -56,6 +56,8 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
             if lg._log_model and lg._owns_run and lg._checkpoint_callback is not None:
                 checkpoints.store_checkpoints(lg, best_only=lg._log_model is True)
                 checkpoints.record_best_checkpoint(lg)
+                if lg._register_as is not None and exc is None:
+                    checkpoints.register_best_checkpoint(lg)
             if lg._per_rank:
                 finalize_rank(lg, exc)
             else:

@@ -34,7 +34,8 @@ class DiaryLogger(Logger):
     `project` and `experiment` are names (found, or created if missing) or ids; `uri` defaults as in
     `connect()`. `parent_iteration_id` makes the run a child of a sweep driver. `per_rank=True` gives a
     driver iteration and a child iteration per distributed rank. `log_model=True` stores the best
-    checkpoint as a resource, `"all"` every saved one. `version=ITERATION_ID` continues that iteration;
+    checkpoint as a resource, `"all"` every saved one; with `register_as="fraud-mlp"` a SUCCEEDED fit
+    also registers the best checkpoint as the next version of that model. `version=ITERATION_ID` continues that iteration;
     `resume="auto"` continues the KILLED or RUNNING iteration of this job (`run_key=`, else the
     scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
     """
@@ -63,8 +64,13 @@ class DiaryLogger(Logger):
         flush_interval: float = 1.0,
         settle_timeout: float = 30.0,
         write_retries: int = 5,
+        register_as: str | None = None,
     ) -> None:
         super().__init__()
+        # The model registry (registry.py): the best checkpoint of a SUCCEEDED fit becomes a model version.
+        if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
+            raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
+        self._register_as = register_as
         check_name_or_id(project, "project")
         check_name_or_id(experiment, "experiment")
         if parent_iteration_id is not None:

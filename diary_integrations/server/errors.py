@@ -57,7 +57,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> FastJSON:
-        return error(422, "INVALID_PAYLOAD", _validation_message(exc))
+        # An unknown body field (models refuse extras: bodies.py) is named in `field` too.
+        unknown = [_location(tuple(e.get("loc", ()))) for e in exc.errors() if e.get("type") == "extra_forbidden"]
+        return error(422, "INVALID_PAYLOAD", _validation_message(exc), field=unknown[0] if unknown else None)
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> FastJSON:

@@ -21,7 +21,8 @@ class Action(str, Enum):
 
 
 def project_of(tracker: Any, kind: str, entity_id: int) -> int | None:
-    """The project id of a project, experiment, iteration, parameter, metric or resource; None if missing."""
+    """The project id of a project, experiment, iteration, parameter, metric, resource, model or model
+    version; None if missing."""
     if kind == "project":
         return entity_id if tracker.get_project(entity_id) is not None else None
     if kind == "experiment":
@@ -36,6 +37,12 @@ def project_of(tracker: Any, kind: str, entity_id: int) -> int | None:
     if kind == "resource":
         resource = tracker.get_resource(entity_id)
         return None if resource is None else project_of(tracker, "experiment", resource.experiment_id)
+    if kind == "model":
+        model = tracker.get_model(entity_id)
+        return None if model is None else model.project_id
+    if kind == "modelversion":
+        version = tracker.get_model_version(entity_id)
+        return None if version is None else project_of(tracker, "model", version.model_id)
     raise ValueError(f"unknown entity kind {kind!r}")
 
 

@@ -21,7 +21,7 @@ from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, NotFound, Unprocessable
 from ..tracker.lifecycle import Heartbeat
 from ..tracker.records import IterationEnding, NewIteration
-from ..tracker.validation import MAX_BATCH
+from ..tracker.validation import MAX_BATCH, check_name
 
 log = logging.getLogger("diary_integrations.sklearn")
 
@@ -44,6 +44,7 @@ class Options:
     parent_iteration_id: int | None = None
     children: str = "candidate"
     max_children: int | None = None
+    register_as: str | None = None  # a model name: the refitted best_estimator_ is registered under it
 
     def __post_init__(self) -> None:
         for name in ("project", "experiment"):
@@ -71,6 +72,8 @@ class Options:
                 f"max_children must be None or a non-negative integer, got {self.max_children!r}",
                 field="max_children",
             )
+        if self.register_as is not None:
+            check_name(self.register_as, "register_as")
 
     def connect(self) -> Any:
         """The tracker for `uri`, one per process and URI: searches that share a database share its engine

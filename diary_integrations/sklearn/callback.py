@@ -176,7 +176,9 @@ def _is_search(estimator: Any) -> bool:
 
 class DiaryCallback:
     """Track each `fit` of a scikit-learn search: one driver iteration and one child per candidate
-    (`children="fold"` adds a grandchild per fold), in `project`/`experiment` (found or created by name)."""
+    (`children="fold"` adds a grandchild per fold), in `project`/`experiment` (found or created by name).
+    With `register_as`, a fit that ends well stores the refitted `best_estimator_` (skops when installed,
+    else pickle) and registers it as the next version of that model, made by the driver iteration."""
 
     def __init__(
         self,
@@ -186,8 +188,9 @@ class DiaryCallback:
         parent_iteration_id: int | None = None,
         children: str = "candidate",
         max_children: int | None = None,
+        register_as: str | None = None,
     ) -> None:
-        self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children)
+        self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children, register_as)
         self.driver_iteration_id: int | None = None
         self._routes: dict[Any, Route] = {}  # run key -> where its fold events go (pickled to workers)
         self.__setstate__(self.__getstate__())
@@ -453,8 +456,23 @@ class DiaryCallback:
             refused = finish_many(run.tracker, endings, on_error=lambda child, error: self._warn(
                 context, f"could not end child iteration {child}", error))
             run.finalized.update(key for child, key in leftovers.items() if child not in refused)
+            if run.fit_finished and self.options.register_as is not None:
+                self._register(run, context)
         finally:  # whatever happened to the children, the driver ends with the fit's truth
             finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
+
+    def _register(self, run: _Run, context: Any) -> None:
+        """The refitted best_estimator_ stored and registered as a version made by the driver."""
+        best = getattr(run.search, "best_estimator_", None)
+        if best is None:  # refit=False: there is no single estimator to register
+            warn_tracking("could not register a model", ValueError("the search has no best_estimator_ (refit=False)"))
+            return
+        try:
+            from ..registry import register_estimator
+
+            register_estimator(run.tracker, run.driver_id, best, self.options.register_as)
+        except Exception as exc:
+            self._warn(context, f"could not register the best estimator as {self.options.register_as!r}", exc)
 
     def _raise_recorder_error(self, run: _Run, context: Any) -> None:
         if run.recorder_error is not None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from .enums import ExperimentStatus, IterationStatus, Result, TagTarget
+from .enums import ExperimentStatus, IterationStatus, ModelStage, Result, TagTarget
 from .lifecycle import IterationRun
 from .records import (
     Created,
@@ -20,6 +20,9 @@ from .records import (
     Iteration,
     IterationEnding,
     Metric,
+    Model,
+    ModelAlias,
+    ModelVersion,
     NewIteration,
     Parameter,
     Project,
@@ -46,13 +49,19 @@ class Tracker(Protocol):
 
     def create_user(
         self,
-        username: str,
-        password: str,
-        *,
+        *args: str,
+        username: str | None = None,
+        password: str | None = None,
         first_name: str = "",
         last_name: str = "",
         is_admin: bool = False,
     ) -> Created:
+        """A user. Positionally in DearDiary's order `(first_name, last_name, username, password)`, or
+        `(username, password)`; keywords work in either case."""
+        ...
+
+    def get_user_by_username(self, username: str) -> User | None:
+        """DearDiary's `get_user_by_username`: `get_user` given a name."""
         ...
 
     def update_user(
@@ -83,6 +92,19 @@ class Tracker(Protocol):
         update: bool = False,
         delete: bool = False,
     ) -> Created:
+        ...
+
+    def create_userpermission(
+        self,
+        user_id: int,
+        project_id: int,
+        *,
+        create: bool = False,
+        read: bool = True,
+        update: bool = False,
+        delete: bool = False,
+    ) -> Created:
+        """DearDiary's name for `create_user_permission`."""
         ...
 
     def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
@@ -439,4 +461,67 @@ class Tracker(Protocol):
         ...
 
     def delete_resource(self, resource_id: int) -> bool:
+        ...
+
+    # -- the model registry (tracker/local/models.py) ----------------------------------------------
+
+    def create_model(self, project_id: int, name: str, *, description: str = "") -> Created:
+        """A registered model in a project; its name is unique there (Conflict otherwise)."""
+        ...
+
+    def get_model(self, model_id: int) -> Model | None:
+        ...
+
+    def get_model_by_name(self, project_id: int, name: str) -> Model | None:
+        ...
+
+    def get_models(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Model]:
+        """A project's models, ordered by id."""
+        ...
+
+    def update_model(self, model_id: int, *, name: str | None = None, description: str | None = None) -> Result:
+        ...
+
+    def delete_model(self, model_id: int) -> bool:
+        """Deletes the model with its versions and aliases; the resources holding weights stay."""
+        ...
+
+    def create_model_version(
+        self, model_id: int, iteration_id: int, *, resource_id: int | None = None, description: str = ""
+    ) -> Created:
+        """The model's next version (1, 2, ...; a number is never handed out twice), made by
+        `iteration_id`, its weights in `resource_id`; both must belong to the model's project. It
+        starts at NO_STAGE."""
+        ...
+
+    def get_model_version(self, model_version_id: int) -> ModelVersion | None:
+        ...
+
+    def get_model_versions(
+        self, model_id: int, *, stage: ModelStage | int | str | None = None, limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ModelVersion]:
+        """A model's versions ordered by number (only those at `stage` when given)."""
+        ...
+
+    def update_model_version(
+        self, model_version_id: int, *, stage: ModelStage | int | str | None = None,
+        description: str | None = None, resource_id: int | None = ...,
+    ) -> Result:
+        """Change a version's stage, description or resource (None detaches it). Moving one to
+        PRODUCTION archives the model's other PRODUCTION versions in the same transaction."""
+        ...
+
+    def delete_model_version(self, model_version_id: int) -> bool:
+        ...
+
+    def set_model_alias(self, model_id: int, alias: str, version: int) -> Result:
+        """Point `alias` at the model's version `version` (CREATED), or move it there (UPDATED)."""
+        ...
+
+    def get_model_aliases(self, model_id: int) -> list[ModelAlias]:
+        """The model's aliases, ordered by name."""
+        ...
+
+    def delete_model_alias(self, model_id: int, alias: str) -> bool:
         ...

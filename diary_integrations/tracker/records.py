@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, NamedTuple, TypeVar, get_type_hints
 
-from .enums import ArtifactBackend, ExperimentStatus, IterationStatus, Result
+from .enums import ArtifactBackend, ExperimentStatus, IterationStatus, ModelStage, Result
 
 
 class Created(NamedTuple):
@@ -63,6 +63,11 @@ class Experiment:
     created_date: datetime
     end_date: datetime | None
 
+    @property
+    def status_id(self) -> int:
+        """The status as DearDiary's integer (1 IN_PROGRESS, 2 STOPPED, 3 FINISHED)."""
+        return int(self.status)
+
 
 @dataclass(frozen=True, slots=True)
 class Iteration:
@@ -81,6 +86,11 @@ class Iteration:
     @property
     def ended(self) -> bool:
         return self.status.ended or self.end_date is not None
+
+    @property
+    def status_id(self) -> int:
+        """The status as DearDiary's integer (1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 KILLED)."""
+        return int(self.status)
 
     @property
     def duration(self) -> float | None:
@@ -165,6 +175,44 @@ class Resource:
     content_hash: str
     created_date: datetime
     updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A registered model of a project; its versions come from `get_model_versions`."""
+
+    id: int
+    project_id: int
+    name: str
+    description: str
+    created_date: datetime
+    updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """Version `version` (1, 2, ... per model) of a model, made by `iteration_id`, its weights in
+    `resource_id` (None when it has none)."""
+
+    id: int
+    model_id: int
+    version: int
+    iteration_id: int
+    resource_id: int | None
+    stage: ModelStage
+    description: str
+    created_date: datetime
+    updated_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """A name (`champion`) pointing at one version of a model."""
+
+    model_id: int
+    alias: str
+    model_version_id: int
+    version: int
 
 
 R = TypeVar("R")

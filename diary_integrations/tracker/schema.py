@@ -370,6 +370,59 @@ class MlflowLoggedModelRow(Base):
     params: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
 
+class ModelRow(Base):
+    """A registered model: a name (unique in its project) whose versions point at the iterations that
+    produced them. `latest_version` is the last number handed out, so numbers are never reused."""
+
+    __tablename__ = "model"
+    __table_args__ = (
+        Index("uq_model_project_id_name", "project_id", "name", unique=True),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(250))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ModelVersionRow(Base):
+    """One version of a model: numbered from 1 per model, made by an iteration of the model's project,
+    optionally with the resource holding its weights (the version stays if that resource is deleted)."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        CheckConstraint("stage IN (1, 2, 3, 4)", name="stage"),
+        CheckConstraint("version > 0", name="version"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"), index=True)
+    resource_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resource.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    stage: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ModelAliasRow(Base):
+    """An alias (`champion`): a name pointing at one version of a model, moved by updating the row."""
+
+    __tablename__ = "model_alias"
+    __table_args__ = (UniqueConstraint("model_id", "alias"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(250))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"), index=True)
+
+
 metadata = Base.metadata
 users = UserRow.__table__
 projects = ProjectRow.__table__
@@ -393,3 +446,8 @@ mlflow_run_tags = MlflowRunTagRow.__table__
 mlflow_experiments = MlflowExperimentRow.__table__
 mlflow_experiment_tags = MlflowExperimentTagRow.__table__
 mlflow_logged_models = MlflowLoggedModelRow.__table__
+
+
+models = ModelRow.__table__
+model_versions = ModelVersionRow.__table__
+model_aliases = ModelAliasRow.__table__

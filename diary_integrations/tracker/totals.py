@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, false, func, insert, select
 
 from . import schema as t
 from .database import read_transaction, write_transaction
-from .enums import IterationStatus, TagTarget
+from .enums import IterationStatus, ModelStage, TagTarget
 from .environment import EnvironmentSnapshot
 from .errors import Unprocessable
 from .statements import can_hold
@@ -89,6 +89,18 @@ def count_metrics(tracker: Any, iteration_id: int, *, key: str | None = None) ->
 
 def count_resources(tracker: Any, experiment_id: int) -> int:
     return _count(tracker, t.resources, _is(t.resources.c.experiment_id, experiment_id, "experiment_id"))
+
+
+def count_models(tracker: Any, project_id: int) -> int:
+    return _count(tracker, t.models, _is(t.models.c.project_id, project_id, "project_id"))
+
+
+def count_model_versions(tracker: Any, model_id: int, *, stage: Any = None) -> int:
+    v = t.model_versions
+    conditions = [_is(v.c.model_id, model_id, "model_id")]
+    if stage is not None:
+        conditions.append(v.c.stage == int(check_enum(stage, ModelStage, "stage")))
+    return _count(tracker, v, *conditions)
 
 
 _TAG_LINKS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import operator
@@ -147,20 +148,32 @@ def check_datetime(value: Any, field: str) -> datetime:
 
 
 def format_parameter_value(value: Any, field: str = "value") -> str:
-    """Parameters are stored as text; numbers are written the way Python prints them (1e-3 -> "0.001")."""
+    """Parameters are stored as text; numbers are written the way Python prints them (1e-3 -> "0.001"),
+    bools as `true`/`false` (as DearDiary and MLflow store them), lists and dicts as their JSON text."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, str):
         text = value
-    elif isinstance(value, bool) or value is None:
-        text = str(value)
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "None"
     elif isinstance(value, numbers.Integral):
         text = str(int(value))
     elif isinstance(value, (numbers.Real, Decimal)):
         text = repr(float(value)) if not isinstance(value, Decimal) else str(value)
+    elif isinstance(value, (list, tuple, dict)):
+        try:
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise Unprocessable(
+                f"{field} must hold only JSON values (text, numbers, bools, null, lists, objects with text keys; "
+                f"no NaN): {exc}",
+                field=field,
+            ) from None
     else:
         raise Unprocessable(
-            f"{field} must be a string, number, bool or None, got {type(value).__name__}; "
+            f"{field} must be a string, number, bool, None, list or dict, got {type(value).__name__}; "
             "convert it to text first",
             field=field,
         )
@@ -260,3 +273,28 @@ def batch_item(name: str, index: int) -> Iterator[None]:
 def listed_points(points: Any) -> Any:
     """Points as a sequence an IterationEnding can hold (a generator would be read only once)."""
     return points if points is None or isinstance(points, (list, tuple)) else list(points)
+
+
+def user_arguments(
+    args: tuple[Any, ...], username: Any, password: Any, first_name: Any, last_name: Any
+) -> tuple[Any, Any, Any, Any]:
+    """`create_user`'s (username, password, first_name, last_name) from DearDiary's positional order
+    `(first_name, last_name, username, password)`, this package's earlier `(username, password)`, or
+    keywords alone."""
+    if len(args) == 4:
+        if username is not None or password is not None:
+            raise TypeError("create_user: username and password were given both by position and by keyword")
+        first, last, username, password = args
+        return username, password, first, last
+    if len(args) == 2:
+        if username is not None or password is not None:
+            raise TypeError("create_user: username and password were given both by position and by keyword")
+        return args[0], args[1], first_name, last_name
+    if args:
+        raise TypeError(
+            "create_user takes (first_name, last_name, username, password), (username, password) or keywords; "
+            f"got {len(args)} positional arguments"
+        )
+    if username is None or password is None:
+        raise TypeError("create_user: username and password are required")
+    return username, password, first_name, last_name

@@ -222,7 +222,7 @@ def test_end_iteration_with_final_data(tracker, experiment_id):
         ({"points": [("ok", 1.0, 0), ("loss", 0.1)]}, "points[1]"),
         ({"points": [("ok", 1.0, 0), ("loss", 0.1, -1)]}, "points[1].step"),
         ({"parameters": {"max_depth": 5}}, "already '4'"),  # a conflicting parameter
-        ({"parameters": {"x": [1, 2]}}, "parameters['x']"),
+        ({"parameters": {"x": {1, 2}}}, "parameters['x']"),  # a set: no JSON for it
         ({"notes": 7}, "notes"),
     ],
 )

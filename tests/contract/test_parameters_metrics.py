@@ -17,11 +17,26 @@ def iteration_id(tracker, experiment_id):
 
 @pytest.mark.parametrize(
     ("value", "stored"),
-    [(1e-3, "0.001"), (6, "6"), ("2..10", "2..10"), (True, "True"), (None, "None"), (0.1 + 0.2, "0.30000000000000004")],
+    [
+        (1e-3, "0.001"), (6, "6"), ("2..10", "2..10"), (True, "true"), (False, "false"), (None, "None"),
+        (0.1 + 0.2, "0.30000000000000004"), ([64, 32], "[64, 32]"), ((1, "a"), '[1, "a"]'),
+        ({"layers": [64, 32], "act": "relu", "drop": None}, '{"layers": [64, 32], "act": "relu", "drop": null}'),
+    ],
 )
 def test_parameter_values_are_text(tracker, iteration_id, value, stored):
     tracker.create_parameter(iteration_id, "p", value)
     assert [p.value for p in tracker.get_parameters(iteration_id)] == [stored]
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"), [({"x": object()}, "JSON values"), ([float("nan")], "no NaN"), ({1, 2}, "list or dict")]
+)
+def test_parameter_values_that_are_not_json_are_refused(tracker, iteration_id, value, rule):
+    with pytest.raises(Unprocessable, match=rule):
+        tracker.create_parameter(iteration_id, "p", value)
+    with pytest.raises(Unprocessable, match=rule):
+        tracker.log_parameters(iteration_id, {"q": value})
+    assert tracker.get_parameters(iteration_id) == []
 
 
 def test_parameter_crud(tracker, iteration_id):

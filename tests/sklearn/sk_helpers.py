@@ -97,6 +97,8 @@ def as_text(value) -> str:
     """A parameter value as the tracker stores it."""
     if isinstance(value, (np.generic,)):
         value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
     return str(value)

@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, StrictStr
+from pydantic import StrictStr
 
 from ... import __version__
 from ...tracker.records import to_dict
+from ..bodies import RequestBody
 from ..deps import Me, Tracker
 from ..errors import ApiError
 from ..login import check_login
@@ -17,7 +18,7 @@ from ..login import check_login
 router = APIRouter()
 
 
-class Login(BaseModel):
+class Login(RequestBody):
     username: StrictStr
     password: StrictStr
 

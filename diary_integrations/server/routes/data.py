@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from ...tracker.errors import Unprocessable
 from ...tracker.records import decode_float, encode_float
 from ...tracker.totals import count_metrics, count_parameters
 from ..auth import current_user
+from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, PathId, Tracker
 from ..idempotency import answered_once, idempotent
 from ..permissions import Action, authorize
@@ -31,28 +32,28 @@ When = StrictStr | float | None
 Step = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
 
 
-class ParameterCreate(BaseModel):
+class ParameterCreate(RequestBody):
     key: StrictStr
     value: ParameterValue = Field(description="stored as text: 1e-3 becomes '0.001'")
 
 
-class ParameterBatch(BaseModel):
+class ParameterBatch(RequestBody):
     parameters: dict[str, ParameterValue]
 
 
-class ParameterUpdate(BaseModel):
+class ParameterUpdate(RequestBody):
     key: StrictStr | None = None
     value: ParameterValue = None
 
 
-class MetricCreate(BaseModel):
+class MetricCreate(RequestBody):
     key: StrictStr
     value: Value = Field(description='a number, or "NaN", "Infinity", "-Infinity"')
     step: Step | None = None
     recorded_at: When = None
 
 
-class MetricUpdate(BaseModel):
+class MetricUpdate(RequestBody):
     value: Value | None = None
     step: Step | None = None
 
@@ -64,15 +65,15 @@ MAX_BATCH_IDS = 1000
 MAX_SERIES_BUDGET = 1_000_000
 
 
-class LatestQuery(BaseModel):
+class LatestQuery(RequestBody):
     iteration_ids: IterationIds = Field(max_length=10_000)
 
 
-class ValuesQuery(BaseModel):
+class ValuesQuery(RequestBody):
     iteration_ids: IterationIds = Field(max_length=MAX_BATCH_IDS)
 
 
-class SeriesQuery(BaseModel):
+class SeriesQuery(RequestBody):
     iteration_ids: IterationIds = Field(max_length=MAX_BATCH_IDS)
     key: StrictStr
     max_points: StrictInt = Field(

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from ...restore import requirements_text
 from ...tracker.errors import Unprocessable
 from ...tracker.records import IterationEnding, NewIteration, encode_float, to_dict
 from ...tracker.totals import check_snapshot, count_child_iterations, count_iterations, save_environment
 from ...tracker.validation import MAX_BATCH
 from ..auth import require_admin
+from ..bodies import RequestBody, StatusBody
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..idempotency import idempotent
 from ..permissions import Action, authorize
@@ -22,7 +24,7 @@ router = APIRouter(tags=["iterations"])
 Status = StrictInt | StrictStr
 
 
-class Snapshot(BaseModel):
+class Snapshot(RequestBody):
     python_version: StrictStr = ""
     platform: StrictStr = ""
     hostname: StrictStr = ""
@@ -32,7 +34,7 @@ class Snapshot(BaseModel):
     packages: StrictStr = ""
 
 
-class IterationCreate(BaseModel):
+class IterationCreate(RequestBody):
     notes: StrictStr = ""
     name: StrictStr = Field("", description="a readable label, not unique")
     parameters: dict[str, ParameterValue] | None = Field(None, description="set in the same transaction")
@@ -41,7 +43,7 @@ class IterationCreate(BaseModel):
     )
 
 
-class IterationUpdate(BaseModel):
+class IterationUpdate(StatusBody):
     notes: StrictStr | None = None
     status_id: Status | None = None
     error_message: StrictStr | None = None
@@ -49,7 +51,7 @@ class IterationUpdate(BaseModel):
     end_date: StrictStr | float | None = Field(None, description="ISO 8601 or epoch seconds; null clears it")
 
 
-class IterationEnd(BaseModel):
+class IterationEnd(StatusBody):
     status_id: Status = 2
     error_message: StrictStr = ""
     traceback: StrictStr = ""
@@ -60,13 +62,13 @@ class IterationEnd(BaseModel):
     notes: StrictStr | None = None
 
 
-class NewIterationBody(BaseModel):
+class NewIterationBody(RequestBody):
     notes: StrictStr = ""
     name: StrictStr = ""
     parameters: dict[str, ParameterValue] | None = None
 
 
-class IterationBatch(BaseModel):
+class IterationBatch(RequestBody):
     iterations: list[NewIterationBody] = Field(max_length=MAX_BATCH)
 
 
@@ -74,15 +76,15 @@ class EndingBody(IterationEnd):
     iteration_id: Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]
 
 
-class EndingBatch(BaseModel):
+class EndingBatch(RequestBody):
     endings: list[EndingBody] = Field(max_length=MAX_BATCH)
 
 
-class Heartbeat(BaseModel):
+class Heartbeat(RequestBody):
     iteration_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_INT64)]] = Field(max_length=10_000)
 
 
-class Reap(BaseModel):
+class Reap(RequestBody):
     older_than: float = Field(300.0, ge=0, description="seconds since the last heartbeat (at least the lease)")
     experiment_id: Annotated[StrictInt | None, Field(ge=1, le=MAX_INT64)] = None
     force: StrictBool = Field(False, description="admins only: allow an age under the lease (kills live runs)")
@@ -208,6 +210,16 @@ def get_environment(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
     return error(404, "NOT_FOUND", "Environment not found") if env is None else FastJSON(to_dict(env))
 
 
+@router.get("/iteration/{iteration_id}/snapshot")
+def get_snapshot(iteration_id: PathId, tracker: Tracker, me: Me) -> Any:
+    """DearDiary's name: the environment snapshot, with the pinned requirements `restore_environment` writes."""
+    authorize(tracker, me, "iteration", iteration_id, Action.READ)
+    env = tracker.get_environment(iteration_id)
+    if env is None:
+        return error(404, "NOT_FOUND", "Snapshot not found")
+    return FastJSON({**to_dict(env), "requirements": requirements_text(env)})
+
+
 @router.patch("/iteration/{iteration_id}")
 def update_iteration(iteration_id: PathId, body: IterationUpdate, tracker: Tracker, me: Me) -> dict[str, str]:
     authorize(tracker, me, "iteration", iteration_id, Action.UPDATE)
@@ -233,7 +245,7 @@ def end_iteration(iteration_id: PathId, body: IterationEnd, tracker: Tracker, me
     return updated()
 
 
-class IterationReopen(BaseModel):
+class IterationReopen(RequestBody):
     expected_status: Status = Field(description="the status the caller saw; refused (409) if it changed")
     reason: StrictStr = Field(description="why it continues (a requeued job, a resume); kept in its notes")
 

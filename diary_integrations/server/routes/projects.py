@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from ...tracker.totals import count_experiments, count_projects, count_user_permissions
 from ..auth import require_admin
+from ..bodies import RequestBody, StatusBody
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..errors import ApiError
 from ..idempotency import idempotent
@@ -19,7 +20,7 @@ router = APIRouter()
 Name = Annotated[str, Query(max_length=1000)]
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     name: StrictStr
     description: StrictStr = ""
     user_id: Annotated[StrictInt | None, Field(ge=1, le=MAX_INT64)] = Field(
@@ -27,18 +28,18 @@ class ProjectCreate(BaseModel):
     )
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestBody):
     name: StrictStr | None = None
     description: StrictStr | None = None
 
 
-class ExperimentCreate(BaseModel):
+class ExperimentCreate(StatusBody):
     status_id: StrictInt | StrictStr = 1
     name: StrictStr
     description: StrictStr = ""
 
 
-class ExperimentUpdate(BaseModel):
+class ExperimentUpdate(StatusBody):
     status_id: StrictInt | StrictStr | None = None
     name: StrictStr | None = None
     description: StrictStr | None = None

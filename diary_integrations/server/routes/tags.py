@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, StrictStr
+from pydantic import StrictStr
 from sqlalchemy import func, select, union
 
 from ...tracker import schema as t
@@ -19,6 +19,7 @@ from ...tracker.enums import TagTarget
 from ...tracker.records import Tag
 from ...tracker.totals import count_tags
 from ..auth import require_admin
+from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, PathId, Tracker
 from ..idempotency import idempotent
 from ..permissions import Action, authorize
@@ -28,7 +29,7 @@ router = APIRouter(tags=["tags"])
 Value = Annotated[str, Query(max_length=1000)]
 
 
-class TagBody(BaseModel):
+class TagBody(RequestBody):
     value: StrictStr
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, StrictBool, StrictStr
+from pydantic import StrictBool, StrictStr
 
 from ...tracker.totals import count_user_permissions, count_users
 from ..auth import require_admin, require_same_user_or_admin
+from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, OptionalId, PathId, Tracker
 from ..errors import ApiError
 from ..idempotency import idempotent
@@ -17,7 +18,7 @@ from ..responses import FastJSON, created, deleted, error, one, page, updated
 router = APIRouter()
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     username: StrictStr
     password: StrictStr
     first_name: StrictStr = ""
@@ -25,21 +26,21 @@ class UserCreate(BaseModel):
     is_admin: StrictBool = False
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestBody):
     first_name: StrictStr | None = None
     last_name: StrictStr | None = None
     password: StrictStr | None = None
     is_admin: StrictBool | None = None
 
 
-class PermissionCreate(BaseModel):
+class PermissionCreate(RequestBody):
     create_permission: StrictBool = False
     read_permission: StrictBool = True
     update_permission: StrictBool = False
     delete_permission: StrictBool = False
 
 
-class PermissionUpdate(BaseModel):
+class PermissionUpdate(RequestBody):
     create_permission: StrictBool | None = None
     read_permission: StrictBool | None = None
     update_permission: StrictBool | None = None

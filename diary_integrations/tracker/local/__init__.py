@@ -12,6 +12,7 @@ from ..idempotency import keyed_once
 from .base import DEFAULT_PASSWORD, DEFAULT_USERNAME, HEARTBEAT_REFRESH_SECONDS, TrackerBase
 from .iterations import IterationsMixin
 from .metrics import MetricsMixin
+from .models import ModelsMixin
 from .parameters import ParametersMixin
 from .projects import ProjectsMixin
 from .resources import ResourcesMixin
@@ -23,7 +24,7 @@ __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "HEARTBEAT_REFRESH_SECONDS", 
 
 class LocalTracker(
     UsersMixin, ProjectsMixin, IterationsMixin, ParametersMixin, MetricsMixin, TagsMixin, ResourcesMixin,
-    TrackerBase,
+    ModelsMixin, TrackerBase,
 ):
     """The tracker on a database reached directly: `sqlite:///file.db` (default) or PostgreSQL.
 
@@ -49,3 +50,6 @@ class LocalTracker(
     add_tag = keyed_once(TagsMixin.add_tag)
     create_user = keyed_once(UsersMixin.create_user)
     create_user_permission = keyed_once(UsersMixin.create_user_permission)
+    create_userpermission = create_user_permission  # DearDiary's name for it
+    create_model = keyed_once(ModelsMixin.create_model)
+    create_model_version = keyed_once(ModelsMixin.create_model_version)

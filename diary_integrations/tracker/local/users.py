@@ -27,6 +27,7 @@ from ..validation import (
     check_bool,
     check_id,
     check_text,
+    user_arguments,
 )
 from .base import (
     DEFAULT_PASSWORD,
@@ -68,13 +69,16 @@ class UsersMixin(TrackerBase):
 
     def create_user(
         self,
-        username: str,
-        password: str,
-        *,
+        *args: str,
+        username: str | None = None,
+        password: str | None = None,
         first_name: str = "",
         last_name: str = "",
         is_admin: bool = False,
     ) -> Created:
+        """A user. Positionally in DearDiary's order `(first_name, last_name, username, password)`, or
+        `(username, password)`; keywords work in either case."""
+        username, password, first_name, last_name = user_arguments(args, username, password, first_name, last_name)
         username = check_text(username, "username", max_length=MAX_USERNAME, allow_empty=False)
         password = check_text(password, "password", max_length=MAX_PASSWORD, allow_empty=False)
         values = {
@@ -93,6 +97,10 @@ class UsersMixin(TrackerBase):
         except IntegrityError:
             raise Conflict(f"username {username!r} is taken", field="username") from None
         return Created(new_id, Result.CREATED)
+
+    def get_user_by_username(self, username: str) -> User | None:
+        """DearDiary's `get_user_by_username`: `get_user` given a name."""
+        return self.get_user(check_text(username, "username", allow_empty=False))
 
     def update_user(
         self,
