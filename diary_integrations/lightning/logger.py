@@ -36,8 +36,8 @@ class DiaryLogger(Logger):
     driver iteration and a child iteration per distributed rank. `log_model=True` stores the best
     checkpoint as a resource, `"all"` every saved one; with `register_as="fraud-mlp"` a SUCCEEDED fit
     also registers the best checkpoint as the next version of that model. `version=ITERATION_ID`
-    continues that iteration; `resume="auto"` continues the KILLED or RUNNING iteration of this job (`run_key=`, else the
-    scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
+    continues that iteration; `resume="auto"` continues the KILLED or RUNNING iteration of this job
+    (`run_key=`, else the scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
     """
 
     LOGGER_JOIN_CHAR = "-"
