@@ -3,43 +3,16 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_service import IN_CI, POSTGRES_URL, postgres_problem, require_postgres  # noqa: F401 - re-exported
 from server_harness import LiveServer, start_swappable_server
 from sqlalchemy import create_engine, text
 
 from diary_integrations import ExperimentStatus, LocalTracker
-
-POSTGRES_URL = os.environ.get("DIARY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-_pg_state: dict[str, str | None] = {}
-
-
-def postgres_problem() -> str | None:
-    """None when PostgreSQL answers, else why not (checked once per session)."""
-    if "problem" not in _pg_state:
-        try:
-            engine = create_engine(POSTGRES_URL)
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            engine.dispose()
-            _pg_state["problem"] = None
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-            _pg_state["problem"] = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}"
-    return _pg_state["problem"]
-
-
-def require_postgres() -> None:
-    problem = postgres_problem()
-    if problem:
-        if IN_CI:
-            pytest.fail(problem)
-        pytest.skip(problem)
 
 
 @pytest.fixture

@@ -166,7 +166,9 @@ def test_per_rank_in_one_process_gives_a_driver_and_a_rank_child(uri, tmp_path, 
     [child] = tracker.get_child_iterations(driver.id)
     assert child.id == logger.rank_iteration_id
     assert driver.status is child.status is IterationStatus.SUCCEEDED
-    assert {p.key: p.value for p in tracker.get_parameters(child.id)} == {"rank": "0", "world_size": "1"}
+    assert {p.key: p.value for p in tracker.get_parameters(child.id)} == {
+        "rank": "0", "world_size": "1", "node_rank": "0", "local_rank": "0",
+    }
     assert "lr" in {p.key for p in tracker.get_parameters(driver.id)}
     assert len(series(tracker, child.id, "train_loss")) == len(series(tracker, driver.id, "train_loss")) == 4
 

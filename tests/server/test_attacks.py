@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import POSTGRES_URL, require_postgres
+from postgres_service import POSTGRES_URL, require_postgres
 from server_harness import LiveServer, start_cli_server
 from sqlalchemy import create_engine, text
 

@@ -8,7 +8,7 @@ import multiprocessing
 import time
 
 import pytest
-from conftest import require_postgres
+from postgres_service import require_postgres
 from server_harness import start_cli_server
 
 from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker, RemoteTracker
