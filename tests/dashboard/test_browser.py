@@ -13,12 +13,10 @@ import pytest
 
 from diary_integrations import LocalTracker
 
+from .conftest import CHROMIUM
 from .processes import diary_ui
 from .seed import CURVE_STEPS, RANK_STEPS, RANKS, SKLEARN_ERROR, Demo, seed, seed_sklearn
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -37,25 +35,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Demo, 
     with diary_ui(folder / "sweep.db", folder / "ui.log") as url:
         yield url, demo, tracker
     tracker.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"script errors in the page: {errors}"
 
 
 def shot(page, name: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from diary_integrations import LocalTracker
 
 from .processes import diary_ui
-from .test_browser import ARGS, CHROMIUM, shot
+from .test_browser import shot
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow  # a real grid search and a browser: about half a minute on two busy cores
@@ -56,27 +56,6 @@ def first_hour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     tracker.close()
     with diary_ui(db, folder / "ui.log") as url:
         yield url, ids
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"script errors in the page: {errors}"
 
 
 def test_experiment_page_shows_parameters_metrics_and_a_way_into_the_sweep(page, first_hour):

@@ -11,7 +11,7 @@ from diary_integrations import LocalTracker, ModelStage
 
 from .processes import diary_ui
 from .seed import Demo, seed
-from .test_browser import ARGS, CHROMIUM, playwright_api, shot
+from .test_browser import shot
 
 pytestmark = pytest.mark.slow  # a real browser
 
@@ -33,25 +33,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Demo, 
     with diary_ui(folder / "sweep.db", folder / "ui.log") as url:
         yield url, demo, ids
     tracker.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"script errors in the page: {errors}"
 
 
 def test_models_page_shows_versions_stages_and_aliases(page, site):
