@@ -17,7 +17,7 @@ from ..reporting import TrackingWarning, warn_tracking
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
 from ..tracker.lifecycle import Heartbeat
-from ..tracker.validation import check_key, check_step
+from ..tracker.validation import check_key, check_step, format_parameter_value
 from . import checkpoints, ending, opening, ranks
 from ._compat import Logger, _add_prefix, rank_zero_experiment
 from .params import check_name_or_id, hyperparameters, to_float
@@ -449,11 +449,12 @@ class DiaryLogger(Logger):
         except Conflict:
             stored = {p.key: p.value for p in self.tracker.get_parameters(self._run_id)}
         fresh = {k: v for k, v in flat.items() if k not in stored}
-        changed = {k: v for k, v in flat.items() if k in stored and stored[k] != str(v)}
+        # Compared as stored text (bools are `true`/`false`, lists JSON): an unchanged value is not a change.
+        changed = {k: v for k, v in flat.items() if k in stored and stored[k] != format_parameter_value(v, k)}
         if fresh:
             self.tracker.log_parameters(self._run_id, fresh)
         if changed:
-            text = ", ".join(f"{k}: {stored[k]} -> {v}" for k, v in sorted(changed.items()))
+            text = ", ".join(f"{k}: {stored[k]} -> {format_parameter_value(v, k)}" for k, v in sorted(changed.items()))
             record = self.tracker.get_iteration(self._run_id)
             line = f"a later fit changed hyperparameters, which keep their first values: {text}"
             self.tracker.update_iteration(self._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)

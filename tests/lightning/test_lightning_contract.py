@@ -185,7 +185,7 @@ def test_numpy_hyperparameters_are_sanitised_as_lightning_does(uri, tmp_path):
     logger.finalize("success")
     params = {p.key: p.value for p in connect(uri).get_parameters(logger.iteration_id)}
     assert params == {
-        "np.bool_": "True",
+        "np.bool_": "true",  # bools are stored as DearDiary and MLflow store them
         "np.byte": "2",
         "np.intc": "3",
         "np.int_": "4",
