@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,7 +165,9 @@ async def _reap_forever(app: FastAPI) -> None:
     settings = app.state.settings
     pruned_at = -PRUNE_EVERY_SECONDS
     while True:
-        await asyncio.sleep(settings.reap_every)
+        # Jittered, so server processes started together do not keep one phase, where the same one would
+        # win every turn and the others only ever skip.
+        await asyncio.sleep(settings.reap_every * random.uniform(0.5, 1.5))
         try:
             due = time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS
             reaped = await asyncio.to_thread(reap_once, app, prune_keys=due)

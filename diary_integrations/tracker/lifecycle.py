@@ -166,8 +166,9 @@ class Heartbeat:
         say so once for each (their later writes are refused; the run itself goes on)."""
         ended = {i: status for i, status in exc.ended.items() if i in ids} if exc.ended else dict.fromkeys(ids, "")
         with self.lock:
+            # One discarded while the beat was on its way was ended by this process itself: no news.
+            fresh = [i for i in ended if i in self.live and i not in self.warned]
             self.live.difference_update(ended)
-            fresh = [i for i in ended if i not in self.warned]
             self.warned.update(fresh)
         for iteration_id in fresh:
             status = ended[iteration_id] or "ended"
