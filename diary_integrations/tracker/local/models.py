@@ -101,9 +101,9 @@ class ModelsMixin(TrackerBase):
         description = check_text(description, "description")
         with self._write() as conn:
             model = _lock_model(conn, model_id)
-            _check_iteration_in_project(conn, iteration_id, model.project_id)
+            _check_in_project(conn, "iteration", iteration_id, model.project_id)
             if resource_id is not None:
-                _check_resource_in_project(conn, resource_id, model.project_id)
+                _check_in_project(conn, "resource", resource_id, model.project_id)
             number = model.latest_version + 1
             now = _now()
             conn.execute(update(t.models).where(t.models.c.id == model_id).values(latest_version=number))
@@ -166,7 +166,7 @@ class ModelsMixin(TrackerBase):
             row = self._require(conn, t.model_versions, model_version_id, "model_version_id")
             model = _lock_model(conn, row.model_id)
             if values.get("resource_id") is not None:
-                _check_resource_in_project(conn, values["resource_id"], model.project_id)
+                _check_in_project(conn, "resource", values["resource_id"], model.project_id)
             now = _now()
             if values.get("stage") == ModelStage.PRODUCTION:
                 v = t.model_versions
@@ -259,35 +259,21 @@ def _lock_model(conn: Connection, model_id: int) -> Any:
     return row
 
 
-def _check_iteration_in_project(conn: Connection, iteration_id: int, project_id: int) -> None:
-    it, e = t.iterations, t.experiments
+def _check_in_project(conn: Connection, kind: str, row_id: int, project_id: int) -> None:
+    """The iteration or resource `row_id` exists and belongs (through its experiment) to `project_id`."""
+    table = {"iteration": t.iterations, "resource": t.resources}[kind]
+    e, field = t.experiments, f"{kind}_id"
     found = None
-    if can_hold(it.c.id, iteration_id):
-        stmt = select(e.c.project_id).join(it, it.c.experiment_id == e.c.id).where(it.c.id == iteration_id)
+    if can_hold(table.c.id, row_id):
+        stmt = select(e.c.project_id).join(table, table.c.experiment_id == e.c.id).where(table.c.id == row_id)
         found = conn.execute(stmt).first()
     if found is None:
-        raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
+        raise Unprocessable(f"{field}: {kind} {row_id} does not exist", field=field)
     if found.project_id != project_id:
         raise Unprocessable(
-            f"iteration_id: iteration {iteration_id} belongs to project {found.project_id}, not to the "
+            f"{field}: {kind} {row_id} belongs to project {found.project_id}, not to the "
             f"model's project {project_id}",
-            field="iteration_id",
-        )
-
-
-def _check_resource_in_project(conn: Connection, resource_id: int, project_id: int) -> None:
-    r, e = t.resources, t.experiments
-    found = None
-    if can_hold(r.c.id, resource_id):
-        stmt = select(e.c.project_id).join(r, r.c.experiment_id == e.c.id).where(r.c.id == resource_id)
-        found = conn.execute(stmt).first()
-    if found is None:
-        raise Unprocessable(f"resource_id: resource {resource_id} does not exist", field="resource_id")
-    if found.project_id != project_id:
-        raise Unprocessable(
-            f"resource_id: resource {resource_id} belongs to project {found.project_id}, not to the "
-            f"model's project {project_id}",
-            field="resource_id",
+            field=field,
         )
 
 
