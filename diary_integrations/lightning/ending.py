@@ -97,6 +97,9 @@ def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> N
         what = []
         if journaled:
             what.append(f"{journaled} metric point{'s' if journaled != 1 else ''}")
+        if kept is not None and lg._journaled_params:
+            # They wait in the same file, ahead of the end (a delivered end replayed them first).
+            what.append(f"{lg._journaled_params} hyperparameter{'s' if lg._journaled_params != 1 else ''}")
         if kept is not None:
             what.append("the end of the run")
         lost_now = []

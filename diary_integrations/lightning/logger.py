@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .. import distributed
 from ..reporting import TrackingWarning, warn_tracking
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.lifecycle import Heartbeat
 from ..tracker.validation import check_key, check_step, format_parameter_value
 from . import checkpoints, ending, opening, ranks
@@ -141,6 +141,7 @@ class DiaryLogger(Logger):
         self._opener: opening.Opener | None = None
         self._early: list[tuple[dict[str, float], int | None, float]] = []  # logged while the run was opening
         self._early_params: dict[str, Any] = {}
+        self._journaled_params = 0  # hyperparameters kept in the local journal (the server was away)
         self._resumed_from: str | None = None
         self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
         self._connecting = threading.Lock()
@@ -445,6 +446,15 @@ class DiaryLogger(Logger):
             self._reopen()
         try:
             self.tracker.log_parameters(self._run_id, flat)
+            return
+        except TransportError as error:
+            if getattr(error, "journal", None) is None:
+                raise
+            # The server went away mid-run: the batch waits in the run's journal, which the writer's
+            # probe or the run's end sends first once it answers. The end reports it if it is still there.
+            self._journaled_params += len(flat)
+            ending.log.info("diary: iteration %s: %d hyperparameters kept in the local journal %s",
+                            self._run_id, len(flat), error.journal)  # type: ignore[attr-defined]
             return
         except Conflict:
             stored = {p.key: p.value for p in self.tracker.get_parameters(self._run_id)}

@@ -53,7 +53,9 @@ class Outage(Callback):
         step = trainer.global_step
         if step == self.kill_at:
             # Mid-run means after the server took some points: on a fast machine the first interval
-            # write may not have happened yet at this step.
+            # write may not have happened yet at this step. Under load the run may even still be
+            # opening on its thread (its points held on this one): reading iteration_id hands them over.
+            assert trainer.logger.iteration_id is not None
             deadline = time.monotonic() + 30
             while trainer.logger.written == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -170,6 +172,39 @@ def test_fit_with_the_server_gone_for_good_ends_promptly_and_diary_sync_delivers
     finally:
         server.stop()
     assert added < 15, f"the fit took {added:.1f} s longer with the server gone"
+
+
+def test_hyperparameters_logged_while_the_server_is_away_wait_in_the_journal(tmp_path):
+    """Hyperparameters are written on the training thread (a run still opening when Lightning logs them
+    gets them when it is handed over, possibly after the server died). Before the fix, a server away at
+    that moment raised TransportError out of `fit`; now the batch waits in the run's journal and goes
+    ahead of the run's end: delivered if the server is back by then, else named in the end's warning."""
+    db, port = setup_database(tmp_path), free_port()
+    server = start_server(tmp_path, db, port, AUTH)
+    back = DiaryLogger("P", "MLP", tracker=remote(server.url), save_dir=tmp_path)
+    gone = DiaryLogger("P", "MLP", tracker=remote(server.url), save_dir=tmp_path)
+    runs = back.iteration_id, gone.iteration_id
+    kill(server)
+    back.log_hyperparams({"lr": 0.1, "layers": 3})
+    gone.log_hyperparams({"lr": 0.2, "layers": 4})
+    with pytest.warns(TrackingWarning) as caught:
+        gone.finalize("success")
+    [warning] = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert "2 hyperparameters and the end of the run could not reach the server" in warning, warning
+    server = start_server(tmp_path, db, port, AUTH)
+    try:
+        with warnings.catch_warnings(record=True) as quiet:
+            warnings.simplefilter("always")
+            back.finalize("success")
+        assert not [w for w in quiet if issubclass(w.category, TrackingWarning)]
+        journal.replay_server(remote(server.url))  # what `diary sync` does for the run that ended away
+        tracker = remote(server.url)
+        stored = {run: {p.key: p.value for p in tracker.get_parameters(run)} for run in runs}
+        assert stored == {runs[0]: {"lr": "0.1", "layers": "3"}, runs[1]: {"lr": "0.2", "layers": "4"}}
+        assert {tracker.get_iteration(run).status for run in runs} == {IterationStatus.SUCCEEDED}
+        assert journal.journal_files(server.url) == [] and journal.rejected_files(server.url) == []
+    finally:
+        server.stop()
 
 
 EXIT_SCRIPT = """
