@@ -1,35 +1,102 @@
-"""Storage: Alembic builds exactly the schema the code declares; trackers pickle to their URL."""
+"""Storage: Alembic's migrations build exactly the schema the code declares, and a new database built
+from the declaration at once is the same; trackers pickle to their URL."""
 
 from __future__ import annotations
 
 import pickle
+import re
+import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from postgres_service import POSTGRES_URL
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from diary_integrations import LocalTracker, connect
-from diary_integrations.tracker.migrate import head_revision
+from diary_integrations.tracker.database import create_tracker_engine
+from diary_integrations.tracker.migrate import head_revision, upgrade_to_head
 from diary_integrations.tracker.schema import metadata
 
 
-def _assert_schema_matches(url: str) -> None:
-    tracker = LocalTracker(url)
-    tracker.get_user("default")  # creates and migrates
-    with tracker.engine.connect() as conn:
+def _built(url: str, *, create_new: bool) -> Engine:
+    engine = create_tracker_engine(url)
+    upgrade_to_head(engine, create_new=create_new)
+    return engine
+
+
+def _assert_schema_matches(engine: Engine) -> None:
+    with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert context.get_current_revision() == head_revision()
         assert compare_metadata(context, metadata) == []
-    tracker.close()
 
 
-def test_migrations_build_the_declared_schema_on_sqlite(sqlite_url):
-    _assert_schema_matches(sqlite_url)
+def _sqlite_schema(engine: Engine) -> dict[tuple[str, str], object]:
+    """Every table's definition as a set of its parts (columns, constraints: a migration adds a column
+    or a constraint at the end), and every index's statement; quoting and layout aside."""
+
+    def parts(sql: str) -> frozenset[str]:
+        body = re.sub(r"DEFAULT \(('[^']*')\)", r"DEFAULT \1", re.sub(r"\s+", " ", sql).replace('"', ""))
+        body = body.partition("(")[2].rpartition(")")[0]
+        out, depth, current = [], 0, ""
+        for ch in body:
+            depth += (ch == "(") - (ch == ")")
+            if ch == "," and depth == 0:
+                out.append(current.strip())
+                current = ""
+            else:
+                current += ch
+        return frozenset([*out, current.strip()])
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")).all()
+    return {(kind, name): parts(sql) if kind == "table" else re.sub(r"\s+", " ", sql).replace('"', "")
+            for kind, name, sql in rows}
+
+
+def _postgres_schema(engine: Engine) -> dict[str, set[tuple]]:
+    """Columns, constraints (with their definitions) and indexes of the engine's schema, by name."""
+    queries = {
+        "columns": "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, "
+                   "regexp_replace(column_default, '^nextval.*$', 'nextval') FROM information_schema.columns "
+                   "WHERE table_schema = current_schema()",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                       "WHERE connamespace = current_schema()::regnamespace",
+        "indexes": "SELECT tablename, indexname, regexp_replace(indexdef, ' ON \\S+\\.', ' ON ') FROM pg_indexes "
+                   "WHERE schemaname = current_schema()",
+    }
+    with engine.connect() as conn:
+        return {what: {tuple(row) for row in conn.execute(text(sql))} for what, sql in queries.items()}
+
+
+def test_migrations_build_the_declared_schema_on_sqlite(tmp_path):
+    migrated = _built(f"sqlite:///{tmp_path / 'migrated.db'}", create_new=False)
+    created = _built(f"sqlite:///{tmp_path / 'created.db'}", create_new=True)
+    for engine in (migrated, created):
+        _assert_schema_matches(engine)
+    assert _sqlite_schema(created) == _sqlite_schema(migrated)
+    assert len(_sqlite_schema(created)) > 40  # every table and index was seen
 
 
 def test_migrations_build_the_declared_schema_on_postgres(postgres_url):
-    _assert_schema_matches(postgres_url)
+    schema = f"t_created_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        migrated = _built(postgres_url, create_new=False)
+        created = _built(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", create_new=True)
+        for engine in (migrated, created):
+            _assert_schema_matches(engine)
+        assert _postgres_schema(created) == _postgres_schema(migrated)
+        assert len(_postgres_schema(created)["constraints"]) > 40  # the query saw the schema's tables
+        for engine in (migrated, created):
+            engine.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def test_reopening_is_idempotent(sqlite_url):
