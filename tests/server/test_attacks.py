@@ -354,12 +354,14 @@ def test_client_cuts_batches_to_the_servers_limit(small_server):
 
 
 def test_login_flood_keeps_memory_and_health(database, small_server):
-    """40 clients posting wrong passwords for 10 s: RSS stays under 300 MiB, /health under 200 ms."""
+    """40 clients posting wrong passwords for 6 s: RSS stays under 300 MiB, /health under 200 ms. (Each
+    wrong password costs the server an argon2 verification, so the flood is kept short: it takes both
+    cores from the rest of the suite while it lasts.)"""
     live = small_server
     admin = RemoteTracker(live.url, username="default", password=ADMIN_PASSWORD)
     admin.create_user("victim", "victim-pw")
     admin.close()
-    stop = time.monotonic() + 10
+    stop = time.monotonic() + 6
     statuses: dict[int, int] = {}
     retry_after: list[str] = []
     lock = threading.Lock()
