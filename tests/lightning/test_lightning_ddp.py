@@ -49,9 +49,6 @@ def assert_nothing_running(tracker, experiment_id: int) -> None:
     assert running == [], f"left RUNNING: {running}"
 
 
-# A launch costs ~10-15 s of CPU, so each scenario runs on one tracker: the tracker contract suite shows
-# the kinds behave alike, and every launcher and mode meets the server in at least one of them.
-@pytest.mark.parametrize("uri", ["sqlite"], indirect=True)
 def test_ddp_example_gives_a_driver_and_a_child_per_rank(uri, tmp_path):
     done = run([sys.executable, str(ROOT / "examples" / "lightning_ddp.py"), uri], tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -123,7 +120,7 @@ def _experiment(uri: str) -> int:
     return tracker.create_experiment(project_id, 1, "torch.distributed").id
 
 
-@pytest.mark.parametrize(("uri", "fail_rank"), [("server", None), ("sqlite", 1)], indirect=["uri"])
+@pytest.mark.parametrize("fail_rank", [None, 1])
 def test_rank_iteration_under_torchrun_shares_the_driver_by_broadcast(uri, tmp_path, fail_rank):
     experiment_id = _experiment(uri)
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -149,7 +146,6 @@ def test_rank_iteration_under_torchrun_shares_the_driver_by_broadcast(uri, tmp_p
     assert_nothing_running(tracker, experiment_id)
 
 
-@pytest.mark.parametrize("uri", ["server"], indirect=True)  # the tracker is pickled into the spawned ranks
 def test_rank_iteration_under_mp_spawn_inherits_the_driver(uri, tmp_path):
     experiment_id = _experiment(uri)
     done = run([sys.executable, str(HERE / "rank_scenario.py"), "spawn", uri, str(experiment_id), "1"], tmp_path)
@@ -165,7 +161,6 @@ def test_rank_iteration_under_mp_spawn_inherits_the_driver(uri, tmp_path):
     assert_nothing_running(tracker, experiment_id)
 
 
-@pytest.mark.parametrize("uri", ["sqlite"], indirect=True)  # one process: the README's default store
 def test_mnist_like_example(uri, tmp_path):
     done = run([sys.executable, str(ROOT / "examples" / "lightning_mnist_like.py"), uri], tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
