@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..tracker.idempotency import current_key, new_key
+from ..tracker.keys import current_key, new_key
 
 
 @dataclasses.dataclass(frozen=True)

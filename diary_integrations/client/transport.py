@@ -20,8 +20,8 @@ from ..tracker.errors import (
     TransportError,
     Unprocessable,
 )
-from ..tracker.idempotency import HEADER as IDEMPOTENCY_HEADER
-from ..tracker.idempotency import current_key, using_key
+from ..tracker.keys import HEADER as IDEMPOTENCY_HEADER
+from ..tracker.keys import current_key, using_key
 from ..tracker.records import (
     Created,
     from_dict,

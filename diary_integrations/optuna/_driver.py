@@ -24,7 +24,7 @@ from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
-from ..tracker.idempotency import using_key
+from ..tracker.keys import using_key
 from ..tracker.lifecycle import Heartbeat, describe_failure
 
 log = logging.getLogger("diary_integrations.optuna")

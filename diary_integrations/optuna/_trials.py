@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..tracker.enums import IterationStatus
-from ..tracker.idempotency import using_key
+from ..tracker.keys import using_key
 from ..tracker.lifecycle import Heartbeat, describe_failure
 from ._driver import TRIAL_ATTR, Driver, keyed, study_key, tracker_for, warn_tracking
 

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from ..tracker.enums import IterationStatus
-from ..tracker.idempotency import using_key
+from ..tracker.keys import using_key
 from ._driver import TRIAL_ATTR, Driver, Options, keyed, study_key, tracker_for, warn_tracking
 from ._trials import STOPPED, pruned_note, value_keys
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..tracker.idempotency import using_key
+from ..tracker.keys import using_key
 from ..tracker.lifecycle import Heartbeat
 from ..tracker.records import NewIteration
 from ._results import exception_line

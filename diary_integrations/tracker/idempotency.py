@@ -7,6 +7,7 @@ database (they survive restarts) and are pruned after a day.
 
 `applied_once` is the mechanism; the server wraps its write routes in it (storing the HTTP answer),
 and `LocalTracker` methods honour a key given with `using_key` (storing the method's return value).
+The calling side of keys (their form, `using_key`) is keys.py, re-exported here.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -30,45 +28,12 @@ from . import schema as t
 from .database import one_transaction, write_transaction
 from .enums import Result
 from .errors import Unprocessable
+from .keys import HEADER, MAX_KEY_LENGTH, check_key, current, current_key, new_key, using_key  # noqa: F401 - re-exported
 from .records import Created
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(days=1)
-MAX_KEY_LENGTH = 100
-_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")
-
-_current: ContextVar[str | None] = ContextVar("diary_idempotency_key", default=None)
-
-
-def new_key() -> str:
-    """A fresh key for one logical write."""
-    return uuid.uuid4().hex
-
-
-def check_key(key: object, field: str = "idempotency_key") -> str:
-    if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise Unprocessable(
-            f"{field} must be 8 to {MAX_KEY_LENGTH} characters of letters, digits and . _ : -, got {key!r:.120}",
-            field=field,
-        )
-    return key
-
-
-@contextmanager
-def using_key(key: str) -> Iterator[str]:
-    """The next write this thread makes carries `key` (a journal replays its writes with their first
-    keys). A RemoteTracker sends it; a LocalTracker records it with the write."""
-    token = _current.set(check_key(key))
-    try:
-        yield key
-    finally:
-        _current.reset(token)
-
-
-def current_key() -> str | None:
-    return _current.get()
 
 
 def request_hash(*parts: object) -> str:
@@ -141,10 +106,10 @@ def keyed_once(method: F) -> F:
 
     @functools.wraps(method)
     def once(self: Any, *args: Any, **kwargs: Any) -> Any:
-        key = _current.get()
+        key = current.get()
         if key is None:
             return method(self, *args, **kwargs)
-        token = _current.set(None)  # the key names this write, not the calls it makes
+        token = current.set(None)  # the key names this write, not the calls it makes
         try:
             with applied_once(self.engine, key, purpose) as slot:
                 if slot.replay is not None:
@@ -153,7 +118,7 @@ def keyed_once(method: F) -> F:
                 slot.store(200, _encoded(result))
                 return result
         finally:
-            _current.reset(token)
+            current.reset(token)
 
     return once  # type: ignore[return-value]
 

@@ -204,3 +204,17 @@ def test_batched_reads_are_bounded(api, remote, iteration_id):
     assert over["field"] == "max_points"
     # One id may ask for any number of points: it is a single series.
     assert api.post("/metric/series", json={**body, "max_points": 10**7}).status_code == 200
+
+
+def test_a_servers_client_never_imports_sqlalchemy(server_url):
+    # A training script on a tracking server pays for httpx, not for SQLAlchemy (~0.15-0.25 s of CPU in
+    # a process that already holds torch): URI checks and idempotency keys stay off the database code.
+    probe = (
+        "import sys; from diary_integrations import connect; "
+        f"t = connect({server_url!r}); p, _ = t.create_project('no-sqlalchemy'); "
+        "e, _ = t.create_experiment(p, 1, 'e'); i, _ = t.create_iteration(e); t.log_metric_points(i, [('m', 1.0, 0)]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy')[:3])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
