@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+from .connection import check_uri, resolve_uri
 from .tracker.enums import ExperimentStatus
 from .tracker.errors import Conflict, Unprocessable
+
+
+def check_destination(project: object, experiment: object, uri: object) -> str:
+    """An integration's project and experiment names and `uri`, checked when it is made rather than at its
+    first write; returns the URI it will connect to."""
+    for name, value in (("project", project), ("experiment", experiment)):
+        if not isinstance(value, str) or not value.strip():
+            raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
+    if uri is not None and not isinstance(uri, (str, os.PathLike)):
+        raise Unprocessable(f"uri must be a string or a path, got {type(uri).__name__}", field="uri")
+    return check_uri(resolve_uri(None if uri is None else os.fspath(uri)))
 
 
 def experiment_for(tracker: Any, project: str | int, experiment: str | int) -> int:

@@ -18,10 +18,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..connection import check_uri, connect, resolve_uri
+from ..connection import connect, resolve_uri
 from ..reporting import announce
 from ..reporting import warn_tracking as _warn_tracking
-from ..resolve import experiment_for
+from ..resolve import check_destination, experiment_for
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
 from ..tracker.keys import using_key
@@ -45,13 +45,7 @@ class Options:
     uri: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("project", "experiment"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
-        if self.uri is not None and not isinstance(self.uri, (str, os.PathLike)):
-            raise Unprocessable(f"uri must be a string or a path, got {type(self.uri).__name__}", field="uri")
-        check_uri(self.target)  # refused now, not at the first trial
+        check_destination(self.project, self.experiment, self.uri)  # refused now, not at the first trial
 
     @property
     def target(self) -> str:

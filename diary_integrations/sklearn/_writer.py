@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connection import check_uri, connect, resolve_uri
+from ..connection import connect, resolve_uri
 from ..reporting import (
     TrackingWarning,  # noqa: F401 - re-exported by the package
     announce,
 )
 from ..reporting import warn_tracking as _warn_tracking
-from ..resolve import experiment_for
+from ..resolve import check_destination, experiment_for
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, NotFound, Unprocessable
 from ..tracker.lifecycle import Heartbeat
@@ -47,13 +47,7 @@ class Options:
     register_as: str | None = None  # a model name: the refitted best_estimator_ is registered under it
 
     def __post_init__(self) -> None:
-        for name in ("project", "experiment"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
-        if self.uri is not None and not isinstance(self.uri, (str, os.PathLike)):
-            raise Unprocessable(f"uri must be a string or a path, got {type(self.uri).__name__}", field="uri")
-        check_uri(resolve_uri(None if self.uri is None else os.fspath(self.uri)))  # refused now, not at fit
+        check_destination(self.project, self.experiment, self.uri)  # refused now, not at fit
         if self.parent_iteration_id is not None and (
             isinstance(self.parent_iteration_id, bool)
             or not isinstance(self.parent_iteration_id, int)
