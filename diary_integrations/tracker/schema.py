@@ -1,21 +1,26 @@
-"""The tables, as SQLAlchemy 2 typed mappings. Alembic migrations beside this file create them.
+"""The tables, as SQLAlchemy Core `Table`s. Alembic migrations beside this file create them (and a new
+database is made from them at once, tracker/migrate.py).
 
 Every table with an integer id is AUTOINCREMENT on SQLite, so an id is never handed out twice (a deleted
 user's id reused by a new one would inherit old tokens; PostgreSQL's sequences never reuse ids anyway).
 
-Queries go through SQLAlchemy Core (`select(Iteration.__table__)`, `insert(...)`) rather than ORM sessions:
-every call is one short transaction and batches use executemany, which keeps the hot path cheap.
+Queries go through SQLAlchemy Core (`select(iterations)`, `insert(...)`) rather than ORM sessions: every
+call is one short transaction and batches use executemany, which keeps the hot path cheap. The tables are
+Core too, not ORM mappings: nothing maps rows to classes, and importing `sqlalchemy.orm` and building
+declarative classes cost a fresh training process ~0.35 s of CPU before its first write.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -24,10 +29,10 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -85,369 +90,320 @@ class FaithfulFloat(TypeDecorator[float]):
         return math.nan if value is None else value
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+metadata = MetaData(naming_convention=NAMING)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UserRow(Base):
-    __tablename__ = "user"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(150), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    first_name: Mapped[str] = mapped_column(String(150), default="")
-    last_name: Mapped[str] = mapped_column(String(150), default="")
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+def _table(name: str, *items: Any, autoincrement: bool = True) -> Table:
+    # AUTOINCREMENT on SQLite for tables with an integer id (see the module's docstring).
+    return Table(name, metadata, *items, **({"sqlite_autoincrement": True} if autoincrement else {}))
+
+
+def _column(name: str, type_: Any, *args: Any, nullable: bool = False, **kwargs: Any) -> Column[Any]:
+    """NOT NULL unless said otherwise."""
+    return Column(name, type_, *args, nullable=nullable, **kwargs)
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True)
+
+
+def _reference(name: str, target: str, ondelete: str, **kwargs: Any) -> Column[int]:
+    """An integer foreign key; NOT NULL unless `nullable=True`."""
+    return _column(name, Integer, ForeignKey(target, ondelete=ondelete), **kwargs)
+
+
+def _owner(name: str, target: str) -> Column[int]:
+    """The primary key of a row that extends another one (one row per iteration or experiment)."""
+    return Column(name, Integer, ForeignKey(target, ondelete="CASCADE"), primary_key=True, autoincrement=False)
+
+
+users = _table(
+    "user",
+    _id(),
+    _column("username", String(150), unique=True),
+    _column("password_hash", String(255)),
+    _column("first_name", String(150), default=""),
+    _column("last_name", String(150), default=""),
+    _column("is_admin", Boolean, default=False),
+    _column("created_date", UTCDateTime, default=_now),
     # Tokens carry the generation they were issued in; a password change, a deletion or a logout-all
     # bumps it, and every request compares the two, so older tokens stop working at once.
-    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    _column("token_generation", Integer, default=0, server_default="0"),
+)
 
-
-class ProjectRow(Base):
-    __tablename__ = "project"
+projects = _table(
+    "project",
+    _id(),
+    _column("name", String(250)),
+    _column("description", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now),
     # Names are unique (migration 0003): integrations find a project by its name, so two of one name
     # would make one of them unreachable.
     # A unique index rather than a constraint: SQLite adds it without rebuilding the table (a rebuild drops
     # the table, and its ON DELETE CASCADE would take every experiment with it).
-    __table_args__ = (Index("uq_project_name", "name", unique=True), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(250))
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    Index("uq_project_name", "name", unique=True),
+)
 
+user_permissions = _table(
+    "user_permission",
+    _id(),
+    _reference("user_id", "user.id", "CASCADE", index=True),
+    _reference("project_id", "project.id", "CASCADE", index=True),
+    _column("create_permission", Boolean, default=False),
+    _column("read_permission", Boolean, default=True),
+    _column("update_permission", Boolean, default=False),
+    _column("delete_permission", Boolean, default=False),
+    UniqueConstraint("user_id", "project_id"),
+)
 
-class UserPermissionRow(Base):
-    __tablename__ = "user_permission"
-    __table_args__ = (UniqueConstraint("user_id", "project_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
-    create_permission: Mapped[bool] = mapped_column(Boolean, default=False)
-    read_permission: Mapped[bool] = mapped_column(Boolean, default=True)
-    update_permission: Mapped[bool] = mapped_column(Boolean, default=False)
-    delete_permission: Mapped[bool] = mapped_column(Boolean, default=False)
+experiments = _table(
+    "experiment",
+    _id(),
+    _reference("project_id", "project.id", "CASCADE", index=True),
+    _column("status", Integer),
+    _column("name", String(250)),
+    _column("description", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now),
+    _column("end_date", UTCDateTime, nullable=True),
+    CheckConstraint("status IN (1, 2, 3)", name="status"),
+    Index("uq_experiment_project_id_name", "project_id", "name", unique=True),  # as the project's name
+)
 
-
-class ExperimentRow(Base):
-    __tablename__ = "experiment"
-    __table_args__ = (
-        CheckConstraint("status IN (1, 2, 3)", name="status"),
-        Index("uq_experiment_project_id_name", "project_id", "name", unique=True),  # as the project's name
-        {"sqlite_autoincrement": True},
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
-    status: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(250))
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
-    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class IterationRow(Base):
-    __tablename__ = "iteration"
-    __table_args__ = (
-        CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
-        # The reaper looks for RUNNING rows with an old heartbeat.
-        Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
-        {"sqlite_autoincrement": True},
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
+iterations = _table(
+    "iteration",
+    _id(),
+    _reference("experiment_id", "experiment.id", "CASCADE", index=True),
     # Children outlive their parent: deleting a driver makes its children top-level.
-    parent_iteration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("iteration.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    status: Mapped[int] = mapped_column(Integer, default=1)
-    notes: Mapped[str] = mapped_column(Text, default="")
-    error_message: Mapped[str] = mapped_column(Text, default="")
-    traceback: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
-    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    heartbeat_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    _reference("parent_iteration_id", "iteration.id", "SET NULL", nullable=True, index=True),
+    _column("status", Integer, default=1),
+    _column("notes", Text, default=""),
+    _column("error_message", Text, default=""),
+    _column("traceback", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now),
+    _column("end_date", UTCDateTime, nullable=True),
+    _column("heartbeat_date", UTCDateTime, default=_now),
     # A readable label (`C=1.0 solver=lbfgs`, `rank 1`); not unique. Last, as the Iteration record's field.
-    name: Mapped[str] = mapped_column(String(250), default="", server_default="")
+    _column("name", String(250), default="", server_default=""),
+    CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
+    # The reaper looks for RUNNING rows with an old heartbeat.
+    Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
+)
 
+# The process that runs an iteration, for embedded liveness: on the same host, a reader that finds no
+# process with this pid and start time knows the run died without a word. The start time (seconds since
+# the epoch, from the OS) tells a reused pid from the original.
+iteration_processes = _table(
+    "iteration_process",
+    _owner("iteration_id", "iteration.id"),
+    _column("host", String(250)),
+    _column("pid", Integer),
+    _column("process_start", Float(precision=53)),
+    autoincrement=False,
+)
 
-class IterationProcessRow(Base):
-    """The process that runs an iteration, for embedded liveness: on the same host, a reader that finds
-    no process with this pid and start time knows the run died without a word. The start time (seconds
-    since the epoch, from the OS) tells a reused pid from the original."""
-
-    __tablename__ = "iteration_process"
-    iteration_id: Mapped[int] = mapped_column(
-        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    host: Mapped[str] = mapped_column(String(250))
-    pid: Mapped[int] = mapped_column(Integer)
-    process_start: Mapped[float] = mapped_column(Float(precision=53))
-
-
-class IdempotencyKeyRow(Base):
-    """A write applied once: a repeat of the same key is answered with the first result. Rows older
-    than a day are pruned."""
-
-    __tablename__ = "idempotency_key"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+# A write applied once: a repeat of the same key is answered with the first result. Rows older than a day
+# are pruned.
+idempotency_keys = _table(
+    "idempotency_key",
+    Column("key", String(100), primary_key=True),
     # Who sent it and what it was: a key reused for another request is refused, not answered.
-    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, index=True)
+    _column("user_id", Integer, nullable=True),
+    _column("request_hash", String(64)),
+    _column("status_code", Integer),
+    _column("response", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now, index=True),
+    autoincrement=False,
+)
+
+# Failed logins per username or client address in a fixed window: the login rate limit lives in the
+# database, so several server processes over one database share it.
+login_failures = _table(
+    "login_failure",
+    Column("scope", String(10), primary_key=True),  # "user" or "address"
+    Column("subject", String(255), primary_key=True),
+    _column("window_start", Float(precision=53)),
+    _column("failures", Integer),
+    autoincrement=False,
+)
+
+# One round of a tracking server's reaper (expired leases marked KILLED). Several server processes over
+# one database take turns (server/cluster.py); each round that ran is a row, so an operator (and a test)
+# can see who reaped what and that no two rounds overlapped. Rows older than an hour go.
+reaper_runs = _table(
+    "reaper_run",
+    _id(),
+    _column("server", String(255)),  # "host pid" of the process that ran the round
+    _column("started_at", Float(precision=53), index=True),  # unix seconds
+    _column("finished_at", Float(precision=53)),
+    _column("reaped", Integer),  # iterations this round ended KILLED
+)
+
+environments = _table(
+    "environment",
+    _owner("iteration_id", "iteration.id"),
+    _column("python_version", String(100), default=""),
+    _column("platform", String(250), default=""),
+    _column("hostname", String(250), default=""),
+    _column("git_sha", String(64), default=""),
+    _column("git_dirty", Boolean, default=False),
+    _column("entrypoint", Text, default=""),
+    _column("packages", Text, default=""),
+    autoincrement=False,
+)
+
+parameters = _table(
+    "parameter",
+    _id(),
+    _reference("iteration_id", "iteration.id", "CASCADE"),
+    _column("key", String(250)),
+    _column("value", Text),
+    UniqueConstraint("iteration_id", "key"),
+)
+
+metrics = _table(
+    "metric",
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _reference("iteration_id", "iteration.id", "CASCADE"),
+    _column("key", String(250)),
+    _column("value", FaithfulFloat, nullable=True),
+    _column("step", BigInteger),
+    _column("recorded_at", EpochTime),
+    Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),
+)
+
+tags = _table(
+    "tag",
+    _id(),
+    _column("value", String(250), unique=True),
+)
 
 
-class LoginFailureRow(Base):
-    """Failed logins per username or client address in a fixed window: the login rate limit lives in the
-    database, so several server processes over one database share it."""
-
-    __tablename__ = "login_failure"
-    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "user" or "address"
-    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
-    window_start: Mapped[float] = mapped_column(Float(precision=53))
-    failures: Mapped[int] = mapped_column(Integer)
-
-
-class ReaperRunRow(Base):
-    """One round of a tracking server's reaper (expired leases marked KILLED). Several server processes
-    over one database take turns (server/cluster.py); each round that ran is a row, so an operator (and
-    a test) can see who reaped what and that no two rounds overlapped. Rows older than an hour go."""
-
-    __tablename__ = "reaper_run"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    server: Mapped[str] = mapped_column(String(255))  # "host pid" of the process that ran the round
-    started_at: Mapped[float] = mapped_column(Float(precision=53), index=True)  # unix seconds
-    finished_at: Mapped[float] = mapped_column(Float(precision=53))
-    reaped: Mapped[int] = mapped_column(Integer)  # iterations this round ended KILLED
-
-
-class EnvironmentRow(Base):
-    __tablename__ = "environment"
-    iteration_id: Mapped[int] = mapped_column(
-        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+def _tag_link(name: str, owner: str, target: str) -> Table:
+    return _table(
+        name,
+        _id(),
+        _reference(owner, target, "CASCADE"),
+        _reference("tag_id", "tag.id", "CASCADE", index=True),
+        UniqueConstraint(owner, "tag_id"),
     )
-    python_version: Mapped[str] = mapped_column(String(100), default="")
-    platform: Mapped[str] = mapped_column(String(250), default="")
-    hostname: Mapped[str] = mapped_column(String(250), default="")
-    git_sha: Mapped[str] = mapped_column(String(64), default="")
-    git_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
-    entrypoint: Mapped[str] = mapped_column(Text, default="")
-    packages: Mapped[str] = mapped_column(Text, default="")
 
 
-class ParameterRow(Base):
-    __tablename__ = "parameter"
-    __table_args__ = (UniqueConstraint("iteration_id", "key"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[str] = mapped_column(Text)
+project_tags = _tag_link("project_tag", "project_id", "project.id")
+experiment_tags = _tag_link("experiment_tag", "experiment_id", "experiment.id")
+iteration_tags = _tag_link("iteration_tag", "iteration_id", "iteration.id")
 
-
-class MetricRow(Base):
-    __tablename__ = "metric"
-    __table_args__ = (
-        Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),
-        {"sqlite_autoincrement": True},
-    )
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(FaithfulFloat, nullable=True)
-    step: Mapped[int] = mapped_column(BigInteger)
-    recorded_at: Mapped[datetime] = mapped_column(EpochTime)
-
-
-class TagRow(Base):
-    __tablename__ = "tag"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    value: Mapped[str] = mapped_column(String(250), unique=True)
-
-
-class ProjectTagRow(Base):
-    __tablename__ = "project_tag"
-    __table_args__ = (UniqueConstraint("project_id", "tag_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
-
-
-class ExperimentTagRow(Base):
-    __tablename__ = "experiment_tag"
-    __table_args__ = (UniqueConstraint("experiment_id", "tag_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"))
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
-
-
-class IterationTagRow(Base):
-    __tablename__ = "iteration_tag"
-    __table_args__ = (UniqueConstraint("iteration_id", "tag_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"))
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)
-
-
-class ResourceRow(Base):
-    __tablename__ = "resource"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(250))
-    description: Mapped[str] = mapped_column(Text, default="")
-    backend: Mapped[str] = mapped_column(String(20), default="inline")
-    uri: Mapped[str] = mapped_column(Text, default="")
-    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    content_hash: Mapped[str] = mapped_column(String(64), default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
+resources = _table(
+    "resource",
+    _id(),
+    _reference("experiment_id", "experiment.id", "CASCADE", index=True),
+    _column("name", String(250)),
+    _column("description", Text, default=""),
+    _column("backend", String(20), default="inline"),
+    _column("uri", Text, default=""),
+    _column("data", LargeBinary, nullable=True),
+    _column("size_bytes", BigInteger, default=0),
+    _column("content_hash", String(64), default=""),
+    _column("created_date", UTCDateTime, default=_now),
+    _column("updated_date", UTCDateTime, nullable=True),
+)
 
 # MLflow's tracking API (server/mlflow/): what MLflow keeps that an iteration or experiment has no field
 # for. A run's soft delete (`lifecycle_stage`) and MLflow's key/value tags (diary's own tags are labels
 # without a key); an iteration without a row here is an active run.
-class MlflowRunRow(Base):
-    __tablename__ = "mlflow_run"
-    iteration_id: Mapped[int] = mapped_column(
-        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    start_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # ms, as the client sent it
-    user_id: Mapped[str] = mapped_column(String(250), default="", server_default="")
+mlflow_runs = _table(
+    "mlflow_run",
+    _owner("iteration_id", "iteration.id"),
+    _column("lifecycle_stage", String(20), default="active", server_default="active"),
+    _column("start_time", BigInteger, nullable=True),  # ms, as the client sent it
+    _column("user_id", String(250), default="", server_default=""),
+    autoincrement=False,
+)
 
+mlflow_run_tags = _table(
+    "mlflow_run_tag",
+    _owner("iteration_id", "iteration.id"),
+    Column("key", String(250), primary_key=True),
+    _column("value", Text),
+    autoincrement=False,
+)
 
-class MlflowRunTagRow(Base):
-    __tablename__ = "mlflow_run_tag"
-    iteration_id: Mapped[int] = mapped_column(
-        ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+mlflow_experiments = _table(
+    "mlflow_experiment",
+    _owner("experiment_id", "experiment.id"),
+    _column("lifecycle_stage", String(20), default="active", server_default="active"),
+    _column("last_update_time", BigInteger, nullable=True),
+    autoincrement=False,
+)
 
+mlflow_experiment_tags = _table(
+    "mlflow_experiment_tag",
+    _owner("experiment_id", "experiment.id"),
+    Column("key", String(250), primary_key=True),
+    _column("value", Text),
+    autoincrement=False,
+)
 
-class MlflowExperimentRow(Base):
-    __tablename__ = "mlflow_experiment"
-    experiment_id: Mapped[int] = mapped_column(
-        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    last_update_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+# MLflow 3's logged model (what `log_model` creates): its files are resources of its experiment under
+# `models/<model_id>/artifacts/`; its tags and params are small JSON objects.
+mlflow_logged_models = _table(
+    "mlflow_logged_model",
+    Column("model_id", String(64), primary_key=True),
+    _reference("experiment_id", "experiment.id", "CASCADE", index=True),
+    _column("name", String(250)),
+    _reference("source_run_id", "iteration.id", "SET NULL", nullable=True),
+    _column("model_type", String(250), default="", server_default=""),
+    _column("status", String(40)),
+    _column("status_message", Text, default="", server_default=""),
+    _column("creator", String(250), default="", server_default=""),
+    _column("creation_time", BigInteger),
+    _column("last_update_time", BigInteger),
+    _column("tags", Text, default="{}", server_default="{}"),
+    _column("params", Text, default="{}", server_default="{}"),
+    autoincrement=False,
+)
 
+# A registered model: a name (unique in its project) whose versions point at the iterations that
+# produced them. `latest_version` is the last number handed out, so numbers are never reused.
+models = _table(
+    "model",
+    _id(),
+    _reference("project_id", "project.id", "CASCADE", index=True),
+    _column("name", String(250)),
+    _column("description", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now),
+    _column("updated_date", UTCDateTime, nullable=True),
+    _column("latest_version", Integer, default=0, server_default="0"),
+    Index("uq_model_project_id_name", "project_id", "name", unique=True),
+)
 
-class MlflowExperimentTagRow(Base):
-    __tablename__ = "mlflow_experiment_tag"
-    experiment_id: Mapped[int] = mapped_column(
-        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+# One version of a model: numbered from 1 per model, made by an iteration of the model's project,
+# optionally with the resource holding its weights (the version stays if that resource is deleted).
+model_versions = _table(
+    "model_version",
+    _id(),
+    _reference("model_id", "model.id", "CASCADE"),
+    _column("version", Integer),
+    _reference("iteration_id", "iteration.id", "CASCADE", index=True),
+    _reference("resource_id", "resource.id", "SET NULL", nullable=True, index=True),
+    _column("stage", Integer, default=1),
+    _column("description", Text, default=""),
+    _column("created_date", UTCDateTime, default=_now),
+    _column("updated_date", UTCDateTime, nullable=True),
+    UniqueConstraint("model_id", "version"),
+    CheckConstraint("stage IN (1, 2, 3, 4)", name="stage"),
+    CheckConstraint("version > 0", name="version"),
+)
 
-
-class MlflowLoggedModelRow(Base):
-    """MLflow 3's logged model (what `log_model` creates): its files are resources of its experiment
-    under `models/<model_id>/artifacts/`; its tags and params are small JSON objects."""
-
-    __tablename__ = "mlflow_logged_model"
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(250))
-    source_run_id: Mapped[int | None] = mapped_column(ForeignKey("iteration.id", ondelete="SET NULL"), nullable=True)
-    model_type: Mapped[str] = mapped_column(String(250), default="", server_default="")
-    status: Mapped[str] = mapped_column(String(40))
-    status_message: Mapped[str] = mapped_column(Text, default="", server_default="")
-    creator: Mapped[str] = mapped_column(String(250), default="", server_default="")
-    creation_time: Mapped[int] = mapped_column(BigInteger)
-    last_update_time: Mapped[int] = mapped_column(BigInteger)
-    tags: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
-    params: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
-
-
-class ModelRow(Base):
-    """A registered model: a name (unique in its project) whose versions point at the iterations that
-    produced them. `latest_version` is the last number handed out, so numbers are never reused."""
-
-    __tablename__ = "model"
-    __table_args__ = (
-        Index("uq_model_project_id_name", "project_id", "name", unique=True),
-        {"sqlite_autoincrement": True},
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(250))
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    latest_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-
-
-class ModelVersionRow(Base):
-    """One version of a model: numbered from 1 per model, made by an iteration of the model's project,
-    optionally with the resource holding its weights (the version stays if that resource is deleted)."""
-
-    __tablename__ = "model_version"
-    __table_args__ = (
-        UniqueConstraint("model_id", "version"),
-        CheckConstraint("stage IN (1, 2, 3, 4)", name="stage"),
-        CheckConstraint("version > 0", name="version"),
-        {"sqlite_autoincrement": True},
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    iteration_id: Mapped[int] = mapped_column(ForeignKey("iteration.id", ondelete="CASCADE"), index=True)
-    resource_id: Mapped[int | None] = mapped_column(
-        ForeignKey("resource.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    stage: Mapped[int] = mapped_column(Integer, default=1)
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_date: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class ModelAliasRow(Base):
-    """An alias (`champion`): a name pointing at one version of a model, moved by updating the row."""
-
-    __tablename__ = "model_alias"
-    __table_args__ = (UniqueConstraint("model_id", "alias"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
-    alias: Mapped[str] = mapped_column(String(250))
-    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"), index=True)
-
-
-metadata = Base.metadata
-users = UserRow.__table__
-projects = ProjectRow.__table__
-user_permissions = UserPermissionRow.__table__
-experiments = ExperimentRow.__table__
-iterations = IterationRow.__table__
-environments = EnvironmentRow.__table__
-iteration_processes = IterationProcessRow.__table__
-idempotency_keys = IdempotencyKeyRow.__table__
-parameters = ParameterRow.__table__
-metrics = MetricRow.__table__
-tags = TagRow.__table__
-project_tags = ProjectTagRow.__table__
-experiment_tags = ExperimentTagRow.__table__
-iteration_tags = IterationTagRow.__table__
-resources = ResourceRow.__table__
-login_failures = LoginFailureRow.__table__
-reaper_runs = ReaperRunRow.__table__
-mlflow_runs = MlflowRunRow.__table__
-mlflow_run_tags = MlflowRunTagRow.__table__
-mlflow_experiments = MlflowExperimentRow.__table__
-mlflow_experiment_tags = MlflowExperimentTagRow.__table__
-mlflow_logged_models = MlflowLoggedModelRow.__table__
-
-
-models = ModelRow.__table__
-model_versions = ModelVersionRow.__table__
-model_aliases = ModelAliasRow.__table__
+# An alias (`champion`): a name pointing at one version of a model, moved by updating the row.
+model_aliases = _table(
+    "model_alias",
+    _id(),
+    _reference("model_id", "model.id", "CASCADE"),
+    _column("alias", String(250)),
+    _reference("model_version_id", "model_version.id", "CASCADE", index=True),
+    UniqueConstraint("model_id", "alias"),
+)
