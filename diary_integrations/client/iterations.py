@@ -153,10 +153,12 @@ class IterationsMixin(JournalMixin):
 
     def reopen_iteration(self, iteration_id: int, *, expected_status: Any, reason: str) -> Result:
         """Continue an iteration: RUNNING again, a notes line saying when, from what and why; `Conflict`
-        unless it is still `expected_status`. Sent with an idempotency key, so a retry is applied once."""
+        unless it is still `expected_status`. Sent with an idempotency key, so a retry is applied once.
+        A run's write like its end: behind the run's writes waiting in the local journal (a second entry
+        point reopening a run whose first end is still there), journaled if the server cannot be reached."""
         iteration_id = check_id(iteration_id, "iteration_id")
         body = {"expected_status": _enum_value(expected_status), "reason": reason}
-        self._call("POST", f"/iteration/{iteration_id}/reopen", body=body)
+        self._write_or_journal(iteration_id, "reopen", 1, f"/iteration/{iteration_id}/reopen", body)
         return Result.UPDATED
 
     def end_iteration(

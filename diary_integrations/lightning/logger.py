@@ -473,9 +473,19 @@ class DiaryLogger(Logger):
             )
 
     def _reopen(self) -> None:
-        """A second entry point (fit, then test) writes into the iterations the first one ended."""
+        """A second entry point (fit, then test) writes into the iterations the first one ended, reopened
+        with a notes line. With the server away the reopen waits in the run's journal, behind the first
+        end if that waits there too, and this entry point's writes and end queue behind it."""
+        reason = f"another Trainer entry point of the same DiaryLogger continues the run, pid {os.getpid()}"
         for iteration_id in sorted(self._ended_ok):
-            self.tracker.update_iteration(iteration_id, status=IterationStatus.RUNNING)
+            try:
+                self.tracker.reopen_iteration(iteration_id, expected_status=IterationStatus.SUCCEEDED, reason=reason)
+            except TransportError as error:
+                if getattr(error, "journal", None) is None:
+                    raise
+            except Conflict as error:  # changed behind this process's back (deleted, reaped): not ours now
+                warn_tracking(f"iteration {iteration_id} was not reopened: {error.message}", logger=ending.log)
+                continue
             Heartbeat.of(self.tracker).add(iteration_id)
             self._mark_unfinished()
         self._ended_ok.clear()

@@ -75,10 +75,13 @@ def continue_iteration(lg: DiaryLogger, found: Iteration, why: str) -> None:
     checkpoint = newest_checkpoint(lg._checkpoint_dir_for(found.id))
     lg._resumed_from = checkpoint
     where = f"from checkpoint {checkpoint}" if checkpoint else "no checkpoint found"
+    # Read before the reopen: a server away fails the read and nothing is written; one that goes away
+    # between the two leaves the reopen in the journal, with the run's later writes behind it.
+    stored = resume.stored_last_steps(lg.tracker, found.id)
     resume.reopen(lg.tracker, found, f"{why}, {where}, pid {os.getpid()}")
     Heartbeat.of(lg.tracker).add(found.id)
     lg._mark_unfinished()
-    for key, step in resume.stored_last_steps(lg.tracker, found.id).items():
+    for key, step in stored.items():
         lg._stored_last[(found.id, key)] = step
         lg._next_step[key] = max(lg._next_step.get(key, 0), step + 1)
 

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.records import Iteration
 
 RUN_KEY_PARAMETER = "run_key"
@@ -86,11 +86,16 @@ def rank_child(tracker: Any, driver_id: int, rank: int) -> Iteration | None:
 
 def reopen(tracker: Any, iteration: Iteration, reason: str) -> None:
     """Continue `iteration` (nothing to do if this very process already runs it). Compare-and-set on the
-    status read, so of two requeued copies only one takes the run over; the other gets Conflict."""
+    status read, so of two requeued copies only one takes the run over; the other gets Conflict. A
+    server that went away after the iteration was read: the reopen waits in the run's journal, and the
+    run goes on (its later writes queue behind it there)."""
     try:
         tracker.reopen_iteration(iteration.id, expected_status=iteration.status, reason=reason)
     except Conflict as error:
         raise Conflict(f"could not resume iteration {iteration.id}: {error.message}", field="version") from None
+    except TransportError as error:
+        if getattr(error, "journal", None) is None:
+            raise
 
 
 def stored_last_steps(tracker: Any, iteration_id: int) -> dict[str, int]:

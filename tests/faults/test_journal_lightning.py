@@ -207,6 +207,73 @@ def test_hyperparameters_logged_while_the_server_is_away_wait_in_the_journal(tmp
         server.stop()
 
 
+class KillAtTrainEnd(Callback):
+    """SIGKILLs the server once training is over, before Lightning's finalize sends the run's end."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        assert trainer.logger.iteration_id is not None
+        kill(self.server)
+
+
+@pytest.mark.parametrize("fit_end", ["delivered", "journaled"])
+def test_test_after_fit_with_the_server_away_continues_the_run_in_the_journal(tmp_path, fit_end):
+    """`fit` then `test` while the server is away. Before the fix, test's first log reopened the run with
+    a plain PATCH, which raised TransportError out of `trainer.test` (fit's end delivered); or, with fit's
+    end itself in the journal, test's points and end queued behind it and were refused at replay. Now the
+    reopen is one of the run's journaled writes: test goes on, and one replay makes the run whole."""
+    db, port = setup_database(tmp_path), free_port()
+    server = start_server(tmp_path, db, port, AUTH)
+    logger = DiaryLogger("P", "MLP", tracker=remote(server.url), save_dir=tmp_path)
+    model = TinyModel()
+    tr = trainer(logger, max_epochs=1, callbacks=[KillAtTrainEnd(server)] if fit_end == "journaled" else [])
+    if fit_end == "journaled":
+        with pytest.warns(TrackingWarning, match="the end of the run could not reach the server"):
+            tr.fit(model, loader())
+    else:
+        tr.fit(model, loader())
+        kill(server)
+    run = logger.iteration_id
+    with pytest.warns(TrackingWarning, match="kept in the local journal"):
+        tr.test(model, loader(seed=2), verbose=False)
+    server = start_server(tmp_path, db, port, AUTH)
+    try:
+        journal.replay_server(remote(server.url))  # what `diary sync` does
+        tracker = remote(server.url)
+        it = tracker.get_iteration(run)
+        assert it.status is IterationStatus.SUCCEEDED
+        seen = Counter((m.key, m.step) for m in tracker.get_metrics(run))
+        expected = {(key, step) for key in KEYS for step in range(4)} | {("test_loss", 4), ("epoch", 4)}
+        assert set(seen) == expected and set(seen.values()) == {1}  # nothing lost, nothing twice
+        assert it.notes.count("another Trainer entry point") == 1, it.notes
+        assert journal.journal_files(server.url) == [] and journal.rejected_files(server.url) == []
+    finally:
+        server.stop()
+
+
+def test_checkpoints_that_cannot_be_stored_do_not_keep_the_run_from_ending(tmp_path):
+    """`log_model=True` with the server gone at the end: storing the checkpoints fails. Before the fix
+    that failure skipped the run's end (neither sent nor journaled), so a fit that succeeded stayed
+    RUNNING until a reaper called it KILLED. Now it is a warning of its own, and the end is journaled."""
+    db, port = setup_database(tmp_path), free_port()
+    server = start_server(tmp_path, db, port, AUTH)
+    logger = DiaryLogger("P", "MLP", tracker=remote(server.url), save_dir=tmp_path, log_model=True)
+    tr = trainer(logger, max_epochs=1, enable_checkpointing=True, callbacks=[KillAtTrainEnd(server)])
+    with pytest.warns(TrackingWarning) as caught:
+        tr.fit(TinyModel(), loader())
+    messages = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert any("the checkpoints could not be stored" in m for m in messages), messages
+    assert any("the end of the run could not reach the server" in m for m in messages), messages
+    server = start_server(tmp_path, db, port, AUTH)
+    try:
+        journal.replay_server(remote(server.url))
+        assert remote(server.url).get_iteration(logger.iteration_id).status is IterationStatus.SUCCEEDED
+    finally:
+        server.stop()
+
+
 EXIT_SCRIPT = """
 import pickle, sys
 from diary_integrations.lightning import DiaryLogger
