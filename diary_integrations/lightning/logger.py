@@ -483,7 +483,8 @@ class DiaryLogger(Logger):
             except TransportError as error:
                 if getattr(error, "journal", None) is None:
                     raise
-            except Conflict as error:  # changed behind this process's back (deleted, reaped): not ours now
+            except (Conflict, Unprocessable) as error:
+                # Changed behind this process's back (reaped, or its journaled end refused): not ours now.
                 warn_tracking(f"iteration {iteration_id} was not reopened: {error.message}", logger=ending.log)
                 continue
             Heartbeat.of(self.tracker).add(iteration_id)
