@@ -1,6 +1,7 @@
-"""DiaryLogger: the Lightning Logger protocol over a diary tracker. Opening and resuming the run
-(opening.py, resume.py), the DDP ranks (ranks.py), checkpoints (checkpoints.py) and the end of the run
-(ending.py) live in their own modules."""
+"""DiaryLogger: the Lightning Logger protocol over a diary tracker. Its arguments' checks (options.py),
+opening and resuming the run (opening.py, resume.py), the DDP ranks (ranks.py), metrics and
+hyperparameters on the training thread (metrics.py, params.py), checkpoints (checkpoints.py) and the end
+of the run (ending.py) live in their own modules."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from .. import distributed
-from ..reporting import TrackingWarning, warn_tracking
-from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, TransportError, Unprocessable
-from ..tracker.lifecycle import Heartbeat
-from ..tracker.validation import check_key, check_step, format_parameter_value
+from ..reporting import TrackingWarning
+from ..tracker.validation import check_step
 from . import checkpoints, ending, opening, ranks
 from ._compat import Logger, _add_prefix, rank_zero_experiment
-from .params import check_name_or_id, hyperparameters, to_float
-from .resume import check_version
+from .metrics import buffer_points, checked_values
+from .options import check_options
+from .params import hyperparameters, write_parameters
 
 __all__ = ["DiaryLogger", "TrackingWarning"]
 
-_OPEN_TIMEOUT = 300.0  # how long the end of a run waits for a run still being opened
+
+# What a pickled copy (a ddp_spawn worker, a deepcopy) does not take: it rebuilds them for its own process.
+_PROCESS_ONLY = frozenset({
+    "_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints", "_unfinished_pid",
+    "_opener", "_early", "_early_params", "_stored_last", "_connecting",
+})
 
 
 class DiaryLogger(Logger):
@@ -67,45 +71,14 @@ class DiaryLogger(Logger):
         register_as: str | None = None,
     ) -> None:
         super().__init__()
-        # The model registry (registry.py): the best checkpoint of a SUCCEEDED fit becomes a model version.
-        if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
-            raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
-        self._register_as = register_as
-        check_name_or_id(project, "project")
-        check_name_or_id(experiment, "experiment")
-        if parent_iteration_id is not None:
-            check_name_or_id(parent_iteration_id, "parent_iteration_id", names=False)
-        for field, value in (("per_rank", per_rank), ("open_in_background", open_in_background)):
-            if not isinstance(value, bool):
-                raise Unprocessable(f"{field} must be true or false, got {value!r}", field=field)
-        if not (isinstance(log_model, bool) or log_model == "all"):
-            raise Unprocessable(f"log_model must be False, True or 'all', got {log_model!r}", field="log_model")
-        if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
-            raise Unprocessable(f"save_dir must be a path, got {type(save_dir).__name__}", field="save_dir")
-        for field, value in (("notes", notes), ("prefix", prefix)):
-            if not isinstance(value, str):
-                raise Unprocessable(f"{field} must be a string, got {type(value).__name__}", field=field)
-        if resume not in ("never", "auto"):
-            raise Unprocessable(f"resume must be 'never' or 'auto', got {resume!r}", field="resume")
-        if run_key is not None and not (isinstance(run_key, str) and run_key.strip()):
-            raise Unprocessable(f"run_key must be a non-empty string, got {run_key!r}", field="run_key")
-        if run_key is not None and resume != "auto":
-            raise Unprocessable("run_key is used only with resume='auto'", field="run_key")
-        if version is not None and resume == "auto":
-            raise Unprocessable("give either version= or resume='auto', not both", field="version")
-        for field, value in (("batch_size", batch_size), ("max_pending_batches", max_pending_batches)):
-            if not (isinstance(value, int) and value >= 1):
-                raise Unprocessable(f"{field} must be a positive integer, got {value!r}", field=field)
-        if not (isinstance(write_retries, int) and not isinstance(write_retries, bool) and write_retries >= 0):
-            raise Unprocessable(
-                f"write_retries must be a non-negative integer, got {write_retries!r}", field="write_retries"
-            )
-        self._version = check_version(version)
+        self._version = check_options(
+            project, experiment, uri=uri, tracker=tracker, parent_iteration_id=parent_iteration_id,
+            per_rank=per_rank, open_in_background=open_in_background, log_model=log_model, save_dir=save_dir,
+            notes=notes, prefix=prefix, version=version, resume=resume, run_key=run_key, batch_size=batch_size,
+            max_pending_batches=max_pending_batches, write_retries=write_retries, register_as=register_as,
+        )
         self._uri = None if uri is None else os.fspath(uri)
-        if tracker is None:  # a bad URI is refused here, not inside trainer.fit
-            from ..connection import check_uri, resolve_uri
-
-            check_uri(resolve_uri(self._uri))
+        self._register_as = register_as
         self._tracker = tracker
         self._project, self._experiment_ref = project, experiment
         self._parent_iteration_id = parent_iteration_id
@@ -160,21 +133,7 @@ class DiaryLogger(Logger):
                 self._open_run()
             except Exception as error:  # noqa: BLE001 - never stop the workers from starting
                 ending.log.warning("diary: the launching process could not create the run: %s", error)
-        state = self.__dict__.copy()
-        for key in (
-            "_writer",
-            "_targets",
-            "_ended_ok",
-            "_checkpoint_callback",
-            "_stored_checkpoints",
-            "_unfinished_pid",
-            "_opener",
-            "_early",
-            "_early_params",
-            "_stored_last",
-            "_connecting",
-        ):
-            state.pop(key, None)
+        state = {k: v for k, v in self.__dict__.items() if k not in _PROCESS_ONLY}
         state.update(_rank_id=None, _synced=False, _owns_run=False)
         return state
 
@@ -207,9 +166,7 @@ class DiaryLogger(Logger):
     @property
     @rank_zero_experiment
     def _rank_zero_experiment(self) -> Any:
-        # Until the run's thread has connected, a stand-in that connects on first use: Lightning's setup
-        # only touches `experiment`, and connecting (SQLAlchemy, migrations) must not hold up training.
-        return self._tracker if self._tracker is not None else _LazyTracker(self)
+        return self._tracker if self._tracker is not None else opening.LazyTracker(self)
 
     @property
     def name(self) -> str | None:
@@ -293,7 +250,7 @@ class DiaryLogger(Logger):
                 self._early_params.update(flat)
             return
         if self._owns_run and flat:
-            self._write_parameters(flat)
+            write_parameters(self, flat)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Buffer one step of metrics (no I/O); the background writer stores them."""
@@ -307,51 +264,10 @@ class DiaryLogger(Logger):
         if not targets:
             if not self._settle_opening(raise_failure=True, wait=False):
                 # The run is still being opened: checked now, kept until it exists.
-                self._early.append((self._checked(metrics), step, time.time()))
+                self._early.append((checked_values(self, metrics), step, time.time()))
                 return
             targets = self._targets
-        self._buffer(targets, metrics, step, time.time())
-
-    def _checked(self, metrics: Mapping[str, Any]) -> dict[str, float]:
-        known = self._known_keys
-        out = {}
-        for key, value in metrics.items():
-            if key not in known:
-                check_key(key, "metrics key")
-                known.add(key)
-            out[key] = value if type(value) is float else to_float(key, value)
-        return out
-
-    def _buffer(self, targets: tuple[int, ...], metrics: Mapping[str, Any], step: int | None, now: float) -> None:
-        """One pass over one call's metrics: check each value, number it, queue a point per target."""
-        if self._ended_ok:
-            self._reopen()
-        known, next_step, last = self._known_keys, self._next_step, self._stored_last
-        points = []
-        for key, value in metrics.items():
-            if type(value) is not float:
-                value = to_float(key, value)
-            if key not in known:
-                check_key(key, "metrics key")
-                known.add(key)
-            at = next_step.get(key, 0) if step is None else step
-            if at >= next_step.get(key, 0):
-                next_step[key] = at + 1
-            elif key == "epoch" and at == next_step[key] - 1:
-                continue  # Lightning repeats `epoch` with every call at a step (train, then val): keep one
-            for target in targets:
-                if not last or at > last.get((target, key), -1):  # a resumed run's stored steps stay as they are
-                    points.append((target, key, value, at, now))
-        writer = self._writer or self._metric_writer()
-        writer.extend(points)
-        if self._flush_next_log:
-            self._flush_next_log = False
-            writer.flush(30.0)
-        if not self._writing:
-            # Start the background writer at the first points, so what is buffered reaches the tracker
-            # every `flush_interval` (a peer's failure can block this rank in a collective).
-            self._writing = True
-            writer._start()
+        buffer_points(self, targets, metrics, step, time.time())
 
     def save(self) -> None:
         """Nothing to do: the Trainer calls this after every `log_metrics`, so it must cost nothing."""
@@ -406,116 +322,16 @@ class DiaryLogger(Logger):
         return os.path.join(self._save_dir or self._checkpoint_root or os.getcwd(), str(self.name), str(iteration_id))
 
     def _open_in_background(self) -> bool:
-        """Open the run on a thread (single process only); True while it is being, or was, opened so."""
-        if self._opener is None and self._background and not distributed.process_group_ready():
-            self._opener = opening.Opener(self)
-        return self._opener is not None
+        return opening.start_in_background(self)
 
     def _settle_opening(self, *, raise_failure: bool, wait: bool = True) -> bool:
-        """Once the background opening is over (waited for, unless `wait=False`): hand over what was
-        logged meanwhile. False while it still runs. A failure to open is raised on the training thread
-        (`raise_failure`), else left to a warning."""
-        opener = self._opener
-        if opener is None or self._targets:
-            return True
-        if not wait and not opener.done:
-            return False
-        failure = opener.settle(_OPEN_TIMEOUT)
-        if not opener.done:
-            return False
-        if failure is not None or self._run_id is None:
-            self._opener = None
-            self._early.clear()
-            if raise_failure and failure is not None:
-                raise failure
-            warn_tracking("the run could not be opened; what was logged is lost", failure, logger=ending.log)
-            return True
-        self._owns_run = True
-        self._targets = (self._run_id,)
-        if self._early_params:
-            params, self._early_params = self._early_params, {}
-            self._write_parameters(params)
-        early, self._early = self._early, []
-        for metrics, step, when in early:
-            self._buffer(self._targets, metrics, step, when)
-        return True
-
-    def _write_parameters(self, flat: dict[str, Any]) -> None:
-        """Write hyperparameters; those a later `fit` changed keep their first value, and say so."""
-        if self._ended_ok:
-            self._reopen()
-        try:
-            self.tracker.log_parameters(self._run_id, flat)
-            return
-        except TransportError as error:
-            if getattr(error, "journal", None) is None:
-                raise
-            # The server went away mid-run: the batch waits in the run's journal, which the writer's
-            # probe or the run's end sends first once it answers. The end reports it if it is still there.
-            self._journaled_params += len(flat)
-            ending.log.info("diary: iteration %s: %d hyperparameters kept in the local journal %s",
-                            self._run_id, len(flat), error.journal)  # type: ignore[attr-defined]
-            return
-        except Conflict:
-            stored = {p.key: p.value for p in self.tracker.get_parameters(self._run_id)}
-        fresh = {k: v for k, v in flat.items() if k not in stored}
-        # Compared as stored text (bools are `true`/`false`, lists JSON): an unchanged value is not a change.
-        changed = {k: v for k, v in flat.items() if k in stored and stored[k] != format_parameter_value(v, k)}
-        if fresh:
-            self.tracker.log_parameters(self._run_id, fresh)
-        if changed:
-            text = ", ".join(f"{k}: {stored[k]} -> {format_parameter_value(v, k)}" for k, v in sorted(changed.items()))
-            record = self.tracker.get_iteration(self._run_id)
-            line = f"a later fit changed hyperparameters, which keep their first values: {text}"
-            self.tracker.update_iteration(self._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)
-            warn_tracking(
-                f"iteration {self._run_id}: {line} (use a new DiaryLogger for a new configuration)", logger=ending.log
-            )
+        return opening.settle(self, raise_failure=raise_failure, wait=wait)
 
     def _reopen(self) -> None:
-        """A second entry point (fit, then test) writes into the iterations the first one ended, reopened
-        with a notes line. With the server away the reopen waits in the run's journal, behind the first
-        end if that waits there too, and this entry point's writes and end queue behind it."""
-        reason = f"another Trainer entry point of the same DiaryLogger continues the run, pid {os.getpid()}"
-        for iteration_id in sorted(self._ended_ok):
-            try:
-                self.tracker.reopen_iteration(iteration_id, expected_status=IterationStatus.SUCCEEDED, reason=reason)
-            except TransportError as error:
-                if getattr(error, "journal", None) is None:
-                    raise
-            except (Conflict, Unprocessable) as error:
-                # Changed behind this process's back (reaped, or its journaled end refused): not ours now.
-                warn_tracking(f"iteration {iteration_id} was not reopened: {error.message}", logger=ending.log)
-                continue
-            Heartbeat.of(self.tracker).add(iteration_id)
-            self._mark_unfinished()
-        self._ended_ok.clear()
+        opening.reopen_ended(self)
 
     def _mark_unfinished(self) -> None:
         """This process now holds a RUNNING iteration: if no finalize ends it, interpreter exit does."""
         self._unfinished_pid = os.getpid()
         ending._unfinished.add(self)
         ending.install_exit_hooks()
-
-    def _metric_writer(self) -> Any:
-        if self._writer is None:
-            from ..writer import MetricWriter
-
-            self._writer = MetricWriter(
-                self.tracker,
-                batch_size=self._batch_size,
-                max_batches=self._max_pending_batches,
-                interval=self._flush_interval,
-                retries=self._write_retries,
-            )
-        return self._writer
-
-
-class _LazyTracker:
-    """`logger.experiment` before the tracker is connected: every attribute is the real tracker's."""
-
-    def __init__(self, logger: DiaryLogger) -> None:
-        self._logger = logger
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._logger.tracker, name)

@@ -1,25 +1,33 @@
 """Opening a run: connect, find or create the project and experiment, then create the iteration or
 resume one (`version=`, `resume="auto"`). In a single process this runs on a background thread, so
 the training thread never waits on the SQLAlchemy import, the environment snapshot or the first
-writes; DiaryLogger keeps what is logged meanwhile in memory until the run exists."""
+writes; DiaryLogger keeps what is logged meanwhile in memory until the run exists (`settle` hands it
+over). A next Trainer entry point (test after fit) reopens the run the previous one ended."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import distributed
-from ..reporting import announce
+from ..reporting import announce, warn_tracking
+from ..tracker.enums import IterationStatus
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.lifecycle import Heartbeat
 from . import resume
 from .checkpoints import newest_checkpoint
+from .metrics import buffer_points
+from .params import write_parameters
 
 if TYPE_CHECKING:
     from ..tracker.records import Iteration
     from .logger import DiaryLogger
 
 THREAD_NAME = "diary-open-run"
+OPEN_TIMEOUT = 300.0  # how long the end of a run waits for a run still being opened
+log = logging.getLogger("diary_integrations")
 
 
 def open_run(lg: DiaryLogger) -> None:
@@ -122,3 +130,72 @@ class Opener:
     def settle(self, timeout: float | None = None) -> BaseException | None:
         self.thread.join(timeout)
         return self.failure
+
+
+def start_in_background(lg: DiaryLogger) -> bool:
+    """Open the run on a thread (single process only); True while it is being, or was, opened so."""
+    if lg._opener is None and lg._background and not distributed.process_group_ready():
+        lg._opener = Opener(lg)
+    return lg._opener is not None
+
+
+def settle(lg: DiaryLogger, *, raise_failure: bool, wait: bool = True) -> bool:
+    """Once the background opening is over (waited for, unless `wait=False`): hand over what was logged
+    meanwhile. False while it still runs. A failure to open is raised on the training thread
+    (`raise_failure`), else left to a warning."""
+    opener = lg._opener
+    if opener is None or lg._targets:
+        return True
+    if not wait and not opener.done:
+        return False
+    failure = opener.settle(OPEN_TIMEOUT)
+    if not opener.done:
+        return False
+    if failure is not None or lg._run_id is None:
+        lg._opener = None
+        lg._early.clear()
+        if raise_failure and failure is not None:
+            raise failure
+        warn_tracking("the run could not be opened; what was logged is lost", failure, logger=log)
+        return True
+    lg._owns_run = True
+    lg._targets = (lg._run_id,)
+    if lg._early_params:
+        params, lg._early_params = lg._early_params, {}
+        write_parameters(lg, params)
+    early, lg._early = lg._early, []
+    for values, step, when in early:
+        buffer_points(lg, lg._targets, values, step, when)
+    return True
+
+
+def reopen_ended(lg: DiaryLogger) -> None:
+    """A second entry point (fit, then test) writes into the iterations the first one ended, reopened with
+    a notes line. With the server away the reopen waits in the run's journal, behind the first end if
+    that waits there too, and this entry point's writes and end queue behind it."""
+    reason = f"another Trainer entry point of the same DiaryLogger continues the run, pid {os.getpid()}"
+    for iteration_id in sorted(lg._ended_ok):
+        try:
+            lg.tracker.reopen_iteration(iteration_id, expected_status=IterationStatus.SUCCEEDED, reason=reason)
+        except TransportError as error:
+            if getattr(error, "journal", None) is None:
+                raise
+        except (Conflict, Unprocessable) as error:
+            # Changed behind this process's back (reaped, or its journaled end refused): not ours now.
+            warn_tracking(f"iteration {iteration_id} was not reopened: {error.message}", logger=log)
+            continue
+        Heartbeat.of(lg.tracker).add(iteration_id)
+        lg._mark_unfinished()
+    lg._ended_ok.clear()
+
+
+class LazyTracker:
+    """`logger.experiment` before the tracker is connected: every attribute is the real tracker's, so
+    Lightning's setup, which only touches `experiment`, does not connect (SQLAlchemy, migrations) on the
+    training thread."""
+
+    def __init__(self, lg: DiaryLogger) -> None:
+        self._logger = lg
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger.tracker, name)

@@ -1,30 +1,26 @@
-"""Hyperparameters and metric values as the tracker stores them, and the checks on DiaryLogger's input."""
+"""Hyperparameters and metric values as the tracker stores them, and writing a run's hyperparameters."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import numbers
 from argparse import Namespace
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..tracker.errors import Unprocessable
-from ..tracker.validation import MAX_PARAMETER_VALUE, check_metric_value
+from ..reporting import warn_tracking
+from ..tracker.errors import Conflict, TransportError, Unprocessable
+from ..tracker.validation import MAX_PARAMETER_VALUE, check_metric_value, format_parameter_value
 from ._compat import _convert_params, _sanitize_params
 
+if TYPE_CHECKING:
+    from .logger import DiaryLogger
+
+log = logging.getLogger("diary_integrations")
+
 _PLAIN = (bool, int, float, str)
-
-
-def check_name_or_id(value: Any, field: str, *, names: bool = True) -> None:
-    if names and isinstance(value, str):
-        if not value.strip():
-            raise Unprocessable(f"{field} must not be empty", field=field)
-        return
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return
-    rule = "a name or a positive integer id" if names else "a positive integer id"
-    raise Unprocessable(f"{field} must be {rule}, got {value!r}", field=field)
 
 
 def to_float(key: str, value: Any) -> float:
@@ -112,3 +108,35 @@ def parameter_value(value: Any) -> Any:
     if len(text) > MAX_PARAMETER_VALUE:
         text = text[: MAX_PARAMETER_VALUE - 20] + " ... (truncated)"
     return text
+
+
+def write_parameters(lg: DiaryLogger, flat: dict[str, Any]) -> None:
+    """Write a run's hyperparameters; those a later `fit` changed keep their first value, and say so."""
+    if lg._ended_ok:
+        lg._reopen()
+    tracker = lg.tracker
+    try:
+        tracker.log_parameters(lg._run_id, flat)
+        return
+    except TransportError as error:
+        if getattr(error, "journal", None) is None:
+            raise
+        # The server went away mid-run: the batch waits in the run's journal, which the writer's probe or
+        # the run's end sends first once it answers. The end reports it if it is still there.
+        lg._journaled_params += len(flat)
+        log.info("diary: iteration %s: %d hyperparameters kept in the local journal %s",
+                 lg._run_id, len(flat), error.journal)  # type: ignore[attr-defined]
+        return
+    except Conflict:
+        stored = {p.key: p.value for p in tracker.get_parameters(lg._run_id)}
+    fresh = {k: v for k, v in flat.items() if k not in stored}
+    # Compared as stored text (bools are `true`/`false`, lists JSON): an unchanged value is not a change.
+    changed = {k: v for k, v in flat.items() if k in stored and stored[k] != format_parameter_value(v, k)}
+    if fresh:
+        tracker.log_parameters(lg._run_id, fresh)
+    if changed:
+        text = ", ".join(f"{k}: {stored[k]} -> {format_parameter_value(v, k)}" for k, v in sorted(changed.items()))
+        record = tracker.get_iteration(lg._run_id)
+        line = f"a later fit changed hyperparameters, which keep their first values: {text}"
+        tracker.update_iteration(lg._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)
+        warn_tracking(f"iteration {lg._run_id}: {line} (use a new DiaryLogger for a new configuration)", logger=log)
