@@ -323,13 +323,19 @@ mlflow_runs = _table(
     autoincrement=False,
 )
 
-mlflow_run_tags = _table(
-    "mlflow_run_tag",
-    _owner("iteration_id", "iteration.id"),
-    Column("key", String(250), primary_key=True),
-    _column("value", Text),
-    autoincrement=False,
-)
+
+def _mlflow_tags(name: str, owner: str, target: str) -> Table:
+    """MLflow's key/value tags of a run or an experiment: one row per key."""
+    return _table(
+        name,
+        _owner(owner, target),
+        Column("key", String(250), primary_key=True),
+        _column("value", Text),
+        autoincrement=False,
+    )
+
+
+mlflow_run_tags = _mlflow_tags("mlflow_run_tag", "iteration_id", "iteration.id")
 
 mlflow_experiments = _table(
     "mlflow_experiment",
@@ -339,13 +345,7 @@ mlflow_experiments = _table(
     autoincrement=False,
 )
 
-mlflow_experiment_tags = _table(
-    "mlflow_experiment_tag",
-    _owner("experiment_id", "experiment.id"),
-    Column("key", String(250), primary_key=True),
-    _column("value", Text),
-    autoincrement=False,
-)
+mlflow_experiment_tags = _mlflow_tags("mlflow_experiment_tag", "experiment_id", "experiment.id")
 
 # MLflow 3's logged model (what `log_model` creates): its files are resources of its experiment under
 # `models/<model_id>/artifacts/`; its tags and params are small JSON objects.
