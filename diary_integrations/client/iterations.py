@@ -10,6 +10,7 @@ from typing import Any
 from ..tracker.enums import Result
 from ..tracker.environment import capture_environment
 from ..tracker.errors import (
+    IterationEnded,
     Unprocessable,
 )
 from ..tracker.lifecycle import IterationRun
@@ -200,8 +201,18 @@ class IterationsMixin(JournalMixin):
     def heartbeat(self, *iteration_ids: int) -> None:
         """Mark these iterations alive now (only those still RUNNING)."""
         ids = [check_id(i, "iteration_id") for i in iteration_ids]
-        if ids:
+        if not ids:
+            return
+        try:
             self._call("POST", "/iteration/heartbeat", body={"iteration_ids": ids})
+        except IterationEnded as exc:
+            from .. import journal
+
+            # Ended on the server, but this process's reopen of it may still wait in the local journal (a
+            # test after a fit, while the server was away): not ended behind its back, so not reported.
+            exc.ended = {i: s for i, s in exc.ended.items() if not journal.has_pending(self.url, i)}
+            if exc.ended:
+                raise
 
     def reap(
         self, older_than: float | timedelta = 300.0, *, experiment_id: int | None = None, force: bool = False

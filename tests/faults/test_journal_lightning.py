@@ -240,6 +240,10 @@ def test_test_after_fit_with_the_server_away_continues_the_run_in_the_journal(tm
         tr.test(model, loader(seed=2), verbose=False)
     server = start_server(tmp_path, db, port, AUTH)
     try:
+        # Back, but before the journal is replayed the server still has the run SUCCEEDED: a heartbeat then
+        # must not report it ended behind this process's back (the logger would never send test's end).
+        assert journal.has_pending(server.url, run)
+        remote(server.url).heartbeat(run)
         journal.replay_server(remote(server.url))  # what `diary sync` does
         tracker = remote(server.url)
         it = tracker.get_iteration(run)
