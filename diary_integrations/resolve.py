@@ -11,15 +11,20 @@ from .tracker.enums import ExperimentStatus
 from .tracker.errors import Conflict, Unprocessable
 
 
+def uri_argument(uri: object) -> str | None:
+    """An integration's `uri` argument as text: None, a string or a path; anything else is refused."""
+    if uri is not None and not isinstance(uri, (str, os.PathLike)):
+        raise Unprocessable(f"uri must be a string or a path, got {type(uri).__name__}", field="uri")
+    return None if uri is None else os.fspath(uri)
+
+
 def check_destination(project: object, experiment: object, uri: object) -> str:
     """An integration's project and experiment names and `uri`, checked when it is made rather than at its
     first write; returns the URI it will connect to."""
     for name, value in (("project", project), ("experiment", experiment)):
         if not isinstance(value, str) or not value.strip():
             raise Unprocessable(f"{name} must be a non-empty name, got {value!r}", field=name)
-    if uri is not None and not isinstance(uri, (str, os.PathLike)):
-        raise Unprocessable(f"uri must be a string or a path, got {type(uri).__name__}", field="uri")
-    return check_uri(resolve_uri(None if uri is None else os.fspath(uri)))
+    return check_uri(resolve_uri(uri_argument(uri)))
 
 
 def experiment_for(tracker: Any, project: str | int, experiment: str | int) -> int:

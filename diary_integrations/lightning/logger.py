@@ -71,13 +71,12 @@ class DiaryLogger(Logger):
         register_as: str | None = None,
     ) -> None:
         super().__init__()
-        self._version = check_options(
+        self._version, self._uri = check_options(
             project, experiment, uri=uri, tracker=tracker, parent_iteration_id=parent_iteration_id,
             per_rank=per_rank, open_in_background=open_in_background, log_model=log_model, save_dir=save_dir,
             notes=notes, prefix=prefix, version=version, resume=resume, run_key=run_key, batch_size=batch_size,
             max_pending_batches=max_pending_batches, write_retries=write_retries, register_as=register_as,
         )
-        self._uri = None if uri is None else os.fspath(uri)
         self._register_as = register_as
         self._tracker = tracker
         self._project, self._experiment_ref = project, experiment

@@ -41,8 +41,9 @@ def check_options(
     max_pending_batches: Any,
     write_retries: Any,
     register_as: Any,
-) -> int | None:
-    """Every rule DiaryLogger's arguments follow; returns `version` as an iteration id (or None)."""
+) -> tuple[int | None, str | None]:
+    """Every rule DiaryLogger's arguments follow; returns `version` as an iteration id (or None) and `uri`
+    as text (or None)."""
     # The model registry (registry.py): the best checkpoint of a SUCCEEDED fit becomes a model version.
     if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
         raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
@@ -76,8 +77,11 @@ def check_options(
             f"write_retries must be a non-negative integer, got {write_retries!r}", field="write_retries"
         )
     checked_version = check_version(version)
+    from ..resolve import uri_argument  # lazily, as the URI check below: importing the package stays cheap
+
+    text = uri_argument(uri)
     if tracker is None:  # a bad URI is refused here, not inside trainer.fit
         from ..connection import check_uri, resolve_uri
 
-        check_uri(resolve_uri(None if uri is None else os.fspath(uri)))
-    return checked_version
+        check_uri(resolve_uri(text))
+    return checked_version, text

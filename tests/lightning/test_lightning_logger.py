@@ -182,6 +182,9 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path):
         DiaryLogger("P", "MLP", uri=uri, log_model="best")
     with pytest.raises(Unprocessable, match="parent_iteration_id must be a positive integer id"):
         DiaryLogger("P", "MLP", uri=uri, parent_iteration_id="7")
+    with pytest.raises(Unprocessable, match="uri must be a string or a path, got int") as err:
+        DiaryLogger("P", "MLP", uri=5432)  # was a bare TypeError from os.fspath
+    assert err.value.field == "uri"
     logger = DiaryLogger("P", "MLP", uri=uri)
     with pytest.raises(Unprocessable, match=r"metrics\['acc'\] must be a real number") as err:
         logger.log_metrics({"loss": 0.5, "acc": "high"}, step=0)
