@@ -7,12 +7,28 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..reporting import warn_tracking
 from ..tracker.errors import Conflict
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
 
 log = logging.getLogger("diary_integrations")
+
+
+def store_at_end(lg: DiaryLogger, exc: BaseException | None) -> None:
+    """`log_model` at the end of a run: the checkpoints become resources, the best one is recorded (and
+    registered after a success). Checkpoints that cannot be stored (the server is away) are a warning
+    here: the run's end comes next and must still be written, or the run would stay RUNNING until
+    reaped as KILLED, which is false."""
+    try:
+        store_checkpoints(lg, best_only=lg._log_model is True)
+        record_best_checkpoint(lg)
+    except Exception as error:  # noqa: BLE001 - the end comes next whatever happens here
+        warn_tracking(f"iteration {lg._run_id}: the checkpoints could not be stored", error, logger=log, stacklevel=5)
+        return
+    if lg._register_as is not None and exc is None:
+        register_best_checkpoint(lg)
 
 
 def store_checkpoints(lg: DiaryLogger, *, best_only: bool) -> None:

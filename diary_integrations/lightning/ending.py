@@ -54,7 +54,7 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
             if lg._ended_ok:
                 lg._reopen()  # the previous entry point ended them; this one decides now
             if lg._log_model and lg._owns_run and lg._checkpoint_callback is not None:
-                store_checkpoints(lg, exc)
+                checkpoints.store_at_end(lg, exc)
             if lg._per_rank:
                 finalize_rank(lg, exc)
             else:
@@ -73,20 +73,6 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
         # The heartbeat thread ends with the last iteration it beats for: not left running past here.
         Heartbeat.of(lg._tracker).join_idle()
     report_losses(lg, failure, pending)
-
-
-def store_checkpoints(lg: DiaryLogger, exc: BaseException | None) -> None:
-    """`log_model`: the checkpoints become resources of the run, the best one is recorded (and registered
-    after a success). Checkpoints that cannot be stored (the server is away) are warned about here: the
-    run's end must still be written, or it would stay RUNNING until reaped as KILLED, which is false."""
-    try:
-        checkpoints.store_checkpoints(lg, best_only=lg._log_model is True)
-        checkpoints.record_best_checkpoint(lg)
-    except Exception as error:  # noqa: BLE001 - the end comes next whatever happens here
-        warn_tracking(f"iteration {lg._run_id}: the checkpoints could not be stored", error, logger=log, stacklevel=5)
-        return
-    if lg._register_as is not None and exc is None:
-        checkpoints.register_best_checkpoint(lg)
 
 
 def superseded(lg: DiaryLogger, iteration_id: int) -> bool:
