@@ -71,7 +71,9 @@ def check_uri(target: str, *, database_only: bool = False) -> str:
         if not parts.hostname:
             raise refuse(f"{target!r} has no host")
         return target
-    if scheme:
+    if scheme == "sqlite" and target.startswith("sqlite:///") and not any(c in target for c in "?#@"):
+        path = target[len("sqlite:///"):]  # what SQLAlchemy makes of a plain file URL, without importing it
+    elif scheme:
         # SQLAlchemy only for a database URL: a server's client never imports it (~0.15 s of CPU).
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -115,11 +117,13 @@ def connect(
     password: str | None = None,
     token: str | None = None,
     artifact_root: str | os.PathLike[str] | None = None,
+    sidecar: bool = False,
 ) -> Tracker:
     """The tracker for a URI: http(s):// gives a RemoteTracker, a SQLite path or URL or a PostgreSQL URL a
     LocalTracker; anything else is an `Unprocessable` naming `uri` (see `check_uri`). For a server, with
     none of `username`, `password`, `token` given, they come from $DIARY_USERNAME, $DIARY_PASSWORD and
-    $DIARY_TOKEN."""
+    $DIARY_TOKEN. `sidecar=True` runs a database's LocalTracker in a process of its own (a
+    SidecarTracker), so this process never imports SQLAlchemy: what DiaryLogger does by default."""
     target = check_uri(resolve_uri(uri))
     if target.startswith(("http://", "https://")):
         try:
@@ -134,9 +138,14 @@ def connect(
             username, password = os.environ.get(ENV_USERNAME) or None, os.environ.get(ENV_PASSWORD) or None
             token = os.environ.get(ENV_TOKEN) or None
         return RemoteTracker(target, username=username, password=password, token=token)
+    root = artifact_root if artifact_root is not None else os.environ.get(ENV_ARTIFACT_ROOT) or None
+    if sidecar:
+        from .sidecar import SidecarTracker, usable_for
+
+        if usable_for(target):
+            return SidecarTracker(target, artifact_root=root)  # type: ignore[return-value]
     from .tracker.local import LocalTracker
 
-    root = artifact_root if artifact_root is not None else os.environ.get(ENV_ARTIFACT_ROOT) or None
     return LocalTracker(target, artifact_root=root)
 
 

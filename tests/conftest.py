@@ -45,7 +45,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'diary.db'}"
 
 
-TRACKER_KINDS = ["sqlite", "postgres", "server-sqlite", "server-postgres"]
+TRACKER_KINDS = ["sqlite", "postgres", "server-sqlite", "server-postgres", "sidecar-sqlite"]
 
 
 @pytest.fixture(params=TRACKER_KINDS)
@@ -65,6 +65,15 @@ def _local_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lo
     tracker = LocalTracker(tmp_path / "diary.db", artifact_root=None)
     yield tracker
     tracker.close()
+
+
+def _sidecar_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """The LocalTracker in a sidecar process, as DiaryLogger uses it: every call crosses the pipe."""
+    from diary_integrations.sidecar import SidecarTracker
+
+    tracker = SidecarTracker(tmp_path / "diary.db")
+    yield tracker
+    tracker.close(wait=True)
 
 
 def _local_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalTracker]:
@@ -127,6 +136,7 @@ TRACKER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[ob
     "postgres": _local_postgres,
     "server-sqlite": _server_sqlite,
     "server-postgres": _server_postgres,
+    "sidecar-sqlite": _sidecar_sqlite,
 }
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import distributed
 from ..reporting import warn_tracking
+from ..sidecar import SidecarTracker
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import Heartbeat
 from ..writer import flush_all
@@ -72,6 +73,8 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
     if lg._tracker is not None:
         # The heartbeat thread ends with the last iteration it beats for: not left running past here.
         Heartbeat.of(lg._tracker).join_idle()
+        if lg._own_tracker and isinstance(lg._tracker, SidecarTracker):
+            lg._tracker.close()  # every call was answered, so applied; a next entry point starts another
     report_losses(lg, failure, pending)
 
 

@@ -42,6 +42,8 @@ class DiaryLogger(Logger):
     also registers the best checkpoint as the next version of that model. `version=ITERATION_ID`
     continues that iteration; `resume="auto"` continues the KILLED or RUNNING iteration of this job
     (`run_key=`, else the scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
+    On a database the tracker runs in a sidecar process (`sidecar=False`: in this one), so the training
+    process never imports SQLAlchemy.
     """
 
     LOGGER_JOIN_CHAR = "-"
@@ -63,6 +65,7 @@ class DiaryLogger(Logger):
         notes: str = "",
         tracker: Any = None,
         open_in_background: bool = True,
+        sidecar: bool = True,
         batch_size: int = 1000,
         max_pending_batches: int = 16,
         flush_interval: float = 1.0,
@@ -71,19 +74,15 @@ class DiaryLogger(Logger):
         register_as: str | None = None,
     ) -> None:
         super().__init__()
-        self._version, self._uri = check_options(
-            project, experiment, uri=uri, tracker=tracker, parent_iteration_id=parent_iteration_id,
-            per_rank=per_rank, open_in_background=open_in_background, log_model=log_model, save_dir=save_dir,
-            notes=notes, prefix=prefix, version=version, resume=resume, run_key=run_key, batch_size=batch_size,
-            max_pending_batches=max_pending_batches, write_retries=write_retries, register_as=register_as,
-        )
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self._version, self._uri = check_options(**arguments)  # every argument, checked by name
         self._register_as = register_as
         self._tracker = tracker
         self._project, self._experiment_ref = project, experiment
         self._parent_iteration_id = parent_iteration_id
         self._per_rank, self._log_model, self._notes, self._prefix = per_rank, log_model, notes, prefix
         self._save_dir = None if save_dir is None else os.fspath(save_dir)
-        self._resume, self._run_key, self._background = resume, run_key, open_in_background
+        self._resume, self._run_key, self._background, self._sidecar = resume, run_key, open_in_background, sidecar
         self._batch_size, self._max_pending_batches = batch_size, max_pending_batches
         self._flush_interval, self._settle_timeout, self._write_retries = flush_interval, settle_timeout, write_retries
         self._experiment_id: int | None = None
@@ -91,6 +90,7 @@ class DiaryLogger(Logger):
         self._run_id: int | None = None  # the run's iteration (the driver when per_rank), opened on first use
         self._rank_id: int | None = None  # this rank's child (per_rank only)
         self._owns_run = False
+        self._own_tracker = False  # made by this logger (not given as tracker=): its sidecar ends with the run
         self._synced = False
         self._checkpoint_root: str | None = None  # learned from ModelCheckpoint when save_dir is None
         self._reset_process_state()
@@ -150,7 +150,8 @@ class DiaryLogger(Logger):
                 if self._tracker is None:
                     from ..connection import connect
 
-                    self._tracker = connect(self._uri)
+                    self._tracker = connect(self._uri, sidecar=self._sidecar)
+                    self._own_tracker = True
         return self._tracker
 
     @property

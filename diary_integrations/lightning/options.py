@@ -30,6 +30,7 @@ def check_options(
     parent_iteration_id: Any,
     per_rank: Any,
     open_in_background: Any,
+    sidecar: Any,
     log_model: Any,
     save_dir: Any,
     notes: Any,
@@ -41,6 +42,7 @@ def check_options(
     max_pending_batches: Any,
     write_retries: Any,
     register_as: Any,
+    **_unchecked: Any,
 ) -> tuple[int | None, str | None]:
     """Every rule DiaryLogger's arguments follow; returns `version` as an iteration id (or None) and `uri`
     as text (or None)."""
@@ -51,7 +53,7 @@ def check_options(
     check_name_or_id(experiment, "experiment")
     if parent_iteration_id is not None:
         check_name_or_id(parent_iteration_id, "parent_iteration_id", names=False)
-    for field, value in (("per_rank", per_rank), ("open_in_background", open_in_background)):
+    for field, value in (("per_rank", per_rank), ("open_in_background", open_in_background), ("sidecar", sidecar)):
         if not isinstance(value, bool):
             raise Unprocessable(f"{field} must be true or false, got {value!r}", field=field)
     if not (isinstance(log_model, bool) or log_model == "all"):

@@ -34,6 +34,20 @@ def _git(*args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+_adopted_entrypoint: str | None = None
+
+
+def adopt_entrypoint(entrypoint: str) -> None:
+    """Snapshots name this entrypoint: a sidecar records the script of the process it serves."""
+    global _adopted_entrypoint
+    _adopted_entrypoint = entrypoint
+
+
+def entrypoint() -> str:
+    """The script or `-m module` this process runs (or the one it adopted)."""
+    return _adopted_entrypoint or _entrypoint()
+
+
 def _entrypoint() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
@@ -111,4 +125,4 @@ def _capture(cwd: str, entrypoint: str) -> EnvironmentSnapshot:
 
 def capture_environment() -> EnvironmentSnapshot:
     """The snapshot for this process; cached per working directory, since it does not change mid-run."""
-    return _capture(os.getcwd(), _entrypoint())
+    return _capture(os.getcwd(), entrypoint())

@@ -120,6 +120,7 @@ def keyed_once(method: F) -> F:
         finally:
             current.reset(token)
 
+    once.keyed = True  # type: ignore[attr-defined] - a sidecar may send such a call again (sidecar/)
     return once  # type: ignore[return-value]
 
 

@@ -103,6 +103,12 @@ def own_process() -> tuple[str, int, float] | None:
     return found
 
 
+def adopt(owner: tuple[str, int, float]) -> None:
+    """This process writes on behalf of `owner` (a sidecar for its training process): the iterations
+    it creates, beats or reopens live by that process, which is the one whose death ends them."""
+    _own[os.getpid()] = (owner[0], int(owner[1]), float(owner[2]))
+
+
 def is_gone(pid: int, start: float) -> bool:
     """True only when the process recorded as (pid, start) on this host certainly no longer runs: no such
     pid, a zombie, or another process that reused the pid. Anything unsure (a process of another user

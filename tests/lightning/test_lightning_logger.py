@@ -185,6 +185,9 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path):
     with pytest.raises(Unprocessable, match="uri must be a string or a path, got int") as err:
         DiaryLogger("P", "MLP", uri=5432)  # was a bare TypeError from os.fspath
     assert err.value.field == "uri"
+    with pytest.raises(Unprocessable, match="sidecar must be true or false, got 'yes'") as err:
+        DiaryLogger("P", "MLP", uri=uri, sidecar="yes")
+    assert err.value.field == "sidecar"
     logger = DiaryLogger("P", "MLP", uri=uri)
     with pytest.raises(Unprocessable, match=r"metrics\['acc'\] must be a real number") as err:
         logger.log_metrics({"loss": 0.5, "acc": "high"}, step=0)
