@@ -92,6 +92,7 @@ class _Process:
         self.methods: frozenset[str] = frozenset(hello["methods"])
         self.repeatable: frozenset[str] = frozenset(hello["repeatable"])
         self.keyed: frozenset[str] = frozenset(hello["keyed"])
+        _running_here.add(self)
 
     def ask(self, request: bytes) -> tuple[bool, Any]:
         self._requests.write(request)
@@ -111,6 +112,27 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+_running_here: weakref.WeakSet[_Process] = weakref.WeakSet()
+
+
+def _let_go_in_child() -> None:
+    """A forked child (a DataLoader worker) drops its copies of the parent's pipes: it must never write
+    on them, and holding them open would keep the sidecar waiting after the parent closed its own. They
+    are pointed at /dev/null rather than closed, so the file objects' own close later harms nothing."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for process in list(_running_here):
+        for pipe in (process.popen.stdin, process.popen.stdout):
+            try:
+                os.dup2(devnull, pipe.fileno())  # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass
+    os.close(devnull)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_let_go_in_child)
 
 
 def _stop_quietly(holder: dict[str, _Process | None]) -> None:

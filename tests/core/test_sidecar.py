@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 
 import pytest
 
@@ -50,3 +51,47 @@ def test_connect_gives_a_sidecar_only_for_a_database_it_can_hold(tmp_path):
     assert isinstance(connect("sqlite:///:memory:", sidecar=True), LocalTracker)  # it would die with the sidecar
     assert type(connect("http://127.0.0.1:9", sidecar=True)).__name__ == "RemoteTracker"
     assert isinstance(connect(tmp_path / "runs.db"), LocalTracker)  # the default is unchanged
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_lets_go_of_its_parents_sidecar_and_gets_one_of_its_own(tmp_path):
+    """A DataLoader worker is a fork: it must not keep the parent's sidecar alive once the parent closed
+    it, nor ever write on the parent's pipe."""
+    tracker = SidecarTracker(tmp_path / "runs.db")
+    project, _ = tracker.create_project("P")
+    first = tracker.pid
+    go_read, go_write = os.pipe()
+    answer_read, answer_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(go_write)
+            os.close(answer_read)
+            os.read(go_read, 1)  # the tracker untouched until the parent has closed its own sidecar
+            ok = tracker.get_project(project).name == "P" and tracker.pid not in (None, first)
+            tracker.close(wait=True)
+            os.write(answer_write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(go_read)
+    os.close(answer_write)
+    try:
+        tracker.close()
+        deadline = time.monotonic() + 5
+        while not _gone(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(first)  # its pipe closed with the parent's close, although the child still lives
+        os.write(go_write, b"g")
+        assert os.read(answer_read, 1) == b"1"
+    finally:
+        os.close(go_write)  # a child still waiting reads EOF and exits
+        os.close(answer_read)
+        os.waitpid(child, 0)
