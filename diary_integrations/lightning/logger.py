@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from argparse import Namespace
 from collections.abc import Mapping
@@ -16,20 +15,13 @@ from typing import Any, Literal
 from .. import distributed
 from ..reporting import TrackingWarning
 from ..tracker.validation import check_step
-from . import checkpoints, ending, opening, ranks
+from . import checkpoints, ending, opening, process_state, ranks
 from ._compat import Logger, _add_prefix, rank_zero_experiment
 from .metrics import buffer_points, checked_values
 from .options import check_options
 from .params import hyperparameters, write_parameters
 
 __all__ = ["DiaryLogger", "TrackingWarning"]
-
-
-# What a pickled copy (a ddp_spawn worker, a deepcopy) does not take: it rebuilds them for its own process.
-_PROCESS_ONLY = frozenset({
-    "_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints", "_unfinished_pid",
-    "_opener", "_early", "_early_params", "_stored_last", "_connecting",
-})
 
 
 class DiaryLogger(Logger):
@@ -93,52 +85,16 @@ class DiaryLogger(Logger):
         self._own_tracker = False  # made by this logger (not given as tracker=): its sidecar ends with the run
         self._synced = False
         self._checkpoint_root: str | None = None  # learned from ModelCheckpoint when save_dir is None
-        self._reset_process_state()
+        process_state.reset(self)
         if per_rank:
             ranks.init_driver(self)
 
-    def _reset_process_state(self) -> None:
-        """State that belongs to one process: rebuilt after pickling (ddp_spawn workers)."""
-        self._writer: Any = None
-        self._writing = False  # the writer's thread was started in this entry point
-        self._targets: tuple[int, ...] = ()
-        self._ended_ok: set[int] = set()
-        self._known_keys: set[str] = set()
-        self._next_step: dict[str, int] = {}
-        self._stored_last: dict[tuple[int, str], int] = {}  # a resumed run's stored steps, not written again
-        self._checkpoint_callback: Any = None
-        self._stored_checkpoints: dict[tuple[str, int], int] = {}
-        self._reported_dropped = 0  # metric points already reported as lost
-        self._unfinished_pid: int | None = None  # set while this process has iterations no finalize ended
-        self._opener: opening.Opener | None = None
-        self._early: list[tuple[dict[str, float], int | None, float]] = []  # logged while the run was opening
-        self._early_params: dict[str, Any] = {}
-        self._journaled_params = 0  # hyperparameters kept in the local journal (the server was away)
-        self._resumed_from: str | None = None
-        self._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
-        self._connecting = threading.Lock()
-
     def __getstate__(self) -> dict[str, Any]:
-        self._settle_opening(raise_failure=False)
-        if (
-            self._run_id is None
-            and not self._per_rank
-            and ending.pickled_for_a_new_process()
-            and distributed.launch_rank() == 0
-        ):
-            # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
-            # it opens the run now, so it knows the iteration to end (with the failed worker's error).
-            try:
-                self._open_run()
-            except Exception as error:  # noqa: BLE001 - never stop the workers from starting
-                ending.log.warning("diary: the launching process could not create the run: %s", error)
-        state = {k: v for k, v in self.__dict__.items() if k not in _PROCESS_ONLY}
-        state.update(_rank_id=None, _synced=False, _owns_run=False)
-        return state
+        return process_state.picklable(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._reset_process_state()
+        process_state.reset(self)
 
     # -- what Lightning and users read ------------------------------------------------------------
 
