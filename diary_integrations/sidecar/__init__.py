@@ -19,7 +19,6 @@ LocalTracker applies once per idempotency key (every such call carries a key for
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
@@ -74,13 +73,16 @@ class _Process:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "diary_integrations.sidecar", json.dumps(config)],
+            [sys.executable, "-m", "diary_integrations.sidecar"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
         self.owner_pid = os.getpid()
         self._requests: IO[bytes] = self.popen.stdin  # type: ignore[assignment]
         self._answers: IO[bytes] = self.popen.stdout  # type: ignore[assignment]
         try:
+            # On the pipe, not the command line, where `ps` would show a database URL's password.
+            self._requests.write(pickle.dumps(config, protocol=PROTOCOL))
+            self._requests.flush()
             hello = pickle.load(self._answers)
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             self.stop(wait=True)

@@ -1,11 +1,10 @@
-"""The sidecar process: `python -m diary_integrations.sidecar CONFIG`, started by SidecarTracker. It
-applies each pickled call it reads on stdin with a LocalTracker and writes back `(True, value)` or
-`(False, error)`, until its stdin closes."""
+"""The sidecar process: `python -m diary_integrations.sidecar`, started by SidecarTracker. It reads its
+configuration (the database URL, the process it serves) from stdin, then applies each pickled call that
+follows with a LocalTracker and writes back `(True, value)` or `(False, error)`, until stdin closes."""
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import pickle
 import signal
@@ -51,9 +50,10 @@ def _answer(tracker: Any, request: tuple[str, tuple[Any, ...], dict[str, Any], s
         return pickle.dumps((False, TransportError(f"{name}: its answer cannot be sent back ({exc})")), PROTOCOL)
 
 
-def serve(config: dict[str, Any], requests: IO[bytes], answers: IO[bytes]) -> None:
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     from ..tracker.local import LocalTracker
 
+    config: dict[str, Any] = pickle.load(requests)
     if config.get("owner"):
         liveness.adopt(tuple(config["owner"]))  # type: ignore[arg-type]
     if config.get("entrypoint"):
@@ -85,7 +85,7 @@ def main() -> None:
         pass
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the answers
-    serve(json.loads(sys.argv[1]), sys.stdin.buffer, answers)
+    serve(sys.stdin.buffer, answers)
 
 
 if __name__ == "__main__":

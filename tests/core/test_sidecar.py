@@ -19,6 +19,8 @@ def test_it_has_the_local_trackers_methods_and_nothing_else(tmp_path):
         assert callable(tracker.log_metric_points) and tracker.url == f"sqlite:///{tmp_path / 'runs.db'}"
         # Integrations tell transports apart by what they have: a sidecar is not an HTTP client.
         assert getattr(tracker, "metric_points_write", None) is None and getattr(tracker, "replay", None) is None
+        with open(f"/proc/{tracker.pid}/cmdline", "rb") as cmdline:  # `ps` would show a URL's password
+            assert b"runs.db" not in cmdline.read()
         with pytest.raises(TypeError, match="name"):  # a builtin error comes back as itself
             tracker.create_experiment(1, ExperimentStatus.IN_PROGRESS)
     finally:
