@@ -57,6 +57,10 @@ def _absolute(target: str) -> str:
     return prefix + os.path.abspath(os.path.expanduser(path))
 
 
+class _Unsent(Exception):
+    """The request could not be written: the sidecar died before it read it, so it was not applied."""
+
+
 class _Process:
     """One running sidecar and its two pipes; `ask` sends a pickled request and reads the answer."""
 
@@ -97,8 +101,11 @@ class _Process:
         _running_here.add(self)
 
     def ask(self, request: bytes) -> tuple[bool, Any]:
-        self._requests.write(request)
-        self._requests.flush()
+        try:
+            self._requests.write(request)
+            self._requests.flush()
+        except OSError as exc:  # a sidecar that is gone reads nothing, let alone applies it
+            raise _Unsent from exc
         return pickle.load(self._answers)
 
     def stop(self, *, wait: bool) -> None:
@@ -237,18 +244,23 @@ class SidecarTracker:
                 try:
                     ok, value = process.ask(request)
                     break
+                except _Unsent as exc:
+                    process = self._lost(process, name, exc, again=attempt < RESTARTS, applied=False)
                 except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                    process = self._lost(process, name, exc, again=attempt < RESTARTS)
+                    process = self._lost(process, name, exc, again=attempt < RESTARTS, applied=None)
         if ok:
             return value
         raise value
 
-    def _lost(self, process: _Process, name: str, exc: BaseException, *, again: bool) -> _Process:
-        """The sidecar died during `name`: start another and send the call again when that is safe."""
+    def _lost(
+        self, process: _Process, name: str, exc: BaseException, *, again: bool, applied: bool | None
+    ) -> _Process:
+        """The sidecar died before reading `name` (`applied=False`) or while applying it (None: maybe):
+        start another and send the call again when that is safe."""
         process.stop(wait=True)
         self._holder["process"] = None
         status = process.popen.returncode
-        if name not in process.repeatable:
+        if applied is None and name not in process.repeatable:
             raise TransportError(
                 f"the diary sidecar process {process.popen.pid} exited (status {status}) during {name}, which "
                 "may or may not have been applied; the next call starts another"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import time
 
 import pytest
@@ -97,3 +98,19 @@ def test_a_forked_child_lets_go_of_its_parents_sidecar_and_gets_one_of_its_own(t
         os.close(go_write)  # a child still waiting reads EOF and exits
         os.close(answer_read)
         os.waitpid(child, 0)
+
+
+def test_a_sidecar_gone_between_calls_is_replaced_for_any_call(tmp_path):
+    """A request that could not even be written was never applied: it goes to a new sidecar, although
+    an update is neither a read nor a keyed write (those are the only ones sent again after a death
+    mid-call: tests/faults/test_sidecar_faults.py)."""
+    tracker = SidecarTracker(tmp_path / "runs.db")
+    project, _ = tracker.create_project("P")
+    first = tracker.pid
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not _gone(first) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    tracker.update_project(project, description="after")
+    assert tracker.pid not in (None, first) and tracker.get_project(project).description == "after"
+    tracker.close(wait=True)
