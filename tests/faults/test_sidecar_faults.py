@@ -98,7 +98,9 @@ def test_a_write_in_flight_when_the_sidecar_dies_is_applied_exactly_once(tmp_pat
 
 
 SCRIPT = """
-import json, os, sys, time
+import json, os, signal, sys, time
+# Ctrl-C as in a terminal, even when the test runs as a background job (which starts with SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {lightning_tests!r})
 from diary_models import TinyModel, loader, trainer
 from diary_integrations.lightning import DiaryLogger
@@ -185,6 +187,7 @@ def test_ctrl_c_to_the_process_group_ends_the_run_killed_through_the_same_sideca
     process, first, uri = start_script(tmp_path, "wait")
     os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the group
     out, err = process.communicate(timeout=120)
+    assert out.strip(), err  # the script's last line, printed after fit returned
     last = json.loads(out.strip().splitlines()[-1])
     run = connect(uri).get_iteration(first["iteration"])
     assert run.status is IterationStatus.KILLED, err
