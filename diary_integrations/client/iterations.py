@@ -13,7 +13,7 @@ from ..tracker.errors import (
     IterationEnded,
     Unprocessable,
 )
-from ..tracker.lifecycle import IterationRun
+from ..tracker.lifecycle import OpensIterationRuns
 from ..tracker.records import (
     Created,
     Environment,
@@ -57,7 +57,7 @@ def _ending_body(ending: IterationEnding) -> dict[str, Any]:
     return body
 
 
-class IterationsMixin(JournalMixin):
+class IterationsMixin(OpensIterationRuns, JournalMixin):
     # -- iterations -------------------------------------------------------------------------------
 
     def create_iteration(
@@ -232,17 +232,3 @@ class IterationsMixin(JournalMixin):
         if force:
             body["force"] = True
         return list(self._call("POST", "/iteration/reap", body=body)["iteration_ids"])
-
-    def with_iteration(
-        self,
-        experiment_id: int,
-        *,
-        parent_iteration_id: int | None = None,
-        notes: str = "",
-        snapshot: bool | None = None,
-        name: str = "",
-    ) -> IterationRun:
-        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
-        return IterationRun(
-            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
-        )

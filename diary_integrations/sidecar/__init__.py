@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from ..tracker.errors import TransportError
 from ..tracker.keys import current, new_key
+from ..tracker.lifecycle import OpensIterationRuns
 
 __all__ = ["SidecarTracker", "usable_for"]
 
@@ -151,7 +152,7 @@ def _stop_quietly(holder: dict[str, _Process | None]) -> None:
         process.stop(wait=False)
 
 
-class SidecarTracker:
+class SidecarTracker(OpensIterationRuns):
     """The Tracker protocol, each call applied by a LocalTracker in a sidecar process (see the module's
     docstring). It pickles to its URL (a DDP worker or a deep copy starts its own sidecar); after
     `close` or a fork the next call starts a new sidecar."""
@@ -192,22 +193,6 @@ class SidecarTracker:
             process, self._holder["process"] = self._holder["process"], None
         if process is not None and process.owner_pid == os.getpid():
             process.stop(wait=wait)
-
-    def with_iteration(
-        self,
-        experiment_id: int,
-        *,
-        parent_iteration_id: int | None = None,
-        notes: str = "",
-        snapshot: bool | None = None,
-        name: str = "",
-    ) -> Any:
-        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
-        from ..tracker.lifecycle import IterationRun
-
-        return IterationRun(
-            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
-        )
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):

@@ -319,3 +319,21 @@ class IterationRun:
     def __call__(self, body: Callable[[Iteration], T]) -> T:
         with self as iteration:
             return body(iteration)
+
+
+class OpensIterationRuns:
+    """`with_iteration`, written once for every transport: it only calls the tracker's own methods."""
+
+    def with_iteration(
+        self,
+        experiment_id: int,
+        *,
+        parent_iteration_id: int | None = None,
+        notes: str = "",
+        snapshot: bool | None = None,
+        name: str = "",
+    ) -> IterationRun:
+        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        return IterationRun(
+            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
+        )

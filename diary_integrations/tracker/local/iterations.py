@@ -23,7 +23,7 @@ from .. import schema as t
 from ..enums import ExperimentStatus, IterationStatus, Result
 from ..environment import capture_environment
 from ..errors import Conflict, IterationEnded, Unprocessable
-from ..lifecycle import IterationRun
+from ..lifecycle import OpensIterationRuns
 from ..records import (
     Created,
     Environment,
@@ -62,7 +62,7 @@ from .base import (
 from .parameters import store_parameters
 
 
-class IterationsMixin(TrackerBase):
+class IterationsMixin(OpensIterationRuns, TrackerBase):
 
     def create_iteration(
         self,
@@ -381,20 +381,6 @@ class IterationsMixin(TrackerBase):
             for chunk in _chunks(mine):
                 killed.update((row.id, _iteration(row)) for row in conn.execute(select(it).where(it.c.id.in_(chunk))))
         return [found for found in (killed.get(i.id, i) for i in iterations) if found is not None]
-
-    def with_iteration(
-        self,
-        experiment_id: int,
-        *,
-        parent_iteration_id: int | None = None,
-        notes: str = "",
-        snapshot: bool | None = None,
-        name: str = "",
-    ) -> IterationRun:
-        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
-        return IterationRun(
-            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
-        )
 
 
 def _owners_of_running(condition: Any) -> Any:
