@@ -182,8 +182,10 @@ class SidecarTracker(OpensIterationRuns):
 
     @property
     def pid(self) -> int | None:
-        """The running sidecar's process id (None before the first call and after `close`)."""
-        process = self._holder["process"]
+        """The running sidecar's process id (None before the first call and after `close`); read under the
+        lock, so never in the middle of replacing a sidecar that died."""
+        with self._lock:
+            process = self._holder["process"]
         return None if process is None or process.owner_pid != os.getpid() else process.popen.pid
 
     def close(self, *, wait: bool = False) -> None:

@@ -52,7 +52,7 @@ class KillSidecar(Callback):
             assert logger.iteration_id is not None
             if trainer.global_step % 2:
                 logger.flush()
-            if logger.tracker.pid in self.killed:  # no call since the last kill: this one starts the next sidecar
+            if logger.tracker.pid in (None, *self.killed):  # no call since the last kill: this one starts the next
                 logger.tracker.get_iteration(logger.iteration_id)
             pid = logger.tracker.pid
             assert pid is not None and pid not in self.killed
