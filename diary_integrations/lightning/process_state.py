@@ -44,8 +44,8 @@ def reset(lg: DiaryLogger) -> None:
 def picklable(lg: DiaryLogger) -> dict[str, Any]:
     """The state a copy in another process starts from."""
     lg._settle_opening(raise_failure=False)
-    launching = ending.pickled_for_a_new_process() and distributed.launch_rank() == 0
-    if lg._run_id is None and not lg._per_rank and launching:
+    if (lg._run_id is None and not lg._per_rank
+            and ending.pickled_for_a_new_process() and distributed.launch_rank() == 0):
         # ddp_spawn: its workers get no finalize when they fail, only this launching process does;
         # it opens the run now, so it knows the iteration to end (with the failed worker's error).
         try:
