@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import time
 
 import pytest
+from processes import left
 
 from diary_integrations import ExperimentStatus, LocalTracker, connect
 from diary_integrations.sidecar import SidecarTracker
@@ -56,14 +56,6 @@ def test_connect_gives_a_sidecar_only_for_a_database_it_can_hold(tmp_path):
     assert isinstance(connect(tmp_path / "runs.db"), LocalTracker)  # the default is unchanged
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.timeout(60)
 def test_a_forked_child_lets_go_of_its_parents_sidecar_and_gets_one_of_its_own(tmp_path):
     """A DataLoader worker is a fork: it must not keep the parent's sidecar alive once the parent closed
@@ -88,10 +80,7 @@ def test_a_forked_child_lets_go_of_its_parents_sidecar_and_gets_one_of_its_own(t
     os.close(answer_write)
     try:
         tracker.close()
-        deadline = time.monotonic() + 5
-        while not _gone(first) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(first)  # its pipe closed with the parent's close, although the child still lives
+        assert left(first, timeout=5)  # its pipe closed with the parent's close, although the child still lives
         os.write(go_write, b"g")
         assert os.read(answer_read, 1) == b"1"
     finally:
@@ -108,9 +97,7 @@ def test_a_sidecar_gone_between_calls_is_replaced_for_any_call(tmp_path):
     project, _ = tracker.create_project("P")
     first = tracker.pid
     os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while not _gone(first) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert left(first, timeout=10)
     tracker.update_project(project, description="after")
     assert tracker.pid not in (None, first) and tracker.get_project(project).description == "after"
     tracker.close(wait=True)

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from processes import left
 
 LIGHTNING_TESTS = Path(__file__).resolve().parents[1] / "lightning"
 sys.path.insert(0, str(LIGHTNING_TESTS))
@@ -136,23 +136,6 @@ def start_script(tmp_path: Path, how: str) -> tuple[subprocess.Popen[str], dict,
     )
     first = json.loads(process.stdout.readline() or "null") or pytest.fail(process.stderr.read())
     return process, first, uri
-
-
-def gone(pid: int) -> bool:
-    """No such process, or a zombie (its parent has not reaped it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def left(pid: int, timeout: float = 30.0) -> bool:
-    """The sidecar exits on its own once its pipe closed: give it a moment on a loaded machine."""
-    deadline = time.monotonic() + timeout
-    while not gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return gone(pid)
 
 
 def test_the_training_process_never_imports_sqlalchemy(tmp_path):
