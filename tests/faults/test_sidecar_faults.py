@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -114,7 +115,10 @@ class Report(Callback):
         if trainer.global_step == 3:
             lg = trainer.logger
             lg.flush()
-            print(json.dumps({{"iteration": lg.iteration_id, "sidecar": lg.tracker.pid}}), flush=True)
+            report = os.path.join(sys.argv[2], "first.json")
+            with open(report + ".tmp", "w") as out:
+                json.dump({{"iteration": lg.iteration_id, "sidecar": lg.tracker.pid}}, out)
+            os.replace(report + ".tmp", report)  # whole or absent for the test that waits for it
             if sys.argv[3] == "wait":
                 time.sleep(120)  # killed or interrupted here
 
@@ -134,8 +138,17 @@ def start_script(tmp_path: Path, how: str) -> tuple[subprocess.Popen[str], dict,
          str(tmp_path), how],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env, start_new_session=True,
     )
-    first = json.loads(process.stdout.readline() or "null") or pytest.fail(process.stderr.read())
-    return process, first, uri
+    # A file, not a first line on stdout: reading one line buffers what follows, which communicate() then
+    # never sees (the run-through script prints its last line at once).
+    report = tmp_path / "first.json"
+    deadline = time.monotonic() + 120
+    while not report.exists():
+        exited = process.poll() is not None and not report.exists()  # written just before a quick exit counts
+        if exited or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(process.communicate()[1])
+        time.sleep(0.05)
+    return process, json.loads(report.read_text()), uri
 
 
 def test_the_training_process_never_imports_sqlalchemy(tmp_path):
