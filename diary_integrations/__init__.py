@@ -29,7 +29,7 @@ _LAZY = {
 for _module, _names in {
     "tracker.enums": ["ExperimentStatus", "IterationStatus", "ModelStage", "Result", "TagTarget", "ArtifactBackend"],
     "tracker.errors": ["DiaryError", "Unprocessable", "Conflict", "NotFound", "AuthError", "PermissionDenied",
-                       "TransportError", "IterationEnded"],
+                       "TransportError", "IterationEnded", "SchemaTooNew"],
     "tracker.records": ["Created", "User", "UserPermission", "Project", "Experiment", "Iteration", "Environment",
                         "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding",
                         "Model", "ModelVersion", "ModelAlias"],

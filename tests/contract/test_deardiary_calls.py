@@ -32,10 +32,12 @@ def test_a_tracker_first_is_acted_on_instead_of_the_default(tracker, default_dat
     user = diary.get_user(tracker, "default")
     project_id, _ = diary.create_project(tracker, user.id, "Fraud detection")
     experiment_id, _ = diary.create_experiment(tracker, project_id, ExperimentStatus.IN_PROGRESS, "DDP run")
-    with diary.with_iteration(tracker, experiment_id) as driver:
-        with diary.with_iteration(tracker, experiment_id, parent_iteration_id=driver.id) as it:
-            diary.create_parameter(tracker, it.id, "worker_rank", 3)
-            diary.create_metric(tracker, it.id, "loss", 0.5, step=1)
+    with (
+        diary.with_iteration(tracker, experiment_id) as driver,
+        diary.with_iteration(tracker, experiment_id, parent_iteration_id=driver.id) as it,
+    ):
+        diary.create_parameter(tracker, it.id, "worker_rank", 3)
+        diary.create_metric(tracker, it.id, "loss", 0.5, step=1)
     assert [p.value for p in tracker.get_parameters(it.id)] == ["3"]
     assert [(m.key, m.value, m.step) for m in diary.get_metrics(tracker, it.id)] == [("loss", 0.5, 1)]
     assert [c.id for c in diary.get_child_iterations(tracker, driver.id)] == [it.id]
