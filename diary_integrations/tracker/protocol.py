@@ -146,6 +146,16 @@ class Tracker(Protocol):
         """A project, owned by `user_id` (default: the `default` user), who gets every permission on it."""
         ...
 
+    def get_or_create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Project:
+        """The project named `name`, created (with `description`, owned by `user_id`) when there is none.
+        Two processes asking at once both get the one project."""
+        ...
+
+    def get_or_create_experiment(self, project_id: int, name: str, *, description: str = "") -> Experiment:
+        """The project's experiment named `name`, created IN_PROGRESS (with `description`) when there is
+        none. Two processes asking at once both get the one experiment."""
+        ...
+
     def get_project(self, project_id: int) -> Project | None:
         """The project, or None if it does not exist."""
         ...

@@ -131,3 +131,17 @@ def test_the_deardiary_guide_runs_as_written(tmp_path):
     # KILLED (DearDiary would leave them RUNNING); the with_iteration trials kept their truthful ends.
     statuses = sorted(it.status.name for it in iterations)
     assert statuses == ["FAILED", "KILLED", "KILLED", "KILLED", "KILLED", "SUCCEEDED"]
+
+
+def test_get_or_create_finds_what_a_first_run_made(tracker):
+    project = tracker.get_or_create_project("Fraud detection", description="cards")
+    assert tracker.get_or_create_project("Fraud detection") == project  # a second run finds it
+    experiment = tracker.get_or_create_experiment(project.id, "Sweep")
+    assert experiment.status is ExperimentStatus.IN_PROGRESS and experiment.project_id == project.id
+    assert tracker.get_or_create_experiment(project.id, "Sweep") == experiment
+    assert [p.name for p in tracker.get_projects()] == ["Fraud detection"]
+    assert [e.name for e in tracker.get_experiments(project.id)] == ["Sweep"]
+    with pytest.raises(diary.Unprocessable) as refused:
+        tracker.get_or_create_experiment(project.id, "")
+    assert refused.value.field == "name"
+    assert [e.name for e in tracker.get_experiments(project.id)] == ["Sweep"]
