@@ -112,3 +112,41 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
         _, stderr = process.communicate(timeout=120)
         assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
         assert process.returncode == 141, (command, process.returncode, stderr)
+
+
+def test_diary_ls_shows_what_varies_between_children_not_the_drivers_summary(tmp_path):
+    from diary_integrations import ExperimentStatus
+    from diary_integrations.listing import experiment_listing
+
+    tracker = LocalTracker(tmp_path / "sweep.db")
+    project_id, _ = tracker.create_project("p")
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "grid")
+    with tracker.with_iteration(experiment_id) as driver:
+        tracker.log_parameters(driver.id, {"best_C": 1.0, "best_solver": "lbfgs", "best_tol": 0.1,
+                                           "best_max_iter": 100, "search": "grid"})
+        for c in (0.1, 1.0):
+            for solver in ("lbfgs", "saga"):
+                with tracker.with_iteration(experiment_id, parent_iteration_id=driver.id) as child:
+                    tracker.log_parameters(child.id, {"C": c, "solver": solver, "max_iter": 100})
+    listing = experiment_listing(tracker, experiment_id)
+    assert listing["parameters"] == ["C", "solver"]
+    tracker.close()
+
+
+def test_every_argument_of_every_command_says_what_it_is():
+    import argparse
+
+    from diary_integrations.cli import build_parser
+
+    silent = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not action.help:
+                silent.append(" ".join([*path, action.dest]))
+
+    walk(build_parser(), ["diary"])
+    assert silent == []
