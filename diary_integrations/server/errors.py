@@ -57,9 +57,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> FastJSON:
-        # An unknown body field (models refuse extras: bodies.py) is named in `field` too.
-        unknown = [_location(tuple(e.get("loc", ()))) for e in exc.errors() if e.get("type") == "extra_forbidden"]
-        return error(422, "INVALID_PAYLOAD", _validation_message(exc), field=unknown[0] if unknown else None)
+        # The field is named, as a DiaryError names it: an unknown body field (models refuse extras:
+        # bodies.py), else the first field that failed (its top-level name: `value`, not `value.float`,
+        # the union member pydantic tried).
+        errors = exc.errors()
+        unknown = [_location(tuple(e.get("loc", ()))) for e in errors if e.get("type") == "extra_forbidden"]
+        fields = [_location(tuple(e.get("loc", ()))).split(".")[0] for e in errors if e.get("type") != "json_invalid"]
+        field = unknown[0] if unknown else next((f for f in fields if f != "body"), None)
+        return error(422, "INVALID_PAYLOAD", _validation_message(exc), field=field)
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> FastJSON:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from . import schema as t
-from .validation import check_datetime, check_key, check_metric_value, check_step, checked_points
+from .errors import Unprocessable
+from .validation import MAX_STEP, check_datetime, check_key, check_metric_value, check_step, checked_points
 
 _it = t.iterations
 _m = t.metrics
@@ -65,5 +66,12 @@ def single_row(iteration_id: int, key: str, value: float, step: int | None, when
 def next_steps(conn: Connection, iteration_id: int, keys: list[str]) -> dict[str, int]:
     """Each key's next auto step: one past its highest, 0 for a new key."""
     found = dict(conn.execute(LAST_STEPS, {"id": iteration_id, "keys": keys}).all())
+    for key, last in found.items():
+        if last >= MAX_STEP:
+            raise Unprocessable(
+                f"step of {key!r} would pass {MAX_STEP}, the largest a 64-bit step holds: "
+                "give the next step explicitly",
+                field="step",
+            )
     return {k: (found[k] + 1 if k in found else 0) for k in keys}
 

@@ -26,6 +26,7 @@ MAX_USERNAME = 150
 MAX_PASSWORD = 1024
 # Iterations created or ended by one batch call (one request over HTTP).
 MAX_BATCH = 10_000
+MAX_STEP = 2**63 - 1  # steps are 64-bit integers in both databases
 
 E = TypeVar("E", bound=Enum)
 
@@ -58,6 +59,14 @@ def check_text(value: Any, field: str, *, max_length: int = MAX_TEXT, allow_empt
         )
     if "\x00" in value:
         raise Unprocessable(f"{field} must not contain NUL characters", field=field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise Unprocessable(
+                f"{field} must be valid Unicode text: a lone surrogate {value[exc.start]!r} at position "
+                f"{exc.start} cannot be stored", field=field,
+            ) from None
     return value
 
 
@@ -94,13 +103,23 @@ def check_bool(value: Any, field: str) -> bool:
 
 
 def check_metric_value(value: Any, field: str = "value") -> float:
-    """Any real number, NaN and infinities included: a diverged loss is data, not an error."""
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if hasattr(value, "__float__") and not isinstance(value, (str, bytes, complex)):
+    """Any real number, NaN and infinities included: a diverged loss is data, not an error. A bool is not
+    a number here (True would read back as 1.0), an integer too large for a 64-bit float is refused
+    rather than rounded to infinity, and zero has no sign (-0.0 is stored as 0.0: SQLite cannot keep the
+    sign, so no transport does)."""
+    if isinstance(value, bool):
+        raise Unprocessable(f"{field} must be a real number, got bool {value!r}", field=field)
+    if isinstance(value, numbers.Real) or (
+        hasattr(value, "__float__") and not isinstance(value, (str, bytes, complex))
+    ):
         # One-element tensors and arrays (a 0-d torch.tensor(0.25)) are numbers too.
         try:
-            return float(value)
+            return float(value) + 0.0
+        except OverflowError:
+            raise Unprocessable(
+                f"{field} must fit a 64-bit float (at most about 1.8e308), got an integer of "
+                f"{len(str(abs(int(value))))} digits", field=field,
+            ) from None
         except (TypeError, ValueError):
             pass
     raise Unprocessable(f"{field} must be a real number, got {type(value).__name__} {value!r}", field=field)
@@ -116,7 +135,7 @@ def check_step(value: Any, field: str = "step") -> int:
         step = operator.index(value)
     except TypeError:
         raise Unprocessable(f"{field} must be a non-negative integer, got {value!r}", field=field) from None
-    if step < 0 or step >= 2**63:
+    if step < 0 or step > MAX_STEP:
         raise Unprocessable(f"{field} must be a non-negative 64-bit integer, got {step}", field=field)
     return step
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from ...tracker.errors import Unprocessable
@@ -27,7 +27,9 @@ from ..responses import MAX_INT64, MAX_METRIC_LIMIT, FastJSON, created, deleted,
 
 router = APIRouter()
 ParameterValue = StrictStr | StrictBool | StrictInt | float | None
-Value = float | StrictStr
+# A metric's value over JSON: a finite number (a JSON number too large for a double, such as 1e400, is
+# refused, not stored as infinity; `true` is not a number), or "NaN", "Infinity", "-Infinity".
+Value = Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictInt | StrictStr
 When = StrictStr | float | None
 Step = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
 
