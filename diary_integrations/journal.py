@@ -574,6 +574,7 @@ def file_url(path: Path) -> str | None:
 def describe(path: Path) -> str:
     """One line on what a journal holds: `iteration 7 on http://...: 5 writes (4000 points, the end: SUCCEEDED)`."""
     records = list(read_records(path))
+    unreadable = _unreadable_lines(path)
     points = sum(int(r.get("count", 0)) for r in records if r.get("kind") == "points")
     params = sum(int(r.get("count", 0)) for r in records if r.get("kind") == "parameters")
     parts = [f"{points} points"] if points else []
@@ -585,8 +586,27 @@ def describe(path: Path) -> str:
         parts.append(f"the end: {_status_name(status)}")
     url = records[0].get("url") if records else "?"
     iteration = records[0].get("iteration_id") if records else "?"
+    if unreadable:
+        # A torn or damaged line is never sent; replay keeps it in the .rejected file beside the journal.
+        parts.append(f"{unreadable} unreadable line{'s' if unreadable != 1 else ''}, to be kept aside in "
+                     f"{path.name}{REJECTED}")
     detail = f" ({', '.join(parts)})" if parts else ""
     return f"iteration {iteration} on {url}: {len(records)} write{'s' if len(records) != 1 else ''}{detail}"
+
+
+def _unreadable_lines(path: Path) -> int:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    count = 0
+    for line in data.splitlines():
+        if line.strip():
+            try:
+                orjson.loads(line)
+            except orjson.JSONDecodeError:
+                count += 1
+    return count
 
 
 def _status_name(status: Any) -> str:

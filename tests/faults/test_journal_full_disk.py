@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -21,7 +22,8 @@ from diary_integrations.writer import MetricWriter
 
 from .journal_server import free_port, kill, start_server
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+DIARY = [sys.executable, "-m", "diary_integrations.cli"]
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
 
 @pytest.fixture
@@ -44,6 +46,7 @@ def leftovers(spool: Path) -> list[str]:
     return sorted(p.name for p in spool.rglob("*") if p.name.endswith(".tmp") or journal._CLAIM in p.name)
 
 
+@needs_root
 def test_a_full_disk_keeps_the_end_and_says_what_it_dropped(tmp_path, small_spool, caplog):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -84,6 +87,7 @@ def test_a_full_disk_keeps_the_end_and_says_what_it_dropped(tmp_path, small_spoo
         server.stop()
 
 
+@needs_root
 def test_with_no_room_left_at_all_the_end_takes_the_place_of_the_runs_points(tmp_path, small_spool, caplog):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens: every write is journaled
     tracker = RemoteTracker(url, retries=0, replay_journal=False)
@@ -111,3 +115,19 @@ def test_with_no_room_left_at_all_the_end_takes_the_place_of_the_runs_points(tmp
     assert [r["kind"] for r in records(path)] == ["end"]
     assert any("300 journaled metric points" in r.getMessage() for r in caplog.records)
     assert leftovers(small_spool) == []
+
+
+def test_a_dry_run_names_the_unreadable_lines_it_would_keep_aside(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIARY_SPOOL_DIR", str(tmp_path / "spool"))
+    url = f"http://127.0.0.1:{free_port()}"
+    tracker = RemoteTracker(url, retries=0, replay_journal=False)
+    points = journal.Entry(tracker.metric_points_write(3, [("loss", 0.5, s) for s in range(10)]), "points", 10)
+    path = journal.append(url, 3, [points])
+    with path.open("ab") as f:
+        f.write(b'{"url": "torn mid-wri\n')  # what a crash mid-append left before records were cut back
+    done = subprocess.run(
+        [*DIARY, "sync", "--dry-run"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DIARY_SPOOL_DIR": str(tmp_path / "spool")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 write (10 points, 1 unreadable line, to be kept aside in iteration-3.jsonl.rejected)" in done.stdout
