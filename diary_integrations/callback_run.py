@@ -420,10 +420,19 @@ class CallbackRun:
 
                 if isinstance(self._tracker, SidecarTracker) and close is not None:
                     close()  # every call was answered, so applied
-            losses.report(iteration_id, writer, failure, pending, dropped=self.dropped,
-                          journaled_params=self._journaled_params, waited=CLOSE_TIMEOUT, stacklevel=6)
+            # An end the server took was sent after the run's journal, which the client replays first:
+            # points the writer journaled in an outage were delivered then, not left behind.
+            delivered = failure is None and self._remote_end_delivered()
+            losses.report(iteration_id, None if delivered else writer, failure, pending, dropped=self.dropped,
+                          journaled_params=self._journaled_params, waited=CLOSE_TIMEOUT, stacklevel=6,
+                          last_error=writer.errors[-1] if writer is not None and writer.errors else None)
         elif failure is not None:
             losses.report(iteration_id, None, failure, 0, dropped=0, waited=CLOSE_TIMEOUT, stacklevel=6)
+
+    def _remote_end_delivered(self) -> bool:
+        """True when every iteration of this run was ended through a server client (journal first)."""
+        return callable(getattr(self.tracker, "replay", None)) and all(
+            kid.status is not None for kid in self._children)
 
     def _store_models(self, iteration_id: int, status: IterationStatus) -> None:
         """The kept models as resources; a SUCCEEDED run registers them with `register_as`. A model that

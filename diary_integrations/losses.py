@@ -26,6 +26,7 @@ def report(
     journaled_params: int = 0,
     waited: float,
     stacklevel: int = 4,
+    last_error: str | None = None,
 ) -> None:
     """Warn once about run `run_id`'s end: `failure` (the end could not be written), `pending` points
     still unwritten after `waited` seconds, `dropped` points lost, and what `writer` (a MetricWriter or
@@ -69,5 +70,5 @@ def report(
         warn_tracking("; ".join([f"could not record the end of {run}", *lost]), failure, logger=log,
                       stacklevel=stacklevel)
     else:
-        last = writer.errors[-1] if writer is not None and writer.errors else None
+        last = writer.errors[-1] if writer is not None and writer.errors else last_error
         warn_tracking(f"{run}: " + "; ".join(lost), last and f"last error: {last}", logger=log, stacklevel=stacklevel)
