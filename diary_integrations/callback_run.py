@@ -133,6 +133,7 @@ class CallbackRun:
         self._journaled_params = 0
         self._ended = False
         self._sigterm_entered = False
+        self._search_fold: Callable[[], int | None] | None = None
         self.finished_cleanly: Callable[[], bool] | None = None
         """Asked at interpreter exit when the program exits cleanly and the run was never ended: True when
         the training is known to have completed (LightGBM, which has no end callback, sets it)."""
@@ -191,6 +192,11 @@ class CallbackRun:
         with self._lock:
             if self._opener is not None or self._ended:
                 return
+            from .enclosing import search_fold_parent
+
+            # A fit inside a tracked scikit-learn search's fold nests under that candidate's child: asked
+            # here, on the training thread, answered on the opening thread.
+            self._search_fold = search_fold_parent() if self._root is self else None
             self._opener = threading.Thread(target=self._open_in_background, name="diary-open-run", daemon=True)
             if self._root is self:
                 # From now until the end, exit ends this run truthfully; SIGTERM unwinds as KILLED.
@@ -251,6 +257,8 @@ class CallbackRun:
 
             self.experiment_id = experiment_for(tracker, self._project, self._experiment)
             parent_id = self._parent_iteration_id
+            if parent_id is None and self._search_fold is not None:
+                parent_id = self._search_fold()
             if parent_id is None:
                 parent_id = enclosing_parent_iteration_id(tracker)
         iteration_id, _ = tracker.create_iteration(
