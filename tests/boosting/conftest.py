@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+# Keras 3 with the torch backend already installed here (no TensorFlow); set before any test imports it,
+# and inherited by the training scripts the tests start.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """A boosting training in a process of its own, for the tests that need a real process end: argv is
-LIBRARY (xgboost|lightgbm) URI HOW (raise: the custom objective raises at round 10; sleep: slow rounds,
+LIBRARY (xgboost|lightgbm|keras) URI HOW (raise: the custom objective raises at round 10; sleep: slow rounds,
 for a SIGTERM). Prints ITERATION <id> once the run is open and ROUND <n> after each round."""
 
 from __future__ import annotations
@@ -44,6 +44,27 @@ if library == "xgboost":
     xgb.train({"max_depth": 2, "eval_metric": "logloss", "nthread": 1}, dtrain, 1000, evals=[(dtrain, "train")],
               obj=lambda predt, d: objective_grad_hess(predt, d.get_label()), callbacks=[cb, Progress()],
               verbose_eval=False)
+elif library == "keras":
+    import keras
+
+    from diary_integrations.keras import DiaryCallback
+
+    class RaiseAtEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            if epoch == 0:
+                print("ITERATION", cb.iteration_id, flush=True)
+            if how == "raise" and epoch == 10:
+                raise ValueError("custom objective blew up at round 10")
+            if how == "sleep":
+                time.sleep(0.05)
+
+        def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            print("ROUND", epoch, flush=True)
+
+    cb = DiaryCallback("P", "boosting", uri=uri, flush_interval=0.2, sidecar=False, log_every_n_batches=0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.fit(X, y, epochs=1000, batch_size=300, verbose=0, callbacks=[cb, RaiseAtEpoch()])
 else:
     import lightgbm as lgb
 
