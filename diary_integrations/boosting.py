@@ -63,6 +63,56 @@ def round_metrics(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+class TrackedCallback:
+    """The part every framework's DiaryCallback shares (a mixin, first among its bases): the arguments
+    (as `CallbackRun`'s; `params` adds your own parameters), `run` (the newest training's), and what a
+    deep copy keeps (settings, not a live run: scikit-learn's `clone` deep-copies estimators' callbacks)."""
+
+    def __init__(
+        self,
+        project: str | int,
+        experiment: str | int,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        parent_iteration_id: int | None = None,
+        name: str = "",
+        notes: str = "",
+        params: Mapping[str, Any] | None = None,
+        log_model: bool = False,
+        register_as: str | None = None,
+        sidecar: bool = True,
+        tracker: Any = None,
+        flush_interval: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self._settings = RunSettings(project, experiment, uri, params, parent_iteration_id=parent_iteration_id,
+                                     name=name, notes=notes, log_model=log_model, register_as=register_as,
+                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval)
+        self.run: CallbackRun | None = None
+        self._guard = Guarded()
+
+    PER_TRAINING: dict[str, Any] = {"run": None}  # what a copy starts without (a subclass adds its own)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update({k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in self.PER_TRAINING.items()})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def iteration_id(self) -> int | None:
+        """The iteration of the newest training (the driver of a cross-validation); waits for it to open."""
+        return None if self.run is None else self.run.open()
+
+    def _new_run(self) -> CallbackRun:
+        """A training begins: the previous one, if it never ended, is FAILED; a fresh run starts."""
+        end_abandoned(self.run)
+        self.run = self._settings.new_run()
+        return self.run
+
+
 class Guarded:
     """Tracking never breaks training: a callback body that fails (a tracker refusing a value) is
     reported once as a warning and the training goes on."""

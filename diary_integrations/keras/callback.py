@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import keras
 
-from ..boosting import Guarded, RunSettings, end_abandoned
+from ..boosting import TrackedCallback
 from ..callback_run import CallbackRun
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
@@ -24,51 +23,25 @@ def _number(value: Any) -> float | None:
         return None
 
 
-class DiaryCallback(keras.callbacks.Callback):
+class DiaryCallback(TrackedCallback, keras.callbacks.Callback):
     """Records each `fit` it is passed to as one run. Arguments as `CallbackRun`'s; `params` adds your
     own parameters; `log_every_n_batches` (0: none) sets how often batch-level metrics are recorded."""
 
-    def __init__(
-        self,
-        project: str | int,
-        experiment: str | int,
-        uri: str | os.PathLike[str] | None = None,
-        *,
-        parent_iteration_id: int | None = None,
-        name: str = "",
-        notes: str = "",
-        params: Mapping[str, Any] | None = None,
-        log_every_n_batches: int = 50,
-        log_model: bool = False,
-        register_as: str | None = None,
-        sidecar: bool = True,
-        tracker: Any = None,
-        flush_interval: float = 1.0,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *args: Any, log_every_n_batches: int = 50, **kwargs: Any) -> None:
         if not (isinstance(log_every_n_batches, int) and not isinstance(log_every_n_batches, bool)
                 and log_every_n_batches >= 0):
             raise Unprocessable(f"log_every_n_batches must be a non-negative integer, got {log_every_n_batches!r}",
                                 field="log_every_n_batches")
-        self._settings = RunSettings(project, experiment, uri, params, parent_iteration_id=parent_iteration_id,
-                                     name=name, notes=notes, log_model=log_model, register_as=register_as,
-                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval)
+        super().__init__(*args, **kwargs)
         self._every = log_every_n_batches
-        self.run: CallbackRun | None = None
         self._batches = 0  # batches seen in this fit, over all epochs: the batch series' step
         self._nan_batch: int | None = None
-        self._guard = Guarded()
-
-    @property
-    def iteration_id(self) -> int | None:
-        """The iteration of the newest `fit`."""
-        return None if self.run is None else self.run.open()
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        end_abandoned(self.run)
-        self.run, self._batches, self._nan_batch = self._settings.new_run(), 0, None
+        run = self._new_run()
+        self._batches, self._nan_batch = 0, None
         try:
-            self.run.log_params(self._parameters())
+            run.log_params(self._parameters())
         except Exception as error:  # noqa: BLE001 - tracking never breaks training
             self._guard.warn("recording the parameters", error)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping
 from typing import Any
 
-from ..boosting import Guarded, RunSettings, end_abandoned
+from ..boosting import TrackedCallback
 from ..callback_run import CallbackRun
 from .training_end import Watcher, completed
 
@@ -31,47 +29,18 @@ def round_metrics(results: Any) -> dict[str, float]:
     return out
 
 
-class DiaryCallback:
+class DiaryCallback(TrackedCallback):
     """Records each LightGBM training it takes part in as one run (a cross-validation as a driver with a
     child per fold). Arguments as `CallbackRun`'s; `params` adds your own parameters to LightGBM's."""
 
     order = ORDER
     before_iteration = False
+    PER_TRAINING: dict[str, Any] = {"run": None, "_folds": [], "_model": None}
 
-    def __init__(
-        self,
-        project: str | int,
-        experiment: str | int,
-        uri: str | os.PathLike[str] | None = None,
-        *,
-        parent_iteration_id: int | None = None,
-        name: str = "",
-        notes: str = "",
-        params: Mapping[str, Any] | None = None,
-        log_model: bool = False,
-        register_as: str | None = None,
-        sidecar: bool = True,
-        tracker: Any = None,
-        flush_interval: float = 1.0,
-    ) -> None:
-        self._settings = RunSettings(project, experiment, uri, params, parent_iteration_id=parent_iteration_id,
-                                     name=name, notes=notes, log_model=log_model, register_as=register_as,
-                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval)
-        self.run: CallbackRun | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._folds: list[CallbackRun] = []
         self._model: Any = None
-        self._guard = Guarded()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # scikit-learn's clone deep-copies the estimator's parameters: a copy keeps settings, not a run.
-        state = dict(self.__dict__)
-        state.update(run=None, _folds=[], _model=None)
-        return state
-
-    @property
-    def iteration_id(self) -> int | None:
-        """The iteration of the newest training (the driver of a cross-validation)."""
-        return None if self.run is None else self.run.open()
 
     @property
     def fold_iteration_ids(self) -> list[int]:
@@ -96,8 +65,7 @@ class DiaryCallback:
             self._end(env.model, last=env.evaluation_result_list)
 
     def _begin(self, env: Any, training_frame: Any) -> None:
-        end_abandoned(self.run)
-        run = self.run = self._settings.new_run()
+        run = self._new_run()
         model = self._model = env.model
         initial = getattr(model, "best_score", None)
         run.finished_cleanly = lambda: completed(model, initial)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import xgboost
 
-from ..boosting import Guarded, RunSettings, end_abandoned, round_metrics
+from ..boosting import TrackedCallback, round_metrics
 from ..callback_run import CallbackRun
 
 # The learner's configuration sections that are the booster's parameters (the rest is bookkeeping).
@@ -51,46 +50,17 @@ def _fold_metrics(text: str) -> dict[str, float]:
     return out
 
 
-class DiaryCallback(xgboost.callback.TrainingCallback):
+class DiaryCallback(TrackedCallback, xgboost.callback.TrainingCallback):
     """Records each training it takes part in as one run (a cross-validation as a driver with a child per
     fold). Arguments as `CallbackRun`'s; `params` adds your own parameters to the booster's."""
 
-    def __init__(
-        self,
-        project: str | int,
-        experiment: str | int,
-        uri: str | os.PathLike[str] | None = None,
-        *,
-        parent_iteration_id: int | None = None,
-        name: str = "",
-        notes: str = "",
-        params: Mapping[str, Any] | None = None,
-        log_model: bool = False,
-        register_as: str | None = None,
-        sidecar: bool = True,
-        tracker: Any = None,
-        flush_interval: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self._settings = RunSettings(project, experiment, uri, params, parent_iteration_id=parent_iteration_id,
-                                     name=name, notes=notes, log_model=log_model, register_as=register_as,
-                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval)
-        self.run: CallbackRun | None = None
+    PER_TRAINING: dict[str, Any] = {"run": None, "_folds": [], "_logged": -1, "_evals": {}}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._folds: list[CallbackRun] = []
-        self._guard = Guarded()
         self._logged = -1  # the last round recorded
         self._evals: Mapping[str, Any] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        # scikit-learn's clone deep-copies estimators' callbacks: a copy keeps the settings, not the run.
-        state = dict(self.__dict__)
-        state.update(run=None, _folds=[], _logged=-1, _evals={})
-        return state
-
-    @property
-    def iteration_id(self) -> int | None:
-        """The iteration of the newest training (the driver of a cross-validation)."""
-        return None if self.run is None else self.run.open()
 
     @property
     def fold_iteration_ids(self) -> list[int]:
@@ -98,15 +68,15 @@ class DiaryCallback(xgboost.callback.TrainingCallback):
         return [fold.open() for fold in self._folds]
 
     def before_training(self, model: Any) -> Any:
-        end_abandoned(self.run)
-        self.run, self._folds, self._logged, self._evals = self._settings.new_run(), [], -1, {}
+        run = self._new_run()
+        self._folds, self._logged, self._evals = [], -1, {}
         try:
             folds = getattr(model, "cvfolds", None)
             if folds is not None:  # xgb.cv: a _PackedBooster over one CVPack per fold
-                self._folds = [self.run.child(f"fold {k}") for k in range(len(folds))]
-                self.run.log_params({**booster_parameters(folds[0].bst), "nfold": len(folds)})
+                self._folds = [run.child(f"fold {k}") for k in range(len(folds))]
+                run.log_params({**booster_parameters(folds[0].bst), "nfold": len(folds)})
             else:
-                self.run.log_params(booster_parameters(model))
+                run.log_params(booster_parameters(model))
         except Exception as error:  # noqa: BLE001
             self._guard.warn("recording the booster's parameters", error)
         return model
