@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -190,5 +189,4 @@ def test_bad_metrics_raise_on_the_training_thread_and_write_nothing(sqlite_url):
     with pytest.raises(Unprocessable):
         run.log_params(["not", "a", "mapping"])  # type: ignore[arg-type]
     run.end()
-    assert run.iteration_id is None
-    time.sleep(0)
+    assert run.iteration_id is None  # nothing was opened, nothing written
