@@ -32,9 +32,9 @@ def _cpu() -> float:
 
 
 def _run(library: str, tracker: str, rounds: int) -> float:
-    """Seconds for the whole process (interpreter, imports, fit, exit); its CPU seconds (with the
-    processes it waited for, such as the sidecar) are kept for the CPU case, which a loaded machine
-    distorts far less than wall time."""
+    """Seconds for the whole process (interpreter, imports, fit, exit); its CPU seconds are kept for the
+    CPU case, which a loaded machine distorts far less than wall time. The sidecar is not waited for
+    (it leaves on its own once the training process has gone), so its CPU is not counted there."""
     directory = tempfile.mkdtemp(prefix=f"diary-bench-{library}-")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "benchmarks.boosting_run", library, tracker, directory, str(rounds)]
@@ -85,8 +85,9 @@ def _cpu_case(library: str, quick: bool) -> Case:
     by_name = {name: tracker for tracker, name in NAMES.items()}
     wall.variants = {name: recorded(by_name[name], run) for name, run in wall.variants.items()}
     wall.name = f"{library}: CPU seconds of the same fresh processes"
-    wall.description = ("User + system CPU seconds of each run above (the sidecar included), which other "
-                        "work on the machine changes far less than wall time.")
+    wall.description = ("User + system CPU seconds of each training process above, which other work on the "
+                        "machine changes far less than wall time. Not counted: DiaryCallback's sidecar process "
+                        "(SQLAlchemy and the writes, on another core) and W&B's service process.")
     return wall
 
 
