@@ -113,7 +113,7 @@ def test_through_a_server_killed_and_restarted_mid_training(tmp_path, data):
                     cb.run.open()  # the run exists before the server goes away
                     server.kill()
                 if epoch == 30:
-                    server.start()
+                    server.start(timeout=300)  # a loaded machine can take long to start a server
                 return False
 
         cb = DiaryCallback("P", "xgb", uri=server.url, flush_interval=0.1)
