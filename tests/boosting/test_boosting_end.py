@@ -30,9 +30,12 @@ def read_iteration(out: str) -> int:
     return iteration_id
 
 
-@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "keras"])
-def test_a_training_that_raises_ends_failed_with_its_text(tmp_path, library):
-    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+@pytest.mark.parametrize("library, where", [
+    ("xgboost", "sqlite"), ("lightgbm", "sqlite"), ("keras", "sqlite"),
+    ("xgboost", "server"),  # the end at exit through a `diary server`, as the journal-first client sends it
+])
+def test_a_training_that_raises_ends_failed_with_its_text(tmp_path, library, where, request):
+    uri = request.getfixturevalue("server_url") if where == "server" else f"sqlite:///{tmp_path / 'runs.db'}"
     process = start(library, uri, "raise", tmp_path)
     out, err = process.communicate(timeout=180)
     assert process.returncode == 1 and "custom objective blew up at round 10" in err, err[-3000:]
