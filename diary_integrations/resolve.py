@@ -9,6 +9,18 @@ from .connection import check_uri, resolve_uri
 from .tracker.errors import Unprocessable
 
 
+def check_name_or_id(value: Any, field: str, *, names: bool = True) -> None:
+    """A project or experiment given by name (non-empty) or by positive id; an id only when not `names`."""
+    if names and isinstance(value, str):
+        if not value.strip():
+            raise Unprocessable(f"{field} must not be empty", field=field)
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return
+    rule = "a name or a positive integer id" if names else "a positive integer id"
+    raise Unprocessable(f"{field} must be {rule}, got {value!r}", field=field)
+
+
 def uri_argument(uri: object) -> str | None:
     """An integration's `uri` argument as text: None, a string or a path; anything else is refused."""
     if uri is not None and not isinstance(uri, (str, os.PathLike)):

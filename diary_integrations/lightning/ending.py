@@ -4,20 +4,14 @@ TrackingWarning says what could not be recorded."""
 
 from __future__ import annotations
 
-import atexit
 import logging
-import multiprocessing
 import os
-import sys
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .. import distributed
-from ..reporting import warn_tracking
+from .. import distributed, exit_hooks, losses
 from ..sidecar import SidecarTracker
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import Heartbeat
-from ..writer import flush_all
 from . import checkpoints
 
 if TYPE_CHECKING:
@@ -69,7 +63,7 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
     # Whether or not it could be written, this call decided the status: exit must not end it again
     # (cleared only now, since reopening above marks the run unfinished).
     lg._unfinished_pid = None
-    _unfinished.discard(lg)
+    exit_hooks.release(lg)
     if lg._tracker is not None:
         # The heartbeat thread ends with the last iteration it beats for: not left running past here.
         Heartbeat.of(lg._tracker).join_idle()
@@ -86,53 +80,11 @@ def superseded(lg: DiaryLogger, iteration_id: int) -> bool:
 
 
 def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> None:
-    """One TrackingWarning for what this run's end could not record: the status, and how many
-    metric points were lost (refused, or given up on after the retries) or still unwritten."""
+    """One TrackingWarning for what this run's end could not record (losses.py)."""
     dropped = lg.dropped - lg._reported_dropped
     lg._reported_dropped = lg.dropped
-    # Points journaled in an outage and delivered once the server answered again are not reported.
-    journaled = lg._writer.journaled if lg._writer is not None else 0
-    kept = getattr(failure, "journal", None)
-    if kept is not None or journaled:
-        # The server is unreachable: nothing is lost, it waits in the journal. One warning says where.
-        files = set(lg._writer.journals) if lg._writer is not None and journaled else set()
-        if kept is not None:
-            files.add(kept)
-        what = []
-        if journaled:
-            what.append(f"{journaled} metric point{'s' if journaled != 1 else ''}")
-        if kept is not None and lg._journaled_params:
-            # They wait in the same file, ahead of the end (a delivered end replayed them first).
-            what.append(f"{lg._journaled_params} hyperparameter{'s' if lg._journaled_params != 1 else ''}")
-        if kept is not None:
-            what.append("the end of the run")
-        lost_now = []
-        if dropped:
-            lost_now.append(f"; {dropped} metric point{'s' if dropped != 1 else ''} could not be written")
-        plural = len(what) > 1 or journaled > 1
-        warn_tracking(
-            f"iteration {lg._run_id}: {' and '.join(what)} could not reach the server and "
-            f"{'are' if plural else 'is'} kept in the local journal {', '.join(map(str, sorted(files)))}; "
-            f"`diary sync` sends {'them' if plural else 'it'} (exactly once)" + "".join(lost_now),
-            logger=log,
-            stacklevel=4,
-        )
-        if kept is not None or not (failure or pending):
-            return
-    lost = []
-    if dropped:
-        lost.append(f"{dropped} metric point{'s' if dropped != 1 else ''} could not be written")
-    if pending:
-        lost.append(f"{pending} metric point{'s' if pending != 1 else ''} still unwritten after {CLOSE_TIMEOUT:g} s")
-    if failure is None and not lost:
-        return
-    run = f"iteration {lg._run_id}"
-    if failure is not None:
-        what = f"could not record the end of {run}"
-        warn_tracking("; ".join([what, *lost]), failure, logger=log, stacklevel=4)
-    else:
-        last = lg._writer.errors[-1] if lg._writer is not None and lg._writer.errors else None
-        warn_tracking(f"{run}: " + "; ".join(lost), last and f"last error: {last}", logger=log, stacklevel=4)
+    losses.report(lg._run_id, lg._writer, failure, pending, dropped=dropped,
+                  journaled_params=lg._journaled_params, waited=CLOSE_TIMEOUT, stacklevel=5)
 
 
 def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
@@ -198,54 +150,13 @@ def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
             lg._ended_ok.add(lg._run_id)
 
 
-# Loggers holding iterations that no finalize has ended yet, ended at interpreter exit.
-_unfinished: set[DiaryLogger] = set()
-_uncaught: list[BaseException] = []  # the exception the process is exiting with, if any
-_hooks_lock = threading.Lock()
-_hooks_installed = False
-
-
-def install_exit_hooks() -> None:
-    """Hook `sys.excepthook` (chaining to the hook it replaces) and register the exit handler, once."""
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        _hooks_installed = True
-        previous = sys.excepthook
-
-        def record_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-            # At a REPL an error does not end the process: exiting later is not a failure.
-            if not hasattr(sys, "ps1") and not sys.flags.interactive:
-                _uncaught.append(value)
-            previous(kind, value, tb)
-
-        sys.excepthook = record_uncaught
-        # Registered after writer.py's flush-at-exit, so it runs before it (atexit is last-in, first-out).
-        atexit.register(_end_unfinished)
-
-
-def _end_unfinished() -> None:
-    """Interpreter exit: a run no finalize ended (logging without a Trainer, or an error before `fit`)
-    ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left RUNNING it
-    would later be reaped as KILLED "heartbeat lost", which is false. Only the process that opened
-    the iterations ends them (never a forked copy or a multiprocessing worker), by `finalize`'s rules."""
-    if multiprocessing.parent_process() is not None:
-        # A multiprocessing worker (ddp_spawn's ranks, mp.spawn): its target's exception was caught by
-        # the worker's bootstrap, so no hook saw it and "SUCCEEDED" could be false. Its launcher ends
-        # what the worker left (conclude_launcher), as it always has.
-        return
-    exc = _uncaught[-1] if _uncaught else None
-    # Every writer first (an unpickled copy of a logger has its own), so no point of a run arrives after
-    # its end and is refused. The loggers ended below report their own journaled points.
-    flush_all(quiet=[lg._writer for lg in _unfinished if lg._writer is not None])
-    for logger in list(_unfinished):
-        if logger._unfinished_pid != os.getpid():
-            continue
-        try:
-            conclude(logger, exc)
-        except Exception as error:  # noqa: BLE001 - exit must go on
-            log.error("diary: could not end iteration %s at exit: %s", logger._run_id, error)
+def end_at_exit(lg: DiaryLogger, exc: BaseException | None) -> None:
+    """Interpreter exit (exit_hooks.py): a run no finalize ended (logging without a Trainer, or an error
+    before `fit`) ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left
+    RUNNING it would later be reaped as KILLED "heartbeat lost", which is false. Only the process that
+    opened the iterations ends them (never a forked copy), by `finalize`'s rules."""
+    if lg._unfinished_pid == os.getpid():
+        conclude(lg, exc)
 
 
 def pickled_for_a_new_process() -> bool:

@@ -12,7 +12,7 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from .. import distributed
+from .. import distributed, exit_hooks
 from ..reporting import TrackingWarning
 from ..tracker.validation import check_step
 from . import checkpoints, ending, opening, process_state, ranks
@@ -289,5 +289,4 @@ class DiaryLogger(Logger):
     def _mark_unfinished(self) -> None:
         """This process now holds a RUNNING iteration: if no finalize ends it, interpreter exit does."""
         self._unfinished_pid = os.getpid()
-        ending._unfinished.add(self)
-        ending.install_exit_hooks()
+        exit_hooks.hold(self, lambda exc: ending.end_at_exit(self, exc), lambda: self._writer)

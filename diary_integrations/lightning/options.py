@@ -6,19 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..resolve import check_name_or_id
 from ..tracker.errors import Unprocessable
 from .resume import check_version
-
-
-def check_name_or_id(value: Any, field: str, *, names: bool = True) -> None:
-    if names and isinstance(value, str):
-        if not value.strip():
-            raise Unprocessable(f"{field} must not be empty", field=field)
-        return
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return
-    rule = "a name or a positive integer id" if names else "a positive integer id"
-    raise Unprocessable(f"{field} must be {rule}, got {value!r}", field=field)
 
 
 def check_options(

@@ -1,42 +1,20 @@
-"""Hyperparameters and metric values as the tracker stores them, and writing a run's hyperparameters."""
+"""Lightning's hyperparameters as the tracker stores them (Lightning's own conversion and sanitising over
+the shared flattening in `diary_integrations.params`), and writing a run's hyperparameters."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import logging
-import numbers
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..reporting import warn_tracking
-from ..tracker.errors import Conflict, TransportError, Unprocessable
-from ..tracker.validation import MAX_PARAMETER_VALUE, check_metric_value, format_parameter_value
+from ..params import flatten_hyperparameters, parameter_value, to_float, write_parameters_once
+from ..tracker.errors import Unprocessable
 from ._compat import _convert_params, _sanitize_params
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
 
-log = logging.getLogger("diary_integrations")
-
-_PLAIN = (bool, int, float, str)
-
-
-def to_float(key: str, value: Any) -> float:
-    """A metric value as a float: numbers, and one-element tensors or numpy scalars (via `.item()`)."""
-    if type(value) is int:
-        return float(value)
-    item = getattr(value, "item", None)
-    if item is not None and not isinstance(value, (str, bytes)):
-        try:
-            value = item()
-        except (ValueError, RuntimeError):
-            raise Unprocessable(
-                f"metrics[{key!r}] must be a single number, got a {type(value).__name__} of several values",
-                field=f"metrics[{key!r}]",
-            ) from None
-    return check_metric_value(value, f"metrics[{key!r}]")
+__all__ = ["flatten_hyperparameters", "hyperparameters", "parameter_value", "to_float", "write_parameters"]
 
 
 def hyperparameters(params: Mapping[str, Any] | Namespace | None) -> dict[str, Any]:
@@ -51,92 +29,9 @@ def hyperparameters(params: Mapping[str, Any] | Namespace | None) -> dict[str, A
     return _sanitize_params(flat)
 
 
-def flatten_hyperparameters(params: Mapping[str, Any] | Namespace | None, sep: str = "/") -> dict[str, Any]:
-    """Nested dicts, Namespaces, dataclasses and lists of dicts as one flat dict with "/"-joined keys.
-    Leaves stay numbers, strings, bools or None; numpy scalars become their Python value, and anything
-    else (a complex number, an array) its text; callables are named, never called."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Namespace):
-            value = vars(value)
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        if isinstance(value, Mapping):
-            if not value and prefix:
-                flat[prefix] = "{}"
-            for key, inner in value.items():
-                walk(f"{prefix}{sep}{key}" if prefix else str(key), inner)
-            return
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (Mapping, Namespace)) for v in value):
-            for n, inner in enumerate(value):
-                walk(f"{prefix}{sep}{n}", inner)
-            return
-        flat[prefix] = parameter_value(value)
-
-    if params is None:
-        return flat
-    if not isinstance(params, (Mapping, Namespace)):
-        raise Unprocessable(
-            f"params must be a dict or an argparse.Namespace, got {type(params).__name__}", field="params"
-        )
-    walk("", params)
-    return flat
-
-
-def parameter_value(value: Any) -> Any:
-    """One leaf as the tracker can store it: None, bool, int, float or text."""
-    if value is None or isinstance(value, _PLAIN):
-        return value
-    if isinstance(value, enum.Enum):
-        return parameter_value(value.value)
-    size = getattr(value, "size", None)
-    if hasattr(value, "item") and (size == 1 or size == () or callable(size) and value.numel() == 1):
-        try:
-            item = value.item()  # a numpy scalar or one-element tensor
-        except (ValueError, RuntimeError):
-            item = None
-        # A complex (or other non-real) value has no number to store: its text, as Lightning does.
-        if item is not None and isinstance(item, _PLAIN):
-            return item
-    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Real):
-        return str(value)
-    if isinstance(value, type) or callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}".lstrip(".")
-    text = str(value)
-    # The text of an object describes it; past the parameter limit it is cut, and says so.
-    if len(text) > MAX_PARAMETER_VALUE:
-        text = text[: MAX_PARAMETER_VALUE - 20] + " ... (truncated)"
-    return text
-
-
 def write_parameters(lg: DiaryLogger, flat: dict[str, Any]) -> None:
     """Write a run's hyperparameters; those a later `fit` changed keep their first value, and say so."""
     if lg._ended_ok:
         lg._reopen()
-    tracker = lg.tracker
-    try:
-        tracker.log_parameters(lg._run_id, flat)
-        return
-    except TransportError as error:
-        if getattr(error, "journal", None) is None:
-            raise
-        # The server went away mid-run: the batch waits in the run's journal, which the writer's probe or
-        # the run's end sends first once it answers. The end reports it if it is still there.
-        lg._journaled_params += len(flat)
-        log.info("diary: iteration %s: %d hyperparameters kept in the local journal %s",
-                 lg._run_id, len(flat), error.journal)  # type: ignore[attr-defined]
-        return
-    except Conflict:
-        stored = {p.key: p.value for p in tracker.get_parameters(lg._run_id)}
-    fresh = {k: v for k, v in flat.items() if k not in stored}
-    # Compared as stored text (bools are `true`/`false`, lists JSON): an unchanged value is not a change.
-    changed = {k: v for k, v in flat.items() if k in stored and stored[k] != format_parameter_value(v, k)}
-    if fresh:
-        tracker.log_parameters(lg._run_id, fresh)
-    if changed:
-        text = ", ".join(f"{k}: {stored[k]} -> {format_parameter_value(v, k)}" for k, v in sorted(changed.items()))
-        record = tracker.get_iteration(lg._run_id)
-        line = f"a later fit changed hyperparameters, which keep their first values: {text}"
-        tracker.update_iteration(lg._run_id, notes=f"{record.notes}\n{line}" if record.notes else line)
-        warn_tracking(f"iteration {lg._run_id}: {line} (use a new DiaryLogger for a new configuration)", logger=log)
+    lg._journaled_params += write_parameters_once(
+        lg.tracker, lg._run_id, flat, advice="use a new DiaryLogger for a new configuration")  # type: ignore[arg-type]

@@ -25,8 +25,10 @@ import time
 import traceback as traceback_module
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from ..enclosing import set_search_fold
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import Heartbeat, describe_failure, is_kill
 from ..tracker.records import IterationEnding, NewIteration
@@ -51,6 +53,7 @@ from ._writer import (
 )
 
 LEAF = "candidate-split-evaluation"
+REFIT = "refit-with-best-params"
 HALVING_ITERATION = "halving-iteration"
 IDLE_SECONDS = 1.0  # stop waiting for worker events once none has arrived for this long
 BATCH_SECONDS = 0.25  # children asked for within this long are created in one call
@@ -229,6 +232,10 @@ class DiaryCallback:
             self._warn(context, f"could not start tracking {type(estimator).__name__}.fit", exc)
 
     def on_fit_task_begin(self, estimator: Any, context: Any) -> None:
+        if context.task_name == REFIT:  # a booster or Keras fit refitting the best nests under the driver
+            run = self._runs.get((context.root_uuid, _path(context)[:-1]))
+            set_search_fold(None if run is None else partial(lambda driver: driver, run.driver_id))
+            return
         if context.task_name != LEAF:
             return
         try:
@@ -237,6 +244,8 @@ class DiaryCallback:
             self._warn(context, "could not record a fold's start", exc)
 
     def on_fit_task_end(self, estimator: Any, context: Any) -> bool:
+        if context.task_name == REFIT:
+            set_search_fold(None)
         try:
             if context.task_name == LEAF:
                 exc = sys.exc_info()[1]  # set when the fold raises out of the search (error_score="raise")
@@ -515,6 +524,8 @@ class DiaryCallback:
         target = found[1]
         if isinstance(target, _Run):  # the process (and instance) that runs the search
             self._on_event(target, event)
+            # A booster or Keras fit inside this fold nests its run under the candidate's child.
+            set_search_fold(partial(_candidate_child, target, (it, cand)) if kind == "begin" else None)
         elif target is not None:  # a worker's copy: ship the event to the main process
             self._ship(target, estimator, event)
 
@@ -548,6 +559,18 @@ class DiaryCallback:
             if target is not None:
                 return target
         return None
+
+
+def _candidate_child(run: _Run, key: tuple[int, int], timeout: float = 60.0) -> int | None:
+    """The candidate's child once the recorder thread has created it (None if it never is: with
+    `max_children` children are picked at the end)."""
+    if not run.live:
+        return None
+    deadline = time.monotonic() + timeout
+    with run.cond:
+        while key not in run.children and not run.closed and time.monotonic() < deadline:
+            run.cond.wait(0.05)
+        return run.children.get(key)
 
 
 def _child_spec(grid: Any, it: int, cand: int) -> NewIteration:

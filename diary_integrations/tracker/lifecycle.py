@@ -191,6 +191,7 @@ class _SigtermAsExit:
     holding = 0
     pending: int | None = None
     previous: Any = None
+    delivered: Terminated | None = None  # the last SIGTERM turned into an exit (read at interpreter exit)
 
     @classmethod
     def enter(cls) -> None:
@@ -231,7 +232,29 @@ class _SigtermAsExit:
         if cls.holding:
             cls.pending = signum
             return
-        raise Terminated(signum)
+        cls.delivered = Terminated(signum)
+        raise cls.delivered
+
+
+def sigterm_as_exit() -> None:
+    """In the main thread, and only when nobody else handles SIGTERM: turn it into `Terminated` (a
+    SystemExit) until the matching `sigterm_restored`, so the program unwinds and its runs end KILLED."""
+    _SigtermAsExit.enter()
+
+
+def sigterm_restored() -> None:
+    """Undo one `sigterm_as_exit`; a SIGTERM that arrived while an end was written is delivered now."""
+    _SigtermAsExit.exit()
+
+
+def sigterm_held() -> Any:
+    """A context in which a SIGTERM waits until the last `sigterm_restored` (an end being written)."""
+    return _SigtermAsExit.held()
+
+
+def terminated_by_signal() -> Terminated | None:
+    """The SIGTERM turned into an exit in this process (see `sigterm_as_exit`), if one was."""
+    return _SigtermAsExit.delivered
 
 
 class IterationRun:
