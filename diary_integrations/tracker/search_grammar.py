@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Unprocessable
+from .validation import check_id
 
 METRIC, PARAM, TAG, ATTRIBUTE = "metric", "param", "tag", "attribute"
 _ENTITIES = {
@@ -45,6 +46,8 @@ _ENTITIES = {
 _NUMERIC_OPS = {"=", "!=", "<", "<=", ">", ">="}
 _STRING_OPS = {"=", "!=", "LIKE", "ILIKE"}
 MAX_FILTER_LENGTH = 10_000
+DEFAULT_MAX_RESULTS = 1000
+MAX_RESULTS = 10_000
 
 
 class FilterError(Unprocessable):
@@ -372,3 +375,43 @@ def decode_page_token(token: str | None) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise FilterError(f"Invalid page token {token[:50]!r}", field="page_token", token=token[:50])
     return offset
+
+
+# -- the other arguments of a search, checked alike by every transport ------------------------------------
+
+
+def checked_experiment_ids(experiment_ids: Any) -> list[int]:
+    """One id or a sequence of them (at least one, at most 1000)."""
+    if isinstance(experiment_ids, (list, tuple)):
+        ids = [check_id(i, "experiment_ids") for i in experiment_ids]
+    else:
+        ids = [check_id(experiment_ids, "experiment_ids")]
+    if not ids or len(ids) > 1000:
+        raise Unprocessable(f"experiment_ids must name 1 to 1000 experiments, got {len(ids)}", field="experiment_ids")
+    return list(dict.fromkeys(ids))
+
+
+def check_filter_text(text: Any) -> str:
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise Unprocessable(f"filter must be a string, got {type(text).__name__}", field="filter")
+    return text
+
+
+def checked_order_by(order_by: Any) -> list[str]:
+    if order_by is None:
+        return []
+    if isinstance(order_by, str):
+        return [order_by]
+    if not isinstance(order_by, (list, tuple)) or len(order_by) > 20:
+        raise Unprocessable("order_by must be a list of at most 20 strings", field="order_by")
+    return list(order_by)
+
+
+def check_max_results(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RESULTS:
+        raise Unprocessable(
+            f"max_results must be an integer from 1 to {MAX_RESULTS}, got {value!r}", field="max_results"
+        )
+    return value

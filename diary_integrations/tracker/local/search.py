@@ -23,24 +23,26 @@ from ..errors import Unprocessable
 from ..records import IterationPage
 from ..search_grammar import (
     ATTRIBUTE,
+    DEFAULT_MAX_RESULTS,
     ITERATIONS,
     METRIC,
     PARAM,
     Comparison,
     Key,
     Order,
+    check_filter_text,
+    check_max_results,
+    checked_experiment_ids,
+    checked_order_by,
     decode_page_token,
     encode_page_token,
     parse_filter,
     parse_order_by,
 )
 from ..statements import can_hold
-from ..validation import check_id
 from .base import TrackerBase, _iteration
 from .iterations import _RUNNING_HERE, _watched
 
-DEFAULT_MAX_RESULTS = 1000
-MAX_RESULTS = 10_000
 _TEXT_ATTRIBUTES = {"name", "notes", "error_message"}
 it = t.iterations
 
@@ -87,43 +89,6 @@ class SearchMixin(TrackerBase):
                 owners.update((row[0], row[1]) for row in conn.execute(_RUNNING_HERE, here))
         if owners:
             self._settled([], owners)  # type: ignore[attr-defined]
-
-
-def checked_experiment_ids(experiment_ids: Any) -> list[int]:
-    """One id or a sequence of them (at least one, at most 1000)."""
-    if isinstance(experiment_ids, (list, tuple)):
-        ids = [check_id(i, "experiment_ids") for i in experiment_ids]
-    else:
-        ids = [check_id(experiment_ids, "experiment_ids")]
-    if not ids or len(ids) > 1000:
-        raise Unprocessable(f"experiment_ids must name 1 to 1000 experiments, got {len(ids)}", field="experiment_ids")
-    return list(dict.fromkeys(ids))
-
-
-def check_filter_text(text: Any) -> str:
-    if text is None:
-        return ""
-    if not isinstance(text, str):
-        raise Unprocessable(f"filter must be a string, got {type(text).__name__}", field="filter")
-    return text
-
-
-def checked_order_by(order_by: Any) -> list[str]:
-    if order_by is None:
-        return []
-    if isinstance(order_by, str):
-        return [order_by]
-    if not isinstance(order_by, (list, tuple)) or len(order_by) > 20:
-        raise Unprocessable("order_by must be a list of at most 20 strings", field="order_by")
-    return list(order_by)
-
-
-def check_max_results(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RESULTS:
-        raise Unprocessable(
-            f"max_results must be an integer from 1 to {MAX_RESULTS}, got {value!r}", field="max_results"
-        )
-    return value
 
 
 # -- compiling -------------------------------------------------------------------------------------------
