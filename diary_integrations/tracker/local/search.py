@@ -10,11 +10,12 @@ dialect's own form is chosen, so both give the grammar's meaning (the one `match
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, literal, or_, select
 
 from .. import liveness
 from .. import schema as t
@@ -70,7 +71,7 @@ class SearchMixin(TrackerBase):
         self._settle_dead_runs(ids)
         stmt = _statement(ids, comparisons, orders, self.engine.dialect.name)
         with self._read() as conn:
-            rows = [_iteration(r) for r in conn.execute(stmt.offset(offset).limit(limit + 1))]
+            rows = [_iteration(r) for r in conn.execute(stmt.offset(offset).limit(limit + 1), {"experiments": ids})]
             found, more = rows[:limit], len(rows) > limit
             watched = _watched(conn, found)  # type: ignore[arg-type]
         if watched:  # a run that died since the statement began is shown as it now is
@@ -99,10 +100,10 @@ def _statement(ids: list[int], comparisons: list[Comparison], orders: list[Order
     depth = None
     stmt = select(it)
     if Key(ATTRIBUTE, "depth") in keys:
-        tree = _tree(ids)
+        tree = _tree()
         stmt = stmt.join(tree, tree.c.id == it.c.id)
         depth = tree.c.depth
-    stmt = stmt.where(it.c.experiment_id.in_(ids) if len(ids) > 1 else it.c.experiment_id == ids[0])
+    stmt = stmt.where(it.c.experiment_id.in_(bindparam("experiments", expanding=True)))
     for comparison in comparisons:
         stmt = stmt.where(_condition(comparison, dialect, depth))
     order = []
@@ -114,10 +115,12 @@ def _statement(ids: list[int], comparisons: list[Comparison], orders: list[Order
     return stmt.order_by(*order, it.c.id)
 
 
-def _tree(ids: list[int]) -> Any:
-    """(id, depth) of every iteration of these experiments: roots at 0, each child one below its parent."""
+@functools.cache
+def _tree() -> Any:
+    """(id, depth) of every iteration of the searched experiments: roots at 0, each child one below its
+    parent. Built once (building statements costs more than SQLite takes to run them); the ids are bound."""
     roots = select(it.c.id, literal(0).label("depth")).where(
-        it.c.experiment_id.in_(ids), it.c.parent_iteration_id.is_(None)
+        it.c.experiment_id.in_(bindparam("experiments", expanding=True)), it.c.parent_iteration_id.is_(None)
     )
     tree = roots.cte("iteration_tree", recursive=True)
     child = it.alias("child")
@@ -130,6 +133,14 @@ def _is_text(key: Key) -> bool:
 
 def _value(key: Key, dialect: str, depth: Any) -> Any:
     """The SQL expression of an iteration's value for `key` (NULL when it has none)."""
+    if key == Key(ATTRIBUTE, "depth"):
+        return depth
+    return _stored_value(key, dialect)
+
+
+@functools.lru_cache(maxsize=512)
+def _stored_value(key: Key, dialect: str) -> Any:
+    """`_value` of every key but depth, built once per key."""
     if key.entity == METRIC:
         m = t.metrics.alias("m")
         # The value at the highest step, the newest point there (as get_latest_metrics); NaN is stored NULL.
@@ -157,11 +168,10 @@ def _value(key: Key, dialect: str, depth: Any) -> Any:
     if name == "is_leaf":
         child = it.alias("leaf_child")
         return case((exists().where(child.c.parent_iteration_id == it.c.id), 0), else_=1)
-    if name == "depth":
-        return depth
     raise Unprocessable(f"attribute {name!r} cannot be searched", field="filter")
 
 
+@functools.lru_cache(maxsize=512)
 def _tag(key: str) -> tuple[Any, Any, Any]:
     """diary's tags are labels: `key=value` reads as tag `key` with that value, a label without `=` as
     tag `label` with the value ''. Returns the link joined to its tag, the value expression, and the
