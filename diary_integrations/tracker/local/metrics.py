@@ -155,8 +155,9 @@ class MetricsMixin(TrackerBase):
         )
         out: dict[int, dict[str, float]] = {i: {} for i in ids}
         with self._read() as conn:
-            for row in conn.execute(select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))):
-                out[row.iteration_id][row.key] = row.value
+            newest = select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))
+            for iteration_id, key, value in conn.execute(newest).all():
+                out[iteration_id][key] = value
         return out
 
     def get_best_child_iteration(
@@ -208,8 +209,9 @@ class MetricsMixin(TrackerBase):
         with self._read() as conn:
             for chunk in _chunks([i for i in ids if can_hold(p.c.iteration_id, i)]):
                 stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
-                for row in conn.execute(stmt):
-                    out[row.iteration_id][row.key] = row.value
+                # Fetched whole and unpacked as tuples: a sweep frame reads 10,000 iterations' parameters.
+                for iteration_id, key, value in conn.execute(stmt).all():
+                    out[iteration_id][key] = value
         return out
 
     def get_metric_series(
