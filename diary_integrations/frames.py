@@ -6,8 +6,8 @@ as one, else text) and `metrics.<key>` for each metric's latest value. With `his
 answer is instead a long frame of those series: `id`, `key`, `step`, `value`.
 
 Rows come from batched reads (`get_parameter_values`, `get_latest_metrics`, `get_metric_series`), a
-fixed number of calls however many iterations there are. pandas is the `[pandas]` extra (polars too, with
-`backend="polars"`); neither is imported until a frame is asked for.
+fixed number of calls however many iterations there are. pandas is the `[pandas]` extra (polars the `[polars]`
+extra, for `backend="polars"`); neither is imported until a frame is asked for.
 """
 
 from __future__ import annotations
@@ -30,10 +30,7 @@ def _library(backend: str) -> Any:
     try:
         return importlib.import_module(backend)
     except ImportError:
-        raise ImportError(
-            f"frames need {backend}: pip install 'diary-integrations[pandas]'"
-            + (" polars" if backend == "polars" else "")
-        ) from None
+        raise ImportError(f"frames need {backend}: pip install 'diary-integrations[{backend}]'") from None
 
 
 def _tracker(tracker: Any) -> Any:
