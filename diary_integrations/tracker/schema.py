@@ -191,6 +191,9 @@ iterations = _table(
     CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
     # The reaper looks for RUNNING rows with an old heartbeat.
     Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
+    # A sweep's children in one status (the best child among the SUCCEEDED ones), from the index alone
+    # (migration 0010).
+    Index("ix_iteration_parent_status", "parent_iteration_id", "status"),
 )
 
 # The process that runs an iteration, for embedded liveness: on the same host, a reader that finds no

@@ -111,7 +111,8 @@ def _statement(ids: list[int], comparisons: list[Comparison], orders: list[Order
         value = _value(item.key, dialect, depth)
         if item.key.entity != METRIC and _is_text(item.key) and dialect == "postgresql":
             value = value.collate("C")  # code-point order, as SQLite's BINARY and Python's str
-        order += [value.is_(None), value.asc() if item.ascending else value.desc()]
+        # NULLS LAST rather than a `value IS NULL` key first: each key's subquery is evaluated once per row.
+        order.append((value.asc() if item.ascending else value.desc()).nulls_last())
     return stmt.order_by(*order, it.c.id)
 
 
