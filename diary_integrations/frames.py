@@ -17,8 +17,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .listing import searched
 from .tracker.records import Iteration
-from .tracker.search_grammar import MAX_RESULTS
 
 BACKENDS = ("pandas", "polars")
 FIXED_COLUMNS = ("id", "name", "status", "error", "parent", "created", "duration")
@@ -140,15 +140,8 @@ def search_frame(
     """`search_iterations` as a frame (every page, or the first `max_results` rows); see `to_frame`."""
     _library(backend)
     tracker = _tracker(tracker)
-    found: list[Iteration] = []
-    token = None
-    while max_results is None or len(found) < max_results:
-        want = MAX_RESULTS if max_results is None else min(MAX_RESULTS, max_results - len(found))
-        page = tracker.search_iterations(experiment_ids, filter, order_by, max_results=want, page_token=token)
-        found += page.iterations
-        token = page.next_page_token
-        if token is None:
-            break
+    found = searched(tracker, experiment_ids if isinstance(experiment_ids, (list, tuple)) else [experiment_ids],
+                     filter, order_by, max_results)
     return to_frame(found, history=history, backend=backend, tracker=tracker)
 
 
