@@ -281,3 +281,5 @@ def test_bad_arguments_are_named(tracker: Any, experiment_id: int) -> None:
         assert caught.value.field == field
     with pytest.raises(Unprocessable):
         tracker.search_iterations([], "")
+    # An experiment that does not exist has no iterations, as in MLflow (even beyond what an id column holds).
+    assert tracker.search_iterations([999_999, 2**40]).iterations == []
