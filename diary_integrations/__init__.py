@@ -32,7 +32,7 @@ _LAZY = {
 for _module, _names in {
     "tracker.enums": ["ExperimentStatus", "IterationStatus", "ModelStage", "Result", "TagTarget", "ArtifactBackend"],
     "tracker.errors": ["DiaryError", "Unprocessable", "Conflict", "NotFound", "AuthError", "PermissionDenied",
-                       "TransportError", "IterationEnded"],
+                       "TransportError", "IterationEnded", "SchemaTooNew"],
     "tracker.records": ["Created", "User", "UserPermission", "Project", "Experiment", "Iteration", "Environment",
                         "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding",
                         "IterationPage", "Model", "ModelVersion", "ModelAlias"],
@@ -52,6 +52,10 @@ def _default_api_names() -> list[str]:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":
+        # `from diary_integrations import *`, as a DearDiary script starts with `using DearDiary`; computed
+        # on that first use so a plain import stays light.
+        return sorted(set(_LAZY) | set(_default_api_names()))
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(importlib.import_module(f".{module}", __name__), name)

@@ -7,11 +7,12 @@
     diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
     diary ui [DATABASE] [--host H] [--port 9001]           the read-only web dashboard
-    diary server [--host H] [--port P] [--db URL]          run the tracking server (settings: DIARY_* and .env)
+    diary server [--host H] [--port P] [--uri URL]         run the tracking server (settings: DIARY_* and .env)
     diary sync [--uri URL] [--dry-run]                     send the local journal of writes a server missed
     diary user list|add|passwd|remove|grant ...            accounts and project permissions (administrators)
     diary models [--project P] [--json]                    registered models: versions, stages, aliases
     diary promote MODEL VERSION STAGE [--project P]        move a model version to a stage
+    diary db current|upgrade [--uri URI]                   the database's schema revision; migrate it
 """
 
 from __future__ import annotations
@@ -179,17 +180,31 @@ def _reap(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .connection import check_uri
     from .server import ServerSettings, create_app, serve
     from .tracker.database import normalize_url
+    from .tracker.errors import DiaryError
 
     db = args.db and normalize_url(check_uri(args.db, database_only=True))
     overrides = {"host": args.host, "port": args.port, "database_url": db}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        print(f"diary server: {exc}", file=sys.stderr)
+        return 2
+    try:
         # With workers, this app is never served: building it checks the settings, migrates the
-        # database and sets the administrator's password once, before any worker starts.
+        # database and sets the administrator's password once, before any worker starts. The database
+        # is opened here, before "listening" is printed: one that cannot be reached, or that a newer
+        # diary-integrations wrote, is one line naming it, not a traceback after the server "started".
         app = create_app(settings)
+        app.state.tracker.engine  # noqa: B018 - connects, migrates and seeds
+    except (DiaryError, SQLAlchemyError, OSError) as exc:
+        print(f"diary server: cannot use the database {_shown_url(settings.database_url)}: {_one_line(exc)}",
+              file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"diary server: {exc}", file=sys.stderr)
         return 2
@@ -199,6 +214,58 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["DIARY_DATABASE_URL"] = settings.database_url
         os.environ["DIARY_HOST"], os.environ["DIARY_PORT"] = settings.host, str(settings.port)
     serve(app, settings.host, settings.port, workers=args.workers)
+    return 0
+
+
+def _shown_url(url: str) -> str:
+    """A database URL as it may be printed: without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse has no password to hide
+        return url
+
+
+def _one_line(exc: BaseException) -> str:
+    """The cause of a failure in one line: a driver's own message when SQLAlchemy wraps one."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+def _db(args: argparse.Namespace) -> int:
+    """`diary db current|upgrade`: a database's schema revision against this package's, and migrating it."""
+    from .connection import check_uri, missing_database_file, resolve_uri
+    from .tracker import migrate
+    from .tracker.database import create_tracker_engine, normalize_url
+
+    target = check_uri(resolve_uri(args.uri), database_only=True)
+    missing = missing_database_file(target)
+    if missing is not None:
+        raise CommandError(f"no database at {missing} (give one with --uri or $DIARY_TRACKING_URI)")
+    target = normalize_url(target)
+    engine = create_tracker_engine(target)
+    try:
+        before = migrate.current_revision(engine)
+        if args.action == "upgrade":
+            # Several servers may run this at once: PostgreSQL's advisory lock (SQLite's write lock) lets one
+            # migrate while the others wait, then find the head.
+            migrate.upgrade_to_head(engine)
+            after = migrate.current_revision(engine)
+            print(f"schema {after}" + (" (already current)" if after == before else f" (was {before or 'empty'})"))
+            return 0
+    finally:
+        engine.dispose()
+    if before is None:
+        state = "no diary schema yet: the first use creates it"
+    elif before == migrate.HEAD:
+        state = "current"
+    elif before in migrate.known_revisions():
+        state = f"older than this package's {migrate.HEAD}: `diary db upgrade` migrates it (servers do on start)"
+    else:
+        state = f"newer than this package's {migrate.HEAD}: upgrade diary-integrations"
+    print(f"schema {before or '-'} at {_shown_url(target)}: {state}")
     return 0
 
 
@@ -399,7 +466,7 @@ def _add_registry_commands(commands: argparse._SubParsersAction) -> None:  # typ
     models.set_defaults(run=_models)
     promote = commands.add_parser("promote", help="move a model version to a stage (PRODUCTION archives the others)")
     promote.add_argument("model", help="the model's name")
-    promote.add_argument("version", type=int)
+    promote.add_argument("version", type=int, help="the version's number (diary models lists them)")
     promote.add_argument("stage", help="NO_STAGE, STAGING, PRODUCTION or ARCHIVED")
     promote.add_argument("--project", default=None, help="the model's project (name or id), when several have one")
     promote.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -435,13 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(run=_search)
 
     show = commands.add_parser("show", help="one iteration: status, error, parameters and last metrics")
-    show.add_argument("iteration_id", type=int)
+    show.add_argument("iteration_id", type=int, help="the iteration's id (diary ls EXPERIMENT_ID lists them)")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_uri(show)
     show.set_defaults(run=_show)
 
     tree = commands.add_parser("tree", help="print an experiment's iteration tree")
-    tree.add_argument("experiment_id", type=int)
+    tree.add_argument("experiment_id", type=int, help="the experiment's id (diary ls lists them)")
     tree.add_argument("--metrics", default=None, help="comma-separated metric keys to show (default: all)")
     tree.add_argument("--no-params", action="store_true", help="leave parameters out")
     _add_uri(tree)
@@ -456,8 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     reap.set_defaults(run=_reap)
 
     ui = commands.add_parser("ui", help="serve the read-only web dashboard")
-    ui.add_argument("database", nargs="?", default=None, help="database path, SQLAlchemy URL or http(s) server")
-    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("database", nargs="?", default=None,
+                    help="database path, SQLAlchemy URL or http(s) server (the same as --uri)")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
     _add_uri(ui)
     ui.set_defaults(run=_ui)
@@ -465,7 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="run the tracking server (FastAPI + uvicorn)")
     server.add_argument("--host", default=None, help="interface to listen on (default: $DIARY_HOST or 127.0.0.1)")
     server.add_argument("--port", type=int, default=None, help="port; 0 picks a free one (default: 9000)")
-    server.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $DIARY_DATABASE_URL)")
+    server.add_argument("--uri", "--db", dest="db", default=None,
+                        help="database: SQLite path or SQLAlchemy URL (default: $DIARY_DATABASE_URL); "
+                             "--db is the older spelling")
     server.add_argument("--workers", type=_worker_count, default=1,
                         help="uvicorn worker processes on the one port (default 1; see README, Scaling out)")
     server.set_defaults(run=_server)
@@ -494,19 +564,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="every user: id, username, admin flag, name")
     _add_uri(listing)
     add = actions.add_parser("add", help="create a user")
-    add.add_argument("username_arg", metavar="USERNAME")
+    add.add_argument("username_arg", metavar="USERNAME", help="the new user's login name")
     add.add_argument("--admin", action="store_true", help="an administrator")
-    add.add_argument("--first-name", default="")
-    add.add_argument("--last-name", default="")
+    add.add_argument("--first-name", default="", help="shown beside the username")
+    add.add_argument("--last-name", default="", help="shown beside the username")
     _add_uri(add)
     passwd = actions.add_parser("passwd", help="set a user's password (ends their tokens and sessions)")
-    passwd.add_argument("username_arg", metavar="USERNAME")
+    passwd.add_argument("username_arg", metavar="USERNAME", help="whose password to set")
     _add_uri(passwd)
     remove = actions.add_parser("remove", help="delete a user")
-    remove.add_argument("username_arg", metavar="USERNAME")
+    remove.add_argument("username_arg", metavar="USERNAME", help="the user to delete")
     _add_uri(remove)
     grant = actions.add_parser("grant", help="set a user's permissions on a project (read unless --no-read)")
-    grant.add_argument("username_arg", metavar="USERNAME")
+    grant.add_argument("username_arg", metavar="USERNAME", help="the user whose permissions to set")
     grant.add_argument("project", metavar="PROJECT", help="project id or name")
     for flag in ("create", "update", "delete"):
         grant.add_argument(f"--{flag}", action="store_true", help=f"also {flag}")
@@ -514,6 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_uri(grant)
     user.set_defaults(run=_user)
     _add_registry_commands(commands)
+
+    db = commands.add_parser("db", help="a database's schema: which revision it is at, and migrating it")
+    db_actions = db.add_subparsers(dest="action", required=True)
+    for action, text in (("current", "print the database's schema revision and this package's"),
+                         ("upgrade", "migrate the database to this package's schema (one server at a time)")):
+        sub = db_actions.add_parser(action, help=text)
+        sub.add_argument("--uri", default=None,
+                         help="database path or SQLAlchemy URL (default: $DIARY_TRACKING_URI or ./deardiary.db)")
+        sub.set_defaults(run=_db)
     return parser
 
 
@@ -522,7 +601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # inside the try: a reader that went away (`| head`) fails here, not at exit
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except (CommandError, DiaryError, SQLAlchemyError, ModuleNotFoundError) as exc:
         # Ordinary failures (no such database, server down, wrong password) get one line, not a traceback.
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -530,6 +613,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             text += " (the server and dashboard need: pip install 'diary-integrations[server]')"
         print(f"diary {args.command}: {text}", file=sys.stderr)
         return 1
+
+
+def _reader_gone() -> int:
+    """`diary show 7 | head -3`: the reader closed the pipe. Stop quietly, as Unix tools do on SIGPIPE
+    (exit status 128 + 13), and point stdout at /dev/null so the interpreter's last flush cannot fail
+    with a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import re
@@ -46,6 +47,12 @@ DEFAULT_FLUSH_TIMEOUT = 10.0
 SUFFIX = ".jsonl"
 REJECTED = ".rejected"
 _CLAIM = ".replaying-"
+# Room kept free in each server's journal directory for the ends of runs (and reopens): on a full disk
+# the end of a run that succeeded must still be kept, or the run would read RUNNING and later be reaped
+# KILLED. Released to write an end that finds the disk full, made again once there is room.
+RESERVE = ".room-for-ends"
+RESERVE_BYTES = 32 * 1024
+_MUST_KEEP = frozenset({"end", "reopen"})
 _FILE = re.compile(r"^iteration-(\d+)\.jsonl$")
 _CLAIMED = re.compile(r"^iteration-(\d+)\.jsonl\.replaying-(\d+)-[0-9a-f]+$")
 # Writes that carry secrets in their body (logins, users' passwords) are never journaled.
@@ -150,13 +157,41 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+class JournalFull(OSError):
+    """The journal's disk is full (or the file size limit reached): the write was not kept, and nothing
+    torn was left behind. The message names the directory."""
+
+
+def _is_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def append(url: str, iteration_id: int, entries: Sequence[Entry], root: Path | None = None) -> Path:
-    """Append writes to a run's journal (one fsync for all of them); the journal's path."""
+    """Append writes to a run's journal (one fsync for all of them); the journal's path. A record is never
+    torn: a write the disk cannot take is undone whole and raises JournalFull. A run's end (or reopen) is
+    kept even then, in the room reserved for ends, else in place of the run's journaled points."""
     path = journal_path(url, iteration_id, root)
     data = b"".join(_record(url, iteration_id, e) for e in entries)
     if not data:
         return path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        new = _append_whole(path, data)
+    except OSError as exc:
+        if not _is_full(exc):
+            raise
+        if not any(e.kind in _MUST_KEEP for e in entries):
+            raise JournalFull(exc.errno, f"the local journal's disk is full ({path.parent}): {exc.strerror}") from exc
+        new = _append_end_to_a_full_disk(path, data, exc)
+    if new:
+        _fsync_dir(path.parent)
+    _keep_room_for_ends(path.parent)
+    return path
+
+
+def _append_whole(path: Path, data: bytes) -> bool:
+    """Append `data` under the file's lock; True if the file was new. On an error the file is cut back
+    to its size before, so a reader never meets half a record."""
     while True:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -168,15 +203,94 @@ def append(url: str, iteration_id: int, entries: Sequence[Entry], root: Path | N
             except FileNotFoundError:
                 same = False
             if same:
-                new = os.fstat(fd).st_size == 0
-                _write_all(fd, data)
-                os.fsync(fd)
-                break
+                size = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                    if size == 0:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                    raise
+                return size == 0
         finally:
             os.close(fd)  # releases the lock
-    if new:
-        _fsync_dir(path.parent)
-    return path
+
+
+def _append_end_to_a_full_disk(path: Path, data: bytes, first: OSError) -> bool:
+    """Keep a run's end on a full disk: first in the room reserved for ends, then in place of this run's
+    own journaled metric points (said in a warning). Raises JournalFull when even that is not enough."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path.parent / RESERVE)
+    try:
+        return _append_whole(path, data)
+    except OSError as exc:
+        if not _is_full(exc):
+            raise
+    dropped = _drop_points(path)
+    if dropped:
+        log.warning("diary: the local journal's disk is full (%s): %d journaled metric points of %s were "
+                    "dropped to keep the run's end", path.parent, dropped, path.name)
+    try:
+        return _append_whole(path, data)
+    except OSError as exc:
+        if not _is_full(exc):
+            raise
+        raise JournalFull(first.errno, f"the local journal's disk is full ({path.parent}): even a run's end "
+                                       f"could not be kept ({exc.strerror})") from exc
+
+
+def _drop_points(path: Path) -> int:
+    """Rewrite a journal in place without its metric points (the rest is smaller, so it fits where the
+    whole was); how many points were dropped."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        _lock(fd)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        kept, dropped = [], 0
+        for line in lines:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                kept.append(line)
+                continue
+            if record.get("kind") == "points":
+                dropped += int(record.get("count", 0))
+            else:
+                kept.append(line)
+        if dropped:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            _write_all(fd, b"".join(kept))
+            os.fsync(fd)
+        return dropped
+    finally:
+        os.close(fd)
+
+
+def _keep_room_for_ends(directory: Path) -> None:
+    """Make the room reserved for ends when it is missing (a new directory, or released for an end) and
+    the disk has it; nothing when it has not."""
+    reserve = directory / RESERVE
+    if reserve.exists():
+        return
+    tmp = directory / f"{RESERVE}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
+        os.replace(tmp, reserve)
+    except (OSError, AttributeError):  # no room yet (or no fallocate here): try again at the next append
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 _outages: dict[str, float] = {}
@@ -260,7 +374,10 @@ def _put_back(claimed: Path, lines: list[bytes] | None) -> None:
     anything appended there since the claim."""
     path = _original(claimed)
     if lines is not None:
-        _rewrite(claimed, lines)
+        try:
+            _rewrite(claimed, lines)
+        except OSError:
+            pass  # a full disk: the whole claimed file goes back, its delivered lines are sent again once
     while True:
         try:
             os.link(claimed, path)
@@ -282,13 +399,20 @@ def _put_back(claimed: Path, lines: list[bytes] | None) -> None:
 
 
 def _rewrite(path: Path, lines: Iterable[bytes]) -> None:
+    """Replace a file's lines (write, fsync, rename: never half a file); private like the journal itself,
+    and no temporary file left behind when the disk cannot take it."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        for line in lines:
-            f.write(line if line.endswith(b"\n") else line + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            for line in lines:
+                f.write(line if line.endswith(b"\n") else line + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _reject(claimed: Path, line: bytes, reason: str) -> None:
@@ -332,7 +456,14 @@ def replay_file(tracker: Any, path: Path, *, retries: int | None = None, timeout
         _put_back(claimed, None)
         return report
     report.files.append(path)
-    return _replay_claimed(tracker, claimed, report, retries=retries, timeout=timeout, quiet=quiet)
+    try:
+        return _replay_claimed(tracker, claimed, report, retries=retries, timeout=timeout, quiet=quiet)
+    except OSError:
+        # The disk failed us mid-replay (a full one, while keeping a refused record aside): no claim is
+        # left behind; the whole file goes back, and the keys make what was already sent apply once.
+        with contextlib.suppress(OSError):
+            _put_back(claimed, None)
+        raise
 
 
 def _replay_claimed(tracker: Any, claimed: Path, report: ReplayReport, *, retries: int | None,

@@ -108,6 +108,20 @@ def _chosen_metrics(latest: dict[int, dict[str, float]], metrics: list[str] | No
     return ([first] if first else []) + rest[: DEFAULT_METRICS - (1 if first else 0)]
 
 
+def varied_parameters(values: dict[int, dict[str, str]], limit: int = 4) -> list[str]:
+    """The parameters that say what each iteration is: those taking two or more values among the
+    iterations that have them, the most widely carried first (a sweep's children's `solver` before its
+    driver's `best_solver`, which only the driver has and so never varies)."""
+    carried: dict[str, set[str]] = {}
+    count: dict[str, int] = {}
+    for params in values.values():
+        for key, value in params.items():
+            carried.setdefault(key, set()).add(value)
+            count[key] = count.get(key, 0) + 1
+    varied = [key for key, seen in carried.items() if len(seen) > 1]
+    return sorted(varied, key=lambda key: (-count[key], key))[:limit]
+
+
 def searched(
     tracker: Any, experiment_ids: Sequence[int], filter_text: str = "", order_by: Sequence[str] = (),
     max_results: int | None = None,
@@ -145,9 +159,7 @@ def experiment_listing(
     values = tracker.get_parameter_values(ids) if ids else {}
     metric_keys = _chosen_metrics(latest, metrics)
     if parameters is None:
-        # The parameters that differ between iterations say what each one is.
-        keys = sorted({k for v in values.values() for k in v})
-        parameters = [k for k in keys if len({v.get(k) for v in values.values()}) > 1][:4]
+        parameters = varied_parameters(values)
     rows = []
     for it in iterations:
         rows.append({
@@ -220,9 +232,7 @@ def search_listing(
     if columns is None:
         named = [c.key for c in parse_filter(filter_text, ITERATIONS)] + [o.key for o in parse_order_by(
             list(order_by), ITERATIONS)]
-        keys = sorted({k for v in values.values() for k in v})
-        varying = [k for k in keys if len({v.get(k) for v in values.values()}) > 1][:4]
-        params = list(dict.fromkeys([k.key for k in named if k.entity == PARAM] + varying))
+        params = list(dict.fromkeys([k.key for k in named if k.entity == PARAM] + varied_parameters(values)))
         metrics = list(dict.fromkeys([k.key for k in named if k.entity == METRIC])) or _chosen_metrics(latest, None)
         columns = ["id", "name", "parent", "status", "duration", *(f"params.{k}" for k in params),
                    *(f"metrics.{k}" for k in metrics)]

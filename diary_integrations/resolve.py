@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from .connection import check_uri, resolve_uri
-from .tracker.enums import ExperimentStatus
-from .tracker.errors import Conflict, Unprocessable
+from .tracker.errors import Unprocessable
 
 
 def uri_argument(uri: object) -> str | None:
@@ -35,26 +33,9 @@ def experiment_for(tracker: Any, project: str | int, experiment: str | int) -> i
             raise Unprocessable(f"experiment: experiment {experiment} does not exist", field="experiment")
         return int(experiment)
     if isinstance(project, str):
-        project_id = _get_or_create(lambda: tracker.get_project_by_name(project),
-                                    lambda: tracker.create_project(project))
+        project_id = tracker.get_or_create_project(project).id
     else:
         project_id = int(project)
         if tracker.get_project(project_id) is None:
             raise Unprocessable(f"project: project {project_id} does not exist", field="project")
-    return _get_or_create(
-        lambda: tracker.get_experiment_by_name(project_id, experiment),
-        lambda: tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, experiment),
-    )
-
-
-def _get_or_create(get: Callable[[], Any], create: Callable[[], Any]) -> int:
-    found = get()
-    if found is not None:
-        return int(found.id)
-    try:
-        return int(create().id)
-    except Conflict:  # another process created it between our read and our write
-        found = get()
-        if found is None:
-            raise
-        return int(found.id)
+    return int(tracker.get_or_create_experiment(project_id, experiment).id)

@@ -92,6 +92,8 @@ class MetricWriter:
         self.journaled_total = 0  # ever journaled by this writer (only grows)
         self.journals: set[Path] = set()
         self.errors: list[str] = []
+        self._full_disk_dropped = 0
+        self._full_disk_message: int | None = None  # where in `errors` the full-disk count is kept
         self._pending: list[Point] = []
         self._lock = threading.Lock()
         # At most max_batches full batches wait here; a full queue blocks the producer.
@@ -453,9 +455,26 @@ class MetricWriter:
 
     def _give_up(self, iteration_id: int, points: list[Any], exc: Exception) -> None:
         self.dropped += len(points)
+        if isinstance(exc, journal.JournalFull):
+            self._dropped_on_a_full_disk(len(points), exc)
+            return
         message = f"could not write {len(points)} metric points to iteration {iteration_id}: {exc}"
         self.errors.append(message)
         log.error("diary: %s", message)
+
+    def _dropped_on_a_full_disk(self, n: int, exc: OSError) -> None:
+        """A full disk under the journal is one warning (when it starts) and one error line that keeps the
+        count, not a line per batch: the points the server could not take are dropped until there is room.
+        Runs' ends are still kept (journal.py reserves room for them)."""
+        self._full_disk_dropped += n
+        message = (f"{exc.strerror or exc}: {self._full_disk_dropped} metric points that could not reach the "
+                   f"server were dropped, not journaled")
+        if self._full_disk_message is None:
+            log.warning("diary: %s; free space there to keep the next ones", message)
+            self._full_disk_message = len(self.errors)
+            self.errors.append(message)
+        else:
+            self.errors[self._full_disk_message] = message
 
 
 def _by_iteration(batch: list[Point]) -> dict[int, list[tuple[str, float, int, float]]]:

@@ -102,11 +102,11 @@ def main(database: str | None = None) -> dict[str, object]:
     end_iteration(scratch)
     delete_iteration(scratch)
     survivor = get_iteration(child.id)
-    print(
-        f"after deleting a driver, its child #{survivor.id} survives "
-        f"with parent_iteration_id={survivor.parent_iteration_id}"
-    )
     delete_iteration(child.id)
+    print(
+        f"after deleting a driver, its child survives with parent_iteration_id={survivor.parent_iteration_id} "
+        f"(a scratch pair, both deleted now: the sweep above is what is left to look at)"
+    )
 
     database = _shown_path(str(get_tracker().url))
     print()

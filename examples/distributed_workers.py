@@ -21,7 +21,7 @@ def start_server(database: Path) -> tuple[subprocess.Popen[str], str]:
     """`diary server --port 0`: the server picks a free port and prints its URL first thing."""
     server = subprocess.Popen(
         [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", "0",
-         "--db", str(database)],
+         "--uri", str(database)],
         stdout=subprocess.PIPE, text=True,
     )
     line = server.stdout.readline()  # "diary server listening on http://127.0.0.1:PORT"

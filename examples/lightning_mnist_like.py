@@ -9,6 +9,7 @@ default (./deardiary.db, or $DIARY_TRACKING_URI).
 from __future__ import annotations
 
 import sys
+import tempfile
 
 import torch
 from torch import nn
@@ -63,6 +64,8 @@ def main() -> None:
     trainer = pl.Trainer(
         accelerator="cpu", max_epochs=3, log_every_n_steps=5, logger=logger, callbacks=[checkpoint],
         enable_progress_bar=False, enable_model_summary=False,
+        # Checkpoint files are scratch: log_model=True stores the best one in the tracker as a resource.
+        default_root_dir=tempfile.mkdtemp(prefix="mnist-like-checkpoints-"),
     )
     model = DigitClassifier(optimizer={"name": "adam", "betas": [0.9, 0.999]})
     trainer.fit(model, DataLoader(digits(1024, seed=0), batch_size=64, shuffle=True),

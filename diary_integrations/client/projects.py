@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ..tracker.enums import Result
+from ..tracker.finding import FindsOrCreates
 from ..tracker.records import (
     Created,
     Experiment,
@@ -24,7 +25,7 @@ from .base import (
 from .transport import RemoteBase
 
 
-class ProjectsMixin(RemoteBase):
+class ProjectsMixin(FindsOrCreates, RemoteBase):
     # -- projects ---------------------------------------------------------------------------------
 
     def create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Created:

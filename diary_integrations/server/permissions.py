@@ -1,7 +1,9 @@
 """Per-project permissions: find the project an entity belongs to, then check the user's flag on it.
 
 Administrators bypass every check (and pay for no lookups). For anyone else, an entity whose project
-cannot be found is a 404, and a missing permission row or a false flag is a 403.
+cannot be found, or whose project the caller may not read, is the same 404: a caller learns nothing
+about what it may not read, not even that it exists or which project it belongs to. A caller who may
+read the project but lacks the flag for a write gets a 403.
 """
 
 from __future__ import annotations
@@ -46,11 +48,22 @@ def project_of(tracker: Any, kind: str, entity_id: int) -> int | None:
     raise ValueError(f"unknown entity kind {kind!r}")
 
 
-def check_project(tracker: Any, user: User, project_id: int, action: Action) -> None:
+def not_found(kind: str, entity_id: int) -> ApiError:
+    """The one answer for a missing entity and for one the caller may not read."""
+    return ApiError(404, "NOT_FOUND", f"{kind} {entity_id} not found")
+
+
+def check_project(
+    tracker: Any, user: User, project_id: int, action: Action, *, seen_as: tuple[str, int] | None = None
+) -> None:
+    """Raise unless `user` may do `action` on the project: a 404 (naming `seen_as`, the entity asked for,
+    else the project) without read permission, a 403 with read permission but not this one."""
     if user.is_admin:
         return
     permission = tracker.get_user_permission(user.id, project_id)
-    if permission is None or not getattr(permission, f"{action.value}_permission"):
+    if permission is None or not permission.read_permission:
+        raise not_found(*(seen_as or ("project", project_id)))
+    if not getattr(permission, f"{action.value}_permission"):
         raise ApiError(
             403, "PROJECT_PERMISSION_REQUIRED", f"{action.value} permission on project {project_id} is required"
         )
@@ -62,5 +75,5 @@ def authorize(tracker: Any, user: User, kind: str, entity_id: int, action: Actio
         return
     project_id = project_of(tracker, kind, entity_id)
     if project_id is None:
-        raise ApiError(404, "NOT_FOUND", f"{kind} {entity_id} not found")
-    check_project(tracker, user, project_id, action)
+        raise not_found(kind, entity_id)
+    check_project(tracker, user, project_id, action, seen_as=(kind, entity_id))

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..tracker.errors import TransportError
+from ..tracker.finding import FindsOrCreates
 from ..tracker.keys import current, new_key
 from ..tracker.lifecycle import OpensIterationRuns
 
@@ -152,7 +153,7 @@ def _stop_quietly(holder: dict[str, _Process | None]) -> None:
         process.stop(wait=False)
 
 
-class SidecarTracker(OpensIterationRuns):
+class SidecarTracker(FindsOrCreates, OpensIterationRuns):
     """The Tracker protocol, each call applied by a LocalTracker in a sidecar process (see the module's
     docstring). It pickles to its URL (a DDP worker or a deep copy starts its own sidecar); after
     `close` or a fork the next call starts a new sidecar."""

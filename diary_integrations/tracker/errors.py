@@ -74,3 +74,10 @@ class IterationEnded(Conflict):
     def __init__(self, message: str, *, field: str | None = None, ended: dict[int, str] | None = None) -> None:
         super().__init__(message, field=field)
         self.ended = dict(ended or {})
+
+
+class SchemaTooNew(DiaryError):
+    """The database was migrated by a newer diary-integrations than this one; nothing was written to it."""
+
+    code = "SCHEMA_TOO_NEW"
+    http_status = 503

@@ -304,10 +304,15 @@ class IterationRun:
                 log.info("%s (%s)", message, error)
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
                 return None
-            # Never let bookkeeping hide the body's own exception; without one, the caller must know.
-            if exc is None:
+            # Never let bookkeeping hide the body's own exception; without one, the caller must know — unless
+            # the local disk failed us (a full journal): the body succeeded, and a with_iteration must not
+            # raise from bookkeeping after that. It is said instead.
+            if exc is None and not isinstance(error, OSError):
                 raise
             log.error("diary: could not record %s for iteration %s: %s", status.name, iteration_id, error)
+            if exc is None:
+                warnings.warn(f"diary: could not record {status.name} for iteration {iteration_id}: {error}",
+                              RuntimeWarning, stacklevel=2)
 
     def _already_ended(self, iteration_id: int) -> bool:
         try:

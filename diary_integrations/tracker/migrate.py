@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
 from .database import write_transaction
+from .errors import SchemaTooNew
 from .schema import metadata
 
 if TYPE_CHECKING:
@@ -69,21 +70,46 @@ def _current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def known_revisions() -> set[str]:
+    """The revisions this package's migrations know, from the scripts' file names (no Alembic import)."""
+    return {path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py")}
+
+
+def _refuse_newer(revision: str | None) -> None:
+    """A revision this package does not know was written by a newer one: refuse before writing anything,
+    in one line, instead of Alembic's "Can't locate revision" traceback."""
+    if revision is not None and revision not in known_revisions():
+        raise SchemaTooNew(
+            f"this database was written by a newer diary-integrations (schema {revision}; this one knows up "
+            f"to {HEAD}): upgrade the package (pip install -U diary-integrations)", field="uri",
+        )
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision (None for a database diary has not created yet); never writes."""
+    with engine.connect() as conn:
+        return _current_revision(conn)
+
+
 def upgrade_to_head(engine: Engine, *, create_new: bool = True) -> None:
     """Apply pending migrations; a new database is created at the head (`create_new=False` runs every
     migration instead, as the schema tests do). Writers are serialised (SQLite's write lock,
     PostgreSQL's advisory lock), so several processes opening a new database at once build it once."""
-    with engine.connect() as conn:
-        if _current_revision(conn) == HEAD:
-            return
+    revision = current_revision(engine)
+    if revision == HEAD:
+        return
+    _refuse_newer(revision)
     if engine.dialect.name == "sqlite":
         _upgrade_sqlite(engine, create_new)
         return
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7420019)"))
-        if _current_revision(conn) == HEAD:
+        # Another server may have migrated while this one waited for the lock: look again.
+        revision = _current_revision(conn)
+        if revision == HEAD:
             return
+        _refuse_newer(revision)
         _build(conn, create_new)
 
 
@@ -114,8 +140,10 @@ def _upgrade_sqlite(engine: Engine, create_new: bool) -> None:
         try:
             conn.execution_options(diary_write=True)
             with conn.begin():
-                if _current_revision(conn) == HEAD:
+                revision = _current_revision(conn)
+                if revision == HEAD:
                     return
+                _refuse_newer(revision)
                 _build(conn, create_new)
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:

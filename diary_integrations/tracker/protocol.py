@@ -46,6 +46,7 @@ class Tracker(Protocol):
         ...
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[User]:
+        """Every user (without password hashes)."""
         ...
 
     def create_user(
@@ -74,9 +75,11 @@ class Tracker(Protocol):
         password: str | None = None,
         is_admin: bool | None = None,
     ) -> Result:
+        """Change a user's names, password or admin flag (`default` stays an admin)."""
         ...
 
     def delete_user(self, user_id: int) -> bool:
+        """Deletes the user and their permissions; the `default` user cannot be deleted (False)."""
         ...
 
     def authenticate(self, username: str, password: str) -> User | None:
@@ -93,6 +96,7 @@ class Tracker(Protocol):
         update: bool = False,
         delete: bool = False,
     ) -> Created:
+        """What `user_id` may do on `project_id` (read only by default); Conflict if the pair has one."""
         ...
 
     def create_userpermission(
@@ -109,6 +113,7 @@ class Tracker(Protocol):
         ...
 
     def get_user_permission(self, user_id: int, project_id: int) -> UserPermission | None:
+        """The permission of `user_id` on `project_id`, or None."""
         ...
 
     def get_user_permissions(
@@ -119,6 +124,7 @@ class Tracker(Protocol):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[UserPermission]:
+        """Permission rows, all or those of one user or one project."""
         ...
 
     def update_user_permission(
@@ -130,16 +136,29 @@ class Tracker(Protocol):
         update: bool | None = None,
         delete: bool | None = None,
     ) -> Result:
+        """Change the flags of a permission row."""
         ...
 
     def delete_user_permission(self, permission_id: int) -> bool:
+        """Deletes the permission row; False if missing."""
         ...
 
     def create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Created:
         """A project, owned by `user_id` (default: the `default` user), who gets every permission on it."""
         ...
 
+    def get_or_create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Project:
+        """The project named `name`, created (with `description`, owned by `user_id`) when there is none.
+        Two processes asking at once both get the one project."""
+        ...
+
+    def get_or_create_experiment(self, project_id: int, name: str, *, description: str = "") -> Experiment:
+        """The project's experiment named `name`, created IN_PROGRESS (with `description`) when there is
+        none. Two processes asking at once both get the one experiment."""
+        ...
+
     def get_project(self, project_id: int) -> Project | None:
+        """The project, or None if it does not exist."""
         ...
 
     def get_projects(
@@ -153,6 +172,7 @@ class Tracker(Protocol):
         ...
 
     def update_project(self, project_id: int, *, name: str | None = None, description: str | None = None) -> Result:
+        """Rename or redescribe a project."""
         ...
 
     def delete_project(self, project_id: int) -> bool:
@@ -162,15 +182,20 @@ class Tracker(Protocol):
     def create_experiment(
         self, project_id: int, status: ExperimentStatus | int, name: str, *, description: str = ""
     ) -> Created:
+        """An IN_PROGRESS experiment in the project (DearDiary refuses any other starting status); its
+        name is unique in the project."""
         ...
 
     def get_experiment(self, experiment_id: int) -> Experiment | None:
+        """The experiment, or None if it does not exist."""
         ...
 
     def get_experiments(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Experiment]:
+        """The project's experiments, oldest first."""
         ...
 
     def get_experiment_by_name(self, project_id: int, name: str) -> Experiment | None:
+        """The project's experiment with this name, or None."""
         ...
 
     def update_experiment(
@@ -186,6 +211,7 @@ class Tracker(Protocol):
         ...
 
     def delete_experiment(self, experiment_id: int) -> bool:
+        """Deletes the experiment with its iterations and resources; False if it does not exist."""
         ...
 
     def create_iteration(
@@ -211,6 +237,7 @@ class Tracker(Protocol):
         ...
 
     def get_iteration(self, iteration_id: int) -> Iteration | None:
+        """The iteration (status, parent, error, timings), or None if it does not exist."""
         ...
 
     def get_iterations(
@@ -221,6 +248,7 @@ class Tracker(Protocol):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Iteration]:
+        """The experiment's iterations, oldest first (children included)."""
         ...
 
     def get_child_iterations(
@@ -246,6 +274,7 @@ class Tracker(Protocol):
         ...
 
     def get_environment(self, iteration_id: int) -> Environment | None:
+        """The environment snapshot stored with the iteration (interpreter, git, entrypoint, lock files), or None."""
         ...
 
     def update_iteration(
@@ -331,15 +360,19 @@ class Tracker(Protocol):
         ...
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
+        """One parameter, or None."""
         ...
 
     def get_parameters(self, iteration_id: int, *, limit: int | None = None, offset: int = 0) -> list[Parameter]:
+        """The iteration's parameters, in the order they were written (values as strings)."""
         ...
 
     def update_parameter(self, parameter_id: int, *, key: str | None = None, value: Any = ...) -> Result:
+        """Change a parameter of a RUNNING iteration (its key or value)."""
         ...
 
     def delete_parameter(self, parameter_id: int) -> bool:
+        """Deletes a parameter of a RUNNING iteration; False if missing or ended."""
         ...
 
     def create_metric(
@@ -374,6 +407,7 @@ class Tracker(Protocol):
         ...
 
     def get_metric(self, metric_id: int) -> Metric | None:
+        """One metric point, or None."""
         ...
 
     def get_metrics(
@@ -415,12 +449,15 @@ class Tracker(Protocol):
     def update_metric(
         self, metric_id: int, *, value: float | None = None, step: int | None = None
     ) -> Result:
+        """Change a metric point of a RUNNING iteration (its value or step)."""
         ...
 
     def delete_metric(self, metric_id: int) -> bool:
+        """Deletes one metric point of a RUNNING iteration; False if missing or ended."""
         ...
 
     def create_tag(self, value: str) -> Created:
+        """A tag in the global vocabulary; Conflict if the value exists."""
         ...
 
     def get_tag(self, tag: int | str) -> Tag | None:
@@ -439,6 +476,7 @@ class Tracker(Protocol):
         ...
 
     def update_tag(self, tag_id: int, value: str) -> Result:
+        """Change a tag's value everywhere it is attached."""
         ...
 
     def delete_tag(self, tag_id: int) -> bool:
@@ -450,6 +488,7 @@ class Tracker(Protocol):
         ...
 
     def remove_tag(self, target: TagTarget | str, target_id: int, value: str) -> bool:
+        """Detaches the tag from the project, experiment or iteration; False if it was not on it."""
         ...
 
     def create_resource(
@@ -459,12 +498,15 @@ class Tracker(Protocol):
         ...
 
     def get_resource(self, resource_id: int) -> Resource | None:
+        """The resource's description (name, size, sha256, where its bytes are), or None."""
         ...
 
     def get_resource_data(self, resource_id: int) -> bytes | None:
+        """The resource's bytes, or None if it does not exist."""
         ...
 
     def get_resources(self, experiment_id: int, *, limit: int | None = None, offset: int = 0) -> list[Resource]:
+        """The experiment's resources, oldest first."""
         ...
 
     def update_resource(
@@ -475,9 +517,11 @@ class Tracker(Protocol):
         description: str | None = None,
         data: bytes | str | os.PathLike[str] | None = None,
     ) -> Result:
+        """Rename or redescribe a resource, or replace its bytes."""
         ...
 
     def delete_resource(self, resource_id: int) -> bool:
+        """Deletes the resource and its stored bytes; False if missing."""
         ...
 
     # -- the model registry (tracker/local/models.py) ----------------------------------------------
@@ -487,9 +531,11 @@ class Tracker(Protocol):
         ...
 
     def get_model(self, model_id: int) -> Model | None:
+        """The registered model, or None."""
         ...
 
     def get_model_by_name(self, project_id: int, name: str) -> Model | None:
+        """The project's model with this name, or None."""
         ...
 
     def get_models(self, project_id: int, *, limit: int | None = None, offset: int = 0) -> list[Model]:
@@ -497,6 +543,7 @@ class Tracker(Protocol):
         ...
 
     def update_model(self, model_id: int, *, name: str | None = None, description: str | None = None) -> Result:
+        """Rename or redescribe a registered model."""
         ...
 
     def delete_model(self, model_id: int) -> bool:
@@ -512,6 +559,7 @@ class Tracker(Protocol):
         ...
 
     def get_model_version(self, model_version_id: int) -> ModelVersion | None:
+        """One model version, or None."""
         ...
 
     def get_model_versions(
@@ -530,6 +578,7 @@ class Tracker(Protocol):
         ...
 
     def delete_model_version(self, model_version_id: int) -> bool:
+        """Deletes one version (its resource stays); False if missing."""
         ...
 
     def set_model_alias(self, model_id: int, alias: str, version: int) -> Result:
@@ -541,4 +590,5 @@ class Tracker(Protocol):
         ...
 
     def delete_model_alias(self, model_id: int, alias: str) -> bool:
+        """Removes the model's alias; False if it had none of that name."""
         ...

@@ -173,3 +173,5 @@ def test_mnist_like_example(uri, tmp_path):
     [resource] = tracker.get_resources(tracker.get_iteration(1).experiment_id)
     assert resource.name.startswith("iteration-1/checkpoints/epoch=") and resource.size_bytes > 0
     assert f"best checkpoint: resource {resource.id}" in done.stdout
+    # Checkpoint files are scratch (the best one is in the tracker): none is left where the user ran it.
+    assert not [p for p in tmp_path.rglob("*") if p.suffix == ".ckpt" or " " in p.name]

@@ -14,6 +14,7 @@ from server_harness import start_cli_server
 
 from diary_integrations import (
     AuthError,
+    DiaryError,
     ExperimentStatus,
     IterationEnding,
     IterationStatus,
@@ -176,11 +177,12 @@ def test_project_permissions(server, world, admin):
     project, experiment = world["project"], world["experiment"]
     iteration, _ = admin.create_iteration(experiment)
     before = (len(admin.get_experiments(project)), len(admin.get_iterations(experiment)))
-    refused = [
-        lambda: bob.get_project(project),
+    # What bob may not read is, to him, exactly what does not exist (issue 25): no 403 that would tell
+    # him it is there, or which project an iteration belongs to.
+    assert bob.get_project(project) is None and bob.get_experiment(experiment) is None
+    assert bob.get_iteration(iteration) is None
+    hidden = [
         lambda: bob.get_experiments(project),
-        lambda: bob.get_experiment(experiment),
-        lambda: bob.get_iteration(iteration),
         lambda: bob.create_experiment(project, 1, "sneaky"),
         lambda: bob.create_iteration(experiment),
         lambda: bob.create_iterations(experiment, [NewIteration("sneaky")]),
@@ -188,11 +190,27 @@ def test_project_permissions(server, world, admin):
         lambda: bob.end_iterations([IterationEnding(iteration, IterationStatus.KILLED)]),
         lambda: bob.create_metric(iteration, "loss", 1.0),
         lambda: bob.delete_project(project),
-        lambda: bob.create_project("mine"),  # admin-only
-        lambda: bob.get_projects(user_id=world["ada"]),
     ]
-    for call in refused:
-        with pytest.raises(PermissionDenied):
+    missing = [
+        lambda: bob.get_experiments(999_999),
+        lambda: bob.create_experiment(999_999, 1, "sneaky"),
+        lambda: bob.create_iteration(999_998),
+        lambda: bob.create_iterations(999_998, [NewIteration("sneaky")]),
+        lambda: bob.end_iteration(999_997, points=[("loss", 1.0, 0)]),
+        lambda: bob.end_iterations([IterationEnding(999_997, IterationStatus.KILLED)]),
+        lambda: bob.create_metric(999_997, "loss", 1.0),
+        lambda: bob.delete_project(999_999),
+    ]
+    for call, twin in zip(hidden, missing, strict=True):
+        answers = []
+        for attempt in (call, twin):
+            try:
+                answers.append(("returned", type(attempt()).__name__))
+            except DiaryError as exc:
+                answers.append((type(exc).__name__, exc.code))
+        assert answers[0] == answers[1] and answers[0][0] != "PermissionDenied", answers
+    for call in (lambda: bob.create_project("mine"), lambda: bob.get_projects(user_id=world["ada"])):
+        with pytest.raises(PermissionDenied):  # admin-only, whatever exists
             call()
     assert bob.get_projects() == []
     assert (len(admin.get_experiments(project)), len(admin.get_iterations(experiment))) == before
@@ -212,8 +230,7 @@ def test_project_permissions(server, world, admin):
         bob.delete_experiment(bob_exp)
     assert admin.get_experiment(bob_exp) is not None
     admin.delete_user_permission(permission)
-    with pytest.raises(PermissionDenied):
-        bob.get_experiment(bob_exp)
+    assert bob.get_experiment(bob_exp) is None
 
 
 def test_ending_with_data_takes_create_permission(server, world, admin):

@@ -186,8 +186,12 @@ class TrackerBase:
             with self._lock:
                 if self._engine is None:
                     engine = create_tracker_engine(self.url)
-                    upgrade_to_head(engine)
-                    self._seed_default_user(engine)
+                    try:
+                        upgrade_to_head(engine)
+                        self._seed_default_user(engine)
+                    except BaseException:
+                        engine.dispose()  # a database this package cannot use: no pool left behind
+                        raise
                     self._engine = engine
                     _open_trackers.add(self)
         return self._engine

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import schema as t
 from ..enums import ExperimentStatus, Result
 from ..errors import Conflict, Unprocessable
+from ..finding import FindsOrCreates
 from ..records import (
     Created,
     Experiment,
@@ -41,7 +42,7 @@ from .base import (
 )
 
 
-class ProjectsMixin(TrackerBase):
+class ProjectsMixin(FindsOrCreates, TrackerBase):
 
     def create_project(self, name: str, *, description: str = "", user_id: int | None = None) -> Created:
         """A project, owned by `user_id` (default: the `default` user), who gets every permission on it."""
