@@ -12,8 +12,10 @@ from pathlib import Path
 
 from .harness import report, run_case
 
-CASE_MODULES = ["cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh",
-                "cases_boosting"]
+CASE_MODULES = [
+    "cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh", "cases_boosting",
+    "cases_search",
+]
 
 
 def _versions() -> dict[str, str]:

@@ -25,6 +25,9 @@ _LAZY = {
     "describe_failure": "tracker.lifecycle",
     "capture_environment": "tracker.environment",
     "format_tree": "tree",
+    "to_frame": "frames",
+    "search_frame": "frames",
+    "sweep_frame": "frames",
 }
 for _module, _names in {
     "tracker.enums": ["ExperimentStatus", "IterationStatus", "ModelStage", "Result", "TagTarget", "ArtifactBackend"],
@@ -32,7 +35,7 @@ for _module, _names in {
                        "TransportError", "IterationEnded", "SchemaTooNew"],
     "tracker.records": ["Created", "User", "UserPermission", "Project", "Experiment", "Iteration", "Environment",
                         "Parameter", "Metric", "Tag", "Resource", "NewIteration", "IterationEnding",
-                        "Model", "ModelVersion", "ModelAlias"],
+                        "IterationPage", "Model", "ModelVersion", "ModelAlias"],
     "restore": ["restore_environment", "RestoredEnvironment"],
     "registry": ["load_model", "register_checkpoint", "register_estimator", "register_model_file"],
 }.items():

@@ -1,6 +1,8 @@
 """The `diary` command.
 
     diary ls [EXPERIMENT_ID] [--uri URI] [--json]          projects and experiments with ids; an experiment's iterations
+    diary search EXPERIMENT_IDS --filter F --order-by O    iterations matching a filter (MLflow's grammar), as a table,
+                 [--columns a,b] [--csv|--json]          CSV or JSON
     diary show ITERATION_ID [--uri URI] [--json]           one iteration: status, error, parameters, last metrics
     diary tree EXPERIMENT_ID [--uri URI] [--metrics a,b]   the iteration tree with statuses and metrics
     diary reap [--older-than 5m] [--experiment ID]         mark RUNNING iterations with a stale heartbeat KILLED
@@ -21,6 +23,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from .tracker.errors import DiaryError
 from .tracker.lifecycle import DEFAULT_LEASE_SECONDS, heartbeat_lease
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -47,6 +50,13 @@ def _add_uri(parser: argparse.ArgumentParser) -> None:
                         help="for a server with auth on (default: $DIARY_USERNAME)")
     parser.add_argument("--password", default=os.environ.get("DIARY_PASSWORD"),
                         help="(default: $DIARY_PASSWORD, which keeps it out of the process list)")
+
+
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--filter", default=None,
+                        help="MLflow's grammar, e.g. \"params.opt = 'adam' and metrics.loss < 0.3\"")
+    parser.add_argument("--order-by", action="append", default=None, metavar="KEY [ASC|DESC]",
+                        help="e.g. 'metrics.loss' or 'params.lr DESC' (repeat for more; then by id)")
 
 
 class CommandError(Exception):
@@ -89,6 +99,8 @@ def _print_json(data: object) -> None:
 def _ls(args: argparse.Namespace) -> int:
     from . import listing
 
+    if args.experiment_id is None and (args.filter or args.order_by):
+        raise CommandError("--filter and --order-by list an experiment's iterations: give its EXPERIMENT_ID")
     tracker = _tracker(args)
     try:
         if args.experiment_id is None:
@@ -96,7 +108,8 @@ def _ls(args: argparse.Namespace) -> int:
             text = listing.format_overview(data, tracker.url)  # type: ignore[arg-type]
         else:
             data = listing.experiment_listing(tracker, args.experiment_id, metrics=_keys(args.metrics),
-                                              parameters=_keys(args.params))
+                                              parameters=_keys(args.params), filter_text=args.filter or "",
+                                              order_by=args.order_by or [])
             text = listing.format_experiment_listing(data)  # type: ignore[arg-type]
     except LookupError as exc:
         raise CommandError(f"{exc} in {tracker.url} (diary ls lists the experiments)") from exc
@@ -104,6 +117,38 @@ def _ls(args: argparse.Namespace) -> int:
         _print_json(data)
     else:
         print(text)
+    return 0
+
+
+def _experiment_ids(texts: list[str]) -> list[int]:
+    """`1 2`, `1,2` or both, as ids."""
+    ids = []
+    for part in (p for text in texts for p in text.split(",") if p.strip()):
+        if not part.strip().isdigit():
+            raise CommandError(f"not an experiment id: {part!r} (diary ls lists the experiments)")
+        ids.append(int(part))
+    return ids
+
+
+def _search(args: argparse.Namespace) -> int:
+    from . import listing
+
+    tracker = _tracker(args)
+    try:
+        data = listing.search_listing(
+            tracker, _experiment_ids(args.experiment_ids), args.filter or "", args.order_by or [],
+            columns=_keys(args.columns), max_results=args.max_results,
+        )
+    except ValueError as exc:
+        if isinstance(exc, DiaryError):
+            raise
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        _print_json(data["iterations"])
+    elif args.csv:
+        sys.stdout.write(listing.search_csv(data))
+    else:
+        print(listing.format_search_listing(data))
     return 0
 
 
@@ -439,8 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--metrics", default=None, help="comma-separated metric keys (default: the score and a few more)")
     ls.add_argument("--params", default=None, help="comma-separated parameter keys (default: those that vary)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_search_arguments(ls)
     _add_uri(ls)
     ls.set_defaults(run=_ls)
+
+    search = commands.add_parser("search", help="iterations of some experiments that match a filter, in an order")
+    search.add_argument("experiment_ids", nargs="+", metavar="EXPERIMENT_IDS", help="experiment ids (1 2 or 1,2)")
+    _add_search_arguments(search)
+    search.add_argument("--columns", default=None,
+                        help="comma-separated: id,name,experiment,parent,status,created,duration,error, params.KEY, "
+                             "metrics.KEY (default: the varying parameters and the metrics the query names)")
+    search.add_argument("--max-results", type=int, default=1000, help="at most this many rows (default 1000)")
+    shape = search.add_mutually_exclusive_group()
+    shape.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_uri(search)
+    search.set_defaults(run=_search)
 
     show = commands.add_parser("show", help="one iteration: status, error, parameters and last metrics")
     show.add_argument("iteration_id", type=int, help="the iteration's id (diary ls EXPERIMENT_ID lists them)")
@@ -540,8 +599,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sqlalchemy.exc import SQLAlchemyError
-
-    from .tracker.errors import DiaryError
 
     try:
         status = args.run(args)

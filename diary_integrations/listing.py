@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .tracker.records import Iteration
+from .tracker.search_grammar import ITERATIONS, MAX_RESULTS, METRIC, PARAM, parse_filter, parse_order_by
 from .tree import GLYPHS, format_duration
 
 # `diary ls EXPERIMENT` shows this many metrics when none are chosen (the sweep's score first).
@@ -121,15 +122,38 @@ def varied_parameters(values: dict[int, dict[str, str]], limit: int = 4) -> list
     return sorted(varied, key=lambda key: (-count[key], key))[:limit]
 
 
+def searched(
+    tracker: Any, experiment_ids: Sequence[int], filter_text: str = "", order_by: Sequence[str] = (),
+    max_results: int | None = None,
+) -> list[Iteration]:
+    """Every iteration `search_iterations` answers (walking its pages), or the first `max_results`."""
+    found: list[Iteration] = []
+    token = None
+    while max_results is None or len(found) < max_results:
+        want = MAX_RESULTS if max_results is None else min(MAX_RESULTS, max_results - len(found))
+        page = tracker.search_iterations(list(experiment_ids), filter_text, list(order_by), max_results=want,
+                                         page_token=token)
+        found += page.iterations
+        token = page.next_page_token
+        if token is None:
+            break
+    return found
+
+
 def experiment_listing(
-    tracker: Any, experiment_id: int, *, metrics: list[str] | None = None, parameters: list[str] | None = None
+    tracker: Any, experiment_id: int, *, metrics: list[str] | None = None, parameters: list[str] | None = None,
+    filter_text: str = "", order_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """An experiment's iterations (id, name, parent, status, duration, error) with the chosen parameters
-    and the last value of the chosen metrics (default: the sweep's score and a few more)."""
+    and the last value of the chosen metrics (default: the sweep's score and a few more); with a filter or
+    an order (the search grammar), only the matching ones, in that order."""
     experiment = tracker.get_experiment(experiment_id)
     if experiment is None:
         raise LookupError(f"experiment {experiment_id} does not exist")
-    iterations = tracker.get_iterations(experiment_id)
+    if filter_text or order_by:
+        iterations = searched(tracker, [experiment_id], filter_text, order_by)
+    else:
+        iterations = tracker.get_iterations(experiment_id)
     ids = [it.id for it in iterations]
     latest = tracker.get_latest_metrics(ids) if ids else {}
     values = tracker.get_parameter_values(ids) if ids else {}
@@ -183,6 +207,87 @@ def format_experiment_listing(listing: dict[str, Any]) -> str:
             (error[:60] + "…") if len(error) > 60 else error,
         ])
     return "\n".join(lines + _table(header, rows))
+
+
+# What `diary search --columns` can show, beside `params.<key>` and `metrics.<key>`.
+SEARCH_COLUMNS = ("id", "name", "experiment", "parent", "status", "created", "duration", "error")
+
+
+def search_listing(
+    tracker: Any, experiment_ids: Sequence[int], filter_text: str = "", order_by: Sequence[str] = (), *,
+    columns: list[str] | None = None, max_results: int | None = 1000,
+) -> dict[str, Any]:
+    """The iterations a search finds, one row each with the chosen columns (default: id, name, parent,
+    status, duration, the parameters that vary and the metrics the filter or order names, else the score
+    and a few more). Cells hold the values as stored: parameters as text, metrics as numbers."""
+    for column in columns or []:
+        if column not in SEARCH_COLUMNS and not column.startswith(("params.", "metrics.")):
+            raise ValueError(
+                f"unknown column {column!r}: use {', '.join(SEARCH_COLUMNS)}, params.<key> or metrics.<key>"
+            )
+    found = searched(tracker, experiment_ids, filter_text, order_by, max_results)
+    ids = [it.id for it in found]
+    latest = tracker.get_latest_metrics(ids) if ids else {}
+    values = tracker.get_parameter_values(ids) if ids else {}
+    if columns is None:
+        named = [c.key for c in parse_filter(filter_text, ITERATIONS)] + [o.key for o in parse_order_by(
+            list(order_by), ITERATIONS)]
+        params = list(dict.fromkeys([k.key for k in named if k.entity == PARAM] + varied_parameters(values)))
+        metrics = list(dict.fromkeys([k.key for k in named if k.entity == METRIC])) or _chosen_metrics(latest, None)
+        columns = ["id", "name", "parent", "status", "duration", *(f"params.{k}" for k in params),
+                   *(f"metrics.{k}" for k in metrics)]
+    rows = []
+    for it in found:
+        cells: dict[str, Any] = {}
+        for column in columns:
+            if column.startswith("params."):
+                cells[column] = values.get(it.id, {}).get(column[len("params."):])
+            elif column.startswith("metrics."):
+                value = latest.get(it.id, {}).get(column[len("metrics."):])
+                cells[column] = None if value is None else _number(value)
+            else:
+                cells[column] = {
+                    "id": it.id, "name": it.name, "experiment": it.experiment_id, "parent": it.parent_iteration_id,
+                    "status": it.status.name, "created": _when(it.created_date), "duration": _duration(it),
+                    "error": it.error_message,
+                }[column]
+        rows.append(cells)
+    return {"columns": columns, "iterations": rows}
+
+
+def format_search_listing(listing: dict[str, Any]) -> str:
+    """The rows as an aligned table (`—` for a value an iteration does not have)."""
+    if not listing["iterations"]:
+        return "no iterations match"
+    shown = []
+    for row in listing["iterations"]:
+        cells = []
+        for column in listing["columns"]:
+            value = row[column]
+            if column in ("id", "parent") and value is not None:
+                cells.append(f"#{value}")
+            elif column == "status":
+                cells.append(f"{GLYPHS_BY_NAME[value]} {value}")
+            elif column == "duration":
+                cells.append(format_duration(value))
+            else:
+                cells.append(_cell(value))
+        shown.append(cells)
+    count = len(listing["iterations"])
+    return "\n".join(_table(listing["columns"], shown) + [f"({count} iteration{'s' if count != 1 else ''})"])
+
+
+def search_csv(listing: dict[str, Any]) -> str:
+    """The rows as CSV with a header line (empty cells for missing values)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(listing["columns"])
+    for row in listing["iterations"]:
+        writer.writerow(["" if row[c] is None else row[c] for c in listing["columns"]])
+    return out.getvalue()
 
 
 def iteration_detail(tracker: Any, iteration_id: int) -> dict[str, Any]:

@@ -137,17 +137,35 @@ class MetricsMixin(RemoteBase):
         max_points = check_max_points(max_points)
         out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
         if max_points is None:
-            # A whole series has no size bound, so it comes through the paged route, one iteration at a time.
-            for iteration_id in dict.fromkeys(ids):
-                out[iteration_id] = [(m.step, m.value) for m in self.get_metrics(iteration_id, key=key)]
+            for chunk in _batched_ids(ids)[1]:
+                self._whole_series(chunk, key, out)
             return out
         _, chunks = _batched_ids(ids, max(1, min(MAX_BATCH_IDS, MAX_SERIES_BUDGET // max_points)))
         for chunk in chunks:
             body = {"iteration_ids": chunk, "key": key, "max_points": max_points}
-            data = self._call("POST", "/metric/series", body=body)
-            for i, points in data.items():
-                out[int(i)] = [(step, value if type(value) is float else decode_float(value)) for step, value in points]
+            self._decode_series(self._call("POST", "/metric/series", body=body), out)
         return out
+
+    @staticmethod
+    def _decode_series(data: dict[str, Any], out: dict[int, list[tuple[int, float]]]) -> None:
+        for i, points in data.items():
+            out[int(i)] = [(step, value if type(value) is float else decode_float(value)) for step, value in points]
+
+    def _whole_series(self, ids: list[int], key: str, out: dict[int, list[tuple[int, float]]]) -> None:
+        """Whole series, many iterations per request; ids whose series are too long together for one answer
+        are asked for in halves, and a single one too long walks the paged route."""
+        try:
+            data = self._call("POST", "/metric/series", body={"iteration_ids": ids, "key": key, "max_points": None})
+        except Unprocessable as exc:
+            if exc.field != "max_points":
+                raise
+            if len(ids) == 1:
+                out[ids[0]] = [(m.step, m.value) for m in self.get_metrics(ids[0], key=key)]
+            else:
+                self._whole_series(ids[: len(ids) // 2], key, out)
+                self._whole_series(ids[len(ids) // 2 :], key, out)
+            return
+        self._decode_series(data, out)
 
     def get_best_child_iteration(
         self,

@@ -18,7 +18,7 @@ from ..tracker.keys import using_key
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 # Safe to send again after a sidecar died mid-call: they write nothing, or nothing a repeat changes.
-_REPEATABLE_PREFIXES = ("get_", "count_", "list_")
+_REPEATABLE_PREFIXES = ("get_", "count_", "list_", "search_")
 _REPEATABLE = {"heartbeat"}
 
 

@@ -178,7 +178,7 @@ iterations = _table(
     _id(),
     _reference("experiment_id", "experiment.id", "CASCADE", index=True),
     # Children outlive their parent: deleting a driver makes its children top-level.
-    _reference("parent_iteration_id", "iteration.id", "SET NULL", nullable=True, index=True),
+    _reference("parent_iteration_id", "iteration.id", "SET NULL", nullable=True),
     _column("status", Integer, default=1),
     _column("notes", Text, default=""),
     _column("error_message", Text, default=""),
@@ -191,6 +191,10 @@ iterations = _table(
     CheckConstraint("status IN (1, 2, 3, 4)", name="status"),
     # The reaper looks for RUNNING rows with an old heartbeat.
     Index("ix_iteration_status_heartbeat", "status", "heartbeat_date"),
+    # A parent's children (and the SET NULL when it is deleted), and a sweep's children in one status (the
+    # best child among the SUCCEEDED ones) from the index alone: migration 0010 put it in place of the
+    # index on parent_iteration_id alone, which it serves as well.
+    Index("ix_iteration_parent_status", "parent_iteration_id", "status"),
 )
 
 # The process that runs an iteration, for embedded liveness: on the same host, a reader that finds no

@@ -87,6 +87,16 @@ def count_metrics(tracker: Any, iteration_id: int, *, key: str | None = None) ->
     return _count(tracker, m, *conditions)
 
 
+def count_series_points(tracker: Any, iteration_ids: list[int], key: str) -> int:
+    """How many points of `key` these iterations hold together (what a whole-series read would send)."""
+    m = t.metrics
+    stored = [check_id(i, "iteration_ids") for i in iteration_ids]
+    stored = [i for i in stored if can_hold(m.c.iteration_id, i)]
+    if not stored:
+        return 0
+    return _count(tracker, m, m.c.iteration_id.in_(stored), m.c.key == check_key(key))
+
+
 def count_resources(tracker: Any, experiment_id: int) -> int:
     return _count(tracker, t.resources, _is(t.resources.c.experiment_id, experiment_id, "experiment_id"))
 

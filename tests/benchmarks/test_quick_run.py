@@ -21,6 +21,8 @@ CASES = {
     "cases_memory": ("Memory:",),
     "cases_fresh": ("Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"),
     "cases_boosting": ("xgboost: 20-round fit", "lightgbm: 20-round fit"),
+    "cases_search": ("Search: 500 children", "Search: 1,000 children", "MLflow / diary: best child",
+                     "Frames: sweep_frame of 500 children"),
 }
 
 

@@ -194,7 +194,6 @@ def test_batched_reads_are_bounded(api, remote, iteration_id):
     for path, payload in [
         ("/parameter/values", {"iteration_ids": too_many}),
         ("/metric/series", {**body, "iteration_ids": too_many}),
-        ("/metric/series", {"iteration_ids": [iteration_id], "key": "loss"}),  # max_points is required
         ("/metric/series", {**body, "iteration_ids": [1, 2], "max_points": 600_000}),  # over the budget
         ("/metric/series", {**body, "max_points": 1}),
     ]:
@@ -202,6 +201,9 @@ def test_batched_reads_are_bounded(api, remote, iteration_id):
         assert response.status_code == 422, (path, payload, response.text)
     over = api.post("/metric/series", json={**body, "iteration_ids": [1, 2], "max_points": 600_000}).json()
     assert over["field"] == "max_points"
+    # Without max_points, the whole series (a frame's history), as long as they hold at most the budget.
+    whole = api.post("/metric/series", json={"iteration_ids": [iteration_id, 999_999], "key": "loss"})
+    assert whole.json() == {str(iteration_id): [[0, "NaN"], [1, 2.0]], "999999": []}
     # One id may ask for any number of points: it is a single series.
     assert api.post("/metric/series", json={**body, "max_points": 10**7}).status_code == 200
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...tracker.errors import Unprocessable
 from ...tracker.records import decode_float, encode_float
-from ...tracker.totals import count_metrics, count_parameters
+from ...tracker.totals import count_metrics, count_parameters, count_series_points
 from ..auth import current_user
 from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, PathId, Tracker
@@ -78,9 +78,11 @@ class ValuesQuery(RequestBody):
 class SeriesQuery(RequestBody):
     iteration_ids: IterationIds = Field(max_length=MAX_BATCH_IDS)
     key: StrictStr
-    max_points: StrictInt = Field(
-        description="required: at most this many points per series (min/max buckets); "
-        f"len(iteration_ids) x max_points <= {MAX_SERIES_BUDGET} unless one id is asked for"
+    max_points: StrictInt | None = Field(
+        None,
+        description="at most this many points per series (min/max buckets); "
+        f"len(iteration_ids) x max_points <= {MAX_SERIES_BUDGET} unless one id is asked for. Null: the whole "
+        f"series, when they hold at most {MAX_SERIES_BUDGET} points together",
     )
 
 
@@ -260,6 +262,8 @@ def metric_series(body: SeriesQuery, tracker: Tracker, me: Me) -> FastJSON:
     """For each iteration (at most 1000 per request), one key's `[step, value]` points ordered by step,
     downsampled to at most `max_points` (non-finite values as "NaN", "Infinity", "-Infinity")."""
     ids = body.iteration_ids
+    if body.max_points is None:
+        return _whole_series(tracker, me, ids, body.key)
     # Checked here, not only in the tracker, so the budget rule below never meets a bad number.
     if body.max_points < 2:
         raise Unprocessable(f"max_points must be an integer of at least 2, got {body.max_points}", field="max_points")
@@ -270,7 +274,24 @@ def metric_series(body: SeriesQuery, tracker: Tracker, me: Me) -> FastJSON:
             field="max_points",
         )
     _readable(tracker, me, ids)
-    series = tracker.get_metric_series(ids, body.key, max_points=body.max_points)
+    return _series_json(tracker.get_metric_series(ids, body.key, max_points=body.max_points))
+
+
+def _whole_series(tracker: Any, me: Any, ids: list[int], key: str) -> FastJSON:
+    """Every point of these series (a frame's history), refused when they hold more than the budget
+    together: the answer stays bounded, and the client asks again with fewer ids."""
+    _readable(tracker, me, ids)
+    points = count_series_points(tracker, ids, key)
+    if points > MAX_SERIES_BUDGET:
+        raise Unprocessable(
+            f"max_points: these {len(ids)} series hold {points} points, over {MAX_SERIES_BUDGET} per request; ask "
+            "for fewer iterations at a time or give max_points",
+            field="max_points",
+        )
+    return _series_json(tracker.get_metric_series(ids, key))
+
+
+def _series_json(series: dict[int, list[tuple[int, float]]]) -> FastJSON:
     return FastJSON({
         str(i): [[step, value if value - value == 0.0 else encode_float(value)] for step, value in points]
         for i, points in series.items()
