@@ -212,6 +212,11 @@ class Sweep:
     def running(self) -> bool:
         return any(row.iteration.status is IterationStatus.RUNNING for row in self.rows)
 
+    @property
+    def varied_keys(self) -> list[str]:
+        """The parameters whose value differs between children: the axes of a parallel-coordinates plot."""
+        return [k for k in self.parameter_keys if len({row.parameters.get(k) for row in self.rows}) > 1]
+
 
 def _varying_first(keys: list[str], rows: list[SweepRow]) -> list[str]:
     # The parameters that differ between children are what a sweep is about: show them first.

@@ -22,10 +22,12 @@ from markupsafe import Markup, escape
 from ..tracker.enums import IterationStatus, TagTarget
 from ..tracker.errors import DiaryError
 from ..tracker.records import encode_float
+from . import compare as comparing
 from . import data
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
+from .sweep_views import many_parameters
 
 PREFIX = "/ui"
 FAVICON = (
@@ -318,8 +320,52 @@ def sweep_page(
         context.update(
             nav=data.navigation(tracker, experiment, iterations, driver, {p.id for p in parents} | {driver.id}),
             parents=parents, title=f"Sweep {label(driver)} · {experiment.name if experiment else ''}",
+            # Outside the live region: a forest is not refitted every two seconds while children run.
+            many=many_parameters(sweep, label),
         )
     return _render(request, "sweep.html", **context)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    ids: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    log: bool = False,
+) -> HTMLResponse:
+    """Runs from any experiments side by side: parameters (differences first and marked) and one chart
+    per metric key with a curve per run. A run this reader cannot see makes the page a 404, as a run
+    that does not exist does, so the page never tells which ids exist in projects the reader may not read."""
+    tracker = _tracker(request)
+    nav = data.navigation(tracker)
+    try:
+        wanted = comparing.parse_ids(ids)
+    except comparing.BadIds as exc:
+        return _render(request, "not_found.html", 400, nav=nav, title="Bad request",
+                       message=f"This page cannot be shown for that address (ids: {exc}).")
+    if not wanted:
+        return _render(request, "compare.html", nav=nav, comparison=None, charts=[], log=log, title="Compare runs")
+    comparison = comparing.compare(tracker, wanted)
+    if comparison.missing:
+        shown = ", ".join(f"#{i}" for i in comparison.missing)
+        return _not_found(request, "Iteration", f"No iteration {shown} to compare. It may have been deleted.")
+    runs = comparison.runs
+    per_run = comparing.points_per_run(len(runs))
+    charts = []
+    for key in comparison.metric_keys:
+        series = data.series_for(tracker, [r.id for r in runs], key, per_run)
+        curves = [Series(_compare_label(r, comparison), series.get(r.id, []), iteration_id=r.id) for r in runs]
+        if any(s.points for s in curves):
+            charts.append((key, line_chart(curves, y_label=key, log_y=log)))
+    return _render(request, "compare.html", nav=nav, comparison=comparison, charts=charts, log=log,
+                   per_run=per_run, max_compared=comparing.MAX_COMPARED, title="Compare runs")
+
+
+def _compare_label(run: Any, comparison: comparing.Comparison) -> str:
+    # Runs from several experiments: the experiment's name tells apart two `#3`-like names.
+    experiment = comparison.experiments.get(run.experiment_id)
+    if len(comparison.experiments) > 1 and experiment is not None:
+        return f"{label(run)} ({experiment.name})"
+    return label(run)
 
 
 @router.get("/api/iterations/{iteration_id}/series")
