@@ -23,6 +23,7 @@ from .models import ModelsMixin
 from .parameters import ParametersMixin
 from .projects import ProjectsMixin
 from .resources import ResourcesMixin
+from .search import SearchMixin
 from .tags import TagsMixin
 from .transport import RemoteBase
 from .users import UsersMixin
@@ -47,6 +48,7 @@ class RemoteTracker(
     TagsMixin,
     ResourcesMixin,
     ModelsMixin,
+    SearchMixin,
     JournalMixin,
     RemoteBase,
 ):

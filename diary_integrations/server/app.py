@@ -25,7 +25,7 @@ from .idempotency import IdempotencyKeys
 from .limits import BodyLimit
 from .login import LoginGate
 from .responses import FastJSON
-from .routes import auth, data, iterations, models, projects, resources, tags, users
+from .routes import auth, data, iterations, models, projects, resources, search, tags, users
 from .settings import ServerSettings
 from .throttle import LoginThrottle, counter_for
 
@@ -93,7 +93,7 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             max_age=600,
         )
-    for module in (auth, users, projects, iterations, data, tags, resources, models):
+    for module in (auth, users, projects, search, iterations, data, tags, resources, models):
         app.include_router(module.router)
     # MLflow's tracking REST API (/api/2.0/mlflow/..., the artifact proxy): server/mlflow/.
     from .mlflow import mount_mlflow

@@ -19,6 +19,7 @@ from .records import (
     Experiment,
     Iteration,
     IterationEnding,
+    IterationPage,
     Metric,
     Model,
     ModelAlias,
@@ -226,6 +227,22 @@ class Tracker(Protocol):
         self, iteration_id: int, *, limit: int | None = None, offset: int = 0
     ) -> list[Iteration]:
         """The direct children of an iteration, ordered by id."""
+        ...
+
+    def search_iterations(
+        self,
+        experiment_ids: int | Sequence[int],
+        filter: str = "",  # noqa: A002 - MLflow's name for it
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> IterationPage:
+        """The iterations of these experiments that match `filter` (MLflow's grammar: `params.x`,
+        `metrics.y` (latest value), `tags.z`, `attributes.status`, `name`, `created`, `duration`,
+        `parent_iteration_id`, `is_leaf`, `depth`; AND, comparisons, LIKE/ILIKE, IN), ordered by
+        `order_by` (`"metrics.loss"`, `"params.lr DESC"`; then by id), at most `max_results` (1 to 10,000)
+        per page; the page's `next_page_token` fetches the next. Evaluated in the database. A filter that
+        cannot be read raises `Unprocessable` naming the token and its position."""
         ...
 
     def get_environment(self, iteration_id: int) -> Environment | None:

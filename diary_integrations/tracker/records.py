@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -107,6 +107,21 @@ class NewIteration:
     notes: str = ""
     parameters: Mapping[str, Any] | None = None
     name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IterationPage:
+    """One page of a `search_iterations` answer: the iterations, and the token of the next page (None on
+    the last). Iterating over it, or `len()`, is over its iterations."""
+
+    iterations: list[Iteration]
+    next_page_token: str | None = None
+
+    def __iter__(self) -> Iterator[Iteration]:
+        return iter(self.iterations)
+
+    def __len__(self) -> int:
+        return len(self.iterations)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,12 @@ not started yet, is stored as RUNNING); MLflow's millisecond timestamps are kept
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 from datetime import datetime, timezone
 from typing import Any
 
 from ...tracker.enums import IterationStatus
+from ...tracker.search_grammar import decode_page_token, encode_page_token
 from .errors import invalid
 
 DEFAULT_PROJECT = "mlflow"
@@ -76,20 +74,10 @@ def entity_id(text: Any, what: str) -> int | None:
     return value if 0 < value < 2**31 else None
 
 
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
-        raise invalid(f"Invalid page token {token[:50]!r}") from None
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise invalid(f"Invalid page token {token[:50]!r}")
-    return offset
+# One token format for every search (tracker/search_grammar.py); a bad token is an Unprocessable, which
+# the MLflow error mapping answers INVALID_PARAMETER_VALUE.
+encode_token = encode_page_token
+decode_token = decode_page_token
 
 
 def number_text(value: float) -> Any:

@@ -16,6 +16,7 @@ from .models import ModelsMixin
 from .parameters import ParametersMixin
 from .projects import ProjectsMixin
 from .resources import ResourcesMixin
+from .search import SearchMixin
 from .tags import TagsMixin
 from .users import UsersMixin
 
@@ -24,7 +25,7 @@ __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "HEARTBEAT_REFRESH_SECONDS", 
 
 class LocalTracker(
     UsersMixin, ProjectsMixin, IterationsMixin, ParametersMixin, MetricsMixin, TagsMixin, ResourcesMixin,
-    ModelsMixin, TrackerBase,
+    ModelsMixin, SearchMixin, TrackerBase,
 ):
     """The tracker on a database reached directly: `sqlite:///file.db` (default) or PostgreSQL.
 
