@@ -24,6 +24,7 @@ from ..tracker.errors import DiaryError
 from ..tracker.records import encode_float
 from . import compare as comparing
 from . import data
+from . import search as searching
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
@@ -175,6 +176,8 @@ def experiment_page(
     experiment_id: int,
     param: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
     metric: Annotated[list[str], Query()] = [],  # noqa: B006
+    filter_text: Annotated[str, Query(alias="filter")] = "",
+    order_by: str = "",
 ) -> HTMLResponse:
     tracker = _tracker(request)
     experiment = tracker.get_experiment(experiment_id)
@@ -184,10 +187,17 @@ def experiment_page(
     nav = data.navigation(tracker, experiment, iterations)
     project = tracker.get_project(experiment.project_id)
     by_status = {s: sum(1 for it in iterations if it.status is s) for s in IterationStatus}
+    found = searching.search(tracker, experiment_id, filter_text, order_by)
+    rows = nav.tree
+    if found.ids is not None:
+        # Matches at any depth, in the search's order, each with its children (a driver keeps its counts).
+        index = data.index_nodes(nav.tree)
+        rows = [index[i] for i in found.ids if i in index]
+        param, metric = param or found.params, metric or found.metrics
     return _render(
-        request, "experiment.html", nav=nav, experiment=experiment, project=project, iterations=iterations,
-        by_status=by_status, table=data.experiment_table(tracker, nav.tree, param, metric),
-        tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id),
+        request, "experiment.html", 422 if found.error else 200, nav=nav, experiment=experiment, project=project,
+        iterations=iterations, by_status=by_status, table=data.experiment_table(tracker, rows, param, metric),
+        tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id), search=found, chosen=(param, metric),
         title=experiment.name,
     )
 
@@ -291,14 +301,17 @@ def _rank_cards(tracker: Any, sweep: data.Sweep) -> list[tuple[data.SweepRow, An
 
 @router.get("/iterations/{iteration_id}/sweep", response_class=HTMLResponse)
 def sweep_page(
-    request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None
+    request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None,
+    filter_text: Annotated[str, Query(alias="filter")] = "", order_by: str = "",
 ) -> Response:
     tracker = _tracker(request)
     driver = tracker.get_iteration(iteration_id)
     if driver is None:
         return _not_found(request, "Iteration")
-    sweep = data.sweep(tracker, iteration_id, metric, goal)
-    if not sweep.rows and driver.ended:
+    found = searching.search(tracker, driver.experiment_id, filter_text, order_by, parent_id=iteration_id,
+                             limit=searching.SWEEP_MATCHES)
+    sweep = data.sweep(tracker, iteration_id, metric, goal, only=found.ids)
+    if not sweep.total and driver.ended:
         # A leaf is not a sweep: its own page, rather than a sweep page saying "No children yet". (A driver
         # still RUNNING keeps its sweep page: its children are on their way.)
         return RedirectResponse(f"{request.scope.get('root_path', '')}{PREFIX}/iterations/{iteration_id}", 307)
@@ -309,7 +322,7 @@ def sweep_page(
     context: dict[str, Any] = dict(
         driver=driver, experiment=experiment, sweep=sweep, x=x,
         overlay=_overlay(tracker, sweep), scatter=None if sweep.is_ddp else _scatter(sweep, x),
-        ranks=_rank_cards(tracker, sweep),
+        ranks=_rank_cards(tracker, sweep), search=found,
         running=sweep.running or driver.status is IterationStatus.RUNNING,
         counts={s: sum(1 for r in sweep.rows if r.iteration.status is s) for s in IterationStatus},
         has_errors=any(r.iteration.error_message for r in sweep.rows),
@@ -323,7 +336,7 @@ def sweep_page(
             # Outside the live region: a forest is not refitted every two seconds while children run.
             many=many_parameters(sweep, label),
         )
-    return _render(request, "sweep.html", **context)
+    return _render(request, "sweep.html", 422 if found.error else 200, **context)
 
 
 @router.get("/compare", response_class=HTMLResponse)
