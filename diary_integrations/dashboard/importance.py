@@ -134,5 +134,6 @@ def _permutation(result: Importance, columns: list[list[float]], values: list[fl
     result.method = (
         f"permutation importance (scikit-learn's permutation_importance, {REPEATS} repeats): the mean drop "
         f"in R² of a RandomForestRegressor ({TREES} trees, seed {SEED}) fitted on the {len(values)} succeeded "
-        "children with a value, when one parameter's column is shuffled"
+        "children with a value, when one parameter's column is shuffled (measured on those same children: "
+        "what the forest relies on, not a held-out estimate)"
     )

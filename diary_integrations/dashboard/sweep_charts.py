@@ -23,7 +23,9 @@ from .importance import Importance
 # A colour ramp from the worst metric value to the best (viridis' stops: readable, and in grey too).
 RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_VALUE = "#94a3b8"
-AXIS_GAP, H = 120, 330
+H = 330
+# Axes spread over about 720 px, each gap between 110 and 200 px.
+PLOT_SPAN, MIN_GAP, MAX_GAP = 720, 110, 200
 LEFT, RIGHT, TOP, BOTTOM = 70, 70, 58, 44
 MAX_CATEGORY_LABELS = 12
 
@@ -92,13 +94,14 @@ class _Axis:
 
 def parallel_chart(lines: Sequence[Line], keys: Sequence[str], metric: str, goal: str) -> Markup:
     """The parallel-coordinates plot of `lines` over the parameters `keys` and the `metric` axis."""
-    width = LEFT + RIGHT + AXIS_GAP * len(keys)
+    gap = max(MIN_GAP, min(MAX_GAP, PLOT_SPAN // max(len(keys), 1)))
+    width = LEFT + RIGHT + gap * len(keys)
     top, bottom = TOP, H - BOTTOM
     missing_y = bottom + 22
     axes = [_Axis(k, [line.values.get(k) for line in lines], top, bottom) for k in keys]
     axes.append(_Axis(metric, [line.metric if line.metric is not None and math.isfinite(line.metric) else None
                                for line in lines], top, bottom))
-    xs = [LEFT + AXIS_GAP * n for n in range(len(axes))]
+    xs = [LEFT + gap * n for n in range(len(axes))]
     scored = [line.metric for line in lines if line.metric is not None and math.isfinite(line.metric)]
     lo, hi = (min(scored), max(scored)) if scored else (0.0, 1.0)
 

@@ -111,3 +111,27 @@ def test_three_parameter_sweep_parallel_coordinates_and_importance(page, site):
     assert page.locator("svg.importance rect.bar.correlation").count() == 2  # optimizer is categorical
     page.locator(".many-parameters").scroll_into_view_if_needed()
     shot(page, "parallel-coordinates")
+
+
+def test_search_box_narrows_a_sweep_and_shows_a_bad_filter_in_place(page, site):
+    url, _, grid = site
+    page.goto(f"{url}/ui/iterations/{grid.driver_id}/sweep")
+    box = page.locator("form.search input[name=filter]")
+    box.fill("params.optimizer = 'adam' AND metrics.val_accuracy >")
+    box.press("Enter")
+    page.wait_for_selector(".search-error")
+    error = page.locator(".search-error")
+    assert error.is_visible() and "expected a value after >" in error.inner_text()
+    assert error.locator("mark").is_visible()
+    # The text as typed stays in the box, marked invalid, and the sweep is still all there.
+    assert box.input_value() == "params.optimizer = 'adam' AND metrics.val_accuracy >"
+    assert box.get_attribute("aria-invalid") == "true"
+    assert page.locator("table.sweep tbody tr").count() == len(grid.children)
+    shot(page, "search-error")
+    box.fill("params.optimizer = 'adam' AND metrics.val_accuracy > 0.8")
+    page.locator("form.search input[name=order_by]").fill("metrics.val_accuracy DESC")
+    page.locator("form.search button[type=submit]").click()
+    page.wait_for_selector("p.summary:has-text('of 16 children match')")
+    assert page.locator(".search-error").count() == 0
+    assert page.locator("table.sweep tbody tr").count() == 6
+    assert page.locator(".parallel-box polyline").count() == 6
