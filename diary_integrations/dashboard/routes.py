@@ -26,7 +26,7 @@ from . import compare as comparing
 from . import data
 from . import search as searching
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
-from .charts import Dot, Series, fmt, line_chart, scatter_chart
+from .charts import PALETTE, Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
 from .sweep_views import many_parameters
 
@@ -366,9 +366,14 @@ def compare_page(
     charts = []
     for key in comparison.metric_keys:
         series = data.series_for(tracker, [r.id for r in runs], key, per_run)
-        curves = [Series(_compare_label(r, comparison), series.get(r.id, []), iteration_id=r.id) for r in runs]
-        if any(s.points for s in curves):
-            charts.append((key, line_chart(curves, y_label=key, log_y=log)))
+        # A run keeps its colour on every chart; a run without this key is left out of its chart and key.
+        curves = [
+            Series(_compare_label(r, comparison), series.get(r.id, []), colour=PALETTE[n % len(PALETTE)],
+                   iteration_id=r.id)
+            for n, r in enumerate(runs) if series.get(r.id)
+        ]
+        if curves:
+            charts.append((key, line_chart(curves, y_label=key, log_y=log, legend=True)))
     return _render(request, "compare.html", nav=nav, comparison=comparison, charts=charts, log=log,
                    per_run=per_run, max_compared=comparing.MAX_COMPARED, title="Compare runs")
 

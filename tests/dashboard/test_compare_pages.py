@@ -54,6 +54,11 @@ def test_compare_runs_of_two_experiments(client, demo, grid):
     assert [int(g["data-iteration"]) for g in loss.select("g.series")] == [demo.children[2], grid.children[0]]
     legend = [span.get_text() for span in loss.select(".legend span")]
     assert legend == [f"#{demo.children[2]} (Decision-tree sweep)", f"#{grid.children[0]} (Three-parameter grid)"]
+    # `accuracy` is the decision-tree run's alone: one curve, still named, in that run's colour.
+    accuracy = charts["accuracy"]
+    assert [int(g["data-iteration"]) for g in accuracy.select("g.series")] == [demo.children[2]]
+    assert accuracy.select_one("g.series path")["stroke"] == loss.select_one("g.series path")["stroke"]
+    assert [span.get_text() for span in accuracy.select(".legend span")] == [legend[0]]
     # The same ids written as repeated parameters (a form without script) give the same page.
     again = ok(client, f"/ui/compare?ids={demo.children[2]}&ids={grid.children[0]}")
     runs = [th["data-iteration"] for th in soup.select("th.run")]
