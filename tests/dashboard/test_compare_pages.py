@@ -7,16 +7,17 @@ from __future__ import annotations
 import re
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 
-from diary_integrations import ExperimentStatus
-from diary_integrations.dashboard import compare, importance
+from diary_integrations import ExperimentStatus, LocalTracker
+from diary_integrations.dashboard import compare, create_dashboard, importance
 
-from .seed import CURVE_STEPS, GRID_RATES, GRID_STEPS, seed, seed_grid
+from .seed import CURVE_STEPS, GRID_RATES, GRID_STEPS, Demo, GridDemo, seed, seed_grid
 
 
 def soup_of(response) -> BeautifulSoup:
@@ -30,9 +31,30 @@ def ok(client, url: str) -> BeautifulSoup:
     return soup_of(response)
 
 
-@pytest.fixture
-def grid(demo_db, demo):
-    return seed_grid(demo_db[0], demo.project_id)
+# One database for the module (the pages only read it; the one test that writes adds its own runs).
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTracker, TestClient, Demo, GridDemo]]:
+    tracker = LocalTracker(tmp_path_factory.mktemp("compare") / "runs.db", artifact_root=None)
+    demo = seed(tracker)
+    grid = seed_grid(tracker, demo.project_id)
+    with TestClient(create_dashboard(tracker)) as client:
+        yield tracker, client, demo, grid
+    tracker.close()
+
+
+@pytest.fixture(scope="module")
+def client(site) -> TestClient:
+    return site[1]
+
+
+@pytest.fixture(scope="module")
+def demo(site) -> Demo:
+    return site[2]
+
+
+@pytest.fixture(scope="module")
+def grid(site) -> GridDemo:
+    return site[3]
 
 
 def test_compare_runs_of_two_experiments(client, demo, grid):
@@ -65,8 +87,8 @@ def test_compare_runs_of_two_experiments(client, demo, grid):
     assert [th["data-iteration"] for th in again.select("th.run")] == runs
 
 
-def test_compare_is_bounded_and_says_so(client, demo, demo_db):
-    tracker = demo_db[0]
+def test_compare_is_bounded_and_says_so(client, demo, site):
+    tracker = site[0]
     many = list(range(1, 13))  # twelve ids, all present in the demo database
     soup = ok(client, "/ui/compare?ids=" + ",".join(map(str, many)))
     assert len(soup.select("th.run")) == compare.MAX_COMPARED
@@ -98,7 +120,7 @@ def test_sweep_and_experiment_pages_have_compare_boxes(client, demo):
     assert all(b["form"] == "compare-form" and b["name"] == "ids" for b in boxes)
     assert sweep.select_one("form#compare-form")["action"] == "/ui/compare"
     experiment = ok(client, f"/ui/experiments/{demo.experiment_id}")
-    assert {int(b["value"]) for b in experiment.select("table.experiment-table input.pick")} == {
+    assert {int(b["value"]) for b in experiment.select("table.experiment-table input.pick")} >= {
         demo.sweep_id, demo.ddp_id, demo.running_id}
 
 
@@ -256,3 +278,24 @@ def test_auth_compare_and_search_read_only_what_the_user_may(tmp_path: Path):
         found = kim.get(f"/ui/experiments/{demo.experiment_id}?filter=params.lr = '0.5'")
         assert found.status_code == 200 and f'data-iteration="{secret}"' not in found.text
         assert re.search(r"0 iterations match", found.text)
+
+
+def test_compare_search_and_parallel_over_a_remote_tracker(server_url: str):
+    # `diary ui http://...`: the same pages over REST (search_iterations is POST /iteration/search).
+    from diary_integrations.client import RemoteTracker
+    from diary_integrations.dashboard import create_dashboard
+
+    remote = RemoteTracker(server_url)
+    project_id, _ = remote.create_project("Remote")
+    grid = seed_grid(remote, project_id)
+    with TestClient(create_dashboard(remote)) as client:
+        # Four matches: the plot, and a note rather than a forest (fewer than five children).
+        sweep = f"/ui/iterations/{grid.driver_id}/sweep"
+        soup = ok(client, f"{sweep}?filter=params.optimizer = 'sgd' AND params.lr LIKE '0.00%'")
+        assert len(soup.select("table.sweep tbody tr")) == 4
+        assert len(soup.select(".parallel-box polyline")) == 4
+        bad = client.get(f"/ui/experiments/{grid.experiment_id}?filter=params.lr < 1")
+        assert bad.status_code == 422 and soup_of(bad).select_one(".search-error mark").get_text() == "<"
+        both = ok(client, f"/ui/compare?ids={grid.children[0]},{grid.children[2]}")
+        assert len(both.select("figure.compare-chart[data-key='loss'] g.series")) == 2
+    remote.close()
