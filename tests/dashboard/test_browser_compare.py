@@ -4,26 +4,18 @@ test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from diary_integrations import LocalTracker
 
-from .conftest import CHROMIUM
 from .processes import diary_ui
 from .seed import CURVE_STEPS, GRID_RATES, GRID_STEPS, Demo, GridDemo, seed, seed_grid
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+from .test_browser import shot  # and its module's skip where Chromium is missing
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow  # a real browser
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        raise RuntimeError(f"{CHROMIUM} is missing: scripts/dev test installs it")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +29,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Demo, 
         yield url, demo, grid
 
 
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def test_tick_runs_in_two_experiments_and_compare_them(page, site):
     url, demo, grid = site
     # Tick a child of the decision-tree sweep, then one of the grid (another experiment): the ticks are
@@ -50,7 +37,14 @@ def test_tick_runs_in_two_experiments_and_compare_them(page, site):
     assert page.locator("#compare-form").is_hidden()
     page.locator(f"tr[data-iteration='{demo.children[2]}'] input.pick").check()
     assert page.locator("#compare-form .n").inner_text() == "1"
-    page.goto(f"{url}/ui/iterations/{grid.driver_id}/sweep")
+    # The other run is found with the grid experiment's search box (a match at depth 1, ticked there).
+    page.goto(f"{url}/ui/experiments/{grid.experiment_id}")
+    page.locator("form.search input[name=filter]").fill("params.lr = '0.0001' AND params.batch = '32'")
+    page.locator("form.search input[name=order_by]").fill("params.optimizer")
+    page.locator("form.search input[name=filter]").press("Enter")
+    page.wait_for_selector("p.search-summary")
+    assert page.locator("table.experiment-table tbody tr").evaluate_all(
+        "rows => rows.map(r => Number(r.dataset.iteration))") == [grid.children[0], grid.children[2]]
     page.locator(f"tr[data-iteration='{grid.children[0]}'] input.pick").check()
     assert page.locator("#compare-form .n").inner_text() == "2"
     page.locator("#compare-form button[type=submit]").click()
@@ -117,9 +111,9 @@ def test_three_parameter_sweep_parallel_coordinates_and_importance(page, site):
     shot(page, "parallel-coordinates")
 
 
-def test_search_box_narrows_a_sweep_and_shows_a_bad_filter_in_place(page, site):
+def test_search_box_shows_a_bad_filter_in_place_then_narrows_a_sweep(page, site):
     url, _, grid = site
-    page.goto(f"{url}/ui/iterations/{grid.driver_id}/sweep")
+    page.goto(f"{url}/ui/experiments/{grid.experiment_id}")
     box = page.locator("form.search input[name=filter]")
     box.fill("params.optimizer = 'adam' AND metrics.val_accuracy >")
     box.press("Enter")
@@ -127,15 +121,20 @@ def test_search_box_narrows_a_sweep_and_shows_a_bad_filter_in_place(page, site):
     error = page.locator(".search-error")
     assert error.is_visible() and "expected a value after >" in error.inner_text()
     assert error.locator("mark").is_visible()
-    # The text as typed stays in the box, marked invalid, and the sweep is still all there.
+    # The text as typed stays in the box, marked invalid, and the page is still all there.
     assert box.input_value() == "params.optimizer = 'adam' AND metrics.val_accuracy >"
     assert box.get_attribute("aria-invalid") == "true"
-    assert page.locator("table.sweep tbody tr").count() == len(grid.children)
+    assert page.locator("table.experiment-table tbody tr").count() == 1
     shot(page, "search-error")
-    box.fill("params.optimizer = 'adam' AND metrics.val_accuracy > 0.8")
+    # On the sweep page: its children only, in the order asked, and the plot of the matches.
+    page.goto(f"{url}/ui/iterations/{grid.driver_id}/sweep")
+    page.locator("form.search input[name=filter]").fill("params.optimizer = 'sgd' AND params.lr LIKE '0.00%'")
     page.locator("form.search input[name=order_by]").fill("metrics.val_accuracy DESC")
     page.locator("form.search button[type=submit]").click()
-    page.wait_for_selector("p.summary:has-text('of 16 children match')")
+    page.wait_for_selector("p.summary:has-text('4 of 16 children match')")
     assert page.locator(".search-error").count() == 0
-    assert page.locator("table.sweep tbody tr").count() == 6
-    assert page.locator(".parallel-box polyline").count() == 6
+    values = page.locator("table.sweep tbody tr td.num:nth-child(3)").evaluate_all(
+        "cells => cells.map(c => Number(c.dataset.v))")
+    assert len(values) == 4 and values == sorted(values, reverse=True)
+    assert page.locator(".parallel-box polyline").count() == 4
+    shot(page, "search-sweep")

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from diary_integrations import ExperimentStatus, LocalTracker
 from diary_integrations.dashboard import compare, create_dashboard, importance
 
+from .conftest import auth_settings
 from .seed import CURVE_STEPS, GRID_RATES, GRID_STEPS, Demo, GridDemo, seed, seed_grid
 
 
@@ -40,6 +41,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTracke
     with TestClient(create_dashboard(tracker)) as client:
         yield tracker, client, demo, grid
     tracker.close()
+
+
+@pytest.fixture
+def without_forest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests about other things than importance: no forest is fitted (importing scikit-learn and
+    fitting cost seconds on a busy machine); the page then shows its too-few-children note."""
+    monkeypatch.setattr(importance, "MIN_CHILDREN", 10**6)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,7 @@ def test_compare_refuses_bad_ids_and_names_no_missing_run(client, demo):
     assert "No runs ticked" in empty.get_text()
 
 
-def test_sweep_and_experiment_pages_have_compare_boxes(client, demo):
+def test_sweep_and_experiment_pages_have_compare_boxes(client, demo, without_forest):
     sweep = ok(client, f"/ui/iterations/{demo.sweep_id}/sweep")
     boxes = sweep.select("table.sweep input.pick")
     assert sorted(int(b["value"]) for b in boxes) == sorted(demo.children.values())
@@ -174,6 +182,7 @@ def test_importance_notes_too_few_children_and_a_missing_scikit_learn(client, de
 
 def test_importance_bounded_by_a_sample(monkeypatch):
     monkeypatch.setattr(importance, "MAX_CHILDREN", 20)
+    monkeypatch.setattr(importance, "MIN_CHILDREN", 10**6)  # the sample is what is checked here, not a forest
     params = [{"a": str(i), "b": "x" if i % 2 else "y"} for i in range(50)]
     result = importance.importance(params, [float(i) for i in range(50)], ["a", "b"])
     assert result.cut and result.children == 20 and result.rows[0].correlation == pytest.approx(1.0)
@@ -181,17 +190,20 @@ def test_importance_bounded_by_a_sample(monkeypatch):
 
 def test_search_narrows_and_orders_a_sweep(client, grid):
     url = f"/ui/iterations/{grid.driver_id}/sweep"
-    soup = ok(client, f"{url}?filter=params.optimizer = 'adam' AND metrics.val_accuracy > 0.8"
+    soup = ok(client, f"{url}?filter=params.optimizer = 'adam' AND metrics.val_accuracy > 0.85 AND params.batch = '64'"
+                      "&order_by=metrics.val_accuracy DESC")
+    assert [int(tr["data-iteration"]) for tr in soup.select("table.sweep tbody tr")] == [grid.children[9]]
+    soup = ok(client, f"{url}?filter=params.optimizer = 'sgd' AND params.lr LIKE '0.00%'"
                       "&order_by=metrics.val_accuracy DESC")
     ids = [int(tr["data-iteration"]) for tr in soup.select("table.sweep tbody tr")]
-    assert len(ids) == 6 and "6 of 16 children match" in soup.select_one(".summary").get_text()
+    assert len(ids) == 4 and "4 of 16 children match" in soup.select_one(".summary").get_text()
     values = [float(tr.select_one("td.num")["data-v"]) for tr in soup.select("table.sweep tbody tr")]
-    assert values == sorted(values, reverse=True) and min(values) > 0.8
-    assert len(soup.select(".parallel-box polyline")) == 6  # the plot shows the matches
+    assert values == sorted(values, reverse=True)
+    assert len(soup.select(".parallel-box polyline")) == 4  # the plot shows the matches
     # The live region keeps the search, so a refresh does not bring the other children back.
     assert "filter=params.optimizer" in soup.select_one(".live")["data-live"]
     live = ok(client, soup.select_one(".live")["data-live"].replace("&amp;", "&"))
-    assert len(live.select("table.sweep tbody tr")) == 6
+    assert len(live.select("table.sweep tbody tr")) == 4
     # No match: the page says so (and stays a sweep page, not a redirect to the driver).
     none = ok(client, f"{url}?filter=params.optimizer = 'rmsprop'")
     assert "No child matches this filter." in none.get_text() and "0 of 16 children match" in none.get_text()
@@ -216,7 +228,7 @@ BAD_SEARCHES = [  # (page, query, token, position, message)
 ]
 
 
-def test_a_bad_search_shows_its_error_in_place(client, grid):
+def test_a_bad_search_shows_its_error_in_place(client, grid, without_forest):
     for where, query, token, position, message in BAD_SEARCHES:
         url = f"/ui/iterations/{grid.driver_id}/sweep" if where == "sweep" else f"/ui/experiments/{grid.experiment_id}"
         response = client.get(f"{url}?{query}")
@@ -236,7 +248,7 @@ JUNK = ["'", "params.", "metrics.x < 1e999999", "x" * 20_000, "\u0000", "params.
         "is_leaf = true AND depth = 1 AND duration > -1", "metrics.`a,b` < 1, name"]
 
 
-def test_search_junk_is_never_a_500(client, grid):
+def test_search_junk_is_never_a_500(client, grid, without_forest):
     for junk in JUNK:
         for url in (f"/ui/iterations/{grid.driver_id}/sweep", f"/ui/experiments/{grid.experiment_id}"):
             for field in ("filter", "order_by"):
@@ -247,14 +259,8 @@ def test_search_junk_is_never_a_500(client, grid):
 
 def test_auth_compare_and_search_read_only_what_the_user_may(tmp_path: Path):
     from diary_integrations.server.app import create_app
-    from diary_integrations.server.settings import ServerSettings
 
-    settings = ServerSettings(
-        enable_auth=True, jwt_secret="a test secret that is long enough for HS256 " * 2,
-        database_url=f"sqlite:///{tmp_path / 'auth.db'}", artifact_root=tmp_path / "artifacts",
-        admin_password="a-test-admin-password",
-    )
-    with TestClient(create_app(settings)) as kim:
+    with TestClient(create_app(auth_settings(tmp_path))) as kim:
         tracker = kim.app.state.tracker
         demo = seed(tracker)
         other, _ = tracker.create_project("Other team")
