@@ -109,6 +109,8 @@ def importance(params: Sequence[dict[str, str]], values: Sequence[float], keys: 
     if len(values) < MIN_CHILDREN:
         result.note = (f"Permutation importance needs at least {MIN_CHILDREN} children with a value; "
                        f"this sweep has {len(values)}.")
+    elif len(set(values)) == 1:
+        result.note = "Every child has the same value of the metric: no parameter explains a difference."
     else:
         _permutation(result, columns, values)
     with _CACHE_LOCK:
@@ -130,7 +132,7 @@ def _permutation(result: Importance, columns: list[list[float]], values: list[fl
     forest = RandomForestRegressor(n_estimators=TREES, random_state=SEED, n_jobs=1).fit(rows, values)
     scores = permutation_importance(forest, rows, values, n_repeats=REPEATS, random_state=SEED, n_jobs=1)
     for row, mean in zip(result.rows, scores.importances_mean, strict=True):
-        row.permutation = float(mean)
+        row.permutation = float(mean) if math.isfinite(mean) else None
     result.method = (
         f"permutation importance (scikit-learn's permutation_importance, {REPEATS} repeats): the mean drop "
         f"in R² of a RandomForestRegressor ({TREES} trees, seed {SEED}) fitted on the {len(values)} succeeded "

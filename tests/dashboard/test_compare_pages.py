@@ -186,6 +186,25 @@ def test_importance_bounded_by_a_sample(monkeypatch):
     params = [{"a": str(i), "b": "x" if i % 2 else "y"} for i in range(50)]
     result = importance.importance(params, [float(i) for i in range(50)], ["a", "b"])
     assert result.cut and result.children == 20 and result.rows[0].correlation == pytest.approx(1.0)
+    monkeypatch.setattr(importance, "MIN_CHILDREN", 5)
+    flat = importance.importance(params[:6], [1.0] * 6, ["a", "b"])  # nothing to explain: no forest
+    assert "same value" in flat.note and flat.method is None and all(r.correlation is None for r in flat.rows)
+
+
+def test_parallel_chart_keeps_a_child_without_a_value_as_one_line():
+    from diary_integrations.dashboard.sweep_charts import Line, parallel_chart
+
+    lines = [Line("#1", 1, {"lr": "0.1", "opt": "adam"}, 0.9), Line("#2", 2, {"lr": "0.01"}, None, dashed=True),
+             Line("#3", 3, {"opt": "sgd"}, float("nan")), Line("#4", 4, {"lr": "1e-4", "opt": "adam"}, 0.5)]
+    soup = BeautifulSoup(str(parallel_chart(lines, ["lr", "opt"], "acc", "max")), "html.parser")
+    drawn = {int(p["data-iteration"]): [tuple(map(float, xy.split(","))) for xy in p["points"].split()]
+             for p in soup.select("polyline")}
+    assert sorted(drawn) == [1, 2, 3, 4] and all(len(points) == 3 for points in drawn.values())
+    missing_y = max(y for points in drawn.values() for _, y in points)  # the "—" mark below the axes
+    assert drawn[2][1][1] == drawn[2][2][1] == missing_y and drawn[3][0][1] == drawn[3][2][1] == missing_y
+    assert drawn[1][2][1] < drawn[4][2][1]  # higher accuracy sits higher
+    assert {p["stroke"] for p in soup.select("polyline[data-iteration='2'], polyline[data-iteration='3']")} == {
+        "#94a3b8"}  # no value: grey
 
 
 def test_search_narrows_and_orders_a_sweep(client, grid):
