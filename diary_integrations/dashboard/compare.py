@@ -28,17 +28,16 @@ class BadIds(ValueError):
 
 def parse_ids(values: Iterable[str]) -> list[int]:
     """`["1,5", "9"]` -> `[1, 5, 9]`: each value may hold several ids; duplicates dropped, order kept."""
-    ids: list[int] = []
+    ids: dict[int, None] = {}  # insertion-ordered, and a long address costs linear time
     for value in values:
         for part in value.split(","):
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit() or len(part) > 18:
+            if not part.isascii() or not part.isdigit() or len(part) > 18:
                 raise BadIds(f"{part[:40]!r} is not an iteration id")
-            if int(part) not in ids:
-                ids.append(int(part))
-    return ids
+            ids[int(part)] = None
+    return list(ids)
 
 
 @dataclass
