@@ -28,7 +28,7 @@ from . import search as searching
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import PALETTE, Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
-from .sweep_views import many_parameters
+from .sweep_views import many_parameters, sweep_importance
 
 PREFIX = "/ui"
 FAVICON = (
@@ -119,8 +119,9 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
     base = request.scope.get("root_path", "") + PREFIX
     context.update(ui=base, now=datetime.now(timezone.utc), viewer=getattr(request.state, "viewer", None))
     template = templates.get_template(name)
-    if request.query_params.get("part") == "live" and "live" in template.blocks:
-        html = "".join(template.blocks["live"](template.new_context(context)))
+    part = request.query_params.get("part")
+    if part in ("live", "importance") and part in template.blocks:  # a region the page's script fetches
+        html = "".join(template.blocks[part](template.new_context(context)))
     else:
         html = template.render(context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
@@ -302,7 +303,7 @@ def _rank_cards(tracker: Any, sweep: data.Sweep) -> list[tuple[data.SweepRow, An
 @router.get("/iterations/{iteration_id}/sweep", response_class=HTMLResponse)
 def sweep_page(
     request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None,
-    filter_text: Annotated[str, Query(alias="filter")] = "", order_by: str = "",
+    filter_text: Annotated[str, Query(alias="filter")] = "", order_by: str = "", importance: str | None = None,
 ) -> Response:
     tracker = _tracker(request)
     driver = tracker.get_iteration(iteration_id)
@@ -327,13 +328,17 @@ def sweep_page(
         counts={s: sum(1 for r in sweep.rows if r.iteration.status is s) for s in IterationStatus},
         has_errors=any(r.iteration.error_message for r in sweep.rows),
     )
-    if request.query_params.get("part") != "live":
+    part = request.query_params.get("part")
+    if part == "importance" or (part is None and importance == "now"):
+        # Its own request (a forest to fit): the page's script fetches it, or `importance=now` without one.
+        context.update(importance=sweep_importance(sweep), importance_asked=True)
+    if part is None:
         parents = data.ancestors(tracker, driver)
         iterations = tracker.get_iterations(driver.experiment_id)
         context.update(
             nav=data.navigation(tracker, experiment, iterations, driver, {p.id for p in parents} | {driver.id}),
             parents=parents, title=f"Sweep {label(driver)} · {experiment.name if experiment else ''}",
-            # Outside the live region: a forest is not refitted every two seconds while children run.
+            # Outside the live region: not redrawn every two seconds while children run.
             many=many_parameters(sweep, label),
         )
     return _render(request, "sweep.html", 422 if found.error else 200, **context)

@@ -100,6 +100,8 @@ def test_three_parameter_sweep_parallel_coordinates_and_importance(page, site):
     assert "(log)" in plot.locator("g.pc-axis[data-key='lr']").text_content()
     assert plot.bounding_box()["width"] > 400
     # Importance: named method, one bar per parameter, and the learning rate matters most.
+    # Fetched after the page (a forest to fit, scikit-learn to import): a busy machine may take a while.
+    page.wait_for_selector(".importance-method", timeout=180_000)
     method = page.locator(".importance-method").inner_text()
     assert "permutation importance" in method and "RandomForestRegressor" in method
     bars = page.locator("svg.importance rect.bar.permutation")

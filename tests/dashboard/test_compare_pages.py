@@ -151,7 +151,13 @@ def test_parallel_coordinates_one_line_per_child(client, grid):
 
 
 def test_importance_named_and_lr_first(client, grid):
-    soup = ok(client, f"/ui/iterations/{grid.driver_id}/sweep")
+    # The page does not wait for the forest: its script fetches the importance part.
+    page = ok(client, f"/ui/iterations/{grid.driver_id}/sweep")
+    assert page.select_one(".importance-method") is None and page.select_one(".importance-pending")
+    part = page.select_one(".importance-slot")["data-importance"]
+    assert part.endswith("part=importance")
+    soup = ok(client, part)
+    assert soup.select_one("table.sweep") is None  # only the importance region
     method = soup.select_one(".importance-method").get_text()
     assert "permutation importance" in method and "RandomForestRegressor" in method and "15 succeeded" in method
     values = {g["data-key"]: float(g.select_one("rect.permutation")["data-value"])
@@ -164,7 +170,8 @@ def test_importance_named_and_lr_first(client, grid):
 
 def test_importance_notes_too_few_children_and_a_missing_scikit_learn(client, demo, grid, monkeypatch):
     # The decision-tree sweep varies max_depth and lr but has 3 succeeded children: a plot, no forest.
-    soup = ok(client, f"/ui/iterations/{demo.sweep_id}/sweep")
+    # (`importance=now`: the whole page with importance in it, for a browser without script.)
+    soup = ok(client, f"/ui/iterations/{demo.sweep_id}/sweep?importance=now")
     assert len(soup.select(".parallel-box polyline")) == len(demo.children)
     assert "needs at least 5 children with a value; this sweep has 3" in soup.select_one(".importance-note").get_text()
     assert soup.select_one(".importance-method") is None
@@ -173,7 +180,7 @@ def test_importance_notes_too_few_children_and_a_missing_scikit_learn(client, de
     # Without scikit-learn: correlation still, and a note naming the extra.
     monkeypatch.setattr(importance, "_CACHE", OrderedDict())
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)  # `import` then raises ImportError
-    soup = ok(client, f"/ui/iterations/{grid.driver_id}/sweep")
+    soup = ok(client, f"/ui/iterations/{grid.driver_id}/sweep?part=importance")
     assert "needs scikit-learn" in soup.select_one(".importance-note").get_text()
     assert "diary-integrations[sklearn]" in soup.select_one(".importance-note").get_text()
     assert soup.select_one(".importance-method") is None

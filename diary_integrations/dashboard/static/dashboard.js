@@ -115,6 +115,16 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     tray.querySelector("[data-clear-picks]").addEventListener("click", () => savePicks([]));
   }
+  // Parameter importance is its own request (a forest to fit): the page shows first, the bars after.
+  document.querySelectorAll("[data-importance]").forEach(async (slot) => {
+    try {
+      const response = await fetch(slot.dataset.importance, { headers: { Accept: "text/html" } });
+      slot.innerHTML = response.ok ? await response.text()
+        : `<p class="importance-note cap-note">Parameter importance could not be computed (HTTP ${response.status}).</p>`;
+    } catch (error) {
+      slot.innerHTML = '<p class="importance-note cap-note">Parameter importance could not be fetched.</p>';
+    }
+  });
   document.querySelectorAll("input[data-autosubmit-box]").forEach((box) => {
     box.addEventListener("change", () => box.form.submit());
   });
