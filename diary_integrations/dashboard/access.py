@@ -124,6 +124,19 @@ class ReadableTracker:
             return []
         return self._known(self._tracker.get_child_iterations(iteration_id, *args, **kwargs))
 
+    def search_iterations(self, experiment_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        """The search over the readable ones of `experiment_ids`: an unreadable experiment matches nothing,
+        as a missing one does."""
+        from ..tracker.records import IterationPage
+
+        ids = [experiment_ids] if isinstance(experiment_ids, int) else list(experiment_ids)
+        readable = [i for i in ids if isinstance(i, int) and self._experiment_ok(i)]
+        if not readable:
+            return IterationPage([], None)
+        page = self._tracker.search_iterations(readable, *args, **kwargs)
+        self._known(page.iterations)
+        return page
+
     def get_environment(self, iteration_id: int) -> Any:
         return self._tracker.get_environment(iteration_id) if self._iteration_ok(iteration_id) else None
 

@@ -127,10 +127,12 @@ def _svg(parts: list[str], title: str, kind: str, w: int = W, h: int = H) -> Mar
 
 
 def line_chart(
-    series: Sequence[Series], *, y_label: str, x_label: str = "step", log_y: bool = False, small: bool = False
+    series: Sequence[Series], *, y_label: str, x_label: str = "step", log_y: bool = False, small: bool = False,
+    legend: bool = False,
 ) -> Markup:
     """Curves by step. Non-finite values (a diverged loss) break the line rather than wreck the scale;
-    `small` draws a compact chart (a DDP rank's card) whose labels stay readable at that size."""
+    `small` draws a compact chart (a DDP rank's card) whose labels stay readable at that size; `legend`
+    keys even a single curve (the compare page, where each curve is a run to name)."""
     w, h = (360, 170) if small else (W, H)
     xs = [p[0] for s in series for p in s.points]
     ys = [p[1] for s in series for p in s.points]
@@ -165,7 +167,7 @@ def line_chart(
                                  f"<title>{escape(s.label)}: step {step}, value {fmt(value)}</title></circle>")
         parts.append("</g>")
     svg = _svg(parts, f"{y_label} by {x_label}", "line", w, h)
-    if 2 <= len(series) <= MAX_COLOURED:
+    if (2 if not legend else 1) <= len(series) <= MAX_COLOURED:
         # Colours only help with a key saying which curve is which.
         keys = "".join(
             f'<span><i style="background:{s.colour or PALETTE[n % len(PALETTE)]}"></i>{escape(s.label)}</span>'

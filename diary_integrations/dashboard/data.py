@@ -124,6 +124,17 @@ class Node:
         return {status: counts[status] for status in IterationStatus if counts[status]}
 
 
+def index_nodes(nodes: Sequence[Node]) -> dict[int, Node]:
+    """Every node of a tree by its iteration's id."""
+    found: dict[int, Node] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        found[node.iteration.id] = node
+        stack.extend(node.children)
+    return found
+
+
 def build_tree(iterations: Sequence[Iteration]) -> list[Node]:
     """Top-level nodes of an experiment's iterations; children ordered by id under their parent."""
     nodes = {it.id: Node(it) for it in iterations}
@@ -202,6 +213,7 @@ class Sweep:
     metric: str | None
     goal: str
     best: SweepRow | None
+    total: int = 0  # children of the driver, before a search kept some of them
 
     @property
     def is_ddp(self) -> bool:
@@ -212,6 +224,11 @@ class Sweep:
     def running(self) -> bool:
         return any(row.iteration.status is IterationStatus.RUNNING for row in self.rows)
 
+    @property
+    def varied_keys(self) -> list[str]:
+        """The parameters whose value differs between children: the axes of a parallel-coordinates plot."""
+        return [k for k in self.parameter_keys if len({row.parameters.get(k) for row in self.rows}) > 1]
+
 
 def _varying_first(keys: list[str], rows: list[SweepRow]) -> list[str]:
     # The parameters that differ between children are what a sweep is about: show them first.
@@ -221,9 +238,17 @@ def _varying_first(keys: list[str], rows: list[SweepRow]) -> list[str]:
     return sorted(keys, key=lambda k: (not varies(k), k))
 
 
-def sweep(tracker: Any, driver_id: int, metric: str | None = None, goal: str | None = None) -> Sweep:
-    """The sweep table of a driver: three queries on a LocalTracker, whatever the number of children."""
+def sweep(
+    tracker: Any, driver_id: int, metric: str | None = None, goal: str | None = None,
+    only: Sequence[int] | None = None,
+) -> Sweep:
+    """The sweep table of a driver: three queries on a LocalTracker, whatever the number of children.
+    `only`: the children a search matched, in its order; the others are left out."""
     children = tracker.get_child_iterations(driver_id)
+    total = len(children)
+    if only is not None:
+        by_id = {c.id: c for c in children}
+        children = [by_id[i] for i in only if i in by_id]
     ids = [c.id for c in children]
     params = parameters_for(tracker, ids) if ids else {}
     latest = tracker.get_latest_metrics(ids) if ids else {}
@@ -249,7 +274,7 @@ def sweep(tracker: Any, driver_id: int, metric: str | None = None, goal: str | N
             best.best = True
     if is_ddp:
         rows.sort(key=lambda r: (r.rank, r.iteration.id))
-    return Sweep(rows, parameter_keys, metric_keys, metric, goal, best)
+    return Sweep(rows, parameter_keys, metric_keys, metric, goal, best, total)
 
 
 @dataclass

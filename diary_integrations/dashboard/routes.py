@@ -22,10 +22,13 @@ from markupsafe import Markup, escape
 from ..tracker.enums import IterationStatus, TagTarget
 from ..tracker.errors import DiaryError
 from ..tracker.records import encode_float
+from . import compare as comparing
 from . import data
+from . import search as searching
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
-from .charts import Dot, Series, fmt, line_chart, scatter_chart
+from .charts import PALETTE, Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
+from .sweep_views import many_parameters, sweep_importance
 
 PREFIX = "/ui"
 FAVICON = (
@@ -116,8 +119,9 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
     base = request.scope.get("root_path", "") + PREFIX
     context.update(ui=base, now=datetime.now(timezone.utc), viewer=getattr(request.state, "viewer", None))
     template = templates.get_template(name)
-    if request.query_params.get("part") == "live" and "live" in template.blocks:
-        html = "".join(template.blocks["live"](template.new_context(context)))
+    part = request.query_params.get("part")
+    if part in ("live", "importance") and part in template.blocks:  # a region the page's script fetches
+        html = "".join(template.blocks[part](template.new_context(context)))
     else:
         html = template.render(context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
@@ -173,6 +177,8 @@ def experiment_page(
     experiment_id: int,
     param: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
     metric: Annotated[list[str], Query()] = [],  # noqa: B006
+    filter_text: Annotated[str, Query(alias="filter")] = "",
+    order_by: str = "",
 ) -> HTMLResponse:
     tracker = _tracker(request)
     experiment = tracker.get_experiment(experiment_id)
@@ -182,10 +188,17 @@ def experiment_page(
     nav = data.navigation(tracker, experiment, iterations)
     project = tracker.get_project(experiment.project_id)
     by_status = {s: sum(1 for it in iterations if it.status is s) for s in IterationStatus}
+    found = searching.search(tracker, experiment_id, filter_text, order_by)
+    rows = nav.tree
+    if found.ids is not None:
+        # Matches at any depth, in the search's order, each with its children (a driver keeps its counts).
+        index = data.index_nodes(nav.tree)
+        rows = [index[i] for i in found.ids if i in index]
+        param, metric = param or found.params, metric or found.metrics
     return _render(
-        request, "experiment.html", nav=nav, experiment=experiment, project=project, iterations=iterations,
-        by_status=by_status, table=data.experiment_table(tracker, nav.tree, param, metric),
-        tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id),
+        request, "experiment.html", 422 if found.error else 200, nav=nav, experiment=experiment, project=project,
+        iterations=iterations, by_status=by_status, table=data.experiment_table(tracker, rows, param, metric),
+        tags=tracker.get_tags(TagTarget.EXPERIMENT, experiment_id), search=found, chosen=(param, metric),
         title=experiment.name,
     )
 
@@ -289,14 +302,17 @@ def _rank_cards(tracker: Any, sweep: data.Sweep) -> list[tuple[data.SweepRow, An
 
 @router.get("/iterations/{iteration_id}/sweep", response_class=HTMLResponse)
 def sweep_page(
-    request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None
+    request: Request, iteration_id: int, metric: str | None = None, goal: str | None = None, x: str | None = None,
+    filter_text: Annotated[str, Query(alias="filter")] = "", order_by: str = "", importance: str | None = None,
 ) -> Response:
     tracker = _tracker(request)
     driver = tracker.get_iteration(iteration_id)
     if driver is None:
         return _not_found(request, "Iteration")
-    sweep = data.sweep(tracker, iteration_id, metric, goal)
-    if not sweep.rows and driver.ended:
+    found = searching.search(tracker, driver.experiment_id, filter_text, order_by, parent_id=iteration_id,
+                             limit=searching.SWEEP_MATCHES)
+    sweep = data.sweep(tracker, iteration_id, metric, goal, only=found.ids)
+    if not sweep.total and driver.ended:
         # A leaf is not a sweep: its own page, rather than a sweep page saying "No children yet". (A driver
         # still RUNNING keeps its sweep page: its children are on their way.)
         return RedirectResponse(f"{request.scope.get('root_path', '')}{PREFIX}/iterations/{iteration_id}", 307)
@@ -307,19 +323,72 @@ def sweep_page(
     context: dict[str, Any] = dict(
         driver=driver, experiment=experiment, sweep=sweep, x=x,
         overlay=_overlay(tracker, sweep), scatter=None if sweep.is_ddp else _scatter(sweep, x),
-        ranks=_rank_cards(tracker, sweep),
+        ranks=_rank_cards(tracker, sweep), search=found,
         running=sweep.running or driver.status is IterationStatus.RUNNING,
         counts={s: sum(1 for r in sweep.rows if r.iteration.status is s) for s in IterationStatus},
         has_errors=any(r.iteration.error_message for r in sweep.rows),
     )
-    if request.query_params.get("part") != "live":
+    part = request.query_params.get("part")
+    if part == "importance" or (part is None and importance == "now"):
+        # Its own request (a forest to fit): the page's script fetches it, or `importance=now` without one.
+        context.update(importance=sweep_importance(sweep), importance_asked=True)
+    if part is None:
         parents = data.ancestors(tracker, driver)
         iterations = tracker.get_iterations(driver.experiment_id)
         context.update(
             nav=data.navigation(tracker, experiment, iterations, driver, {p.id for p in parents} | {driver.id}),
             parents=parents, title=f"Sweep {label(driver)} · {experiment.name if experiment else ''}",
+            # Outside the live region: not redrawn every two seconds while children run.
+            many=many_parameters(sweep, label),
         )
-    return _render(request, "sweep.html", **context)
+    return _render(request, "sweep.html", 422 if found.error else 200, **context)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    ids: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    log: bool = False,
+) -> HTMLResponse:
+    """Runs from any experiments side by side: parameters (differences first and marked) and one chart
+    per metric key with a curve per run. A run this reader cannot see makes the page a 404, as a run
+    that does not exist does, so the page never tells which ids exist in projects the reader may not read."""
+    tracker = _tracker(request)
+    nav = data.navigation(tracker)
+    try:
+        wanted = comparing.parse_ids(ids)
+    except comparing.BadIds as exc:
+        return _render(request, "not_found.html", 400, nav=nav, title="Bad request",
+                       message=f"This page cannot be shown for that address (ids: {exc}).")
+    if not wanted:
+        return _render(request, "compare.html", nav=nav, comparison=None, charts=[], log=log, title="Compare runs")
+    comparison = comparing.compare(tracker, wanted)
+    if comparison.missing:
+        shown = ", ".join(f"#{i}" for i in comparison.missing)
+        return _not_found(request, "Iteration", f"No iteration {shown} to compare. It may have been deleted.")
+    runs = comparison.runs
+    per_run = comparing.points_per_run(len(runs))
+    charts = []
+    for key in comparison.metric_keys:
+        series = data.series_for(tracker, [r.id for r in runs], key, per_run)
+        # A run keeps its colour on every chart; a run without this key is left out of its chart and key.
+        curves = [
+            Series(_compare_label(r, comparison), series.get(r.id, []), colour=PALETTE[n % len(PALETTE)],
+                   iteration_id=r.id)
+            for n, r in enumerate(runs) if series.get(r.id)
+        ]
+        if curves:
+            charts.append((key, line_chart(curves, y_label=key, log_y=log, legend=True)))
+    return _render(request, "compare.html", nav=nav, comparison=comparison, charts=charts, log=log,
+                   per_run=per_run, max_compared=comparing.MAX_COMPARED, title="Compare runs")
+
+
+def _compare_label(run: Any, comparison: comparing.Comparison) -> str:
+    # Runs from several experiments: the experiment's name tells apart two `#3`-like names.
+    experiment = comparison.experiments.get(run.experiment_id)
+    if len(comparison.experiments) > 1 and experiment is not None:
+        return f"{label(run)} ({experiment.name})"
+    return label(run)
 
 
 @router.get("/api/iterations/{iteration_id}/series")

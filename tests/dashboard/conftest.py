@@ -14,6 +14,17 @@ from diary_integrations.dashboard import create_dashboard
 from .seed import Demo, seed
 
 
+def auth_settings(tmp_path: Path) -> object:
+    """A tracking server's settings with auth on, over a SQLite file in `tmp_path`."""
+    from diary_integrations.server.settings import ServerSettings
+
+    return ServerSettings(
+        enable_auth=True, jwt_secret="a test secret that is long enough for HS256 " * 2,
+        database_url=f"sqlite:///{tmp_path / 'auth.db'}", artifact_root=tmp_path / "artifacts",
+        admin_password="a-test-admin-password",
+    )
+
+
 @pytest.fixture
 def demo_db(tmp_path: Path) -> Iterator[tuple[LocalTracker, Demo]]:
     tracker = LocalTracker(tmp_path / "sweep.db", artifact_root=None)

@@ -115,3 +115,50 @@ def seed_sklearn(tracker: LocalTracker, project_id: int) -> SklearnDemo:
         tracker.log_parameters(failed_id, {"C": 1.0, "penalty": "l1", "solver": "lbfgs"})
         tracker.end_iteration(failed_id, IterationStatus.FAILED, error_message=SKLEARN_ERROR)
     return SklearnDemo(experiment_id, driver.id, candidates, failed_id)
+
+
+# A sweep over three parameters (a numeric one spanning decades, a categorical one, an integer), in an
+# experiment of its own: the parallel-coordinates plot and parameter importance. val_accuracy depends
+# mostly on the learning rate, a little on the optimizer, not on the seed-like `batch`. One child fails.
+GRID_RATES = ("0.0001", "0.001", "0.01", "0.1")
+GRID_OPTIMIZERS = ("adam", "sgd")
+GRID_BATCHES = (32, 64)
+GRID_STEPS = 6
+
+
+@dataclass
+class GridDemo:
+    experiment_id: int
+    driver_id: int
+    children: list[int]
+    failed_id: int
+
+
+def grid_accuracy(rate: str, optimizer: str, batch: int) -> float:
+    return 0.9 - 0.08 * abs(math.log10(float(rate)) + 2) + (0.02 if optimizer == "adam" else 0.0) + batch * 1e-5
+
+
+def seed_grid(tracker: LocalTracker, project_id: int) -> GridDemo:
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "Three-parameter grid")
+    children: list[int] = []
+    failed_id = 0
+    with tracker.with_iteration(experiment_id, notes="grid over lr x optimizer x batch") as driver:
+        for rate in GRID_RATES:
+            for optimizer in GRID_OPTIMIZERS:
+                for batch in GRID_BATCHES:
+                    child_id, _ = tracker.create_iteration(experiment_id, parent_iteration_id=driver.id)
+                    children.append(child_id)
+                    tracker.log_parameters(child_id, {"lr": rate, "optimizer": optimizer, "batch": batch})
+                    if (rate, optimizer, batch) == ("0.1", "sgd", 64):
+                        failed_id = child_id
+                        tracker.log_metric_points(child_id, [("val_accuracy", 0.3, 0)])
+                        tracker.end_iteration(child_id, IterationStatus.FAILED, error_message="loss diverged")
+                        continue
+                    final = grid_accuracy(rate, optimizer, batch)
+                    tracker.log_metric_points(child_id, [
+                        (key, value, step) for step in range(GRID_STEPS)
+                        for key, value in (("val_accuracy", final * (1 - 0.5 ** (step + 1))),
+                                           ("loss", (1 - final) * 2 ** -step))
+                    ])
+                    tracker.end_iteration(child_id)
+    return GridDemo(experiment_id, driver.id, children, failed_id)

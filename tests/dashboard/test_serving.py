@@ -13,6 +13,7 @@ from diary_integrations import LocalTracker
 from diary_integrations.client import RemoteTracker
 from diary_integrations.dashboard import create_dashboard
 
+from .conftest import auth_settings
 from .processes import diary_ui
 from .seed import CURVE_STEPS, seed
 
@@ -67,14 +68,8 @@ def test_dashboard_over_a_remote_tracker(server_url: str):
 
 def test_tracking_server_with_auth_asks_for_a_login(tmp_path: Path):
     from diary_integrations.server.app import create_app
-    from diary_integrations.server.settings import ServerSettings
 
-    settings = ServerSettings(
-        enable_auth=True, jwt_secret="a test secret that is long enough for HS256 " * 2,
-        database_url=f"sqlite:///{tmp_path / 'auth.db'}", artifact_root=tmp_path / "artifacts",
-        admin_password="a-test-admin-password",
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(auth_settings(tmp_path))) as client:
         for url in ("/ui/", "/ui/iterations/1/sweep"):
             response = client.get(url, follow_redirects=False)
             assert response.status_code == 303 and response.headers["location"].startswith("/ui/login?next=")

@@ -69,8 +69,65 @@ function scheduleLive(region) {
   }, liveDelay);
 }
 
+// Runs ticked to compare: kept in this browser across pages and experiments until compared or cleared.
+const PICKS = "diary.compare";
+
+function picks() {
+  try { return JSON.parse(localStorage.getItem(PICKS) || "[]").map(String); } catch (error) { return []; }
+}
+
+function showPicks() {
+  const ids = picks();
+  document.querySelectorAll("input.pick").forEach((box) => { box.checked = ids.includes(box.value); });
+  const tray = document.getElementById("compare-form");
+  if (!tray) return;
+  tray.hidden = ids.length === 0;
+  tray.querySelector(".n").textContent = String(ids.length);
+  tray.querySelector("input[name=ids]").value = ids.join(",");
+}
+
+function savePicks(ids) {
+  try { localStorage.setItem(PICKS, JSON.stringify(ids)); } catch (error) { /* private mode: this page only */ }
+  showPicks();
+}
+
+document.addEventListener("change", (event) => {
+  const box = event.target.closest("input.pick");
+  if (!box) return;
+  const ids = picks().filter((id) => id !== box.value);
+  if (box.checked) ids.push(box.value);
+  savePicks(ids);
+});
+document.addEventListener("diary:refreshed", showPicks);
+
 document.addEventListener("DOMContentLoaded", () => {
   enableSorting(document);
+  // The compare page's runs are the ticked ones, so its "remove" links and the tray agree.
+  const compared = document.querySelector("[data-compared]");
+  if (compared) savePicks(compared.dataset.compared.split(",").filter(Boolean));
+  showPicks();
+  const tray = document.getElementById("compare-form");
+  if (tray) {
+    // The tray sends the ticked ids as one list; the page's boxes (form="compare-form") would repeat them.
+    tray.addEventListener("formdata", (event) => {
+      event.formData.delete("ids");
+      event.formData.set("ids", picks().join(","));
+    });
+    tray.querySelector("[data-clear-picks]").addEventListener("click", () => savePicks([]));
+  }
+  // Parameter importance is its own request (a forest to fit): the page shows first, the bars after.
+  document.querySelectorAll("[data-importance]").forEach(async (slot) => {
+    try {
+      const response = await fetch(slot.dataset.importance, { headers: { Accept: "text/html" } });
+      slot.innerHTML = response.ok ? await response.text()
+        : `<p class="importance-note cap-note">Parameter importance could not be computed (HTTP ${response.status}).</p>`;
+    } catch (error) {
+      slot.innerHTML = '<p class="importance-note cap-note">Parameter importance could not be fetched.</p>';
+    }
+  });
+  document.querySelectorAll("input[data-autosubmit-box]").forEach((box) => {
+    box.addEventListener("change", () => box.form.submit());
+  });
   document.querySelectorAll(".live").forEach(scheduleLive);
   document.querySelectorAll("form[data-autosubmit] select").forEach((select) => {
     select.addEventListener("change", () => select.form.submit());
