@@ -20,7 +20,7 @@ from ..reporting import warn_tracking
 from ..resolve import check_destination
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
-from . import checkpoints, trainer_hooks
+from . import checkpoints, ranks, trainer_hooks
 from .params import metric_values, run_parameters
 from .search import OptunaSearch, is_optuna_trial
 
@@ -45,7 +45,8 @@ class DiaryCallback(TrainerCallback):
 
     `Trainer.hyperparameter_search(backend="optuna")` gives a driver iteration for the search, a child
     per trial (its parameters, its objective, its truthful end) and each trial's `train()` as a run
-    under that child. Only the main process of a multi-process run writes.
+    under that child. Only the main process of a multi-process run writes; `per_rank=True` gives a
+    driver iteration and a child per rank, each written by its rank (ranks.py).
 
     Pass it in `Trainer(callbacks=[...])`: the Trainer then hands it its `train()` calls' ends (see
     trainer_hooks.py). Added later with `add_callback`, it is attached at the first `train()`, whose
@@ -61,20 +62,22 @@ class DiaryCallback(TrainerCallback):
         parent_iteration_id: int | None = None,
         name: str = "",
         notes: str = "",
+        per_rank: bool = False,
         log_model: bool = False,
         register_as: str | None = None,
         sidecar: bool = True,
         tracker: Any = None,
     ) -> None:
         self._uri = check_destination(project, experiment, uri) if tracker is None else uri
-        _check_options(parent_iteration_id, name, notes, log_model, register_as, sidecar)
+        _check_options(parent_iteration_id, name, notes, log_model, register_as, sidecar, per_rank)
+        self._per_rank = per_rank
         self._project, self._experiment = project, experiment
         self._parent_iteration_id = parent_iteration_id
         self._name, self._notes = name, notes
         self._log_model, self._register_as = log_model, register_as
         self._sidecar, self._tracker = sidecar, tracker
-        self._run: CallbackRun | None = None  # the current train()'s run
-        self._ended: list[CallbackRun] = []  # the runs of earlier train() calls
+        self._run: CallbackRun | ranks.RankRuns | None = None  # the current train()'s run
+        self._ended: list[CallbackRun | ranks.RankRuns] = []  # the runs of earlier train() calls
         self._observed = False  # the current train() goes through the wrapper, which ends its run
         self._trial_parent: int | None = None  # the current trial's child (hyperparameter search)
         self._trial_tracker: Any = None  # the search's tracker, which the trial's run shares
@@ -117,7 +120,7 @@ class DiaryCallback(TrainerCallback):
             trainer = trainer_hooks.calling_trainer()
             if trainer is not None:
                 trainer_hooks.attach(trainer, self)
-        if not state.is_world_process_zero:
+        if not (state.is_world_process_zero or (self._per_rank and ranks.applies())):
             return
         if self._run is not None:  # an earlier train() raised without passing through the wrapper
             self._finish(RuntimeError("train() did not finish: it raised before this train() began"), None)
@@ -176,22 +179,34 @@ class DiaryCallback(TrainerCallback):
     # -- the run ----------------------------------------------------------------------------------
 
     def _open(self, args: Any, model: Any) -> None:
-        parent = self._parent_iteration_id if self._parent_iteration_id is not None else self._trial_parent
-        run = CallbackRun(
-            self._project,
-            self._experiment,
-            self._uri,
-            tracker=self._tracker if self._tracker is not None else self._trial_tracker,
-            parent_iteration_id=parent,
-            name=self._name or (args.run_name or ""),
-            notes=self._notes,
-            sidecar=self._sidecar,
-            log_model=self._log_model,
-            register_as=self._register_as,
+        name = self._name or (args.run_name or "")
+        if self._per_rank and ranks.applies():
+            runs = self._run = ranks.RankRuns(lambda **given: self._new_run(**{"name": name, **given}), self._connect)
+            runs.open()
+        else:
+            run = self._new_run(name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)
+            self._run = run
+            run.start()  # opened off the training thread; what is logged meanwhile waits for it
+        self._run.log_params(run_parameters(args, model))
+
+    def _new_run(self, **given: Any) -> CallbackRun:
+        options: dict[str, Any] = {
+            "tracker": self._tracker,
+            "parent_iteration_id": self._parent_iteration_id if self._parent_iteration_id is not None
+            else self._trial_parent,
+            **given,
+        }
+        return CallbackRun(
+            self._project, self._experiment, self._uri, notes=self._notes, sidecar=self._sidecar,
+            log_model=self._log_model, register_as=self._register_as, **options,
         )
-        self._run = run
-        run.start()  # opened off the training thread; what is logged meanwhile waits for it
-        run.log_params(run_parameters(args, model))
+
+    def _connect(self) -> Any:
+        if self._tracker is not None:
+            return self._tracker
+        from ..connection import connect
+
+        return connect(self._uri, sidecar=self._sidecar)
 
     def _finish(self, exc: BaseException | None, trial: Any) -> None:
         """End the current run: the final model first after a success (`log_model`), then the status."""
@@ -209,7 +224,7 @@ class DiaryCallback(TrainerCallback):
             self._guard("could not end the run", lambda: run.end(exc))
 
     @staticmethod
-    def _store_final(run: CallbackRun, args: Any, state: Any, model: Any) -> None:
+    def _store_final(run: CallbackRun | ranks.RankRuns, args: Any, state: Any, model: Any) -> None:
         found = checkpoints.final_model(args, state, model)
         if found is not None:
             data, file_name = found
@@ -244,7 +259,7 @@ def _pruned_step(exc: BaseException | None, trial: Any) -> int | None | Literal[
 
 
 def _check_options(
-    parent_iteration_id: Any, name: Any, notes: Any, log_model: Any, register_as: Any, sidecar: Any
+    parent_iteration_id: Any, name: Any, notes: Any, log_model: Any, register_as: Any, sidecar: Any, per_rank: Any
 ) -> None:
     """DiaryCallback's arguments, refused when it is made (naming the field and the rule), not in train()."""
     if parent_iteration_id is not None and not (
@@ -261,5 +276,6 @@ def _check_options(
         raise Unprocessable(f"log_model must be true or false, got {log_model!r}", field="log_model")
     if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
         raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
-    if not isinstance(sidecar, bool):
-        raise Unprocessable(f"sidecar must be true or false, got {sidecar!r}", field="sidecar")
+    for field, value in (("sidecar", sidecar), ("per_rank", per_rank)):
+        if not isinstance(value, bool):
+            raise Unprocessable(f"{field} must be true or false, got {value!r}", field=field)

@@ -1,7 +1,7 @@
 """The one tiny model every Transformers test trains: a BERT classifier of a few hundred parameters built
 from a config (nothing downloaded), on token tensors whose label is whether the first token is high.
-Run as a script (`python tiny_bert.py URI MODE`), it is the training program the multi-process and
-signal tests start."""
+Run as a script (`python tiny_bert.py URI MODE [OUTPUT_DIR]`), it is the training program the
+multi-process and signal tests start."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ class SignalAt(TrainerCallback):
 
 
 def main() -> None:
+    """MODE `plain` trains once; `sigterm` is sent SIGTERM at step 7; `ddp` (under torchrun) trains once
+    with the default callback (experiment "tiny") and once with `per_rank=True` ("tiny per rank")."""
     from diary_integrations.transformers import DiaryCallback
 
     uri, mode = sys.argv[1], sys.argv[2]
@@ -86,9 +88,10 @@ def main() -> None:
     if mode == "sigterm":
         callbacks.append(SignalAt(7, signal.SIGTERM))
     extra = {"ddp_backend": "gloo"} if mode == "ddp" else {}
-    trained = trainer(arguments(out, **extra), callbacks)
-    trained.train()
-    print(f"iteration {callbacks[0].iteration_id}", flush=True)
+    trainer(arguments(out, **extra), callbacks).train()
+    if mode == "ddp":
+        per_rank = DiaryCallback("Transformers", "tiny per rank", uri=uri, per_rank=True)
+        trainer(arguments(out, **extra), [per_rank]).train()
 
 
 if __name__ == "__main__":
