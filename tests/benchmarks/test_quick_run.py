@@ -20,6 +20,7 @@ CASES = {
     "cases_sklearn": ("scikit-learn:",),
     "cases_memory": ("Memory:",),
     "cases_fresh": ("Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"),
+    "cases_transformers": ("Transformers in a fresh process: whole run", "Transformers in a fresh process: train()"),
 }
 
 
