@@ -15,7 +15,7 @@ from collections import defaultdict
 from importlib.util import find_spec
 from pathlib import Path
 
-from .harness import Case, Comparison
+from .harness import Case, Comparison, read_back
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 9  # a fresh process varies by ±5% run to run on a 2-core machine: 9 rounds give a steady median
@@ -82,22 +82,11 @@ def train_call(quick: bool) -> Case:
     """Read back from the whole-run case's processes: each run reported its own `train()` time."""
     steps = 20 if quick else 300
     variants = _variants(steps, quick)
-
-    def recorded(name: str):  # type: ignore[no-untyped-def]
-        run = variants[name]
-
-        def sample() -> float:
-            if not _train_times[name]:
-                run()  # type: ignore[operator]
-            return _train_times[name].pop(0)
-
-        return sample
-
     return Case(
         name="Transformers in a fresh process: train() alone",
         description="Seconds `Trainer.train` took inside the same runs (opening the run, every log, its end).",
         unit="s",
-        variants={name: recorded(name) for name in variants},
+        variants=read_back(variants, _train_times),  # type: ignore[arg-type]
         comparisons=_comparisons(variants, None),
         repeats=1 if quick else ROUNDS,
     )
