@@ -85,6 +85,14 @@ class DiaryCallback(TrainerCallback):
         self._last_end: tuple[Any, Any, Any] | None = None  # (args, state, model) at on_train_end
         self._warned = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy in another process (Ray pickles the Trainer with its callbacks) starts with no run:
+        runs, searches and trackers belong to the process that opened them."""
+        state = self.__dict__.copy()
+        state.update(_run=None, _ended=[], _searches={}, _trial_tracker=None, _trial_parent=None,
+                     _last_end=None, _observed=False)
+        return state
+
     # -- what users read ------------------------------------------------------------------------
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import signal
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def test_thirty_steps_record_arguments_config_series_model_and_success(uri, tmp_
     assert model.name == "tiny-bert" and version.iteration_id == run.id
     resource = tracker.get_resource(version.resource_id)
     assert resource.name == f"iteration-{run.id}/model-step-30.zip"
+    # A copy for another process (Ray pickles the Trainer and its callbacks) takes no run along.
+    copy = pickle.loads(pickle.dumps(callback))
+    assert copy.iteration_id is None and copy._project == "Transformers"
 
 
 def test_compute_metrics_raising_at_the_first_evaluation_ends_the_run_failed_with_its_text(sqlite_uri, tmp_path):
