@@ -189,7 +189,10 @@ class DiaryCallback(TrainerCallback):
     def _open(self, args: Any, model: Any) -> None:
         name = self._name or (args.run_name or "")
         if self._per_rank and ranks.applies():
-            runs = self._run = ranks.RankRuns(lambda **given: self._new_run(**{"name": name, **given}), self._connect)
+            runs = self._run = ranks.RankRuns(
+                lambda **given: self._new_run(**{"name": name, **given}), self._connect,
+                own_tracker=self._tracker is None,
+            )
             runs.open()
         else:
             run = self._new_run(name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)

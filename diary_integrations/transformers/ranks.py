@@ -26,8 +26,8 @@ def applies() -> bool:
 class RankRuns:
     """This rank's child run, and on rank 0 the driver run, of one `train()`."""
 
-    def __init__(self, make_run: Callable[..., CallbackRun], connect: Callable[[], Any]) -> None:
-        self.make_run, self.connect = make_run, connect
+    def __init__(self, make_run: Callable[..., CallbackRun], connect: Callable[[], Any], *, own_tracker: bool) -> None:
+        self.make_run, self.connect, self.own_tracker = make_run, connect, own_tracker
         self.rank = distributed.current_rank()
         self.tracker: Any = None
         self.driver: CallbackRun | None = None
@@ -67,8 +67,8 @@ class RankRuns:
             if self.driver is not None:
                 # Ended above: this only releases the driver's exit hook and heartbeat (the first end wins).
                 self.driver.end(exc)
-            if isinstance(self.tracker, SidecarTracker):
-                self.tracker.close()
+            if self.own_tracker and isinstance(self.tracker, SidecarTracker):
+                self.tracker.close()  # every call was answered, so applied
 
     # What DiaryCallback asks of a run, as a CallbackRun answers it.
 
