@@ -39,7 +39,7 @@ def test_six_trials_two_failing_one_pruned_give_one_driver_six_truthful_children
                 "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [4, 16])}
 
     callback = DiaryCallback("Transformers", "search", uri=uri)
-    args = tiny_bert.arguments(tmp_path / "out", max_steps=20)
+    args = tiny_bert.arguments(tmp_path / "out", max_steps=10)  # one evaluation, at step 10
     trainer = tiny_bert.trainer(args, [callback], model_init=model_init, compute_metrics=metrics)
     best = trainer.hyperparameter_search(
         hp_space=space, n_trials=6, direction="maximize", backend="optuna",
@@ -70,7 +70,7 @@ def test_six_trials_two_failing_one_pruned_give_one_driver_six_truthful_children
             assert child.status is IterationStatus.SUCCEEDED
             value = tracker.get_latest_metrics([child.id])[child.id]["value"]
             run_eval = {p.step: p.value for p in tracker.get_metrics(run.id) if p.key == "eval/accuracy"}
-            assert value == pytest.approx(run_eval[20])  # the objective: the sum of the metrics, accuracy
+            assert value == pytest.approx(run_eval[10])  # the objective: the sum of the metrics, accuracy
     # The best trial on the driver, as the Optuna integration writes it, equal to what the search returned.
     driver_params = {p.key: p.value for p in tracker.get_parameters(driver.id)}
     assert driver_params["best_trial"] == best.run_id
