@@ -15,7 +15,7 @@ from collections import defaultdict
 from importlib.util import find_spec
 from pathlib import Path
 
-from .harness import Case, Comparison
+from .harness import Case, Comparison, read_back
 
 ROOT = Path(__file__).resolve().parents[1]
 _first_steps: dict[str, list[float]] = defaultdict(list)
@@ -105,17 +105,6 @@ def fresh_process_first_step(quick: bool) -> Case:
     steps = 50 if quick else 2000
     variants = _variants(steps, quick)
     names = list(variants)
-
-    def recorded(name: str):  # type: ignore[no-untyped-def]
-        run = variants[name]
-
-        def sample() -> float:
-            if not _first_steps[name]:
-                run()  # type: ignore[operator]
-            return _first_steps[name].pop(0)
-
-        return sample
-
     comparisons = [
         Comparison(f"{name} / no logger", name, "no logger", None, "lower") for name in names if name != "no logger"
     ]
@@ -127,7 +116,7 @@ def fresh_process_first_step(quick: bool) -> Case:
             "50 ms on an existing database, 150 ms on a new one)."
         ),
         unit="s",
-        variants={name: recorded(name) for name in names},
+        variants=read_back(variants, _first_steps),  # type: ignore[arg-type]
         comparisons=comparisons,
         repeats=1 if quick else ROUNDS,
     )

@@ -109,6 +109,23 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def read_back(variants: dict[str, Callable[[], float]], kept: dict[str, list[float]]) -> dict[str, Callable[[], float]]:
+    """Variants for a second figure of the same runs: each sample is the next number a run of the first
+    case kept in `kept[name]` (a run is made when none is left, e.g. when this case runs alone)."""
+
+    def recorded(name: str) -> Callable[[], float]:
+        run = variants[name]
+
+        def sample() -> float:
+            if not kept[name]:
+                run()
+            return kept[name].pop(0)
+
+        return sample
+
+    return {name: recorded(name) for name in variants}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MiB."""
     import resource

@@ -23,6 +23,7 @@ CASES = {
     "cases_boosting": ("xgboost: 20-round fit", "lightgbm: 20-round fit"),
     "cases_search": ("Search: 500 children", "Search: 1,000 children", "MLflow / diary: best child",
                      "Frames: sweep_frame of 500 children"),
+    "cases_transformers": ("Transformers in a fresh process: whole run", "Transformers in a fresh process: train()"),
 }
 
 
