@@ -31,10 +31,18 @@ def normalize_url(path_or_url: str | os.PathLike[str]) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def create_tracker_engine(url: str) -> Engine:
+# Seconds a new PostgreSQL connection may take before it counts as unreachable (a URL may say otherwise).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def create_tracker_engine(url: str, pool_size: int = 5) -> Engine:
+    """The engine of a tracker: `pool_size` connections kept (and as many again in a burst) on a
+    server database, SQLite tuned for several writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Bounded, so a host that does not answer is an error (and a server's 503) rather than a hang.
+        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, connect_args=connect)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

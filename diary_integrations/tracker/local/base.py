@@ -155,6 +155,9 @@ def _close_open_trackers() -> None:
 class TrackerBase:
     """Engine, transactions and row look-ups; the entity mixins build on these."""
 
+    # Connections kept open on a server database (a tracking server sets DIARY_DB_POOL_SIZE here).
+    pool_size = 5
+
     def __init__(
         self, url: str | os.PathLike[str] = DEFAULT_URI, *, artifact_root: str | os.PathLike[str] | None = None,
         record_processes: bool = True,
@@ -185,7 +188,7 @@ class TrackerBase:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    engine = create_tracker_engine(self.url)
+                    engine = create_tracker_engine(self.url, self.pool_size)
                     upgrade_to_head(engine)
                     self._seed_default_user(engine)
                     self._engine = engine
