@@ -46,7 +46,9 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         tracker = LocalTracker(
             settings.database_url, artifact_root=settings.tracker_artifact_root, record_processes=False
         )
-        tracker.pool_size = settings.db_pool_size  # before the engine is made (check_admin_password below)
+        # Before the engine is made (check_admin_password below). No ping before each use: a dropped
+        # connection is a 503 the client retries (availability.py), not worth a round trip per request.
+        tracker.pool_size, tracker.pool_pre_ping = settings.db_pool_size, False
         owned = True
     else:
         settings = ServerSettings()

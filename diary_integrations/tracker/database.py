@@ -35,14 +35,18 @@ def normalize_url(path_or_url: str | os.PathLike[str]) -> str:
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def create_tracker_engine(url: str, pool_size: int = 5) -> Engine:
+def create_tracker_engine(url: str, pool_size: int = 5, *, pre_ping: bool = True) -> Engine:
     """The engine of a tracker: `pool_size` connections kept (and as many again in a burst) on a
-    server database, SQLite tuned for several writers."""
+    server database, each tested with a round trip before use unless `pre_ping` is off (a tracking
+    server: a connection the database dropped fails its request with a 503 the client retries, and
+    SQLAlchemy then replaces every connection of the pool); SQLite tuned for several writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # Bounded, so a host that does not answer is an error (and a server's 503) rather than a hang.
         connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, connect_args=connect)
+        return create_engine(
+            url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=pool_size, connect_args=connect
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
