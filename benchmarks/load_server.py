@@ -17,6 +17,7 @@ idempotency key until it is taken, as the writers' journal would; those resends 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import statistics
@@ -281,7 +282,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     database, drop = _database(args.backend, directory)
     clients = args.processes * args.threads
     results = []
-    server = diary_server(database, args.workers, directory / "server.log")
+    env = {} if args.max_in_flight is None else {"DIARY_MAX_IN_FLIGHT": str(args.max_in_flight)}
+    server = diary_server(database, args.workers, directory / "server.log", env)
     try:
         setup = RemoteTracker(server.url, replay_journal=False)
         project_id, _ = setup.create_project("load")
@@ -338,9 +340,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="points per batch")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--variants", default="diary,raw,mlflow", help="comma-separated: diary, raw, mlflow")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="the server's DIARY_MAX_IN_FLIGHT")
+    parser.add_argument("--json", action="store_true", help="one JSON object per variant instead of a table")
     args = parser.parse_args()
     args.variants = args.variants.split(",")
     results = run(args)
+    if args.json:
+        for result in results:
+            print(json.dumps(result))
+        return
     raw = next((r["points_per_s"] for r in results if r["variant"] == "raw"), None)
     print(f"{args.processes * args.threads} clients ({args.processes} x {args.threads}), {args.batches} batches of "
           f"{args.batch} points, {args.backend}, --workers {args.workers} (a shared, loaded machine)")
