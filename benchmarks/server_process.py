@@ -57,7 +57,7 @@ def diary_server(name: str = "diary") -> str:
         port = _free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--db", f"sqlite:///{directory / 'server.db'}"],
+             "--db", f"sqlite:///{directory / 'server.db'}", "--workers", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         )
         url = f"http://127.0.0.1:{port}"

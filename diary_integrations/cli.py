@@ -148,6 +148,8 @@ def _server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"diary server: {exc}", file=sys.stderr)
         return 2
+    if args.workers is None:
+        args.workers = default_workers()
     if args.workers > 1:
         app.state.tracker.close()
         # Each worker builds its app from DIARY_*: what the command line said goes there too.
@@ -155,6 +157,15 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["DIARY_HOST"], os.environ["DIARY_PORT"] = settings.host, str(settings.port)
     serve(app, settings.host, settings.port, workers=args.workers)
     return 0
+
+
+def default_workers() -> int:
+    """One server worker per core this process may run on (at most 64): a worker is one event loop."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(64, cores))
 
 
 def _worker_count(text: str) -> int:
@@ -407,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default=None, help="interface to listen on (default: $DIARY_HOST or 127.0.0.1)")
     server.add_argument("--port", type=int, default=None, help="port; 0 picks a free one (default: 9000)")
     server.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $DIARY_DATABASE_URL)")
-    server.add_argument("--workers", type=_worker_count, default=1,
-                        help="uvicorn worker processes on the one port (default 1; see README, Scaling out)")
+    server.add_argument("--workers", type=_worker_count, default=None,
+                        help="uvicorn worker processes on the one port (default: the cores this process may use; "
+                             "see README, Scaling out)")
     server.set_defaults(run=_server)
 
     sync = commands.add_parser("sync", help="send the local journal of writes a tracking server could not take")
