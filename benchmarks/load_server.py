@@ -88,7 +88,9 @@ def diary_server(database: str, workers: int, log: Path, env: dict[str, str] | N
 def mlflow_server(database: str, workers: int, directory: Path) -> Server:
     """`mlflow server` on the same kind of database (its own tables)."""
     return Server([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--backend-store-uri", database,
-                   "--default-artifact-root", f"file://{directory / 'artifacts'}", "--workers", str(workers)],
+                   "--default-artifact-root", f"file://{directory / 'artifacts'}", "--workers", str(workers),
+                   # uvicorn replaces a worker that misses a 5 s ping: on a loaded machine, while importing.
+                   "--uvicorn-opts", "--timeout-worker-healthcheck 120"],
                   "/health", directory / "mlflow.log", {"MLFLOW_ALLOW_FILE_STORE": "true"})
 
 
@@ -282,7 +284,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     database, drop = _database(args.backend, directory)
     clients = args.processes * args.threads
     results = []
-    env = {} if args.max_in_flight is None else {"DIARY_MAX_IN_FLIGHT": str(args.max_in_flight)}
+    # A long lease: the iterations wait for their turn without a heartbeat, and must not be reaped meanwhile.
+    env = {"DIARY_HEARTBEAT_LEASE": "36000"}
+    if args.max_in_flight is not None:
+        env["DIARY_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     server = diary_server(database, args.workers, directory / "server.log", env)
     try:
         setup = RemoteTracker(server.url, replay_journal=False)
@@ -290,7 +295,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         experiment_id, _ = setup.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "load")
         for variant in args.variants:
             if variant == "mlflow":
-                results.append(_mlflow(args, database, directory, clients))
+                try:
+                    results.append(_mlflow(args, database, directory, clients))
+                except RuntimeError as exc:  # MLflow's server did not come up: report the others
+                    print(f"mlflow: {exc}", file=sys.stderr)
                 continue
             ids = setup.create_iterations(experiment_id, [NewIteration(notes=f"{variant} {n}") for n in range(clients)])
             target = server.url if variant == "diary" else database
