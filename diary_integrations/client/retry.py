@@ -1,7 +1,8 @@
 """The retry policy of one request: when a failed send is repeated, and how long it waits between tries.
 
-A 503 carries `Retry-After` (a full server, or its database away): the wait is at least that, spread
-by jitter so the writers a busy server turned away do not all come back in the same instant.
+A 503 carries `Retry-After` (a full server, or its database away): the wait is about that, spread by
+jitter (half to one and a half of it) so the writers a busy server turned away do not all come back in
+the same instant.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def send(
                 raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
             failure = exc
         if attempt < retries:
-            # Jitter: from the asked wait to twice it, so turned-away writers come back spread out.
-            time.sleep(max(asked, delay) * (1 + random.random()))
+            # Jitter, so the writers a busy server turned away come back spread out: around the asked
+            # wait (half to one and a half of it), else the growing delay plus up to half of it.
+            time.sleep(asked * (0.5 + random.random()) if asked > delay else delay * (1 + random.random() / 2))
             delay = min(delay * 2, 3.0)
     raise TransportError(
         f"{method} {url}{path} failed after {retries + 1} attempts: {type(failure).__name__}: {failure}"
