@@ -32,44 +32,25 @@ from typing import Any
 
 import httpx
 
+from .server_process import _free_port as free_port
+from .server_process import _wait_healthy as wait_healthy
+
 # Driver connections per client process for the raw baseline (8 processes: 32, about what two server
 # workers hold); one per thread would pass a shared PostgreSQL's connection limit at 128 clients.
 RAW_CONNECTIONS = 4
 POSTGRES = os.environ.get("DIARY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(url: str, process: subprocess.Popen[Any], path: str) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url + path, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
-
-
 class Server:
     """A server process on a free loopback port, its log in a file."""
 
     def __init__(self, command: list[str], health: str, log: Path, env: dict[str, str] | None = None) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self.process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL,
                                         stderr=log.open("w"), env={**os.environ, **(env or {})})
-        _wait(self.url, self.process, health)
+        wait_healthy(self.url, self.process, health)
 
     def stop(self) -> None:
         self.process.terminate()
