@@ -32,7 +32,8 @@ def _wait_for(url: str, status: int, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def _write(url: str, experiment_id: int, rank: int, done: threading.Event, out: dict[int, Any]) -> None:
+def _write(url: str, experiment_id: int, rank: int, started: threading.Barrier, done: threading.Event,
+           out: dict[int, Any]) -> None:
     """One writer: a MetricWriter over HTTP adding a point every few milliseconds until told to stop."""
     tracker = RemoteTracker(url)
     with tracker.with_iteration(experiment_id, notes=f"writer {rank}", snapshot=False) as it:
@@ -41,6 +42,8 @@ def _write(url: str, experiment_id: int, rank: int, done: threading.Event, out: 
         while not done.is_set() or step < 200:
             writer.add(it.id, "loss", rank * 1e6 + step, step, time.time())
             step += 1
+            if step == 50:
+                started.wait(timeout=120)  # every run is open and writing before the database goes
             time.sleep(0.005)
         writer.close(timeout=120)
         out[rank] = (it.id, step, writer)
@@ -59,13 +62,14 @@ def test_writers_ride_out_a_database_outage(tmp_path):
             experiment_id, _ = client.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "4 writers")
             direct_id = client.create_iteration(experiment_id, notes="direct").id
             retried_before = retry.retried[503]
-            done = threading.Event()
+            done, started = threading.Event(), threading.Barrier(WRITERS + 1)
             out: dict[int, tuple[int, int, MetricWriter]] = {}
-            threads = [threading.Thread(target=_write, args=(server.url, experiment_id, rank, done, out))
+            threads = [threading.Thread(target=_write, args=(server.url, experiment_id, rank, started, done, out))
                        for rank in range(WRITERS)]
             for thread in threads:
                 thread.start()
-            time.sleep(1.5)
+            started.wait(timeout=120)
+            time.sleep(0.5)
 
             cluster.stop()
             _wait_for(server.url + "/health/ready", 503)
