@@ -6,8 +6,9 @@
 - `/health/live` answers 200 while the process runs; `/health/ready` asks the database on a
   connection of its own (not the request pool, which a busy server may have lent out) and answers 503
   `DATABASE_UNAVAILABLE` while it is away.
-- A worker with `DIARY_MAX_IN_FLIGHT` requests in progress answers the next ones 503 `SERVER_BUSY`
-  with `Retry-After` at once (back-pressure) instead of queueing them until every answer is late.
+- A worker serves `2 x DIARY_DB_POOL_SIZE` requests at once; a request whose turn does not come within
+  `DIARY_MAX_QUEUE_SECONDS` (or beyond `DIARY_MAX_IN_FLIGHT` held) is answered 503 `SERVER_BUSY` with
+  `Retry-After` (back-pressure) instead of being queued until every answer is late.
 
 `DatabaseState` logs one warning when the database goes away and one line when it is back, so an
 outage is two log lines, not one traceback per request and reaper round.
@@ -36,6 +37,9 @@ log = logging.getLogger("diary_integrations.server")
 UNAVAILABLE: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 # Paths that are never refused for being busy: probes must answer while the worker is full.
 _PROBES = frozenset({"/health", "/health/live", "/health/ready"})
+# Paths with back-pressure of their own: the logins queue for a password-hash slot (login.py), and
+# answer 429 with Retry-After when it does not come; they take no turn here.
+_OWN_GATE = frozenset({"/auth", "/ui/login"})
 # How long /health/ready waits for the database before it calls it away (seconds).
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -117,31 +121,56 @@ class DatabaseGuard:
 
 
 class InFlightLimit:
-    """Pure ASGI middleware: at most `DIARY_MAX_IN_FLIGHT` requests in progress in this worker; the
-    next ones get 503 `SERVER_BUSY` with `Retry-After` at once. The event loop is single-threaded, so a
-    plain counter is exact."""
+    """Pure ASGI middleware, this worker's back-pressure. At most `2 x DIARY_DB_POOL_SIZE` requests are
+    served at once (what the pool can give connections to); the next ones wait their turn for at most
+    `DIARY_MAX_QUEUE_SECONDS`, and at most `DIARY_MAX_IN_FLIGHT` in all are held. A request that finds
+    the worker full, or whose turn does not come in time, gets 503 `SERVER_BUSY` with `Retry-After`
+    before its body is read: the wait of an accepted request stays bounded however many clients come,
+    on a fast machine or a slow one. The event loop is single-threaded, so a plain counter is exact."""
 
     def __init__(self, app: Any, server: Any) -> None:
         self.app = app
         self.server = server
         self.in_flight = 0
+        self._turns: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in _PROBES:
             await self.app(scope, receive, send)
             return
         settings = self.server.state.settings
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(2 * settings.db_pool_size)
         if self.in_flight >= settings.max_in_flight:
-            message = f"the server has {settings.max_in_flight} requests in progress (DIARY_MAX_IN_FLIGHT); retry later"
-            busy = error(503, "SERVER_BUSY", message)
-            busy.headers.update(retry_after(settings.retry_after_seconds))
-            await busy(scope, receive, send)
+            await self._busy(settings, f"the server holds {settings.max_in_flight} requests (DIARY_MAX_IN_FLIGHT)")(
+                scope, receive, send)
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            if scope["path"] in _OWN_GATE:
+                await self.app(scope, receive, send)
+                return
+            try:
+                if self._turns.locked():  # a free turn is taken without wait_for's task
+                    await asyncio.wait_for(self._turns.acquire(), settings.max_queue_seconds)
+                else:
+                    await self._turns.acquire()
+            except asyncio.TimeoutError:
+                message = f"no turn within {settings.max_queue_seconds:g} s (DIARY_MAX_QUEUE_SECONDS)"
+                await self._busy(settings, message)(scope, receive, send)
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._turns.release()
         finally:
             self.in_flight -= 1
+
+    @staticmethod
+    def _busy(settings: Any, why: str) -> Any:
+        busy = error(503, "SERVER_BUSY", f"the server is busy: {why}; retry later")
+        busy.headers.update(retry_after(settings.retry_after_seconds))
+        return busy
 
 
 _probe_engines: dict[str, Engine] = {}
