@@ -50,7 +50,8 @@ class Server:
         self.log = log
         self.process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL,
                                         stderr=log.open("w"), env={**os.environ, **(env or {})})
-        wait_healthy(self.url, self.process, health)
+        # Minutes on a loaded machine: migrating a fresh database, then each worker importing the app.
+        wait_healthy(self.url, self.process, health, timeout=600)
 
     def stop(self) -> None:
         self.process.terminate()

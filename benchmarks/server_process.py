@@ -36,8 +36,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[str], path: str) -> None:
-    deadline = time.monotonic() + 120
+def _wait_healthy(url: str, process: subprocess.Popen[str], path: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
