@@ -276,7 +276,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     env = {"DIARY_HEARTBEAT_LEASE": "36000"}
     if args.max_in_flight is not None:
         env["DIARY_MAX_IN_FLIGHT"] = str(args.max_in_flight)
-    server = diary_server(database, args.workers, directory / "server.log", env)
+    try:
+        server = diary_server(database, args.workers, directory / "server.log", env)
+    except RuntimeError:
+        drop()  # the schema made for this run goes too
+        raise
     try:
         setup = RemoteTracker(server.url, replay_journal=False)
         project_id, _ = setup.create_project("load")
