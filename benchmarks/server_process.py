@@ -36,8 +36,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[str], path: str) -> None:
-    deadline = time.monotonic() + 120
+def _wait_healthy(url: str, process: subprocess.Popen[str], path: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
@@ -57,7 +57,7 @@ def diary_server(name: str = "diary") -> str:
         port = _free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--db", f"sqlite:///{directory / 'server.db'}"],
+             "--db", f"sqlite:///{directory / 'server.db'}", "--workers", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         )
         url = f"http://127.0.0.1:{port}"

@@ -208,6 +208,8 @@ def _server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"diary server: {exc}", file=sys.stderr)
         return 2
+    if args.workers is None:
+        args.workers = default_workers()
     if args.workers > 1:
         app.state.tracker.close()
         # Each worker builds its app from DIARY_*: what the command line said goes there too.
@@ -267,6 +269,13 @@ def _db(args: argparse.Namespace) -> int:
         state = f"newer than this package's {migrate.HEAD}: upgrade diary-integrations"
     print(f"schema {before or '-'} at {_shown_url(target)}: {state}")
     return 0
+def default_workers() -> int:
+    """One server worker per core this process may run on (at most 64): a worker is one event loop."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(64, cores))
 
 
 def _worker_count(text: str) -> int:
@@ -536,8 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--uri", "--db", dest="db", default=None,
                         help="database: SQLite path or SQLAlchemy URL (default: $DIARY_DATABASE_URL); "
                              "--db is the older spelling")
-    server.add_argument("--workers", type=_worker_count, default=1,
-                        help="uvicorn worker processes on the one port (default 1; see README, Scaling out)")
+    server.add_argument("--workers", type=_worker_count, default=None,
+                        help="uvicorn worker processes on the one port (default: the cores this process may use; "
+                             "see README, Scaling out)")
     server.set_defaults(run=_server)
 
     sync = commands.add_parser("sync", help="send the local journal of writes a tracking server could not take")

@@ -124,7 +124,8 @@ def cascading_deletes(driver_id: int, succeeded_id: int) -> None:
 def start_server(database: Path) -> tuple[subprocess.Popen[str], str]:
     """A `diary server` of this guide's own on a free loopback port, and its URL."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "diary_integrations.cli", "server", "--port", "0", "--uri", str(database)],
+        [sys.executable, "-m", "diary_integrations.cli", "server", "--port", "0", "--uri", str(database),
+         "--workers", "1"],
         stdout=subprocess.PIPE, text=True,
     )
     line = server.stdout.readline() if server.stdout else ""

@@ -58,12 +58,13 @@ def read_url(process: subprocess.Popen[str], log: Path) -> str:
     return line.rsplit(" ", 1)[-1].strip()
 
 
-def start_cli_server(workdir: Path, db_url: str, env: dict[str, str] | None = None) -> LiveServer:
-    """`diary server --port 0` as a user runs it (no test routes), e.g. with auth switched on in `env`."""
+def start_cli_server(workdir: Path, db_url: str, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
+    """`diary server --port 0` as a user runs it (no test routes), e.g. with auth switched on in `env`;
+    one worker unless told (the default, one per core, would cost every test a process per core)."""
     log = workdir / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", "0",
-         "--db", db_url],
+         "--db", db_url, "--workers", str(workers)],
         cwd=workdir, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         env={**os.environ, **(env or {})},
     )

@@ -1,9 +1,16 @@
-"""The retry policy of one request: when a failed send is repeated, and how long it waits between tries."""
+"""The retry policy of one request: when a failed send is repeated, and how long it waits between tries.
+
+A 503 carries `Retry-After` (a full server, or its database away): the wait is about that, spread by
+jitter (half to one and a half of it) so the writers a busy server turned away do not all come back in
+the same instant.
+"""
 
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -17,6 +24,29 @@ from ..tracker.errors import (
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 # Answers that mean "the server is restarting or a proxy lost it", worth a retry when a repeat is safe.
 _RETRY_STATUSES = frozenset({502, 503, 504})
+# A wait is at most this long however late a server asks to be tried again (seconds).
+MAX_WAIT_SECONDS = 10.0
+# How many answers this process retried, by status (benchmarks/load_server.py reports the 503s).
+retried: Counter[int] = Counter()
+_retried_lock = threading.Lock()
+
+
+def _not_started(response: httpx.Response) -> bool:
+    """A 503 SERVER_BUSY was refused before the server read the request: safe to repeat for any method."""
+    if response.status_code != 503:
+        return False
+    try:
+        return response.json().get("code") == "SERVER_BUSY"
+    except ValueError:
+        return False
+
+
+def _asked_wait(response: httpx.Response) -> float:
+    """The server's `Retry-After` in seconds (0 when absent or a date)."""
+    try:
+        return min(float(response.headers.get("retry-after", 0)), MAX_WAIT_SECONDS)
+    except ValueError:
+        return 0.0
 
 
 def send(
@@ -28,11 +58,16 @@ def send(
     repeatable = keyed or method in _IDEMPOTENT
     delay = 0.1
     for attempt in range(retries + 1):
+        asked = 0.0
         try:
             response = client.request(method, path, **kwargs)
-            if not (repeatable and response.status_code in _RETRY_STATUSES and attempt < retries):
+            status = response.status_code
+            if not (status in _RETRY_STATUSES and attempt < retries and (repeatable or _not_started(response))):
                 return response
-            failure: Exception = TransportError(f"HTTP {response.status_code}")
+            with _retried_lock:
+                retried[status] += 1
+            asked = _asked_wait(response)
+            failure: Exception = TransportError(f"HTTP {status}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             failure = exc
         except httpx.TransportError as exc:
@@ -40,7 +75,9 @@ def send(
                 raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
             failure = exc
         if attempt < retries:
-            time.sleep(delay * (1 + random.random() / 2))
+            # Jitter, so the writers a busy server turned away come back spread out: around the asked
+            # wait (half to one and a half of it), else the growing delay plus up to half of it.
+            time.sleep(asked * (0.5 + random.random()) if asked > delay else delay * (1 + random.random() / 2))
             delay = min(delay * 2, 3.0)
     raise TransportError(
         f"{method} {url}{path} failed after {retries + 1} attempts: {type(failure).__name__}: {failure}"

@@ -18,6 +18,7 @@ from .. import __version__
 from ..tracker.local import DEFAULT_PASSWORD, DEFAULT_USERNAME
 from ..tracker.local.users import _dummy_hash as dummy_hash
 from .auth import TokenService
+from .availability import DatabaseGuard, DatabaseState, InFlightLimit, is_unavailable
 from .cluster import reap_round, startup_lock
 from .errors import install_error_handlers
 from .head import HeadAsGet
@@ -45,6 +46,9 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         tracker = LocalTracker(
             settings.database_url, artifact_root=settings.tracker_artifact_root, record_processes=False
         )
+        # Before the engine is made (check_admin_password below). No ping before each use: a dropped
+        # connection is a 503 the client retries (availability.py), not worth a round trip per request.
+        tracker.pool_size, tracker.pool_pre_ping = settings.db_pool_size, False
         owned = True
     else:
         settings = ServerSettings()
@@ -74,6 +78,7 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database = DatabaseState()
     app.state.tokens = TokenService(settings.jwt_secret, settings.token_ttl_seconds)
     app.state.login_throttle = LoginThrottle(settings, counter_for(app))
     app.state.login_gate = LoginGate(settings)
@@ -83,6 +88,10 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, server=app)  # sizes and tokens are checked before any body is read
+    # Outermost of ours: a database that went away is a 503 wherever it shows (availability.py), and a
+    # full worker refuses at once, before reading anything.
+    app.add_middleware(DatabaseGuard, server=app)
+    app.add_middleware(InFlightLimit, server=app)
     origins = settings.cors_origins
     if origins:  # no CORS at all unless DIARY_CORS_ORIGINS names origins
         app.add_middleware(
@@ -173,7 +182,11 @@ async def _reap_forever(app: FastAPI) -> None:
             reaped = await asyncio.to_thread(reap_once, app, prune_keys=due)
             if reaped is not None and due:
                 pruned_at = time.monotonic()
+            app.state.database.came_back()
             if reaped:
                 log.warning("diary server: heartbeat lost, marked KILLED: %s", ", ".join(map(str, reaped)))
-        except Exception:  # a database hiccup must not end the reaper; the next round tries again
-            log.exception("diary server: the reaper failed this round")
+        except Exception as exc:  # a database hiccup must not end the reaper; the next round tries again
+            if is_unavailable(exc):
+                app.state.database.went_away(exc)  # logged once per outage, not once per round
+            else:
+                log.exception("diary server: the reaper failed this round")

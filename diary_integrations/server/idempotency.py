@@ -50,6 +50,16 @@ class IdempotencyKeys:
             _request_key.reset(token)
 
 
+def request_key() -> tuple[str, str] | None:
+    """The `(key, purpose)` of the write being served, if it was sent with an Idempotency-Key."""
+    return _request_key.get()
+
+
+def replayed(status: int, body: str) -> Response:
+    """A stored answer sent again."""
+    return Response(body.encode(), status, media_type="application/json", headers={REPLAYED_HEADER: "true"})
+
+
 def answered_once(tracker: Any, user: Any, answer: Callable[[], Any]) -> Response:
     """`answer()` as a response, applied once per key: a repeat gets the stored status and body back."""
     keyed = _request_key.get()
@@ -58,8 +68,7 @@ def answered_once(tracker: Any, user: Any, answer: Callable[[], Any]) -> Respons
     key, purpose = keyed
     with applied_once(tracker.engine, key, purpose, getattr(user, "id", None)) as slot:
         if slot.replay is not None:
-            status, body = slot.replay
-            return Response(body.encode(), status, media_type="application/json", headers={REPLAYED_HEADER: "true"})
+            return replayed(*slot.replay)
         response = _response(answer())
         slot.store(response.status_code, bytes(response.body).decode())
         return response

@@ -10,6 +10,8 @@ from typing import Any
 # Longer than the client's keep-alive expiry, so the client always drops an idle connection first
 # and never sends a request on a socket the server is closing.
 KEEP_ALIVE_SECONDS = 75
+# How long a worker may take to answer the supervisor's health ping before it is replaced.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -51,6 +53,10 @@ def serve(
 
         from uvicorn.supervisors import Multiprocess
 
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            # uvicorn kills a worker that does not answer its supervisor's ping in time (5 s by default),
+            # which a worker still importing on a loaded machine may not: it would be killed forever.
+            options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
         config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
         if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases take the target
             Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()

@@ -47,6 +47,14 @@ class ServerSettings(BaseSettings):
     login_max_failures_per_address: int = Field(100, ge=1)
     login_concurrency: int = Field(2, ge=1)
     login_queue_seconds: float = Field(5.0, ge=0)
+    # Back-pressure and outages (docs/decisions.md, issue 24): a worker serves 2 x db_pool_size requests
+    # at once; others wait at most max_queue_seconds, at most max_in_flight held in all, else 503
+    # SERVER_BUSY; a 503 (busy, or DATABASE_UNAVAILABLE) says Retry-After this.
+    max_in_flight: int = Field(256, ge=1)
+    max_queue_seconds: float = Field(0.5, gt=0, le=3600, allow_inf_nan=False)
+    retry_after_seconds: float = Field(1.0, ge=1, le=3600, allow_inf_nan=False)
+    # Database connections each worker keeps (and as many again in a burst), about the threads that use them.
+    db_pool_size: int = Field(8, ge=1, le=1000)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

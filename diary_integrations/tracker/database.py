@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,10 +33,22 @@ def normalize_url(path_or_url: str | os.PathLike[str]) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def create_tracker_engine(url: str) -> Engine:
+# Seconds a new PostgreSQL connection may take before it counts as unreachable (a URL may say otherwise).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def create_tracker_engine(url: str, pool_size: int = 5, *, pre_ping: bool = True) -> Engine:
+    """The engine of a tracker: `pool_size` connections kept (and as many again in a burst) on a
+    server database, each tested with a round trip before use unless `pre_ping` is off (a tracking
+    server: a connection the database dropped fails its request with a 503 the client retries, and
+    SQLAlchemy then replaces every connection of the pool); SQLite tuned for several writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Bounded, so a host that does not answer is an error (and a server's 503) rather than a hang.
+        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        return create_engine(
+            url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=pool_size, connect_args=connect
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -82,10 +96,33 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with joined[1].begin_nested():
             yield joined[1]
         return
-    with engine.connect() as conn:
+    with _one_writer(engine), engine.connect() as conn:
         conn.execution_options(diary_write=True)
         with conn.begin():
             yield conn
+
+
+# One lock per SQLite engine: the threads of a process take turns at writing here, on a lock that hands
+# over at once, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms (a tracking
+# server's threads spent most of their time asleep there). Other processes still queue in SQLite.
+_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_writer_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _writer_locks_guard:
+        lock = _writer_locks.setdefault(engine, threading.RLock())
+    # Bounded like the busy timeout: past it, SQLite's own wait decides (and says "database is locked").
+    held = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
 
 
 @contextmanager

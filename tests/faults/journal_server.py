@@ -22,7 +22,7 @@ def start_server(workdir: Path, db_url: str, port: int, env: dict[str, str] | No
     log = workdir / f"server-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--db", db_url],
+         "--db", db_url, "--workers", "1"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=log.open("a"), text=True, env={**os.environ, **(env or {})},
     )
     return LiveServer(process, read_url(process, log), log)

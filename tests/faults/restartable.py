@@ -36,7 +36,7 @@ class RestartableServer:
         log = (self.workdir / f"server-{self.starts}.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1",
-             "--port", str(self.port), "--db", self.db_url],
+             "--port", str(self.port), "--db", self.db_url, "--workers", "1"],
             cwd=self.workdir, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env,
         )
         deadline = time.monotonic() + timeout

@@ -159,7 +159,8 @@ def test_calls_are_retried_until_the_server_comes_up(tmp_path):
         # The server starts only now; the client's first call meets a refused connection and retries.
         server = subprocess.Popen(
             [sys.executable, "-m", "diary_integrations.cli", "server", "--port", str(port), "--db",
-             str(tmp_path / "late.db")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+             str(tmp_path / "late.db"), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
         )
         project_id, _ = tracker.create_project("late")  # a POST: safe to retry, nothing was sent
         assert [p.id for p in tracker.get_projects()] == [project_id]

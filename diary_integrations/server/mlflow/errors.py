@@ -12,6 +12,7 @@ import logging
 from sqlalchemy.exc import DataError
 
 from ...tracker.errors import Conflict, DiaryError, NotFound, Unprocessable
+from ..availability import is_unavailable, retry_after
 from ..errors import ApiError
 from ..responses import FastJSON
 
@@ -80,6 +81,9 @@ def translated(exc: BaseException) -> MlflowError:
         return invalid(f"a value is out of range for the database: {exc.orig}")
     if isinstance(exc, (OverflowError, UnicodeError, RecursionError)):
         return invalid(f"a value cannot be stored: {type(exc).__name__}")
+    if is_unavailable(exc):  # the database is away: try again later, not a bug
+        return MlflowError("TEMPORARILY_UNAVAILABLE", "the database is not reachable now; retry later",
+                           headers=retry_after(1))
     # Details (which may name paths on the server) go to the log only.
     log.exception("diary server: unexpected error in an MLflow route", exc_info=exc)
     return MlflowError("INTERNAL_ERROR", f"internal server error ({type(exc).__name__}); the server log has details")

@@ -1,4 +1,5 @@
-"""POST /auth (log in), POST /auth/refresh, POST /auth/logout-all, GET /auth/me, GET /health."""
+"""POST /auth (log in), POST /auth/refresh, POST /auth/logout-all, GET /auth/me, GET /health,
+/health/live and /health/ready."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pydantic import StrictStr
 
 from ... import __version__
 from ...tracker.records import to_dict
+from ..availability import database_ready, database_unavailable
 from ..bodies import RequestBody
 from ..deps import Me, Tracker
 from ..errors import ApiError
 from ..login import check_login
+from ..responses import FastJSON
 
 router = APIRouter()
 
@@ -26,14 +29,31 @@ class Login(RequestBody):
 @router.get("/health", tags=["server"])
 async def health(request: Request) -> dict[str, Any]:
     # async: touches no database, so it answers from the event loop even when every thread is busy.
-    settings = request.app.state.settings
+    state = request.app.state
+    settings = state.settings
     return {
+        "database": "available" if state.database.available else "unavailable",  # as last seen
         "app_name": "diary-integrations",
         "package_version": __version__,
         "server_time": datetime.now(timezone.utc).isoformat(),
         "auth": settings.enable_auth,
         "max_request_bytes": settings.max_request_bytes,  # the client cuts its batches to fit
     }
+
+
+@router.get("/health/live", tags=["server"])
+async def live() -> dict[str, str]:
+    """200 while the process serves requests, whatever the database does (a restart would not help)."""
+    return {"status": "live"}
+
+
+@router.get("/health/ready", tags=["server"])
+async def ready(request: Request) -> FastJSON:
+    """200 when the database answers now, else 503 DATABASE_UNAVAILABLE with Retry-After (take this
+    server out of a load balancer's rotation until it is back)."""
+    if await database_ready(request.app):
+        return FastJSON({"status": "ready", "database": "available"})
+    return database_unavailable(request.app.state.settings.retry_after_seconds)
 
 
 @router.post("/auth", tags=["auth"])

@@ -155,6 +155,11 @@ def _close_open_trackers() -> None:
 class TrackerBase:
     """Engine, transactions and row look-ups; the entity mixins build on these."""
 
+    # Connections kept open on a server database (a tracking server sets DIARY_DB_POOL_SIZE here), and
+    # whether each is tested before use (a tracking server does without: database.py says why).
+    pool_size = 5
+    pool_pre_ping = True
+
     def __init__(
         self, url: str | os.PathLike[str] = DEFAULT_URI, *, artifact_root: str | os.PathLike[str] | None = None,
         record_processes: bool = True,
@@ -185,7 +190,7 @@ class TrackerBase:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    engine = create_tracker_engine(self.url)
+                    engine = create_tracker_engine(self.url, self.pool_size, pre_ping=self.pool_pre_ping)
                     try:
                         upgrade_to_head(engine)
                         self._seed_default_user(engine)
@@ -275,7 +280,21 @@ class TrackerBase:
                 "and takes no new parameters or metrics",
                 field="iteration_id",
             )
+        self._touch_if_due(conn, iteration_id)
+
+    def _touch_if_due(self, conn: Connection, iteration_id: int) -> None:
+        """A write refreshes its iteration's heartbeat, at most every HEARTBEAT_REFRESH_SECONDS."""
         beat = time.monotonic()
         if beat - self._last_beat.get(iteration_id, 0.0) >= HEARTBEAT_REFRESH_SECONDS:
             conn.execute(hotpath.TOUCH_HEARTBEAT, {"iteration": iteration_id, "now": _now()})
             self._last_beat[iteration_id] = beat
+
+    def heartbeat_due(self, iteration_id: int) -> bool:
+        """Whether a write to this iteration should refresh its heartbeat now."""
+        return time.monotonic() - self._last_beat.get(iteration_id, 0.0) >= HEARTBEAT_REFRESH_SECONDS
+
+    def touch_heartbeat(self, iteration_id: int) -> None:
+        """Refresh the iteration's heartbeat if it is due (the one-statement write paths call this)."""
+        if self.heartbeat_due(iteration_id):
+            with self._write() as conn:
+                self._touch_if_due(conn, iteration_id)

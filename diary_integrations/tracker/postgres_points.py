@@ -1,0 +1,109 @@
+"""A metric batch on PostgreSQL in one statement, one round trip: its idempotency key, the check that
+the iteration still takes points, and every point, committed together (or none of them).
+
+The points travel as four arrays (keys, values, steps, times) and are unnested by the database: no
+statement per row, no row object per point on the way. The key is claimed with `ON CONFLICT DO NOTHING`
+only when the iteration is writable, and the points are inserted only when the key was claimed, so a
+refused or repeated request writes nothing. A request racing another with the same key waits for that
+one's commit (PostgreSQL's unique index does) and then finds the stored answer, which it replays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from . import schema as t
+from .enums import IterationStatus
+from .errors import Unprocessable
+from .validation import check_datetime, checked_points
+
+_STATE = (
+    "SELECT 1 FROM iteration WHERE id = %(iteration)s AND status = %(running)s AND end_date IS NULL"
+)
+_POINTS = (
+    "INSERT INTO metric (iteration_id, key, value, step, recorded_at) "
+    "SELECT %(iteration)s, p.key, p.value, p.step, p.recorded_at FROM unnest("
+    "%(keys)s::text[], %(values)s::float8[], %(steps)s::bigint[], %(whens)s::float8[]) "
+    "AS p(key, value, step, recorded_at)"
+)
+KEYED = (
+    f"WITH writable AS ({_STATE}), "
+    "claim AS (INSERT INTO idempotency_key (key, user_id, request_hash, status_code, response, created_date) "
+    "SELECT %(key)s, %(user)s, %(purpose)s, %(status)s, %(response)s, %(now)s FROM writable "
+    "ON CONFLICT (key) DO NOTHING RETURNING 1), "
+    f"added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM claim)) "
+    "SELECT (SELECT count(*) FROM writable), (SELECT count(*) FROM claim)"
+)
+UNKEYED = (
+    f"WITH writable AS ({_STATE}), added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM writable)) "
+    "SELECT (SELECT count(*) FROM writable), 1"
+)
+
+
+@dataclass
+class Claim:
+    """The idempotency key a batch is sent with, and the answer stored with it if the batch is applied."""
+
+    key: str
+    purpose: str
+    user_id: int | None
+    status: int
+    response: str
+
+
+def point_columns(points: Sequence[Any]) -> tuple[list[str], list[float | None], list[int], list[float]]:
+    """Validated points as four columns (NaN as None), or `Unprocessable` naming the bad point."""
+    keys: list[str] = []
+    values: list[float | None] = []
+    steps: list[int] = []
+    whens: list[float] = []
+    now = time.time()
+    for key, value, step, when in checked_points(points):
+        keys.append(key)
+        values.append(value if value == value else None)
+        steps.append(step)
+        whens.append(now if when is None else check_datetime(when, "recorded_at").timestamp())
+    return keys, values, steps, whens
+
+
+def insert_points(
+    engine: Engine, iteration_id: int, columns: tuple[list[Any], ...], claim: Claim | None
+) -> tuple[int, str] | None:
+    """Write the batch in one autocommitted statement. None when it was applied now; the stored
+    `(status, response)` when its key was applied before. Refuses (writing nothing) an iteration that
+    is missing or has ended, and a key used before for another request."""
+    keys, values, steps, whens = columns
+    params: dict[str, Any] = {"iteration": iteration_id, "running": int(IterationStatus.RUNNING),
+                              "keys": keys, "values": values, "steps": steps, "whens": whens}
+    if claim is not None:
+        params.update(key=claim.key, user=claim.user_id, purpose=claim.purpose, status=claim.status,
+                      response=claim.response, now=datetime.now(timezone.utc).replace(tzinfo=None))
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        writable, claimed = conn.exec_driver_sql(KEYED if claim is not None else UNKEYED, params).one()
+        if writable and claimed:
+            return None
+        if claim is not None:
+            k = t.idempotency_keys
+            stored = conn.execute(
+                select(k.c.request_hash, k.c.user_id, k.c.status_code, k.c.response).where(k.c.key == claim.key)
+            ).first()
+            if stored is not None:
+                if stored.request_hash != claim.purpose or stored.user_id != claim.user_id:
+                    raise Unprocessable(f"idempotency_key: {claim.key} was already used for another request",
+                                        field="idempotency_key")
+                return stored.status_code, stored.response
+        state = conn.execute(select(t.iterations.c.status).where(t.iterations.c.id == iteration_id)).first()
+    if state is None:
+        raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
+    raise Unprocessable(
+        f"iteration_id: iteration {iteration_id} has ended ({IterationStatus(state.status).name}) "
+        "and takes no new parameters or metrics",
+        field="iteration_id",
+    )
