@@ -20,6 +20,7 @@ from . import resume
 from .checkpoints import newest_checkpoint
 from .metrics import buffer_points
 from .params import write_parameters
+from .system import start_sampling
 
 if TYPE_CHECKING:
     from ..tracker.records import Iteration
@@ -120,6 +121,7 @@ class Opener:
     def _run(self, lg: DiaryLogger) -> None:
         try:
             open_run(lg)
+            start_sampling(lg)  # from here, not the training thread: it waits for no log_metrics
         except BaseException as error:  # noqa: BLE001 - handed to the training thread by settle
             self.failure = error
 
@@ -187,6 +189,7 @@ def reopen_ended(lg: DiaryLogger) -> None:
         Heartbeat.of(lg.tracker).add(iteration_id)
         lg._mark_unfinished()
     lg._ended_ok.clear()
+    start_sampling(lg)
 
 
 class LazyTracker:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import distributed
 from ..tracker.lifecycle import Heartbeat
+from .system import start_sampling
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
@@ -57,6 +58,7 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
             lg._open_run()
         lg._owns_run = True  # also in a ddp_spawn worker that was handed the run by its launcher
         lg._targets = (lg._run_id,)  # type: ignore[assignment]
+        start_sampling(lg)
         return lg._targets
     if shared:
         lg._owns_run = rank == 0
@@ -70,4 +72,5 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
         lg._rank_id = lg._open_rank_child(rank)
     # Rank 0 also writes the driver: its metrics are the run's (synced ones are the same everywhere).
     lg._targets = (lg._rank_id, lg._run_id) if lg._owns_run else (lg._rank_id,)  # type: ignore[assignment]
+    start_sampling(lg)
     return lg._targets
