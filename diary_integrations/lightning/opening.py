@@ -20,7 +20,7 @@ from . import resume
 from .checkpoints import newest_checkpoint
 from .metrics import buffer_points
 from .params import write_parameters
-from .system import start_sampling
+from .system import start_sampling, stop_sampling
 
 if TYPE_CHECKING:
     from ..tracker.records import Iteration
@@ -156,6 +156,7 @@ def settle(lg: DiaryLogger, *, raise_failure: bool, wait: bool = True) -> bool:
     if failure is not None or lg._run_id is None:
         lg._opener = None
         lg._early.clear()
+        stop_sampling(lg)
         if raise_failure and failure is not None:
             raise failure
         warn_tracking("the run could not be opened; what was logged is lost", failure, logger=log)

@@ -54,6 +54,7 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
             return lg._targets if lg._settle_opening(raise_failure=True, wait=False) else ()
         if lg._run_id is None:
             if not shared and lg._open_in_background():
+                start_sampling(lg)  # reads from now on; its readings wait with the points
                 return ()  # training starts now; points wait in memory until the run exists
             lg._open_run()
         lg._owns_run = True  # also in a ddp_spawn worker that was handed the run by its launcher

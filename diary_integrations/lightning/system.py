@@ -17,15 +17,23 @@ if TYPE_CHECKING:
 
 
 def start_sampling(lg: DiaryLogger) -> None:
-    """Start the sampler once the iteration this process writes exists (a no-op if it runs already, or
-    when `system_metrics=False`). It only starts a thread: nothing is read on the calling thread."""
-    if not lg._system_metrics or (lg._sampler is not None and lg._sampler.running):
+    """Start the sampler (a no-op when `system_metrics=False`). While the run is being opened in the
+    background it samples from now on and keeps its readings; once the iteration this process writes
+    exists, they go to it. It only starts a thread: nothing is read on the calling thread."""
+    if not lg._system_metrics:
         return
+    sampler = lg._sampler if lg._sampler is not None and lg._sampler.running else None
     target = lg._rank_id if lg._per_rank else (lg._run_id if lg._owns_run else None)
+    directory = lg._save_dir or os.getcwd()
     if target is None:
+        if sampler is None and lg._opener is not None:  # the run's first seconds count too
+            lg._sampler = system_metrics.start_unattached(interval=lg._system_metrics_interval, directory=directory)
         return
-    lg._sampler = system_metrics.start(
-        metric_writer(lg), target, interval=lg._system_metrics_interval, directory=lg._save_dir or os.getcwd())
+    if sampler is not None and not sampler.attached:
+        sampler.attach(metric_writer(lg), target)
+    elif sampler is None:
+        lg._sampler = system_metrics.start(
+            metric_writer(lg), target, interval=lg._system_metrics_interval, directory=directory)
 
 
 def stop_sampling(lg: DiaryLogger) -> None:

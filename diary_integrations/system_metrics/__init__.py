@@ -25,7 +25,8 @@ from typing import Any
 from ..tracker.errors import Unprocessable
 from .sampler import DEFAULT_INTERVAL, PREFIX, STOP_TIMEOUT, SystemSampler
 
-__all__ = ["DEFAULT_INTERVAL", "PREFIX", "SystemSampler", "check_options", "start"]
+__all__ = ["DEFAULT_INTERVAL", "PREFIX", "SystemSampler", "check_options", "start", "start_unattached",
+           "stop_quietly"]
 
 
 def check_options(enabled: Any, interval: Any) -> None:
@@ -63,6 +64,19 @@ def start(
     sampler = SystemSampler(
         writer, iteration_id, pid=os.getpid() if pid is None else pid, interval=float(interval),
         directory=os.fspath(directory) if directory is not None else os.getcwd(), own_writer=own,
+    )
+    return sampler.start()
+
+
+def start_unattached(
+    *, pid: int | None = None, interval: float = DEFAULT_INTERVAL, directory: str | os.PathLike[str] | None = None,
+) -> SystemSampler:
+    """A sampler for a run whose iteration is still being created: it reads from now on (the run's first
+    seconds count) and keeps its readings until `handle.attach(writer, iteration_id)`."""
+    check_options(True, interval)
+    sampler = SystemSampler(
+        None, None, pid=os.getpid() if pid is None else pid, interval=float(interval),
+        directory=os.fspath(directory) if directory is not None else os.getcwd(), own_writer=False,
     )
     return sampler.start()
 

@@ -64,6 +64,8 @@ class ProcessTree:
         for process in members:
             try:
                 with process.oneshot():
+                    if process.status() == psutil.STATUS_ZOMBIE:
+                        continue  # a worker that exited, not yet reaped: no longer part of the run
                     cpu += process.cpu_percent(None)  # 0.0 at a new process's first reading
                     rss += process.memory_info().rss
                     threads += process.num_threads()

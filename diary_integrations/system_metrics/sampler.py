@@ -9,6 +9,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from typing import Any
 
 log = logging.getLogger("diary_integrations")
@@ -20,13 +21,23 @@ STOP_TIMEOUT = 1.0
 # Keys whose running maximum is written too, as `<key>.max` (the latest value of which is the peak).
 PEAKED = ("proc.rss_mib", "memory_used_mib", "proc_memory_mib")
 THREAD_NAME = "diary-system-metrics"
+# Held while a sampler reads (imports psutil, starts NVML, reads /proc), and taken by every fork of this
+# process, so a DataLoader worker is never forked in the middle of a reading: the child would inherit the
+# locks the sampler held then (the dynamic loader's, an allocator's), with no thread left to release them.
+_reading = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_reading.acquire, after_in_parent=_reading.release,
+                        after_in_child=_reading.release)
+# Readings kept while the run's iteration is still being created (`attach` hands them over).
+MAX_UNATTACHED = 360
 
 
 class SystemSampler:
-    """A running sampler (see `diary_integrations.system_metrics.start`). `stop()` ends it."""
+    """A running sampler (see `diary_integrations.system_metrics.start`). `stop()` ends it. Started
+    without a writer and an iteration (a run still being opened), it keeps its readings until `attach`."""
 
-    def __init__(self, writer: Any, iteration_id: int, *, pid: int, interval: float, directory: str,
-                 own_writer: bool) -> None:
+    def __init__(self, writer: Any | None, iteration_id: int | None, *, pid: int, interval: float,
+                 directory: str, own_writer: bool) -> None:
         self.writer = writer
         self.iteration_id = iteration_id
         self.pid = pid
@@ -39,6 +50,7 @@ class SystemSampler:
         self._closed = False  # set by stop(): a reading still in hand afterwards is not written
         self._lock = threading.Lock()
         self._last_step = -1
+        self._unattached: deque[tuple[str, float, int, float]] = deque(maxlen=MAX_UNATTACHED * 20)
         self.thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def start(self) -> SystemSampler:
@@ -49,6 +61,21 @@ class SystemSampler:
     def running(self) -> bool:
         return self.thread.is_alive()
 
+    @property
+    def attached(self) -> bool:
+        return self.writer is not None
+
+    def attach(self, writer: Any, iteration_id: int) -> None:
+        """The run's iteration exists now: the readings kept so far, and every later one, go to it."""
+        with self._lock:
+            if self.writer is not None or self._closed:
+                return
+            self.writer, self.iteration_id = writer, iteration_id
+            kept = [(iteration_id, *point) for point in self._unattached]
+            self._unattached.clear()
+            if kept:
+                writer.extend(kept)
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Take one last reading (the peaks up to now), end the thread (at most `timeout` seconds), and
         from then on write nothing; a writer this sampler made for itself is closed (flushed)."""
@@ -57,14 +84,15 @@ class SystemSampler:
             self.thread.join(timeout)
         with self._lock:
             self._closed = True
-        if self._own_writer:
+        if self._own_writer and self.writer is not None:
             self.writer.close()
 
     # -- the thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
-            readers = _Readers(self.pid, self.directory)
+            with _reading:
+                readers = _Readers(self.pid, self.directory)
         except Exception as exc:  # noqa: BLE001 - no psutil, the process already gone: nothing to record
             log.debug("diary: system metrics are off for pid %s: %s", self.pid, exc)
             return
@@ -76,12 +104,14 @@ class SystemSampler:
                 wait = self.interval
             self._record(readers)  # the last one: the peaks at the run's end
         finally:
-            readers.close()
+            with _reading:
+                readers.close()
 
     def _record(self, readers: _Readers) -> bool:
         """One reading written; False once the sampled process is gone."""
         try:
-            values = readers.read()
+            with _reading:
+                values = readers.read()
         except _Gone:
             return False
         except Exception as exc:  # noqa: BLE001 - a failed reading is skipped, never the run's problem
@@ -97,12 +127,14 @@ class SystemSampler:
         now = time.time()
         step = max(int(now * 1000), self._last_step + 1)  # milliseconds since the epoch, always rising
         self._last_step = step
-        points = [(self.iteration_id, PREFIX + key, float(value), step, now)
-                  for key, value in values.items() if math.isfinite(value)]
+        points = [(PREFIX + key, float(value), step, now) for key, value in values.items() if math.isfinite(value)]
         with self._lock:
             if self._closed:
                 return False
-            self.writer.extend(points)
+            if self.writer is None:
+                self._unattached.extend(points)
+            else:
+                self.writer.extend([(self.iteration_id, *point) for point in points])
             self.samples += 1
         return True
 
