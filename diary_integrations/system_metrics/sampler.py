@@ -24,10 +24,24 @@ THREAD_NAME = "diary-system-metrics"
 # Held while a sampler reads (imports psutil, starts NVML, reads /proc), and taken by every fork of this
 # process, so a DataLoader worker is never forked in the middle of a reading: the child would inherit the
 # locks the sampler held then (the dynamic loader's, an allocator's), with no thread left to release them.
+# A reading stuck on a dead network mount must not stop forks for good: a fork waits at most FORK_WAIT.
 _reading = threading.Lock()
+_forking = threading.local()
+FORK_WAIT = 2.0
+
+
+def _before_fork() -> None:
+    _forking.held = _reading.acquire(timeout=FORK_WAIT)
+
+
+def _after_fork() -> None:
+    if getattr(_forking, "held", False):
+        _forking.held = False
+        _reading.release()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_reading.acquire, after_in_parent=_reading.release,
-                        after_in_child=_reading.release)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 # Readings kept while the run's iteration is still being created (`attach` hands them over).
 MAX_UNATTACHED = 360
 
