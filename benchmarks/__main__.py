@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .harness import report, run_case
 
-CASE_MODULES = ["cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh"]
+CASE_MODULES = ["cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh",
+                "cases_system"]
 
 
 def _versions() -> dict[str, str]:

@@ -20,6 +20,8 @@ CASES = {
     "cases_sklearn": ("scikit-learn:",),
     "cases_memory": ("Memory:",),
     "cases_fresh": ("Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"),
+    "cases_system": ("System metrics: calls on the training thread", "System metrics: the sampler's own CPU",
+                     "in-process thread vs another process"),
 }
 
 
