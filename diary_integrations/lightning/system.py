@@ -6,6 +6,7 @@ its tree: each rank is its own process)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -15,13 +16,25 @@ from .metrics import metric_writer
 if TYPE_CHECKING:
     from .logger import DiaryLogger
 
+log = logging.getLogger("diary_integrations")
+
 
 def start_sampling(lg: DiaryLogger) -> None:
     """Start the sampler (a no-op when `system_metrics=False`). While the run is being opened in the
     background it samples from now on and keeps its readings; once the iteration this process writes
-    exists, they go to it. It only starts a thread: nothing is read on the calling thread."""
+    exists, they go to it. It only starts a thread: nothing is read on the calling thread. Never raises:
+    a run without system metrics is still a run."""
     if not lg._system_metrics:
         return
+    try:
+        # The training thread and the one opening the run may both get here at once: one sampler.
+        with lg._sampling:
+            _start(lg)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("diary: system metrics are off for this run: %s", exc)
+
+
+def _start(lg: DiaryLogger) -> None:
     sampler = lg._sampler if lg._sampler is not None and lg._sampler.running else None
     target = lg._rank_id if lg._per_rank else (lg._run_id if lg._owns_run else None)
     directory = lg._save_dir or os.getcwd()
@@ -38,5 +51,6 @@ def start_sampling(lg: DiaryLogger) -> None:
 
 def stop_sampling(lg: DiaryLogger) -> None:
     """The run ends: a last reading goes into the writer, which the end then flushes before the status."""
-    sampler, lg._sampler = lg._sampler, None
+    with lg._sampling:
+        sampler, lg._sampler = lg._sampler, None
     system_metrics.stop_quietly(sampler)

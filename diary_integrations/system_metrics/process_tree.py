@@ -5,6 +5,7 @@ process anything but what /proc (psutil) says about it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,9 @@ class ProcessTree:
         self._psutil = psutil
         self.pid = pid
         self.root = psutil.Process(pid)
-        self._ranks = _rank_variables(self.root)
+        self._own = pid == os.getpid()
+        # Another process's environment as it started (/proc); this one's is read live (below).
+        self._ranks = None if self._own else _rank_variables(self.root)
         self._known: dict[int, Any] = {pid: self.root}
         self._foreign: set[int] = set()
         self.root.cpu_percent(None)  # the baseline: the first reading measures from here
@@ -96,10 +99,12 @@ class ProcessTree:
                 return True
         except psutil.Error:
             return False
-        if self._ranks is None:
-            return False
+        # Lightning sets LOCAL_RANK=0 in rank 0's os.environ just before it starts ranks 1.. with theirs.
+        own = tuple(os.environ.get(name) for name in RANK_VARIABLES) if self._own else self._ranks
         ranks = _rank_variables(child)
-        return ranks is not None and ranks != self._ranks
+        if own is None or ranks is None or all(value is None for value in ranks):
+            return False  # a child without rank variables (a worker with a clean environment) is ours
+        return ranks != own
 
 
 def _rank_variables(process: Any) -> tuple[str | None, ...] | None:
