@@ -40,7 +40,7 @@ def _groups(keys: set[str]) -> list[tuple[str, str, list[tuple[str, str]]]]:
     groups = [
         ("cpu", "CPU (%; the process tree's is of one core)", [("proc.cpu_percent", "process tree"),
                                                               ("cpu_percent", "machine")]),
-        ("memory", "Process tree memory (RSS, MiB)", [("proc.rss_mib", "RSS"), ("proc.rss_mib.max", "peak")]),
+        ("memory", "Process tree memory (RSS, MiB)", [("proc.rss_mib.max", "peak"), ("proc.rss_mib", "RSS")]),
     ]
     for index in sorted({int(m.group(1)) for k in keys if (m := _GPU.match(k))}):
         g = f"gpu.{index}."
@@ -89,8 +89,9 @@ def system_section(tracker: Any, iteration: Any, latest: dict[str, float]) -> Sy
         groups.sort(key=lambda g: 0 if g[0] == "memory" else 1 if g[0].endswith(".memory") else 2)
     charts = []
     for name, title, members in groups:
-        curves = [Series(label, [((step - origin) / 1000.0, value) for step, value in series[key]])
-                  for key, label in members]
+        # A peak is drawn dashed, under the curve it follows (often on it).
+        curves = [Series(label, [((step - origin) / 1000.0, value) for step, value in series[key]],
+                         dashed=key.endswith(".max")) for key, label in members]
         charts.append(SystemChart(name, title, line_chart(curves, y_label=title.split(" (")[0],
                                                           x_label="seconds since the first reading",
                                                           x_domain=(0.0, end))))

@@ -43,7 +43,7 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
     pending = 0
     # A run still being opened in the background is waited for; what was logged meanwhile goes first.
     lg._settle_opening(raise_failure=False)
-    # The sampler's last reading goes into the writer before it is closed: no point after the end.
+    # The sampler's last reading is written (its writer flushed) before the end: no point after it.
     stop_sampling(lg)
     # Closing (not just flushing) stops the writer thread until the next entry point logs again. Over
     # HTTP it waits at most $DIARY_FLUSH_TIMEOUT and journals the rest, before the end is sent.

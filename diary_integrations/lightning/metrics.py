@@ -61,16 +61,14 @@ def buffer_points(
 
 def metric_writer(lg: DiaryLogger) -> Any:
     """The logger's MetricWriter, made on first use with the logger's batching options."""
-    # Under a lock: the system metrics sampler may ask for it from the thread opening the run.
-    with lg._writer_lock:
-        if lg._writer is None:
-            from ..writer import MetricWriter
+    if lg._writer is None:
+        from ..writer import MetricWriter
 
-            lg._writer = MetricWriter(
-                lg.tracker,
-                batch_size=lg._batch_size,
-                max_batches=lg._max_pending_batches,
-                interval=lg._flush_interval,
-                retries=lg._write_retries,
-            )
+        lg._writer = MetricWriter(
+            lg.tracker,
+            batch_size=lg._batch_size,
+            max_batches=lg._max_pending_batches,
+            interval=lg._flush_interval,
+            retries=lg._write_retries,
+        )
     return lg._writer

@@ -1,8 +1,8 @@
 """System metrics for a Lightning run (diary_integrations.system_metrics): a sampler thread writes the
-process's tree, machine and GPU readings into the run's own MetricWriter, from the moment the run's
-iteration exists until its end. Under DDP with `per_rank=True` each rank samples its own process into
-its own child; without it rank 0 samples into the run (the other ranks' processes are left out of
-its tree: each rank is its own process)."""
+process's tree, machine and GPU readings through a MetricWriter of its own (the logger's counters and
+warnings stay about the training's metrics), from the fit's start until the run's end. Under DDP with
+`per_rank=True` each rank samples its own process into its own child; without it rank 0 samples into the
+run (the other ranks' processes are left out of its tree: each rank is its own process)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import system_metrics
-from .metrics import metric_writer
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
@@ -43,14 +42,14 @@ def _start(lg: DiaryLogger) -> None:
             lg._sampler = system_metrics.start_unattached(interval=lg._system_metrics_interval, directory=directory)
         return
     if sampler is not None and not sampler.attached:
-        sampler.attach(metric_writer(lg), target)
+        sampler.attach(lg.tracker, target)
     elif sampler is None:
-        lg._sampler = system_metrics.start(
-            metric_writer(lg), target, interval=lg._system_metrics_interval, directory=directory)
+        lg._sampler = system_metrics.start(lg.tracker, target, interval=lg._system_metrics_interval,
+                                           directory=directory)
 
 
 def stop_sampling(lg: DiaryLogger) -> None:
-    """The run ends: a last reading goes into the writer, which the end then flushes before the status."""
+    """The run ends: a last reading, then the sampler's writer is flushed, before the status is written."""
     with lg._sampling:
         sampler, lg._sampler = lg._sampler, None
     system_metrics.stop_quietly(sampler)

@@ -55,12 +55,7 @@ def start(
     or a tracker (a MetricWriter is made for the sampler and closed by `stop()`). `directory` is where
     the run writes (default: the working directory): its filesystem's usage is recorded."""
     check_options(True, interval)
-    if callable(getattr(target, "extend", None)) and callable(getattr(target, "flush", None)):
-        writer, own = target, False
-    else:
-        from ..writer import MetricWriter
-
-        writer, own = MetricWriter(target), True
+    writer, own = writer_for(target)
     sampler = SystemSampler(
         writer, iteration_id, pid=os.getpid() if pid is None else pid, interval=float(interval),
         directory=os.fspath(directory) if directory is not None else os.getcwd(), own_writer=own,
@@ -68,11 +63,20 @@ def start(
     return sampler.start()
 
 
+def writer_for(target: Any) -> tuple[Any, bool]:
+    """(writer, made here): a MetricWriter as it is, or a new one for a tracker (its owner closes it)."""
+    if callable(getattr(type(target), "extend", None)) and callable(getattr(type(target), "flush", None)):
+        return target, False
+    from ..writer import MetricWriter
+
+    return MetricWriter(target), True
+
+
 def start_unattached(
     *, pid: int | None = None, interval: float = DEFAULT_INTERVAL, directory: str | os.PathLike[str] | None = None,
 ) -> SystemSampler:
     """A sampler for a run whose iteration is still being created: it reads from now on (the run's first
-    seconds count) and keeps its readings until `handle.attach(writer, iteration_id)`."""
+    seconds count) and keeps its readings until `handle.attach(tracker_or_writer, iteration_id)`."""
     check_options(True, interval)
     sampler = SystemSampler(
         None, None, pid=os.getpid() if pid is None else pid, interval=float(interval),

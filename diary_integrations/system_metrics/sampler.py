@@ -79,11 +79,15 @@ class SystemSampler:
     def attached(self) -> bool:
         return self.writer is not None
 
-    def attach(self, writer: Any, iteration_id: int) -> None:
-        """The run's iteration exists now: the readings kept so far, and every later one, go to it."""
+    def attach(self, target: Any, iteration_id: int) -> None:
+        """The run's iteration exists now: the readings kept so far, and every later one, go to it through
+        `target` (a MetricWriter, or a tracker for which the sampler makes its own, closed by `stop()`)."""
+        from . import writer_for
+
         with self._lock:
             if self.writer is not None or self._closed:
                 return
+            writer, self._own_writer = writer_for(target)
             self.writer, self.iteration_id = writer, iteration_id
             kept = [(iteration_id, *point) for point in self._unattached]
             self._unattached.clear()
