@@ -14,7 +14,7 @@ from .harness import report, run_case
 
 CASE_MODULES = [
     "cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh", "cases_boosting",
-    "cases_search", "cases_transformers",
+    "cases_search", "cases_transformers", "cases_system",
 ]
 
 

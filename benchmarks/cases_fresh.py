@@ -20,6 +20,8 @@ from .harness import Case, Comparison, read_back
 ROOT = Path(__file__).resolve().parents[1]
 _first_steps: dict[str, list[float]] = defaultdict(list)
 _EXISTING = Path(tempfile.mkdtemp(prefix="diary-bench-fresh-db-"))
+_EXISTING_OFF = Path(tempfile.mkdtemp(prefix="diary-bench-fresh-db-"))
+SYSTEM_OFF = "DiaryLogger (existing database, system metrics off)"
 
 
 def _run(name: str, kind: str, steps: int, *, directory: str | None = None, url: str | None = None) -> float:
@@ -56,6 +58,8 @@ def _all_variants(steps: int) -> dict[str, object]:
         "DiaryLogger (new database)": lambda: _run("DiaryLogger (new database)", "diary", steps),
         "DiaryLogger (existing database)": lambda: _run(
             "DiaryLogger (existing database)", "diary", steps, directory=str(_EXISTING)),
+        # System metrics are on by default (above); the same run with them off measures what they cost.
+        SYSTEM_OFF: lambda: _run(SYSTEM_OFF, "diary-nosys", steps, directory=str(_EXISTING_OFF)),
     }
     if find_spec("tensorboard") or find_spec("tensorboardX"):
         variants["TensorBoardLogger"] = lambda: _run("TensorBoardLogger", "tensorboard", steps)
@@ -84,6 +88,9 @@ def fresh_process_wall_time(quick: bool) -> Case:
     variants = _variants(steps, quick)
     comparisons = _peers(variants, "DiaryLogger (existing database)")
     comparisons[0].target = 1.05
+    if SYSTEM_OFF in variants:
+        comparisons.append(Comparison("system metrics on / off (DiaryLogger, existing database)",
+                                      "DiaryLogger (existing database)", SYSTEM_OFF, 1.01, "lower"))
     for other in ("DiaryLogger (new database)", "DiaryLogger (local server)"):
         if other in variants:
             comparisons.append(Comparison(f"{other} / no logger", other, "no logger", None, "lower"))

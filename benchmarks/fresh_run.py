@@ -31,11 +31,11 @@ def _logger(kind: str, directory: str, url: str | None):  # type: ignore[no-unty
         from pytorch_lightning.loggers import WandbLogger
 
         return WandbLogger(project="bench", save_dir=directory, offline=True)
-    if kind == "diary":
+    if kind in ("diary", "diary-nosys", "diary-count"):
         from diary_integrations.lightning import DiaryLogger
 
         return DiaryLogger(project="bench", experiment="tiny", uri=url or f"sqlite:///{directory}/diary.db",
-                           save_dir=directory)
+                           save_dir=directory, system_metrics=kind != "diary-nosys")
     raise SystemExit(f"unknown logger {kind!r}")
 
 
@@ -60,10 +60,44 @@ def main(kind: str, directory: str, steps: int, url: str | None) -> None:
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=directory, callbacks=[FirstStep()],
     )
+    counter = _ReadingsOnThisThread() if kind == "diary-count" else None
+    if counter is not None:  # measured, not assumed: every call into the sampler's reading code on this thread
+        sys.setprofile(counter)
     start = time.perf_counter()
     trainer.fit(model, loader)
     end = time.perf_counter()
-    print(json.dumps({"first_step": first_step[0] - start, "fit": end - start}), flush=True)
+    sys.setprofile(None)
+    out = {"first_step": first_step[0] - start, "fit": end - start}
+    if counter is not None:
+        out.update(calls=counter.calls, readings=_readings(trainer.logger))
+    print(json.dumps(out), flush=True)
+
+
+class _ReadingsOnThisThread:
+    """A profile function (sys.setprofile is per thread: the training thread's only) counting calls into
+    diary_integrations.system_metrics' reading code."""
+
+    READING = {"_record", "read", "sample", "_counters", "_excluded", "_is_foreign", "_peak_rss_mib"}
+
+    def __init__(self) -> None:
+        import os
+
+        import diary_integrations.system_metrics as package
+
+        self.package = os.path.dirname(package.__file__)
+        self.calls = 0
+
+    def __call__(self, frame, event, arg):  # type: ignore[no-untyped-def]
+        code = frame.f_code
+        if event == "call" and code.co_name in self.READING and code.co_filename.startswith(self.package):
+            self.calls += 1
+
+
+def _readings(logger) -> int:  # type: ignore[no-untyped-def]
+    """How many readings the run stored (proof that the sampler ran while nothing ran here)."""
+    from diary_integrations import connect
+
+    return len(connect(logger._uri).get_metrics(logger.iteration_id, key="system/proc.rss_mib"))
 
 
 if __name__ == "__main__":

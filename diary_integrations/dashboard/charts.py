@@ -129,17 +129,19 @@ def _svg(parts: list[str], title: str, kind: str, w: int = W, h: int = H) -> Mar
 def line_chart(
     series: Sequence[Series], *, y_label: str, x_label: str = "step", log_y: bool = False, small: bool = False,
     legend: bool = False,
+    x_domain: tuple[float, float] | None = None,
 ) -> Markup:
     """Curves by step. Non-finite values (a diverged loss) break the line rather than wreck the scale;
     `small` draws a compact chart (a DDP rank's card) whose labels stay readable at that size; `legend`
-    keys even a single curve (the compare page, where each curve is a run to name)."""
+    keys even a single curve (the compare page, where each curve is a run to name); `x_domain` fixes the
+    x axis (charts drawn on the same time axis)."""
     w, h = (360, 170) if small else (W, H)
     xs = [p[0] for s in series for p in s.points]
     ys = [p[1] for s in series for p in s.points]
     if not xs:
         return Markup('<p class="empty">No points.</p>')
     log_y = log_y and any(v > 0 for v in ys if math.isfinite(v))
-    x = _Scale(*_domain([float(v) for v in xs], False), LEFT, w - RIGHT)
+    x = _Scale(*(x_domain or _domain([float(v) for v in xs], False)), LEFT, w - RIGHT)
     y = _Scale(*_domain(ys, log_y), h - BOTTOM, TOP, log=log_y)
     parts = _frame(x, y, x_label, y_label + (" (log)" if log_y else ""), integer_x=True, w=w, h=h)
     coloured = len(series) <= MAX_COLOURED

@@ -46,6 +46,16 @@ _NOT_A_TARGET = re.compile(r"^(?:std|rank)_", re.IGNORECASE)
 _TIMING = re.compile(r"(?:^|_)(?:time|seconds|duration)(?:$|_)", re.IGNORECASE)
 
 
+# System metrics (diary_integrations.system_metrics) have a page section of their own, not sweep columns.
+SYSTEM_PREFIX = "system/"
+# ... except the peaks, which a sweep table shows when its children recorded them.
+PEAK_COLUMNS = re.compile(r"^system/(?:proc\.rss_mib|gpu\.\d+\.memory_used_mib)\.max$")
+
+
+def is_system(key: str) -> bool:
+    return key.startswith(SYSTEM_PREFIX)
+
+
 def is_timing(key: str) -> bool:
     return bool(_TIMING.search(key))
 
@@ -63,7 +73,7 @@ def default_metric(keys: Sequence[str]) -> str | None:
     """The metric a sweep is ranked by when the page names none: scikit-learn's `mean_test_score` (or
     another `mean_test_*`), else a score-like key (accuracy, f1, auc, ...), else a loss-like key, else the
     first key. Training scores come after the others: picking a child by them rewards overfitting."""
-    keys = sorted(keys)
+    keys = sorted(k for k in keys if not is_system(k)) or sorted(keys)
     if not keys:
         return None
     if "mean_test_score" in keys:
@@ -214,6 +224,7 @@ class Sweep:
     goal: str
     best: SweepRow | None
     total: int = 0  # children of the driver, before a search kept some of them
+    peak_keys: list[str] = field(default_factory=list)  # system/...max columns some child recorded
 
     @property
     def is_ddp(self) -> bool:
@@ -254,7 +265,9 @@ def sweep(
     latest = tracker.get_latest_metrics(ids) if ids else {}
     rows = [SweepRow(c, params.get(c.id, {}), latest.get(c.id, {})) for c in children]
     parameter_keys = _varying_first(sorted({k for row in rows for k in row.parameters}), rows)
-    metric_keys = sorted({k for row in rows for k in row.metrics})
+    recorded = {k for row in rows for k in row.metrics}
+    metric_keys = sorted(k for k in recorded if not is_system(k))
+    peak_keys = sorted(k for k in recorded if PEAK_COLUMNS.match(k))
     if metric not in metric_keys:
         metric = default_metric(metric_keys)
     goal = goal if goal in ("min", "max") else (default_goal(metric) if metric else "max")
@@ -274,7 +287,7 @@ def sweep(
             best.best = True
     if is_ddp:
         rows.sort(key=lambda r: (r.rank, r.iteration.id))
-    return Sweep(rows, parameter_keys, metric_keys, metric, goal, best, total)
+    return Sweep(rows, parameter_keys, metric_keys, metric, goal, best, total, peak_keys)
 
 
 @dataclass
@@ -322,7 +335,8 @@ def experiment_table(
     chosen_metrics = [k for k in metrics if k in all_metrics]
     if not chosen_metrics:
         first = default_metric(all_metrics)
-        rest = sorted((k for k in all_metrics if k != first and not _NOT_A_TARGET.search(k)), key=is_timing)
+        rest = sorted((k for k in all_metrics if k != first and not _NOT_A_TARGET.search(k) and not is_system(k)),
+                      key=is_timing)
         chosen_metrics = ([first] if first else []) + rest[: DEFAULT_METRIC_COLUMNS - (1 if first else 0)]
     return ExperimentTable(rows, chosen_params, chosen_metrics, all_params, all_metrics)
 

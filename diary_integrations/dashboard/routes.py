@@ -29,6 +29,7 @@ from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import PALETTE, Dot, Series, fmt, line_chart, scatter_chart
 from .formatting import absolute_time, duration, glyph, relative_time, status_class
 from .sweep_views import many_parameters, sweep_importance
+from .system import system_section
 
 PREFIX = "/ui"
 FAVICON = (
@@ -230,11 +231,14 @@ def iteration_page(
     experiment = tracker.get_experiment(iteration.experiment_id)
     parents = data.ancestors(tracker, iteration)
     live = request.query_params.get("part") == "live"
-    latest = data.metric_keys(tracker, iteration_id)
+    everything = data.metric_keys(tracker, iteration_id)
+    # The `system/...` metrics have their own section (one time axis), not a chart each among the others.
+    latest = {k: v for k, v in everything.items() if not data.is_system(k)}
     charts, overlaid = _metric_charts(tracker, iteration_id, list(latest), overlay, log)
     charted = {key for key, _ in charts}
     context: dict[str, Any] = dict(
         iteration=iteration, experiment=experiment, parents=parents, latest=latest, charts=charts,
+        system=system_section(tracker, iteration, everything),
         singles={k: v for k, v in latest.items() if k not in charted},
         overlaid=overlaid, overlay=overlay, log=log,
         parameters=tracker.get_parameters(iteration_id),

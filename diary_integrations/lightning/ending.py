@@ -13,6 +13,7 @@ from ..sidecar import SidecarTracker
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import Heartbeat
 from . import checkpoints
+from .system import stop_sampling
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
@@ -36,6 +37,8 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
     pending = 0
     # A run still being opened in the background is waited for; what was logged meanwhile goes first.
     lg._settle_opening(raise_failure=False)
+    # The sampler's last reading is written (its writer flushed) before the end: no point after it.
+    stop_sampling(lg)
     # Closing (not just flushing) stops the writer thread until the next entry point logs again. Over
     # HTTP it waits at most $DIARY_FLUSH_TIMEOUT and journals the rest, before the end is sent.
     if lg._writer is not None:

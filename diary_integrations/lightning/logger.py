@@ -34,6 +34,8 @@ class DiaryLogger(Logger):
     also registers the best checkpoint as the next version of that model. `version=ITERATION_ID`
     continues that iteration; `resume="auto"` continues the KILLED or RUNNING iteration of this job
     (`run_key=`, else the scheduler's job id). `save_dir=None` keeps checkpoints under the Trainer's `default_root_dir`.
+    `system_metrics=True` (the default) records the process tree's CPU and memory, the machine's and the
+    GPUs' every `system_metrics_interval` seconds as `system/...` metrics, from a thread of its own.
     On a database the tracker runs in a sidecar process (`sidecar=False`: in this one), so the training
     process never imports SQLAlchemy.
     """
@@ -64,11 +66,14 @@ class DiaryLogger(Logger):
         settle_timeout: float = 30.0,
         write_retries: int = 5,
         register_as: str | None = None,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
     ) -> None:
         super().__init__()
         arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self._version, self._uri = check_options(**arguments)  # every argument, checked by name
         self._register_as = register_as
+        self._system_metrics, self._system_metrics_interval = system_metrics, float(system_metrics_interval)
         self._tracker = tracker
         self._project, self._experiment_ref = project, experiment
         self._parent_iteration_id = parent_iteration_id

@@ -20,6 +20,7 @@ from . import resume
 from .checkpoints import newest_checkpoint
 from .metrics import buffer_points
 from .params import write_parameters
+from .system import start_sampling, stop_sampling
 
 if TYPE_CHECKING:
     from ..tracker.records import Iteration
@@ -120,6 +121,7 @@ class Opener:
     def _run(self, lg: DiaryLogger) -> None:
         try:
             open_run(lg)
+            start_sampling(lg)  # from here, not the training thread: it waits for no log_metrics
         except BaseException as error:  # noqa: BLE001 - handed to the training thread by settle
             self.failure = error
 
@@ -154,6 +156,7 @@ def settle(lg: DiaryLogger, *, raise_failure: bool, wait: bool = True) -> bool:
     if failure is not None or lg._run_id is None:
         lg._opener = None
         lg._early.clear()
+        stop_sampling(lg)
         if raise_failure and failure is not None:
             raise failure
         warn_tracking("the run could not be opened; what was logged is lost", failure, logger=log)
@@ -187,6 +190,7 @@ def reopen_ended(lg: DiaryLogger) -> None:
         Heartbeat.of(lg.tracker).add(iteration_id)
         lg._mark_unfinished()
     lg._ended_ok.clear()
+    start_sampling(lg)
 
 
 class LazyTracker:

@@ -32,6 +32,8 @@ def check_options(
     max_pending_batches: Any,
     write_retries: Any,
     register_as: Any,
+    system_metrics: Any = True,
+    system_metrics_interval: Any = 10.0,
     **_unchecked: Any,
 ) -> tuple[int | None, str | None]:
     """Every rule DiaryLogger's arguments follow; returns `version` as an iteration id (or None) and `uri`
@@ -39,6 +41,9 @@ def check_options(
     # The model registry (registry.py): the best checkpoint of a SUCCEEDED fit becomes a model version.
     if register_as is not None and not (log_model and isinstance(register_as, str) and register_as.strip()):
         raise Unprocessable("register_as needs log_model and a non-empty model name", field="register_as")
+    from .. import system_metrics as system
+
+    system.check_options(system_metrics, system_metrics_interval)
     check_name_or_id(project, "project")
     check_name_or_id(experiment, "experiment")
     if parent_iteration_id is not None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 # A pickled copy does not take these: it rebuilds them for its own process.
 PROCESS_ONLY = frozenset({
     "_writer", "_targets", "_ended_ok", "_checkpoint_callback", "_stored_checkpoints", "_unfinished_pid",
-    "_opener", "_early", "_early_params", "_stored_last", "_connecting",
+    "_opener", "_early", "_early_params", "_stored_last", "_connecting", "_sampler", "_sampling",
 })
 
 
@@ -39,6 +39,8 @@ def reset(lg: DiaryLogger) -> None:
     lg._resumed_from = None
     lg._flush_next_log = False  # a checkpoint was just saved: its step's metrics are written at once
     lg._connecting = threading.Lock()
+    lg._sampling = threading.Lock()
+    lg._sampler = None  # the system metrics sampler of this process's run (system.py)
 
 
 def picklable(lg: DiaryLogger) -> dict[str, Any]:

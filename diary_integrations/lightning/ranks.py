@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import distributed
 from ..tracker.lifecycle import Heartbeat
+from .system import start_sampling
 
 if TYPE_CHECKING:
     from .logger import DiaryLogger
@@ -53,10 +54,12 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
             return lg._targets if lg._settle_opening(raise_failure=True, wait=False) else ()
         if lg._run_id is None:
             if not shared and lg._open_in_background():
+                start_sampling(lg)  # reads from now on; its readings wait with the points
                 return ()  # training starts now; points wait in memory until the run exists
             lg._open_run()
         lg._owns_run = True  # also in a ddp_spawn worker that was handed the run by its launcher
         lg._targets = (lg._run_id,)  # type: ignore[assignment]
+        start_sampling(lg)
         return lg._targets
     if shared:
         lg._owns_run = rank == 0
@@ -70,4 +73,5 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
         lg._rank_id = lg._open_rank_child(rank)
     # Rank 0 also writes the driver: its metrics are the run's (synced ones are the same everywhere).
     lg._targets = (lg._rank_id, lg._run_id) if lg._owns_run else (lg._rank_id,)  # type: ignore[assignment]
+    start_sampling(lg)
     return lg._targets

@@ -99,7 +99,13 @@ def describe_study(study: Any) -> dict[str, Any]:
 class Driver:
     """This process's handle on a study's driver iteration."""
 
-    def __init__(self, options: Options, study: Any) -> None:
+    def __init__(self, options: Options, study: Any, *, system_metrics: bool = True,
+                 system_metrics_interval: float = 10.0) -> None:
+        from ..system_metrics import check_options
+
+        check_options(system_metrics, system_metrics_interval)
+        self.system_metrics, self.system_metrics_interval = system_metrics, system_metrics_interval
+        self.sampler: Any = None  # this process's system metrics while an optimize call runs
         self.options = options
         self.tracker = tracker_for(options, shared=True)
         self.experiment_id = experiment_for(self.tracker, options.project, options.experiment)
@@ -144,6 +150,11 @@ class Driver:
         if found is not None and found.status is not IterationStatus.RUNNING:
             self._reopen(found.status, "the study is optimized again")
         Heartbeat.of(self.tracker).add(self.iteration_id)
+        if self.system_metrics and self.sampler is None:
+            from .. import system_metrics
+
+            # Each process optimizing the study samples its own tree onto the driver (decisions.md).
+            self.sampler = system_metrics.start(self.tracker, self.iteration_id, interval=self.system_metrics_interval)
 
     def _reopen(self, seen: IterationStatus, reason: str) -> None:
         """RUNNING again, with a notes line saying when and why; compare-and-set on the status seen, so
@@ -173,6 +184,10 @@ class Driver:
         and ends it. Only a finisher writes the summary: it saw every trial's child ended, and a child ends
         after Optuna stored its trial's state, so what it reads from the storage is complete, and two
         processes finishing at once write the same summary."""
+        from ..system_metrics import stop_quietly
+
+        sampler, self.sampler = self.sampler, None
+        stop_quietly(sampler)  # its points are written before the driver can end
         Heartbeat.of(self.tracker).discard(self.iteration_id)
         if any(c.status is IterationStatus.RUNNING for c in self.tracker.get_child_iterations(self.iteration_id)):
             return

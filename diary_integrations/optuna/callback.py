@@ -22,8 +22,13 @@ from ._trials import STOPPED, pruned_note, value_keys
 class DiaryCallback:
     """`study.optimize(objective, callbacks=[DiaryCallback(project=..., experiment=..., uri=...)])`."""
 
-    def __init__(self, project: str, experiment: str, uri: str | None = None) -> None:
+    def __init__(self, project: str, experiment: str, uri: str | None = None, *, system_metrics: bool = True,
+                 system_metrics_interval: float = 10.0) -> None:
         self.options = Options(project, experiment, uri)
+        from ..system_metrics import check_options
+
+        check_options(system_metrics, system_metrics_interval)  # refused now, not at the first trial
+        self._system = {"system_metrics": system_metrics, "system_metrics_interval": system_metrics_interval}
         self.driver_iteration_id: int | None = None
         self._drivers: dict[int, Driver] = {}  # id(study) -> its driver
         self._lock = threading.Lock()
@@ -42,7 +47,8 @@ class DiaryCallback:
         with self._lock:
             driver = self._drivers.get(id(study))
             if driver is None:
-                driver = self._drivers[id(study)] = Driver(self.options, study)
+                # System metrics from the first trial's end (the callback sees nothing earlier) to finish().
+                driver = self._drivers[id(study)] = Driver(self.options, study, **self._system)
                 driver.open()
                 self.driver_iteration_id = driver.iteration_id
             return driver

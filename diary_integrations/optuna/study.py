@@ -10,13 +10,16 @@ from ._driver import TRIAL_ATTR, Driver, Options, warn_tracking
 from ._trials import Recorder
 
 
-def tracked_study(study: Any, *, project: str, experiment: str, uri: str | None = None) -> Any:
+def tracked_study(study: Any, *, project: str, experiment: str, uri: str | None = None,
+                  system_metrics: bool = True, system_metrics_interval: float = 10.0) -> Any:
     """Track every `optimize` call of `study` (an `optuna.Study`) in `project`/`experiment` (found or
     created by name) of the tracker at `uri` (default: `DIARY_TRACKING_URI`, else ./diary.db).
 
     The study is its driver iteration, found (or created, exactly once) by every process that works on the
     study through a shared RDB storage; each trial is a child of it. Returns the same study object, with
-    `optimize` tracked and `driver_iteration_id` set."""
+    `optimize` tracked and `driver_iteration_id` set. While `optimize` runs, this process's CPU, memory and
+    GPUs are recorded on the driver as `system/...` metrics every `system_metrics_interval` seconds
+    (`system_metrics=False`: not)."""
     import optuna
 
     if not isinstance(study, optuna.Study):
@@ -26,7 +29,7 @@ def tracked_study(study: Any, *, project: str, experiment: str, uri: str | None 
         if study._diary_options != options:
             raise ValueError(f"this study is already tracked in {study._diary_options}; a study has one driver")
         return study  # tracked already: wrapping optimize twice would record every trial twice
-    driver = Driver(options, study)
+    driver = Driver(options, study, system_metrics=system_metrics, system_metrics_interval=system_metrics_interval)
     recorder = Recorder(driver)
     untracked = study.optimize
 

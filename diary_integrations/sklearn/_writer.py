@@ -45,9 +45,14 @@ class Options:
     children: str = "candidate"
     max_children: int | None = None
     register_as: str | None = None  # a model name: the refitted best_estimator_ is registered under it
+    system_metrics: bool = True  # the fit's process tree (loky workers too) sampled onto the driver
+    system_metrics_interval: float = 10.0
 
     def __post_init__(self) -> None:
         check_destination(self.project, self.experiment, self.uri)  # refused now, not at fit
+        from ..system_metrics import check_options
+
+        check_options(self.system_metrics, self.system_metrics_interval)
         if self.parent_iteration_id is not None and (
             isinstance(self.parent_iteration_id, bool)
             or not isinstance(self.parent_iteration_id, int)
@@ -88,6 +93,19 @@ _trackers_lock = threading.Lock()
 def experiment_id(tracker: Any, options: Options) -> int:
     """The experiment the driver goes into, found by project and experiment name or created."""
     return experiment_for(tracker, options.project, options.experiment)
+
+
+def sample_system(tracker: Any, driver: int, options: Options) -> Any:
+    """The driver's system metrics sampler (None when off); a failure to start it only warns."""
+    if not options.system_metrics:
+        return None
+    try:
+        from .. import system_metrics
+
+        return system_metrics.start(tracker, driver, interval=options.system_metrics_interval)
+    except Exception as exc:
+        warn_tracking("could not start recording system metrics", exc)
+        return None
 
 
 def start(tracker: Any, experiment: int, *, parent: int | None, notes: str, snapshot: bool | None = None) -> int:

@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 from ..enclosing import set_search_fold
+from ..system_metrics import stop_quietly
 from ..tracker.enums import IterationStatus
 from ..tracker.lifecycle import Heartbeat, describe_failure, is_kill
 from ..tracker.records import IterationEnding, NewIteration
@@ -47,6 +48,7 @@ from ._writer import (
     finish,
     finish_many,
     kept_rows,
+    sample_system,
     start,
     start_many,
     warn_tracking,
@@ -97,6 +99,7 @@ class _Run:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="diary-sklearn-record")
     )
     recorder_error: BaseException | None = None
+    sampler: Any = None  # the driver's system metrics (stopped before the driver ends)
     create_children: Any = None  # called on the recorder thread with the keys of children to create
     pending: list[tuple[int, int]] = field(default_factory=list)  # children asked for, not yet created
     flush_queued: bool = False
@@ -192,8 +195,12 @@ class DiaryCallback:
         children: str = "candidate",
         max_children: int | None = None,
         register_as: str | None = None,
+        *,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
     ) -> None:
-        self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children, register_as)
+        self.options = Options(project, experiment, uri, parent_iteration_id, children, max_children, register_as,
+                               system_metrics, system_metrics_interval)
         self.driver_iteration_id: int | None = None
         self._routes: dict[Any, Route] = {}  # run key -> where its fold events go (pickled to workers)
         self.__setstate__(self.__getstate__())
@@ -307,6 +314,7 @@ class DiaryCallback:
         run = _Run(tracker, experiment, driver, estimator, live=self.options.max_children is None,
                    root=context.root_uuid, direct=shared_tracker(str(getattr(tracker, "url", ""))))
         run.create_children = lambda keys: self._start_children(run, keys)
+        run.sampler = sample_system(tracker, driver, self.options)
         from sklearn.model_selection import GridSearchCV, ParameterGrid
 
         if isinstance(estimator, GridSearchCV):
@@ -468,6 +476,7 @@ class DiaryCallback:
             if run.fit_finished and self.options.register_as is not None:
                 self._register(run, context)
         finally:  # whatever happened to the children, the driver ends with the fit's truth
+            stop_quietly(run.sampler)  # its last points are written before the end
             finish(run.tracker, run.driver_id, status, error_message=message, traceback=trace)
 
     def _register(self, run: _Run, context: Any) -> None:

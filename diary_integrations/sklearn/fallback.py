@@ -12,6 +12,7 @@ import warnings
 from inspect import signature
 from typing import Any
 
+from ..system_metrics import stop_quietly
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
 from ..tracker.lifecycle import describe_failure
@@ -28,6 +29,7 @@ from ._writer import (
     finish,
     finish_many,
     kept_rows,
+    sample_system,
     start,
     start_many,
     warn_tracking,
@@ -117,12 +119,15 @@ class _TrackedFit:
             tracker.log_parameters(driver, search_parameters(search))
         except Exception as exc:
             warn_tracking("could not record the search's settings", exc)
+        sampler = sample_system(tracker, driver, self.options)
         try:
             with _Captured() as captured:
                 fit(search, X, y, **params)
         except BaseException as exc:
+            stop_quietly(sampler)
             _end_failed(tracker, driver, exc, "fit")
             raise
+        stop_quietly(sampler)
         try:
             self._write_children(tracker, experiment, driver, captured.errors())
         except Exception as exc:
@@ -177,11 +182,16 @@ def tracked(
     children: str = "candidate",
     max_children: int | None = None,
     use_callbacks: bool | None = None,
+    system_metrics: bool = True,
+    system_metrics_interval: float = 10.0,
 ) -> Any:
     """Track every `fit` of `search` (returned, ready to use): through a DiaryCallback when the search
     supports callbacks (live children), else after the fit from `cv_results_`. The last fit's driver id
-    is `search.fit.driver_iteration_id`. `use_callbacks=False` forces the after-the-fit path."""
-    options = Options(project, experiment, uri, parent_iteration_id, children, max_children)
+    is `search.fit.driver_iteration_id`. `use_callbacks=False` forces the after-the-fit path.
+    `system_metrics=False` turns off the driver's `system/...` metrics (CPU, memory, GPUs of the fit's
+    processes, every `system_metrics_interval` seconds)."""
+    options = Options(project, experiment, uri, parent_iteration_id, children, max_children,
+                      system_metrics=system_metrics, system_metrics_interval=system_metrics_interval)
     if not hasattr(search, "cv_results_") and not hasattr(search, "_run_search"):
         raise Unprocessable(
             f"search must be a scikit-learn search (GridSearchCV, RandomizedSearchCV, ...), "
@@ -200,7 +210,8 @@ def tracked(
                  if not (isinstance(previous, _TrackedFit) and c is previous.callback)]
     callback = None
     if supported if use_callbacks is None else use_callbacks:
-        callback = DiaryCallback(project, experiment, uri, parent_iteration_id, children, max_children)
+        callback = DiaryCallback(project, experiment, uri, parent_iteration_id, children, max_children,
+                                 system_metrics=system_metrics, system_metrics_interval=system_metrics_interval)
         callbacks.append(callback)
     if supported:
         search.set_callbacks(*callbacks)  # the user's own callbacks stay
@@ -223,13 +234,16 @@ def tracked_cross_validate(
     experiment: str,
     uri: str | None = None,
     parent_iteration_id: int | None = None,
+    system_metrics: bool = True,
+    system_metrics_interval: float = 10.0,
     **kwargs: Any,
 ) -> TrackedCVResults:
     """`sklearn.model_selection.cross_validate(estimator, X, y, **kwargs)` tracked as a driver (the
     estimator and settings; mean/std of each score) with a child per fold (its scores and times)."""
     from sklearn.model_selection import cross_validate
 
-    options = Options(project, experiment, uri, parent_iteration_id)
+    options = Options(project, experiment, uri, parent_iteration_id, system_metrics=system_metrics,
+                      system_metrics_interval=system_metrics_interval)
     settings = {k: v for k, v in kwargs.items() if k in {"cv", "scoring", "n_jobs", "error_score",
                                                          "return_train_score"}}
     out = TrackedCVResults()
@@ -246,12 +260,15 @@ def tracked_cross_validate(
         tracker.log_parameters(driver, estimator_parameters(estimator, **settings))
     except Exception as exc:
         warn_tracking("could not record cross_validate's settings", exc)
+    sampler = sample_system(tracker, driver, options)
     try:
         with _Captured() as captured:
             out.update(cross_validate(estimator, X, y, **kwargs))
     except BaseException as exc:
+        stop_quietly(sampler)
         _end_failed(tracker, driver, exc, "cross_validate")
         raise
+    stop_quietly(sampler)
     try:
         _write_folds(tracker, exp, driver, out, captured.errors(), kwargs.get("error_score", math.nan))
     except Exception as exc:

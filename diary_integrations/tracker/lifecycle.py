@@ -271,7 +271,16 @@ class IterationRun:
         snapshot: bool | None = None,
         heartbeat_interval: float | None = None,
         name: str = "",
+        system_metrics: bool = False,
+        system_metrics_interval: float = 10.0,
     ) -> None:
+        if system_metrics:
+            from ..system_metrics import check_options
+
+            check_options(system_metrics, system_metrics_interval)
+        self.system_metrics = system_metrics
+        self.system_metrics_interval = system_metrics_interval
+        self.sampler: Any = None
         self.tracker = tracker
         self.experiment_id = experiment_id
         self.parent_iteration_id = parent_iteration_id
@@ -291,6 +300,11 @@ class IterationRun:
         )
         self.iteration = self.tracker.get_iteration(iteration_id)
         Heartbeat.of(self.tracker, self.heartbeat_interval).add(iteration_id)
+        if self.system_metrics:
+            from .. import system_metrics
+
+            # Its own thread and MetricWriter; stopped (and flushed) before the end is written.
+            self.sampler = system_metrics.start(self.tracker, iteration_id, interval=self.system_metrics_interval)
         _SigtermAsExit.enter()
         return self.iteration  # type: ignore[return-value]
 
@@ -309,6 +323,11 @@ class IterationRun:
         assert self.iteration is not None
         iteration_id = self.iteration.id
         Heartbeat.of(self.tracker).discard(iteration_id)
+        if self.sampler is not None:
+            from ..system_metrics import stop_quietly
+
+            stop_quietly(self.sampler)
+            self.sampler = None
         if exc is None:
             status, message, trace = IterationStatus.SUCCEEDED, "", ""
         else:
@@ -360,8 +379,13 @@ class OpensIterationRuns:
         notes: str = "",
         snapshot: bool | None = None,
         name: str = "",
+        system_metrics: bool = False,
+        system_metrics_interval: float = 10.0,
     ) -> IterationRun:
-        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        """A context manager (and call form) that opens an iteration and finalises it truthfully.
+        `system_metrics=True` records the process's CPU, memory and GPUs as `system/...` metrics every
+        `system_metrics_interval` seconds while the body runs (diary_integrations.system_metrics)."""
         return IterationRun(
-            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name
+            self, experiment_id, parent_iteration_id=parent_iteration_id, notes=notes, snapshot=snapshot, name=name,
+            system_metrics=system_metrics, system_metrics_interval=system_metrics_interval,
         )

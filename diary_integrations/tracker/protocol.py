@@ -345,8 +345,11 @@ class Tracker(Protocol):
         notes: str = "",
         snapshot: bool | None = None,
         name: str = "",
+        system_metrics: bool = False,
+        system_metrics_interval: float = 10.0,
     ) -> IterationRun:
-        """A context manager (and call form) that opens an iteration and finalises it truthfully."""
+        """A context manager (and call form) that opens an iteration and finalises it truthfully
+        (`system_metrics=True`: with the process's system metrics recorded while it runs)."""
         ...
 
     def create_parameter(self, iteration_id: int, key: str, value: Any) -> Created:

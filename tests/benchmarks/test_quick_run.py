@@ -24,6 +24,8 @@ CASES = {
     "cases_search": ("Search: 500 children", "Search: 1,000 children", "MLflow / diary: best child",
                      "Frames: sweep_frame of 500 children"),
     "cases_transformers": ("Transformers in a fresh process: whole run", "Transformers in a fresh process: train()"),
+    "cases_system": ("System metrics: calls on the training thread", "System metrics: the sampler's own CPU",
+                     "in-process thread vs another process"),
 }
 
 

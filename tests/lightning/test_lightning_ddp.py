@@ -69,6 +69,13 @@ def test_ddp_example_gives_a_driver_and_a_child_per_rank(uri, tmp_path):
     val = {r: [m.value for m in tracker.get_metrics(c.id, key="val_loss")] for r, c in children.items()}
     assert len(val[0]) == 2 and val[0] == val[1]  # sync_dist: identical on every rank
     assert f"#{children[1].id} rank 1 SUCCEEDED" in done.stdout
+    # System metrics: each rank's child records its own process, not the other rank's (Lightning's ddp
+    # starts rank 1 as a child process of rank 0); the driver has none of its own.
+    for child in children.values():
+        counts = [m.value for m in tracker.get_metrics(child.id, key="system/proc.processes")]
+        assert counts and set(counts) == {1.0}
+        assert tracker.get_metrics(child.id, key="system/proc.rss_mib.max")
+    assert not [m for m in tracker.get_metrics(driver.id) if m.key.startswith("system/")]
 
 
 # Both logger modes in every launch (one Trainer, two loggers); each launcher once, on one tracker each
