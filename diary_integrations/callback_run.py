@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import exit_hooks, losses
+from . import exit_hooks, losses, system_metrics
 from .params import flatten_hyperparameters, to_float, write_parameters_once
 from .reporting import announce, warn_tracking
 from .resolve import check_name_or_id, uri_argument
@@ -56,6 +56,20 @@ def _check_text(field: str, value: Any) -> None:
         raise Unprocessable(f"{field} must be a string, got {type(value).__name__}", field=field)
 
 
+def _system_metrics_options(enabled: Any, interval: Any) -> None:
+    system_metrics.check_options(enabled, interval)
+
+
+def _start_sampler(tracker: Any, iteration_id: int, interval: float) -> Any:
+    """The run's system metrics (issue 29), from a thread of their own; None where they cannot be read
+    (no psutil): a run is never refused or broken for them."""
+    try:
+        return system_metrics.start(tracker, iteration_id, interval=interval)
+    except Exception as error:  # noqa: BLE001 - system metrics are a bonus, the run goes on without them
+        log.debug("diary: system metrics not recorded: %s", error)
+        return None
+
+
 class CallbackRun:
     """One iteration written by a framework's callbacks: open once, parameters once, metric points buffered
     and written off the training thread, models stored as resources (registered on success with
@@ -79,6 +93,8 @@ class CallbackRun:
         batch_size: int = 1000,
         max_pending_batches: int = 16,
         write_retries: int = 5,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
     ) -> None:
         check_name_or_id(project, "project")
         check_name_or_id(experiment, "experiment")
@@ -100,6 +116,10 @@ class CallbackRun:
                 and flush_interval > 0):
             raise Unprocessable(f"flush_interval must be a positive number of seconds, got {flush_interval!r}",
                                 field="flush_interval")
+        _system_metrics_options(system_metrics, system_metrics_interval)
+        self._system_metrics = system_metrics
+        self._system_metrics_interval = float(system_metrics_interval)
+        self._sampler: Any = None
         self._uri = uri_argument(uri)
         if tracker is None:  # a bad URI is refused here, not inside the training loop
             from .connection import check_uri, resolve_uri
@@ -233,6 +253,7 @@ class CallbackRun:
         kid._early, kid._early_params, kid._written_params, kid._known_keys = [], {}, set(), set()
         kid._models, kid._journaled_params, kid._ended, kid._sigterm_entered = [], 0, False, False
         kid._writer = None
+        kid._sampler = None  # the root's sampler reads the whole process: a fold needs none of its own
         kid.finished_cleanly = None
         with self._lock:
             self._children.append(kid)
@@ -271,6 +292,8 @@ class CallbackRun:
         Heartbeat.of(tracker).add(iteration_id)
         if parent is None:
             announce(tracker, f"run #{iteration_id}")
+            if self._system_metrics:
+                self._sampler = _start_sampler(tracker, iteration_id, self._system_metrics_interval)
         with self._lock:
             params, self._early_params = self._early_params, {}
         if params:
@@ -402,6 +425,8 @@ class CallbackRun:
             warn_tracking("the run could not be opened; what was logged is lost", self._open_failure, logger=log)
             return
         root, pending, failure = self._root, 0, None
+        # The machine's last reading (the peaks) before the run's end, and no reading after it.
+        system_metrics.stop_quietly(self._sampler)
         writer = root._writer
         if writer is not None:
             wait = writer.default_timeout()

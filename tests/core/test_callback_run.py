@@ -171,6 +171,8 @@ def test_end_with_a_chosen_status_and_a_run_never_started(sqlite_url):
     ({"batch_size": 0}, "batch_size"),
     ({"flush_interval": 0}, "flush_interval"),
     ({"name": 5}, "name"),
+    ({"system_metrics": "on"}, "system_metrics"),
+    ({"system_metrics_interval": 0}, "system_metrics_interval"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, kwargs, field):
     arguments = {"project": "P", "experiment": "E", "uri": f"sqlite:///{tmp_path / 'x.db'}", **kwargs}
@@ -190,3 +192,28 @@ def test_bad_metrics_raise_on_the_training_thread_and_write_nothing(sqlite_url):
         run.log_params(["not", "a", "mapping"])  # type: ignore[arg-type]
     run.end()
     assert run.iteration_id is None  # nothing was opened, nothing written
+
+
+def test_every_callback_run_records_what_the_machine_did_unless_told_not_to(sqlite_url):
+    """Issue 29 for the callback integrations (XGBoost, LightGBM, Keras, Transformers): one sampler per
+    run, on the root only (a cv fold shares its process), stopped before the end, nothing after it."""
+    import time
+
+    run = CallbackRun("P", "E", uri=sqlite_url, sidecar=False, system_metrics_interval=0.2)
+    fold = run.child("fold 0")
+    run.log_metrics({"loss": 1.0}, step=0)
+    run.open()
+    time.sleep(1.5)
+    run.end()
+    tracker = connect(sqlite_url)
+    latest = tracker.get_latest_metrics([run.iteration_id, fold.open()])
+    assert latest[run.iteration_id]["system/proc.rss_mib.max"] > 0
+    assert not [k for k in latest.get(fold.iteration_id, {}) if k.startswith("system/")]
+    ended = tracker.get_iteration(run.iteration_id).end_date.timestamp() * 1000
+    assert all(m.step <= ended + 1 for m in tracker.get_metrics(run.iteration_id, key="system/proc.rss_mib"))
+    quiet = CallbackRun("P", "E", uri=sqlite_url, sidecar=False, system_metrics=False)
+    quiet.log_metrics({"loss": 1.0}, step=0)
+    quiet.open()
+    time.sleep(1.2)
+    quiet.end()
+    assert set(tracker.get_latest_metrics([quiet.iteration_id])[quiet.iteration_id]) == {"loss"}
