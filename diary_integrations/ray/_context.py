@@ -1,9 +1,10 @@
 """How a process inside a Ray Tune trial learns the trial's child iteration.
 
 The driver's callback publishes `{iteration_id, name}` in Ray's cluster key-value store (the GCS every
-node of the cluster reads) under the experiment's name and the trial's id, in `on_trial_start`, which
-Tune calls before it asks the trial's actor to train: the trainable's first line can already read it,
-on any node. Nothing else is passed: the trial process checks the id against its own tracker (the
+node of the cluster reads) under the experiment's name and the trial's id. In `on_trial_start`, which
+Tune calls before it asks the trial's actor to train, it writes "pending" there at once (the child is
+created on the callback's own thread): a run opened in the trial meanwhile waits for the id (at most
+`WAIT_SECONDS`), on any node. Nothing else is passed: the trial process checks the id against its own tracker (the
 iteration must be there, with the trial's name) before nesting under it. `ray.experimental`'s
 internal_kv is what Ray's own libraries use for this; it is imported only where Ray already is.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 NAMESPACE = "diary_integrations"
@@ -19,6 +21,18 @@ NAMESPACE = "diary_integrations"
 
 def _key(experiment_name: str, trial_id: str) -> bytes:
     return f"trial:{experiment_name}:{trial_id}".encode()
+
+
+PENDING = b"pending"
+WAIT_SECONDS = 30.0  # how long a trial waits for the child the driver is creating for it
+
+
+def announce_pending(experiment_name: str, trial_id: str) -> None:
+    """The trial is starting and its child is being created (driver side, on Tune's thread, before the
+    trial's first line runs): a run opened in the trial meanwhile waits for the id."""
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_put(_key(experiment_name, trial_id), PENDING, overwrite=True, namespace=NAMESPACE)
 
 
 def publish(experiment_name: str, trial_id: str, iteration_id: int, name: str) -> None:
@@ -52,5 +66,10 @@ def current_trial() -> dict[str, Any] | None:
         return None
     from ray.experimental import internal_kv
 
-    raw = internal_kv._internal_kv_get(_key(current.experiment_name, trial_id), namespace=NAMESPACE)
-    return None if raw is None else json.loads(raw)
+    key = _key(current.experiment_name, trial_id)
+    deadline = time.monotonic() + WAIT_SECONDS
+    raw = internal_kv._internal_kv_get(key, namespace=NAMESPACE)
+    while raw == PENDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        raw = internal_kv._internal_kv_get(key, namespace=NAMESPACE)
+    return None if raw is None or raw == PENDING else json.loads(raw)

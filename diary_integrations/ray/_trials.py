@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..lightning import resume
@@ -18,6 +19,7 @@ from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
 from ..tracker.keys import using_key
 from ..tracker.lifecycle import Heartbeat, describe_failure, one_line
+from . import _context
 from ._experiment import TRIAL_ID_PARAMETER, Driver, flat, keyed
 
 # What Tune adds to every result (ray.tune.result.AUTO_RESULT_KEYS and the bookkeeping beside them):
@@ -29,8 +31,22 @@ BOOKKEEPING = frozenset({
 })
 
 
-def trial_label(trial: Any) -> str:
-    return str(trial)[:200]  # Tune's trial name, e.g. "train_fn_614bf_00003"
+@dataclass(frozen=True)
+class TrialInfo:
+    """What the recording needs of a Tune trial, taken on Tune's thread when a hook is called (Tune goes
+    on changing the trial while the writes happen on the callback's own thread)."""
+
+    trial_id: str
+    label: str  # Tune's trial name, e.g. "train_fn_614bf_00003"
+    config: dict[str, Any]
+    experiment_name: str
+    last_result: dict[str, Any]
+    status: str
+
+    @classmethod
+    def of(cls, trial: Any) -> TrialInfo:
+        return cls(trial.trial_id, str(trial)[:200], dict(trial.config), trial.storage.experiment_dir_name,
+                   dict(trial.last_result or {}), str(trial.status))
 
 
 def metric_points(result: dict[str, Any]) -> tuple[int, dict[str, float]]:
@@ -86,7 +102,7 @@ def error_of(trial: Any) -> tuple[str, str]:
 class Trials:
     """The children of one driver, by Tune trial id."""
 
-    def __init__(self, tracker: Any, writer: Any, driver: Driver) -> None:
+    def __init__(self, tracker: Any, writer: Any, driver: Driver, stopped: dict[str, int]) -> None:
         self.tracker = tracker
         self.writer = writer
         self.driver = driver
@@ -94,14 +110,14 @@ class Trials:
         self.open: dict[str, int] = {}  # trial id -> child id, while RUNNING
         self.last_step: dict[tuple[int, str], int] = {}  # (child, key) -> highest step stored
         self.noded: set[int] = set()
-        self.stopped: dict[str, int] = {}  # trial id -> iteration at which the scheduler stopped it
+        self.stopped = stopped  # trial id -> iteration at which the scheduler stopped it (noted on Tune's thread)
 
-    def start(self, trial: Any) -> int:
+    def start(self, trial: TrialInfo) -> int:
         """The trial's child, RUNNING: created once per trial (key: driver and trial id), reopened when a
         restored experiment runs the trial again; a retried trial (Tune's `max_failures`) keeps its child."""
-        self.stopped.pop(trial.trial_id, None)
         child = self.open.get(trial.trial_id)
         if child is not None:
+            _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
             return child
         found = self.known.pop(trial.trial_id, None)
         if found is None:
@@ -109,21 +125,22 @@ class Trials:
                 child = self.tracker.create_iteration(
                     self.driver.experiment_id,
                     parent_iteration_id=self.driver.iteration_id,
-                    name=f"trial {trial_label(trial)}",
-                    notes=f"Ray Tune trial {trial_label(trial)}",
+                    name=f"trial {trial.label}",
+                    notes=f"Ray Tune trial {trial.label}",
                     parameters={TRIAL_ID_PARAMETER: trial.trial_id, **flat(trial.config)},
                 ).id
         else:
             child = found.id
             stored = resume.stored_last_steps(self.tracker, child)  # read before the reopen, as resume does
             # Also a RUNNING one (its driver was SIGKILLed): this process takes it over, so liveness follows it.
-            resume.reopen(self.tracker, found, f"Tune runs trial {trial_label(trial)} again")
+            resume.reopen(self.tracker, found, f"Tune runs trial {trial.label} again")
             self.last_step.update(((child, key), step) for key, step in stored.items())
         self.open[trial.trial_id] = child
         Heartbeat.of(self.tracker).add(child)
+        _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
         return child
 
-    def result(self, trial: Any, result: dict[str, Any]) -> None:
+    def result(self, trial: TrialInfo, result: dict[str, Any]) -> None:
         """One reported result: its metrics as points (a step already stored is not written again), and
         on the first one the node the trial runs on."""
         child = self.open.get(trial.trial_id)
@@ -144,10 +161,10 @@ class Trials:
             self.last_step[(child, key)] = step
             self.writer.add(child, key, value, step, now)
 
-    def complete(self, trial: Any) -> None:
+    def complete(self, trial: TrialInfo) -> None:
         """Tune stopped the trial without an error: it completed, or the scheduler or the experiment's end
         stopped it early."""
-        last = trial.last_result or {}
+        last = trial.last_result
         iteration = int(last.get("training_iteration") or 0)
         by = self.stopped.pop(trial.trial_id, None)
         if by is not None and (self.budget is None or by < self.budget):
@@ -163,8 +180,7 @@ class Trials:
     scheduler = "the scheduler"  # set by the callback: the experiment's scheduler, as Ray names it
     budget: int | None = None  # the scheduler's max_t: stopped there, a trial has run its full budget
 
-    def error(self, trial: Any) -> None:
-        message, trace = error_of(trial)
+    def error(self, trial: TrialInfo, message: str, trace: str) -> None:
         self._end(trial, IterationStatus.FAILED, error_message=message, traceback=trace)
 
     def abandon(self, error: BaseException | None) -> None:
@@ -177,15 +193,33 @@ class Trials:
             status, message = IterationStatus.KILLED, "the Tune experiment stopped before this trial finished"
         for trial_id in list(self.open):
             self._end_id(trial_id, status, error_message=message[:2000])
-        for trial_id, child in self.known.items():  # restored, but Tune did not run these trials again
-            if child.status is IterationStatus.RUNNING:
+
+    def settle_restored(self, trials: list[Any]) -> None:
+        """A restored experiment's children whose trials Tune did not run again: each ends as Tune's state
+        has its trial (the end written before the driver was killed may have been lost; a reaper then
+        said KILLED), or KILLED when Tune no longer has the trial (its state was not saved in time)."""
+        by_id = {t.trial_id: t for t in trials}
+        for trial_id, child in list(self.known.items()):
+            if child.status not in resume.RESUMABLE:
+                continue  # ended as Tune said, before the kill
+            trial = by_id.get(trial_id)
+            if trial is not None and str(trial.status) in ("TERMINATED", "ERROR"):
+                info = TrialInfo.of(trial)
+                resume.reopen(self.tracker, child, "its trial ended before Tuner.restore; the end is written now")
+                self.open[trial_id] = child.id
+                if info.status == "ERROR":
+                    self.error(info, *error_of(trial))
+                else:
+                    self.complete(info)
+            elif child.status is IterationStatus.RUNNING:
                 self.open[trial_id] = child.id
                 lost = "the Tune experiment was restored without this trial (its state was not saved)"
                 self._end_id(trial_id, IterationStatus.KILLED, error_message=lost)
         self.known.clear()
 
-    def _end(self, trial: Any, status: IterationStatus, **data: Any) -> None:
+    def _end(self, trial: TrialInfo, status: IterationStatus, **data: Any) -> None:
         self._end_id(trial.trial_id, status, **data)
+        _context.withdraw(trial.experiment_name, trial.trial_id)
 
     def _end_id(self, trial_id: str, status: IterationStatus, **data: Any) -> None:
         child = self.open.pop(trial_id, None)

@@ -10,7 +10,9 @@ guarded, and a failure is one TrackingWarning (the rest only in the DEBUG log).
 from __future__ import annotations
 
 import logging
+import queue
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..resolve import check_destination
 from ..writer import MetricWriter
 from . import _context, _controller
 from ._experiment import Driver, flat
-from ._trials import Trials, trial_label
+from ._trials import TrialInfo, Trials, error_of
 
 log = logging.getLogger("diary_integrations.ray")
 
@@ -42,18 +44,19 @@ def describe_space(space: dict[str, Any]) -> dict[str, str]:
 
 
 class _Experiment:
-    """What one experiment's hooks share: the tracker, the writer, the driver and its trials."""
+    """What one experiment's writes share: the tracker, the writer, the driver and its trials. Made and
+    used on the callback's own thread."""
 
-    def __init__(self, callback: DiaryCallback, setup: _controller.Setup, spec: dict[str, Any]) -> None:
+    def __init__(self, callback: DiaryCallback, setup: _controller.Setup, spec: dict[str, Any],
+                 stopped: dict[str, int]) -> None:
         controller = setup.controller
         self.tracker = connect(callback._uri, sidecar=callback._sidecar)
         announce(self.tracker, "Ray Tune experiment")
         self.writer = MetricWriter(self.tracker)
-        self.scheduler = _controller.scheduler_of(controller)
+        scheduler = _controller.scheduler_of(controller)
         self.metric, self.mode = _controller.metric_and_mode(setup)
-        self.raised_before = sys.exc_info()[1]  # tell an exception of the experiment from one around it
         parameters: dict[str, Any] = {
-            "scheduler": _controller.scheduler_name(self.scheduler) if self.scheduler is not None else "",
+            "scheduler": _controller.scheduler_name(scheduler) if scheduler is not None else "",
             "searcher": _controller.searcher_name(controller),
             **({"metric": self.metric} if self.metric else {}),
             **({"mode": self.mode} if self.mode else {}),
@@ -62,23 +65,49 @@ class _Experiment:
         }
         path = _controller.experiment_path(controller, fallback=str(spec.get("name") or "experiment"))
         self.driver = Driver(self.tracker, callback._project, callback._experiment, path, parameters)
-        self.trials = Trials(self.tracker, self.writer, self.driver)
-        if self.scheduler is not None:
-            self.trials.scheduler = _controller.scheduler_name(self.scheduler)
-            self.trials.budget = _controller.scheduler_budget(self.scheduler)
-        _controller.record_stops(self.scheduler, self.trials.stopped.__setitem__)
+        self.trials = Trials(self.tracker, self.writer, self.driver, stopped)
+        if scheduler is not None:
+            self.trials.scheduler = _controller.scheduler_name(scheduler)
+            self.trials.budget = _controller.scheduler_budget(scheduler)
 
-    def close(self, trials: list[Any]) -> None:
-        error = sys.exc_info()[1]
-        if error is self.raised_before:
-            error = None
+    def close(self, trials: list[Any], error: BaseException | None) -> None:
         try:
+            self.trials.settle_restored(trials)
             self.trials.abandon(error)
             self.writer.close()
             self.driver.end(trials, self.metric, self.mode, error)
         finally:
-            _controller.record_stops(self.scheduler, None)
             self.tracker.close()
+
+
+class _InOrder:
+    """One daemon thread that runs the recording's writes in the order Tune's hooks came: Tune calls its
+    callbacks on its only event loop thread, so a hook that waited on the database would hold up every
+    trial. `drain` waits until everything handed in has been written."""
+
+    def __init__(self, failed: Callable[[str, Exception], None]) -> None:
+        self.queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
+        self.failed = failed
+        self.thread = threading.Thread(target=self._run, name="diary-ray-tune", daemon=True)
+        self.thread.start()
+
+    def submit(self, what: str, call: Callable[[], Any]) -> None:
+        self.queue.put((what, call))
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            what, call = item
+            try:
+                call()
+            except Exception as exc:
+                self.failed(what, exc)
+            finally:
+                self.queue.task_done()
+        self.queue.task_done()
+
+    def drain(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
 
 
 class DiaryCallback(Callback):
@@ -97,70 +126,100 @@ class DiaryCallback(Callback):
     def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True) -> None:
         self._uri = check_destination(project, experiment, uri)  # refused now, not when Tune starts
         self._project, self._experiment, self._sidecar = project, experiment, sidecar
+        self._reset()
+
+    def _reset(self) -> None:
         self._run: _Experiment | None = None
+        self._writes: _InOrder | None = None
+        self._scheduler: Any = None
+        self._raised_before: BaseException | None = None
         self._warned = False
+        self.driver_iteration_id: int | None = getattr(self, "driver_iteration_id", None)
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the Tuner (for Tuner.restore): the settings only, no connection.
         return {"_uri": self._uri, "_project": self._project, "_experiment": self._experiment,
-                "_sidecar": self._sidecar, "_run": None, "_warned": False}
+                "_sidecar": self._sidecar}
 
-    @property
-    def driver_iteration_id(self) -> int | None:
-        """The driver iteration of the experiment being (or last) run, once Tune has set the callback up."""
-        return self._last_driver
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
 
-    _last_driver: int | None = None
+    def _failed(self, what: str, exc: Exception) -> None:
+        quiet, self._warned = self._warned, True
+        warn_tracking(what, exc, logger=log, quiet=quiet)
 
-    def _guard(self, what: str, call: Callable[[], Any]) -> None:
-        try:
-            call()
-        except Exception as exc:
-            quiet, self._warned = self._warned, True
-            warn_tracking(what, exc, logger=log, quiet=quiet)
+    def _submit(self, what: str, call: Callable[[_Experiment], Any]) -> None:
+        """Hand a write to the callback's thread; it is skipped when the driver could not be opened."""
+        if self._writes is not None:
+            self._writes.submit(what, lambda: None if self._run is None else call(self._run))
 
-    # -- Tune's hooks (all on the driver process) ------------------------------------------------------
+    # -- Tune's hooks (all on Tune's event loop thread, in the driver process) --------------------------
 
     def setup(self, **info: Any) -> None:
-        """Tune starts (or restores) the experiment: find or create its driver."""
-        setup = _controller.find_setup()
+        """Tune starts (or restores) the experiment: its driver is found or created on the callback's
+        thread; what Tune keeps only on its stack (scheduler, search space, metric) is read now."""
+        try:
+            setup = _controller.find_setup()
+            self._raised_before = sys.exc_info()[1]  # tell an exception of the experiment from one around it
+            self._scheduler = _controller.scheduler_of(setup.controller)
+            stopped: dict[str, int] = {}
+            _controller.record_stops(self._scheduler, stopped.__setitem__)
+            self._writes = _InOrder(self._failed)
+        except Exception as exc:
+            self._failed("could not set up the Tune experiment's tracking", exc)
+            return
 
         def open_run() -> None:
-            self._run = _Experiment(self, setup, info)
-            self._last_driver = self._run.driver.iteration_id
+            self._run = _Experiment(self, setup, info, stopped)
+            self.driver_iteration_id = self._run.driver.iteration_id
 
-        self._guard("could not open the Tune experiment's driver", open_run)
+        self._writes.submit("could not open the Tune experiment's driver", open_run)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run = self._run
-        if run is None:
+        if self._writes is None:
+            return
+        try:
+            snapshot = TrialInfo.of(trial)
+            # Before the trial's first line runs: a DiaryLogger in it waits for its child's id.
+            _context.announce_pending(snapshot.experiment_name, snapshot.trial_id)
+        except Exception as exc:
+            self._failed(f"could not start trial {trial}", exc)
             return
 
         def start() -> None:
-            child = run.trials.start(trial)
-            _context.publish(trial.storage.experiment_dir_name, trial.trial_id, child, f"trial {trial_label(trial)}")
+            try:
+                if self._run is None:
+                    raise RuntimeError("the experiment's driver could not be opened")
+                self._run.trials.start(snapshot)
+            except BaseException:
+                _context.withdraw(snapshot.experiment_name, snapshot.trial_id)  # nobody waits for it in vain
+                raise
 
-        self._guard(f"could not start trial {trial}", start)
+        self._writes.submit(f"could not start trial {trial}", start)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
-        if self._run is not None:
-            self._guard(f"could not record a result of trial {trial}", lambda: self._run.trials.result(trial, result))
+        snapshot, values = TrialInfo.of(trial), dict(result)
+        self._submit(f"could not record a result of trial {trial}", lambda run: run.trials.result(snapshot, values))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self._run is not None:
-            self._guard(f"could not end trial {trial}", lambda: self._ended(trial, self._run.trials.complete))
+        snapshot = TrialInfo.of(trial)
+        self._submit(f"could not end trial {trial}", lambda run: run.trials.complete(snapshot))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self._run is not None:
-            self._guard(f"could not end trial {trial}", lambda: self._ended(trial, self._run.trials.error))
-
-    def _ended(self, trial: Any, end: Callable[[Any], None]) -> None:
-        end(trial)
-        _context.withdraw(trial.storage.experiment_dir_name, trial.trial_id)
+        snapshot = TrialInfo.of(trial)
+        self._submit(f"could not end trial {trial}", lambda run: run.trials.error(snapshot, *error_of(trial)))
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         """The best trial onto the driver, and its end (also when the experiment raised: Tune calls this
-        from its cleanup while the exception is being handled)."""
-        run, self._run = self._run, None
-        if run is not None:
-            self._guard("could not end the Tune experiment's driver", lambda: run.close(trials))
+        from its cleanup while the exception is being handled). Waits for every write handed in."""
+        writes, self._writes = self._writes, None
+        if writes is None:
+            return
+        error = sys.exc_info()[1]
+        error = None if error is self._raised_before else error
+        writes.submit("could not end the Tune experiment's driver",
+                      lambda: None if self._run is None else self._run.close(list(trials), error))
+        writes.drain()
+        _controller.record_stops(self._scheduler, None)
+        self._run = None

@@ -20,6 +20,7 @@ CASES = {
     "cases_sklearn": ("scikit-learn:",),
     "cases_memory": ("Memory:",),
     "cases_fresh": ("Lightning in a fresh process: whole run", "Lightning in a fresh process: time to first step"),
+    "cases_ray": ("Ray Tune: 50 trials", "DiaryCallback (SQLite)"),
 }
 
 

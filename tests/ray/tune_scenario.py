@@ -1,8 +1,8 @@
 """Trainables for the Ray Tune tests (imported by Ray's workers), and a driver to SIGKILL:
 
-    python tune_scenario.py DB STORAGE RAY_ADDRESS fit|restore
+    python tune_scenario.py DB STORAGE RAY_ADDRESS fit
 
-runs (or restores) a 4-trial experiment tracked by DiaryCallback on the Ray at RAY_ADDRESS."""
+runs a 4-trial experiment tracked by DiaryCallback on the Ray at RAY_ADDRESS."""
 
 from __future__ import annotations
 
@@ -46,17 +46,15 @@ def run(db: str, storage: str, address: str, mode: str) -> None:
 
     from diary_integrations.ray import DiaryCallback
 
+    assert mode == "fit"
     ray.init(address=address, log_to_driver=False, configure_logging=False)
-    if mode == "restore":
-        tuner = tune.Tuner.restore(os.path.join(storage, "exp"), trainable=slow_trainable, resume_unfinished=True)
-    else:
-        tuner = tune.Tuner(
-            slow_trainable,
-            param_space={"x": tune.grid_search(list(range(4)))},
-            tune_config=tune.TuneConfig(metric="loss", mode="min", reuse_actors=True),
-            run_config=tune.RunConfig(name="exp", storage_path=storage, verbose=0,
-                                      callbacks=[DiaryCallback("P", "Tune", uri=db)]),
-        )
+    tuner = tune.Tuner(
+        slow_trainable,
+        param_space={"x": tune.grid_search(list(range(4)))},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", reuse_actors=True),
+        run_config=tune.RunConfig(name="exp", storage_path=storage, verbose=0,
+                                  callbacks=[DiaryCallback("P", "Tune", uri=db)]),
+    )
     results = tuner.fit()
     print("best", results.get_best_result().config, flush=True)
 
