@@ -2,9 +2,10 @@
 exactly once otherwise, and ended with the best trial's metric and config.
 
 "Exactly once" (docs/decisions.md, "Issue 30"): the driver carries the run key `ray:<experiment path>`
-(the directory Tune keeps the experiment's state in, which a restore names again), found as a resumed
-Lightning run is (`lightning.resume.find_by_key`); its creation carries an idempotency key made of the
-same, so a retried create is applied once. Its children are found again by their `trial_id` parameter.
+(the directory Tune keeps the experiment's state in, which a restore names again, as a requeued
+Lightning run's key does); a restored experiment (Tune says so) continues the newest driver with that
+key, a new `Tuner.fit` makes its own. Children are found again by their `trial_id` parameter, and a
+child's creation carries an idempotency key made of the driver and the trial, so a retry is applied once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..lightning import resume
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
-from ..tracker.keys import derived_key, using_key
+from ..tracker.keys import derived_key
 from ..tracker.lifecycle import Heartbeat
 
 TRIAL_ID_PARAMETER = "trial_id"
@@ -30,29 +31,35 @@ def keyed(prefix: str, *parts: object) -> str:
 class Driver:
     """The driver iteration of one Tune experiment, on the process that runs `Tuner.fit`."""
 
-    def __init__(self, tracker: Any, project: str, experiment: str, path: str, parameters: dict[str, Any]) -> None:
+    def __init__(self, tracker: Any, project: str, experiment: str, path: str, parameters: dict[str, Any],
+                 *, restored: bool) -> None:
         self.tracker = tracker
         self.experiment_id = experiment_for(tracker, project, experiment)
         self.run_key = f"ray:{path}"
-        self.iteration_id, self.resumed = self._find_or_create(parameters)
+        self.iteration_id, self.resumed = self._find_or_create(parameters, restored)
         Heartbeat.of(tracker).add(self.iteration_id)
 
-    def _find_or_create(self, parameters: dict[str, Any]) -> tuple[int, bool]:
-        found = resume.find_by_key(self.tracker, self.experiment_id, None, self.run_key)
+    def _find_or_create(self, parameters: dict[str, Any], restored: bool) -> tuple[int, bool]:
+        """A restored experiment continues its driver (the newest with its run key, whatever its status: a
+        finished experiment is restored to rerun its errored trials); a new `Tuner.fit`, even into the same
+        directory, gets a driver of its own."""
+        found = self._newest_with_key() if restored else None
         if found is None:
-            with using_key(keyed("driver", self.experiment_id, self.run_key)):
-                created = self.tracker.create_iteration(
-                    self.experiment_id,
-                    name=f"Tune experiment {self.run_key.rsplit('/', 1)[-1]}"[:200],
-                    notes="Ray Tune experiment",
-                    parameters={resume.RUN_KEY_PARAMETER: self.run_key, **parameters},
-                )
-            found = self.tracker.get_iteration(created.id)
-            if found is None or found.status is IterationStatus.RUNNING:
-                return created.id, False
-            # The key's iteration ended already (a finished experiment restored to rerun its errored trials).
+            created = self.tracker.create_iteration(
+                self.experiment_id,
+                name=f"Tune experiment {self.run_key.rsplit('/', 1)[-1]}"[:200],
+                notes="Ray Tune experiment",
+                parameters={resume.RUN_KEY_PARAMETER: self.run_key, **parameters},
+            )
+            return created.id, False
         resume.reopen(self.tracker, found, "Tuner.restore continues the experiment")
         return found.id, True
+
+    def _newest_with_key(self) -> Any | None:
+        drivers = [it for it in self.tracker.get_iterations(self.experiment_id) if it.parent_iteration_id is None]
+        keys = self.tracker.get_parameter_values([it.id for it in drivers]) if drivers else {}
+        mine = [it for it in drivers if keys.get(it.id, {}).get(resume.RUN_KEY_PARAMETER) == self.run_key]
+        return max(mine, key=lambda it: it.id) if mine else None
 
     def children(self) -> dict[str, Any]:
         """The trials this driver already has a child for (a restored experiment), by Tune trial id."""

@@ -64,7 +64,9 @@ class _Experiment:
             **describe_space(_controller.search_space(setup)),
         }
         path = _controller.experiment_path(controller, fallback=str(spec.get("name") or "experiment"))
-        self.driver = Driver(self.tracker, callback._project, callback._experiment, path, parameters)
+        restored = bool(getattr(controller, "resumed", False))
+        self.driver = Driver(self.tracker, callback._project, callback._experiment, path, parameters,
+                             restored=restored)
         self.trials = Trials(self.tracker, self.writer, self.driver, stopped)
         if scheduler is not None:
             self.trials.scheduler = _controller.scheduler_name(scheduler)
