@@ -201,16 +201,25 @@ class DiaryCallback(Callback):
         self._writes.submit(f"could not start trial {trial}", start)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
-        snapshot, values = TrialInfo.of(trial), dict(result)
-        self._submit(f"could not record a result of trial {trial}", lambda run: run.trials.result(snapshot, values))
+        self._hook(f"could not record a result of trial {trial}", trial,
+                   lambda snapshot, values=dict(result): lambda run: run.trials.result(snapshot, values))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        snapshot = TrialInfo.of(trial)
-        self._submit(f"could not end trial {trial}", lambda run: run.trials.complete(snapshot))
+        self._hook(f"could not end trial {trial}", trial, lambda snapshot: lambda run: run.trials.complete(snapshot))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        snapshot = TrialInfo.of(trial)
-        self._submit(f"could not end trial {trial}", lambda run: run.trials.error(snapshot, *error_of(trial)))
+        self._hook(f"could not end trial {trial}", trial,
+                   lambda snapshot: lambda run: run.trials.error(snapshot, *error_of(trial)))
+
+    def _hook(self, what: str, trial: Any, write: Callable[[TrialInfo], Callable[[_Experiment], Any]]) -> None:
+        """Copy what the write needs of the trial now (on Tune's thread) and hand the write over; nothing
+        raised here reaches Tune, which would end the experiment."""
+        if self._writes is None:
+            return
+        try:
+            self._submit(what, write(TrialInfo.of(trial)))
+        except Exception as exc:
+            self._failed(what, exc)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         """The best trial onto the driver, and its end (also when the experiment raised: Tune calls this
@@ -223,5 +232,8 @@ class DiaryCallback(Callback):
         writes.submit("could not end the Tune experiment's driver",
                       lambda: None if self._run is None else self._run.close(list(trials), error))
         writes.drain()
-        _controller.record_stops(self._scheduler, None)
         self._run = None
+        try:
+            _controller.record_stops(self._scheduler, None)
+        except Exception as exc:
+            self._failed("could not give the scheduler its own on_trial_result back", exc)
