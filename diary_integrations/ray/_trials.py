@@ -99,6 +99,10 @@ def error_of(trial: Any) -> tuple[str, str]:
     return (lines[-1][:2000] if lines else "the trial failed (Tune kept no error report)"), text[-20000:]
 
 
+HAND_OVER_POINTS = 500
+HAND_OVER_SECONDS = 1.0  # as MetricWriter's interval: a running trial's points show within about 2 s
+
+
 class Trials:
     """The children of one driver, by Tune trial id."""
 
@@ -110,6 +114,13 @@ class Trials:
         self.open: dict[str, int] = {}  # trial id -> child id, while RUNNING
         self.last_step: dict[tuple[int, str], int] = {}  # (child, key) -> highest step stored
         self.noded: set[int] = set()
+        self.reopened: set[int] = set()  # children of a restored experiment, run again
+        self.node: dict[int, dict[str, Any]] = {}  # child -> its node, written with its end
+        # A trial's points wait here until they are a second old (or many), then go to the writer; a
+        # short trial's points are written with its end, in the same transaction: one write per trial.
+        self.pending: dict[int, list[tuple[str, float, int, float]]] = {}
+        self.pending_since: dict[int, float] = {}
+        self.handed: set[int] = set()  # children with points given to the writer since their last flush
         self.stopped = stopped  # trial id -> iteration at which the scheduler stopped it (noted on Tune's thread)
 
     def start(self, trial: TrialInfo) -> int:
@@ -135,6 +146,7 @@ class Trials:
             # Also a RUNNING one (its driver was SIGKILLed): this process takes it over, so liveness follows it.
             resume.reopen(self.tracker, found, f"Tune runs trial {trial.label} again")
             self.last_step.update(((child, key), step) for key, step in stored.items())
+            self.reopened.add(child)
         self.open[trial.trial_id] = child
         Heartbeat.of(self.tracker).add(child)
         _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
@@ -148,18 +160,39 @@ class Trials:
             return
         if child not in self.noded and result.get("node_ip"):
             self.noded.add(child)
-            node = {"node_ip": result.get("node_ip"), "hostname": result.get("hostname")}
-            try:
-                self.tracker.log_parameters(child, {k: v for k, v in node.items() if v})
-            except Conflict:
-                pass  # recorded by an earlier run of the trial
+            node = {k: result.get(k) for k in ("node_ip", "hostname") if result.get(k)}
+            if child in self.reopened:  # it may have a node from its earlier run: written apart, kept if so
+                try:
+                    self.tracker.log_parameters(child, node)
+                except Conflict:
+                    pass
+            else:
+                self.node[child] = node
         step, values = metric_points(result)
         now = time.time()
+        pending = self.pending.setdefault(child, [])
         for key, value in values.items():
             if self.last_step.get((child, key), -1) >= step:
                 continue
             self.last_step[(child, key)] = step
-            self.writer.add(child, key, value, step, now)
+            pending.append((key, value, step, now))
+        self.pending_since.setdefault(child, now)
+        if len(pending) >= HAND_OVER_POINTS or now - self.pending_since[child] >= HAND_OVER_SECONDS:
+            self._hand_over(child)
+
+    def tick(self) -> None:
+        """Points waiting longer than HAND_OVER_SECONDS go to the writer (a trial that reports rarely)."""
+        now = time.time()
+        for child, since in list(self.pending_since.items()):
+            if now - since >= HAND_OVER_SECONDS:
+                self._hand_over(child)
+
+    def _hand_over(self, child: int) -> None:
+        points = self.pending.pop(child, [])
+        self.pending_since.pop(child, None)
+        if points:
+            self.writer.extend([(child, key, value, step, at) for key, value, step, at in points])
+            self.handed.add(child)
 
     def complete(self, trial: TrialInfo) -> None:
         """Tune stopped the trial without an error: it completed, or the scheduler or the experiment's end
@@ -225,9 +258,14 @@ class Trials:
         child = self.open.pop(trial_id, None)
         if child is None:
             return
-        self.writer.flush()  # its points are stored before its end
+        points = self.pending.pop(child, [])
+        self.pending_since.pop(child, None)
+        if child in self.handed:
+            self.handed.discard(child)
+            self.writer.flush()  # its earlier points are stored before its end
+        node = self.node.pop(child, None)
         Heartbeat.of(self.tracker).discard(child)
         try:
-            self.tracker.end_iteration(child, status, **data)
+            self.tracker.end_iteration(child, status, points=points or None, parameters=node or None, **data)
         except (Conflict, Unprocessable):
             pass  # ended already (reaped while the driver stalled): that end stands

@@ -13,6 +13,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,14 +83,18 @@ class _Experiment:
             self.tracker.close()
 
 
+IDLE_SECONDS = 1.0
+
+
 class _InOrder:
     """One daemon thread that runs the recording's writes in the order Tune's hooks came: Tune calls its
     callbacks on its only event loop thread, so a hook that waited on the database would hold up every
     trial. `drain` waits until everything handed in has been written."""
 
-    def __init__(self, failed: Callable[[str, Exception], None]) -> None:
+    def __init__(self, failed: Callable[[str, Exception], None], idle: Callable[[], Any]) -> None:
         self.queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
         self.failed = failed
+        self.idle = idle  # called about once a second
         self.thread = threading.Thread(target=self._run, name="diary-ray-tune", daemon=True)
         self.thread.start()
 
@@ -97,15 +102,28 @@ class _InOrder:
         self.queue.put((what, call))
 
     def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            what, call = item
+        last_idle = time.monotonic()
+        while True:
             try:
-                call()
-            except Exception as exc:
-                self.failed(what, exc)
-            finally:
+                item: tuple[str, Callable[[], Any]] | None = self.queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                item = ("", lambda: None)
+            else:
+                if item is None:
+                    self.queue.task_done()
+                    return
+            if time.monotonic() - last_idle >= IDLE_SECONDS:  # also while busy: waiting points go out
+                last_idle = time.monotonic()
+                self._call("could not write a trial's points", self.idle)
+            self._call(*item)
+            if item[0]:
                 self.queue.task_done()
-        self.queue.task_done()
+
+    def _call(self, what: str, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as exc:
+            self.failed(what, exc)
 
     def drain(self) -> None:
         self.queue.put(None)
@@ -167,7 +185,7 @@ class DiaryCallback(Callback):
             self._scheduler = _controller.scheduler_of(setup.controller)
             stopped: dict[str, int] = {}
             _controller.record_stops(self._scheduler, stopped.__setitem__)
-            self._writes = _InOrder(self._failed)
+            self._writes = _InOrder(self._failed, lambda: None if self._run is None else self._run.trials.tick())
         except Exception as exc:
             self._failed("could not set up the Tune experiment's tracking", exc)
             return
