@@ -14,13 +14,13 @@ from .harness import report, run_case
 
 CASE_MODULES = [
     "cases_core", "cases_lightning", "cases_server", "cases_sklearn", "cases_memory", "cases_fresh", "cases_boosting",
-    "cases_search", "cases_transformers", "cases_system",
+    "cases_search", "cases_transformers", "cases_system", "cases_ray",
 ]
 
 
 def _versions() -> dict[str, str]:
     out = {}
-    for dist in ("diary-integrations", "sqlalchemy", "mlflow", "pytorch-lightning", "torch", "scikit-learn"):
+    for dist in ("diary-integrations", "sqlalchemy", "mlflow", "pytorch-lightning", "torch", "scikit-learn", "ray"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

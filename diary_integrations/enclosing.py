@@ -6,15 +6,48 @@ has its own child iteration (a Ray Tune trial, ...). None means: a top-level run
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
+log = logging.getLogger("diary_integrations")
 
-def enclosing_parent_iteration_id(tracker: Any) -> int | None:
-    """The id of the tracked trial this process runs in, or None outside any tracked trial."""
-    del tracker
+
+def enclosing_parent_iteration_id(tracker: Any, *, experiment_id: int | None = None) -> int | None:
+    """The id of the tracked trial this process runs in, or None outside any tracked trial. With
+    `experiment_id`, only a trial of that experiment (a parent must be in its child's experiment)."""
+    for find in (_ray_tune_trial,):
+        found = find(tracker)
+        if found is None:
+            continue
+        if experiment_id is not None and found.experiment_id != experiment_id:
+            log.debug("diary: the enclosing trial %s is in another experiment; not nesting under it", found.id)
+            return None
+        return int(found.id)
     return None
+
+
+def _ray_tune_trial(tracker: Any) -> Any | None:
+    """The child iteration of the Ray Tune trial this process runs in (published by the driver's
+    DiaryCallback), if `tracker` holds it: the same id in another database names something else, so the
+    iteration must be there with the trial's name."""
+    if "ray.tune" not in sys.modules:  # never import Ray for the question (a Tune trial has it imported)
+        return None
+    try:
+        from .ray._context import current_trial
+
+        published = current_trial()
+    except Exception as exc:  # noqa: BLE001 - no answer from Ray: a top-level run, as without Ray
+        log.debug("diary: could not ask Ray for the enclosing trial: %s", exc)
+        return None
+    if not published:
+        return None
+    found = tracker.get_iteration(int(published["iteration_id"]))
+    if found is None or found.name != published.get("name"):
+        return None
+    return found
 
 
 # -- scikit-learn searches (issue 28): the candidate whose fold this thread is fitting ------------------

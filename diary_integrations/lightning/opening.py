@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .. import distributed
+from ..enclosing import enclosing_parent_iteration_id
 from ..reporting import announce, warn_tracking
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, TransportError, Unprocessable
@@ -35,6 +36,9 @@ def open_run(lg: DiaryLogger) -> None:
     """Create or resume the run's iteration (the driver when `per_rank`) and start its heartbeat."""
     tracker = lg.tracker
     experiment_id = lg._resolve_experiment()
+    if lg._parent_iteration_id is None and lg._version is None:
+        # Inside a tracked tuning trial (a Ray Tune trial with DiaryCallback): the run is the trial's child.
+        lg._parent_iteration_id = enclosing_parent_iteration_id(tracker, experiment_id=experiment_id)
     found: Iteration | None = None
     why = ""
     key = None

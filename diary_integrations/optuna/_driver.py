@@ -11,7 +11,6 @@ How "exactly once" holds across processes and hosts (docs/decisions.md, "Optuna"
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -24,7 +23,7 @@ from ..reporting import warn_tracking as _warn_tracking
 from ..resolve import check_destination, experiment_for
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Conflict, Unprocessable
-from ..tracker.keys import using_key
+from ..tracker.keys import derived_key, using_key
 from ..tracker.lifecycle import Heartbeat, describe_failure
 
 log = logging.getLogger("diary_integrations.optuna")
@@ -83,8 +82,7 @@ def study_key(study: Any) -> str:
 
 def keyed(prefix: str, *parts: object) -> str:
     """A deterministic idempotency key: the same write from any process is applied once."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:40]
-    return f"diary-optuna-{prefix}:{digest}"
+    return derived_key("optuna", prefix, *parts)
 
 
 def describe_study(study: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ tracking server's client never imports SQLAlchemy."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,13 @@ current: ContextVar[str | None] = ContextVar("diary_idempotency_key", default=No
 def new_key() -> str:
     """A fresh key for one logical write."""
     return uuid.uuid4().hex
+
+
+def derived_key(integration: str, prefix: str, *parts: object) -> str:
+    """A deterministic key made of what names one write (a study and a trial, a Tune experiment and a
+    trial): the same write from any process, or again after a restart, carries the same key."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:40]
+    return f"diary-{integration}-{prefix}:{digest}"
 
 
 def check_key(key: object, field: str = "idempotency_key") -> str:

@@ -26,6 +26,7 @@ CASES = {
     "cases_transformers": ("Transformers in a fresh process: whole run", "Transformers in a fresh process: train()"),
     "cases_system": ("System metrics: calls on the training thread", "System metrics: the sampler's own CPU",
                      "in-process thread vs another process"),
+    "cases_ray": ("Ray Tune: 50 trials", "DiaryCallback (SQLite)"),
 }
 
 

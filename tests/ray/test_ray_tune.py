@@ -1,0 +1,175 @@
+"""DiaryCallback on a real local Ray: the sweep tree of a Tune experiment, the truthful end of every trial
+(raised, early-stopped by ASHA, completed, worker SIGKILLed), the best trial on the driver as Tune's
+ResultGrid has it, a restore after the driver's SIGKILL, and a DiaryLogger nesting under its trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tune_scenario
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from diary_integrations import IterationStatus, LocalTracker
+from diary_integrations.ray import DiaryCallback
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
+
+
+def only_driver(tracker: LocalTracker) -> object:
+    (driver,) = [it for it in tracker.get_iterations(1) if it.parent_iteration_id is None]
+    return driver
+
+
+def test_asha_sweep_tree(ray_cluster: str, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    callback = DiaryCallback("P", "Tune", uri=str(db))
+    tuner = tune.Tuner(
+        tune_scenario.asha_trainable,
+        param_space={"x": tune.grid_search(list(range(12)))},
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="min", reuse_actors=True,
+            scheduler=ASHAScheduler(max_t=8, grace_period=1, reduction_factor=2),
+        ),
+        run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "ray"), verbose=0, callbacks=[callback]),
+    )
+    results = tuner.fit()
+
+    tracker = LocalTracker(db)
+    driver = only_driver(tracker)
+    assert driver.id == callback.driver_iteration_id and driver.status is IterationStatus.SUCCEEDED
+    children = tracker.get_child_iterations(driver.id)
+    assert len(children) == 12
+    params = tracker.get_parameter_values([driver.id] + [c.id for c in children])
+    by_x = {int(params[c.id]["x"]): c for c in children}
+    assert sorted(by_x) == list(range(12))
+    for x in (3, 7):
+        assert by_x[x].status is IterationStatus.FAILED
+        assert by_x[x].error_message == f"ValueError: diverged at x={x}"
+        assert "asha_trainable" in by_x[x].traceback  # the trial's own traceback, from Tune's report
+    tune_results = {r.config["x"]: r for r in results}
+    killed = [x for x, c in by_x.items() if c.status is IterationStatus.KILLED]
+    assert killed, "ASHA stopped no trial early"
+    for x in killed:  # stopped before max_t, at the iteration the trial's last result has
+        last = tune_results[x].metrics["training_iteration"]
+        assert last < 8 and f"stopped by ASHAScheduler at iteration {last}" in by_x[x].notes
+    succeeded = [x for x, c in by_x.items() if c.status is IterationStatus.SUCCEEDED]
+    assert sorted(killed + succeeded + [3, 7]) == list(range(12)) and 0 in succeeded
+    for x in succeeded:
+        assert tune_results[x].metrics["training_iteration"] == 8
+    # Every reported result is a point at its training_iteration, nested keys joined with "/".
+    series = [(p.key, p.step, p.value) for p in tracker.get_metrics(by_x[0].id) if p.key == "loss"]
+    assert sorted(series) == [("loss", i, 1.0 / i) for i in range(1, 9)]
+    assert {p.key for p in tracker.get_metrics(by_x[0].id)} >= {"loss", "nested/acc", "time_this_iter_s"}
+    assert params[by_x[0].id]["node_ip"]
+    # The driver: the experiment's setup, and the best trial as Tune's ResultGrid has it.
+    best = results.get_best_result()
+    assert params[driver.id]["scheduler"] == "ASHAScheduler" and params[driver.id]["metric"] == "loss"
+    assert params[driver.id]["space.x"] == repr(list(range(12)))
+    assert params[driver.id]["best.x"] == str(best.config["x"])
+    assert tracker.get_latest_metrics([driver.id])[driver.id]["best_loss"] == best.metrics["loss"]
+    assert tracker.get_latest_metrics([driver.id])[driver.id]["n_error_trials"] == 2
+
+
+def test_diary_logger_nests_and_a_killed_worker_fails(ray_cluster: str, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    callback = DiaryCallback("P", "Tune", uri=str(db))
+    tuner = tune.Tuner(
+        tune_scenario.logger_trainable,
+        param_space={"x": tune.grid_search([0, 1]), "uri": str(db)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(name="nest", storage_path=str(tmp_path / "ray"), verbose=0, callbacks=[callback]),
+    )
+    results = tuner.fit()
+    tracker = LocalTracker(db)
+    children = {c.name: c for c in tracker.get_child_iterations(callback.driver_iteration_id)}
+    params = tracker.get_parameter_values([c.id for c in children.values()])
+    by_x = {params[c.id]["x"]: c for c in children.values()}
+    run_id = int(next(r for r in results if r.config["x"] == 0).metrics["run"])
+    run = tracker.get_iteration(run_id)
+    assert run.parent_iteration_id == by_x["0"].id  # the DiaryLogger's run is the trial's child
+    assert run.status is IterationStatus.SUCCEEDED and by_x["0"].status is IterationStatus.SUCCEEDED
+    assert [p.value for p in tracker.get_metrics(run_id) if p.key == "inner"] == [1.5]
+    killed = by_x["1"]  # its worker was SIGKILLed: Tune's report of the actor's death is its status
+    assert killed.status is IterationStatus.FAILED
+    assert killed.error_message.startswith("ActorDiedError: The actor died unexpectedly")
+    assert "worker process has died" in killed.traceback
+
+
+def test_experiment_that_raises_fails_the_driver(ray_cluster: str, tmp_path: Path) -> None:
+    class Breaks(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result["training_iteration"] == 3:
+                raise RuntimeError("the experiment broke")
+
+    db = tmp_path / "runs.db"
+    callback = DiaryCallback("P", "Tune", uri=str(db))
+    tuner = tune.Tuner(
+        tune_scenario.asha_trainable,
+        param_space={"x": 0},
+        run_config=tune.RunConfig(name="broken", storage_path=str(tmp_path / "ray"), verbose=0,
+                                  callbacks=[callback, Breaks()]),
+    )
+    with pytest.raises(Exception, match="the experiment broke"):
+        tuner.fit()
+    tracker = LocalTracker(db)
+    driver = only_driver(tracker)
+    assert driver.status is IterationStatus.FAILED and "RuntimeError: the experiment broke" in driver.error_message
+    (child,) = tracker.get_child_iterations(driver.id)
+    assert child.status is IterationStatus.FAILED and "the experiment broke" in child.error_message
+    assert not [it for it in tracker.get_iterations(1) if it.status is IterationStatus.RUNNING]
+
+
+def test_restore_after_driver_sigkill_continues_without_duplicates(ray_cluster: str, tmp_path: Path) -> None:
+    db, storage = tmp_path / "runs.db", tmp_path / "ray"
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "PYTHONPATH": os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)}
+    command = [sys.executable, str(HERE / "tune_scenario.py"), str(db), str(storage), ray_cluster, "fit"]
+    driver_process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # killed once a trial ended and Tune saved its state
+            if driver_process.poll() is not None:
+                pytest.fail(f"the driver ended before it was killed: {driver_process.communicate()[1][-3000:]!r}")
+            if db.exists() and list((storage / "exp").glob("experiment_state-*.json")):
+                tracker = LocalTracker(db)
+                ended = [it for it in tracker.get_iterations(1) if it.parent_iteration_id is not None
+                         and it.status is IterationStatus.SUCCEEDED]
+                running = tracker.get_iterations(1, status=IterationStatus.RUNNING)
+                tracker.close()
+                if ended and len(running) >= 2:
+                    break
+            time.sleep(0.3)
+        else:
+            pytest.fail("no trial ended in time")
+        time.sleep(1.0)  # the experiment state now has the ended trial
+        os.kill(driver_process.pid, signal.SIGKILL)
+        driver_process.wait(30)
+    finally:
+        if driver_process.poll() is None:
+            driver_process.kill()
+            driver_process.wait()
+    # Restored here, on the Ray the killed driver used; the callback comes back from Tune's own state.
+    restored = tune.Tuner.restore(str(storage / "exp"), trainable=tune_scenario.slow_trainable, resume_unfinished=True)
+    results = restored.fit()
+
+    tracker = LocalTracker(db)
+    driver = only_driver(tracker)
+    assert driver.status is IterationStatus.SUCCEEDED and "Tuner.restore" in driver.notes
+    children = tracker.get_child_iterations(driver.id)
+    trial_ids = tracker.get_parameter_values([c.id for c in children])
+    assert len(children) == 4 and len({trial_ids[c.id]["trial_id"] for c in children}) == 4
+    assert all(c.status is IterationStatus.SUCCEEDED for c in children)
+    assert any("again" in c.notes for c in children)  # a trial interrupted by the kill was continued
+    for child in children:
+        steps = [p.step for p in tracker.get_metrics(child.id) if p.key == "loss"]
+        assert sorted(steps) == list(range(1, 6)), (child.name, steps)  # each step once
+    assert str(tracker.get_parameter_values([driver.id])[driver.id]["best.x"]) == "0"
+    assert results.get_best_result().config == {"x": 0}
