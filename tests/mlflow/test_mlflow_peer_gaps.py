@@ -6,14 +6,11 @@ not exist, deleting a missing tag, artifact locations, logged models); MLflow's 
 from __future__ import annotations
 
 import httpx
-import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput
 from mlflow.exceptions import MlflowException
 from mlflow_helpers import MlflowServer
-
-from diary_integrations import IterationStatus
 
 
 @pytest.fixture
@@ -48,6 +45,8 @@ def test_inputs_outputs_and_metric_links_are_stored(client: MlflowClient, mlflow
     assert (point.model_id, point.dataset_name, point.dataset_digest) == (model.model_id, "train", "d1")
     # The point is also an ordinary metric point of the run, as diary shows it.
     assert [(m.step, m.value) for m in mlflow_server.diary.get_metrics(int(run_id), key="acc")] == [(1, 0.5)]
+    page = httpx.get(f"{mlflow_server.url}/ui/iterations/{run_id}").text  # the iteration page shows them
+    assert "Datasets and models" in page and "/data/train.csv" in page and model.model_id in page
     found = client.search_logged_models([experiment_id], datasets=[{"dataset_name": "train"}])
     assert [m.model_id for m in found] == [model.model_id]
     assert not client.search_logged_models([experiment_id], datasets=[{"dataset_name": "other"}])
@@ -130,20 +129,13 @@ def test_logged_models_unknown_source_run_and_name_filter(client: MlflowClient) 
 @pytest.mark.parametrize(("body", "text"), [
     ({"run_id": 31, "key": "m", "value": 1, "timestamp": 1, "step": 1},
      "Invalid value 31 for parameter 'run_id' supplied"),
-    ({"key": "m", "value": 1, "timestamp": "foo", "step": 1}, "Invalid value \"foo\" for parameter 'timestamp' supplied"),
+    ({"key": "m", "value": 1, "timestamp": "foo", "step": 1},
+     "Invalid value \"foo\" for parameter 'timestamp' supplied"),
 ])
 def test_errors_in_mlflows_words(mlflow_server: MlflowServer, client: MlflowClient, body: dict, text: str) -> None:
     body.setdefault("run_id", client.create_run(client.create_experiment("errors")).info.run_id)
     answer = httpx.post(f"{mlflow_server.url}/api/2.0/mlflow/runs/log-metric", json=body)
     assert answer.status_code == 400 and text in answer.json()["message"]
-
-
-def test_a_run_id_is_a_string(client: MlflowClient) -> None:
-    run = client.create_run(client.create_experiment("ids"))
-    assert isinstance(run.info.run_id, str)
-    assert client.get_run(run.info.run_id).info.status == "RUNNING"
-    client.set_terminated(run.info.run_id)
-    assert IterationStatus.SUCCEEDED.name == "SUCCEEDED"
 
 
 def test_the_uis_ajax_routes(mlflow_server: MlflowServer, client: MlflowClient) -> None:
