@@ -452,3 +452,12 @@ model_aliases = _table(
     _reference("model_version_id", "model_version.id", "CASCADE", index=True),
     UniqueConstraint("model_id", "alias"),
 )
+
+# What MLflow's client said of a version it registered (model-versions/create): where its files are.
+mlflow_model_versions = _table(
+    "mlflow_model_version",
+    _owner("model_version_id", "model_version.id"),
+    _column("source", Text, default="", server_default=""),
+    _column("model_id", String(64), nullable=True),  # the logged model it came from
+    autoincrement=False,
+)

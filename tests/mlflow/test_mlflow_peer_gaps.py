@@ -14,7 +14,9 @@ from mlflow_helpers import MlflowServer
 
 
 @pytest.fixture
-def client(mlflow_server: MlflowServer) -> MlflowClient:
+def client(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    # MLflow's telemetry thread edits os.environ while urllib reads it for proxies (a KeyError seen once).
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     return MlflowClient(mlflow_server.url)
 
 
@@ -168,3 +170,30 @@ def test_the_uis_ajax_routes(mlflow_server: MlflowServer, client: MlflowClient) 
     assert [f.path for f in client.list_artifacts(runs[0], "notes")] == ["notes/a.txt"]
     refused = httpx.post(f"{ajax}/upload-artifact", params={"run_uuid": runs[0], "path": "../x"}, content=b"x")
     assert refused.status_code == 400 and "Invalid path" in refused.json()["message"]
+
+
+def test_registry_routes_are_diarys_registry(client: MlflowClient, mlflow_server: MlflowServer) -> None:
+    run_id = client.create_run(client.create_experiment("reg")).info.run_id
+    client.create_registered_model("fraud", description="first")
+    first = client.create_model_version("fraud", f"runs:/{run_id}/model", run_id)
+    second = client.create_model_version("fraud", "s3://bucket/model", run_id)
+    assert (first.version, second.version, second.source, second.run_id) == ("1", "2", "s3://bucket/model", run_id)
+    client.transition_model_version_stage("fraud", "1", "Production")
+    client.set_registered_model_alias("fraud", "champion", "2")
+    assert client.get_model_version_by_alias("fraud", "champion").version == "2"
+    assert client.get_model_version("fraud", "1").current_stage == "Production"
+    assert [m.name for m in client.search_registered_models(filter_string="name LIKE 'fr%'")] == ["fraud"]
+    assert client.get_model_version_download_uri("fraud", "2") == "s3://bucket/model"
+    # The same rows diary's registry (and `diary models`) shows.
+    diary = mlflow_server.diary
+    project = diary.get_project_by_name("mlflow")
+    (model,) = diary.get_models(project.id)
+    versions = diary.get_model_versions(model.id)
+    assert [(v.version, v.iteration_id, v.stage.name) for v in versions] == [
+        (1, int(run_id), "PRODUCTION"), (2, int(run_id), "NO_STAGE")]
+    with pytest.raises(MlflowException, match="not found"):
+        client.get_registered_model("absent")
+    with pytest.raises(MlflowException, match="run_id"):
+        client.create_model_version("fraud", "s3://bucket/other")  # diary records the run behind a version
+    client.delete_registered_model("fraud")
+    assert diary.get_models(project.id) == []

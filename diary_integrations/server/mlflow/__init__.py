@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
 
-from . import ajax, artifacts, experiments, metrics, models, runs
+from . import ajax, artifacts, experiments, metrics, models, registry, runs
 from .errors import MlflowError, response
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -39,7 +39,7 @@ def _not_found() -> APIRouter:
 
 def mount_mlflow(app: FastAPI) -> None:
     for prefix in PREFIXES:
-        for module in (experiments, runs, metrics, models, ajax):
+        for module in (experiments, runs, metrics, models, ajax, registry):
             app.include_router(module.router, prefix=prefix)
     app.include_router(ajax.get_artifact_router)
     for prefix in (ARTIFACTS_PREFIX, "/ajax-api/2.0/mlflow-artifacts"):

@@ -1,7 +1,7 @@
 """MLflow's datasets, run inputs/outputs and metric links; an experiment's requested artifact location;
-a logged model's source run id that names no run here (issue 26)
+a logged model's source run id that names no run here; a registered version's MLflow source (issue 26)
 
-Three new tables and two nullable columns; nothing existing changes meaning, so databases written before
+Four new tables and two nullable columns; nothing existing changes meaning, so databases written before
 keep working (no rows: no datasets, no links; NULL: the server's own artifact proxy).
 
 Revision ID: 0010
@@ -85,9 +85,21 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_mlflow_metric_link_iteration_id"), "mlflow_metric_link", ["iteration_id"])
     op.create_index(op.f("ix_mlflow_metric_link_model_id"), "mlflow_metric_link", ["model_id"])
+    op.create_table(
+        "mlflow_model_version",
+        sa.Column("model_version_id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.Text(), server_default="", nullable=False),
+        sa.Column("model_id", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["model_version_id"], ["model_version.id"],
+            name=op.f("fk_mlflow_model_version_model_version_id_model_version"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("model_version_id", name=op.f("pk_mlflow_model_version")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mlflow_model_version")
     for table, columns in (("mlflow_metric_link", ("model_id", "iteration_id")),
                            ("mlflow_run_io", ("dataset_id", "iteration_id"))):
         for column in columns:
