@@ -3,6 +3,9 @@
 The training thread only appends to a list; a daemon thread hands full batches to the tracker's bulk
 path `log_metric_points`. Memory is bounded: when storage falls behind, `add` blocks on a bounded
 queue (back-pressure) instead of dropping points. `flush()` and interpreter exit write everything.
+The thread lives only while there is work: it ends once an `interval` passes with nothing buffered or
+queued, and the next point starts another; its `stop()` writes what is left and ends it at once (test
+harnesses that police leftover threads, such as Lightning's, call it).
 
 Over HTTP nothing is lost to an outage: a batch the server cannot take after the client's retries goes
 to the local journal (journal.py), and the writer switches to an outage mode in which later batches
@@ -37,6 +40,7 @@ PROBE_TIMEOUT = 10.0  # a probe waits at most this for an answer
 LOCAL_EXIT_TIMEOUT = 60.0
 
 _live: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+_RETIRED = object()  # what `_take` answers when the thread has ended itself for lack of work
 
 
 class _Flush:
@@ -115,9 +119,9 @@ class MetricWriter:
         with self._lock:
             self._pending.append((iteration_id, key, value, step, recorded_at))
             if len(self._pending) < self.batch_size:
-                batch = None
-            else:
-                batch, self._pending = self._pending, []
+                self._ensure_thread_locked()
+                return
+            batch, self._pending = self._pending, []
         self._enqueue(batch)
 
     def extend(self, points: list[Point]) -> None:
@@ -125,20 +129,16 @@ class MetricWriter:
         with self._lock:
             self._pending.extend(points)
             if len(self._pending) < self.batch_size:
-                batch = None
-            else:
-                batch, self._pending = self._pending, []
+                self._ensure_thread_locked()
+                return
+            batch, self._pending = self._pending, []
         self._enqueue(batch)
 
-    def _enqueue(self, batch: list[Point] | None) -> None:
-        # The thread starts with the first point, not the first full batch, so `interval` holds from the
-        # start: a run's first points are written within a second, not kept until 1000 have gathered.
-        if batch is None:
-            if self._thread is None:
-                self._start()
-            return
+    def _enqueue(self, batch: list[Point]) -> None:
+        # Queued first, then the thread made sure of: a thread ending as idle checks the queue under
+        # the same lock (`_retire_locked`), so either it sees the batch or this call sees it gone.
+        self._queue.put(batch)  # blocks while full: the thread is alive then, it never ends with work queued
         self._start()
-        self._queue.put(batch)
 
     def default_timeout(self) -> float | None:
         """How long a flush waits by default: $DIARY_FLUSH_TIMEOUT over HTTP, without limit embedded."""
@@ -153,11 +153,12 @@ class MetricWriter:
             batch, self._pending = self._pending, []
         if self._thread is None and not batch and self._queue.empty():
             return True
-        self._start()
         if batch:
             self._put(batch, timeout)
         marker = _Flush(timeout)
-        if not self._put(marker, timeout) or not marker.done.wait(timeout):
+        queued = self._put(marker, timeout)
+        self._start()
+        if not queued or not marker.done.wait(timeout):
             if self._remote:
                 self._spill()
                 return True
@@ -193,17 +194,36 @@ class MetricWriter:
             # A send still hanging on a server that went away was journaled: do not wait for it.
             thread.join(0.1 if self._inflight else timeout if timeout is not None else self.default_timeout())
             if not thread.is_alive():
-                self._thread = None
+                with self._lock:
+                    if self._thread is thread:
+                        self._thread = None
         return done
 
-    def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="diary-metric-writer", daemon=True)
-                    self._thread.start()
+    def stop(self, timeout: float | None = None) -> None:
+        """Write what is buffered, then end the thread now (`close` under the name thread harnesses call)."""
+        self.close(timeout)
 
-    def _take(self) -> list[Point] | _Flush | None | bool:
+    def _start(self) -> None:
+        """Make sure a thread is running to write what is buffered or queued."""
+        with self._lock:
+            self._ensure_thread_locked()
+
+    def _ensure_thread_locked(self) -> None:
+        # The caller holds `_lock`. A thread that retires sets `_thread` to None under that lock, so a
+        # point buffered after its last look is always seen here and gets a new thread.
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = _WriterThread(self)
+            self._thread.start()
+
+    def _retire_locked(self) -> bool:
+        """End this thread if nothing is buffered or queued (caller holds the queue's mutex, then `_lock`)."""
+        if self._pending or self._queue._qsize():  # type: ignore[attr-defined]
+            return False
+        if self._thread is threading.current_thread():
+            self._thread = None
+        return True
+
+    def _take(self) -> list[Point] | _Flush | None | bool | object:
         """The next item, registered as in flight in the same step (under the queue's own lock), so a
         flush that times out always finds every point: queued, buffered or in flight. False: nothing."""
         q = self._queue
@@ -217,6 +237,8 @@ class MetricWriter:
                 # Nothing full arrived for a while: write what has accumulated so it is not held forever.
                 with self._lock:
                     item, self._pending = self._pending, []
+                    if not item and not self._inflight and self._retire_locked():
+                        return _RETIRED  # idle for an interval: the next point starts a thread again
                 if not item:
                     return False
             if isinstance(item, list) and self._remote:
@@ -229,8 +251,13 @@ class MetricWriter:
             item = self._take()
             if item is False:
                 continue
-            if item is None:
+            if item is _RETIRED:
                 return
+            if item is None:  # close(): end unless points arrived since (then this is a new thread's work)
+                with self._queue.mutex, self._lock:
+                    if self._retire_locked():
+                        return
+                continue
             if isinstance(item, _Flush):
                 if self._remote and self._journaled_iterations:
                     # A flush is the last chance this writer has to deliver its journal itself (else the
@@ -475,6 +502,22 @@ class MetricWriter:
             self.errors.append(message)
         else:
             self.errors[self._full_disk_message] = message
+
+
+class _WriterThread(threading.Thread):
+    """The writer's daemon thread; `stop()` writes what is left and ends it (Lightning's test harness, and
+    others that police leftover threads, call `stop` on a daemon thread they find still running)."""
+
+    def __init__(self, writer: MetricWriter) -> None:
+        super().__init__(target=writer._run, name="diary-metric-writer", daemon=True)
+        self._writer = weakref.ref(writer)
+
+    def stop(self) -> None:
+        writer = self._writer()
+        if writer is not None:
+            writer.close()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(LOCAL_EXIT_TIMEOUT)
 
 
 def _by_iteration(batch: list[Point]) -> dict[int, list[tuple[str, float, int, float]]]:

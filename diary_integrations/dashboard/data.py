@@ -409,3 +409,17 @@ def project_models(tracker: Any, project_id: int) -> list[ModelCard]:
             rows.append(VersionRow(version, aliases.get(version.id, []), iteration, sweep_id))
         cards.append(ModelCard(model, rows))
     return cards
+
+
+def mlflow_io(tracker: Any, iteration_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The datasets and logged models an MLflow client recorded as the run's inputs and outputs (MLflow's
+    `inputs` and `outputs` objects); empty for runs logged otherwise, or a tracker without a database."""
+    base = getattr(tracker, "_tracker", tracker)  # the read-only view has checked the iteration already
+    engine = getattr(base, "engine", None)
+    if engine is None:
+        return {}, {}
+    from ..server.mlflow.inputs import run_io
+    from ..tracker.database import read_transaction
+
+    with read_transaction(engine) as conn:
+        return run_io(conn, [iteration_id]).get(iteration_id, ({}, {}))

@@ -245,6 +245,7 @@ def iteration_page(
         children=tracker.get_child_iterations(iteration_id),
         tags=tracker.get_tags(TagTarget.ITERATION, iteration_id),
     )
+    context["inputs"], context["outputs"] = data.mlflow_io(tracker, iteration_id)
     if not live:
         iterations = tracker.get_iterations(iteration.experiment_id)
         open_ids = {p.id for p in parents} | {iteration.id}

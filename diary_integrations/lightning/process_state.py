@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .. import distributed
+from ..tracker.lifecycle import Heartbeat
 from . import ending
 
 if TYPE_CHECKING:
@@ -54,6 +55,12 @@ def picklable(lg: DiaryLogger) -> dict[str, Any]:
             lg._open_run()
         except Exception as error:  # noqa: BLE001 - never stop the workers from starting
             ending.log.warning("diary: the launching process could not create the run: %s", error)
+    if lg._run_id is not None and lg._tracker is not None and ending.pickled_for_a_new_process():
+        # The process it is pickled for takes the run over and beats for it (ranks.prepare_targets); this
+        # launcher gets no call once its workers are done, so its own beat would outlive the run.
+        beat = Heartbeat.of(lg._tracker)
+        beat.discard(lg._run_id)
+        beat.join_idle()
     state = {k: v for k, v in lg.__dict__.items() if k not in PROCESS_ONLY}
     state.update(_rank_id=None, _synced=False, _owns_run=False)
     return state

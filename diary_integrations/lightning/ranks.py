@@ -57,7 +57,11 @@ def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
                 start_sampling(lg)  # reads from now on; its readings wait with the points
                 return ()  # training starts now; points wait in memory until the run exists
             lg._open_run()
-        lg._owns_run = True  # also in a ddp_spawn worker that was handed the run by its launcher
+        elif not lg._owns_run:
+            # A ddp_spawn worker handed the run by its launcher, which stopped beating for it when it
+            # pickled the logger: the run's heartbeat comes from here now.
+            Heartbeat.of(lg.tracker).add(lg._run_id)
+        lg._owns_run = True
         lg._targets = (lg._run_id,)  # type: ignore[assignment]
         start_sampling(lg)
         return lg._targets

@@ -111,6 +111,7 @@ class Heartbeat:
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
+        self.stopping = False  # stop() was called: the thread ends at once (a later add starts another)
 
     @classmethod
     def of(cls, tracker: Any, interval: float | None = None) -> Heartbeat:
@@ -125,8 +126,9 @@ class Heartbeat:
     def add(self, *iteration_ids: int) -> None:
         with self.lock:
             self.live.update(iteration_ids)
+            self.stopping = False  # under the lock the thread checks it with: it beats on, or a new one starts
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="diary-heartbeat", daemon=True)
+                self.thread = _HeartbeatThread(self)
                 self.thread.start()
 
     def discard(self, *iteration_ids: int) -> None:
@@ -151,7 +153,7 @@ class Heartbeat:
             with self.lock:
                 self.wake.clear()
                 ids = sorted(self.live)
-                if not ids:
+                if not ids or self.stopping:
                     self.thread = None
                     return
             try:
@@ -160,6 +162,17 @@ class Heartbeat:
                 self._stop_beating(exc, ids)
             except Exception as exc:  # a missed beat is not worth killing the run over
                 log.warning("diary: heartbeat failed: %s", exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the thread now, even with iterations left to beat for (their heartbeat then ages until a
+        later `add` starts the thread again). For harnesses that police leftover threads at a test's end
+        (Lightning's calls `stop()` on a daemon thread it finds): interpreter exit ends the runs anyway."""
+        with self.lock:
+            thread = self.thread
+            self.stopping = True
+            self.wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _stop_beating(self, exc: IterationEnded, ids: list[int]) -> None:
         """The tracker ended some of these iterations behind this process's back: beat them no more, and
@@ -176,6 +189,19 @@ class Heartbeat:
                 "diary: iteration %s was marked %s while this process still ran it (%s); its heartbeat stops "
                 "here and its status stays %s", iteration_id, status, exc.message, status,
             )
+
+
+class _HeartbeatThread(threading.Thread):
+    """The heartbeat's daemon thread, with the `stop()` that thread-policing harnesses call."""
+
+    def __init__(self, beat: Heartbeat) -> None:
+        super().__init__(target=beat._run, name="diary-heartbeat", daemon=True)
+        self._beat = weakref.ref(beat)
+
+    def stop(self) -> None:
+        beat = self._beat()
+        if beat is not None:
+            beat.stop()
 
 
 class _SigtermAsExit:

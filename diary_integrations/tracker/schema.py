@@ -346,6 +346,7 @@ mlflow_experiments = _table(
     _owner("experiment_id", "experiment.id"),
     _column("lifecycle_stage", String(20), default="active", server_default="active"),
     _column("last_update_time", BigInteger, nullable=True),
+    _column("artifact_location", Text, nullable=True),  # as the client asked; None: the server's proxy
     autoincrement=False,
 )
 
@@ -367,7 +368,51 @@ mlflow_logged_models = _table(
     _column("last_update_time", BigInteger),
     _column("tags", Text, default="{}", server_default="{}"),
     _column("params", Text, default="{}", server_default="{}"),
+    # A source run id that names no iteration here (MLflow stores whatever the client sent).
+    _column("source_run_text", String(64), nullable=True),
     autoincrement=False,
+)
+
+# MLflow's datasets (`log_inputs`, autologging): one row per (experiment, name, digest), as MLflow's store.
+mlflow_datasets = _table(
+    "mlflow_dataset",
+    _id(),
+    _reference("experiment_id", "experiment.id", "CASCADE"),
+    _column("name", String(500)),
+    _column("digest", String(36)),
+    _column("source_type", String(36)),
+    _column("source", Text),
+    _column("schema", Text, default="", server_default=""),
+    _column("profile", Text, default="", server_default=""),
+    UniqueConstraint("experiment_id", "name", "digest"),
+)
+
+# What a run read and wrote in MLflow's terms: `direction` "input" (a dataset with its tags, or a logged
+# model) or "output" (a logged model, at a step).
+mlflow_run_io = _table(
+    "mlflow_run_io",
+    _id(),
+    _reference("iteration_id", "iteration.id", "CASCADE", index=True),
+    _column("direction", String(10)),
+    _reference("dataset_id", "mlflow_dataset.id", "CASCADE", nullable=True, index=True),
+    _column("model_id", String(64), nullable=True),
+    _column("step", BigInteger, default=0, server_default="0"),
+    _column("tags", Text, default="[]", server_default="[]"),
+)
+
+# A metric point logged with a model and/or dataset (MLflow 3): the point is also an ordinary metric
+# point of its run; this row says which model and dataset it measured (a logged model's metrics).
+mlflow_metric_links = _table(
+    "mlflow_metric_link",
+    _id(),
+    _reference("iteration_id", "iteration.id", "CASCADE", index=True),
+    _column("model_id", String(64), nullable=True, index=True),
+    _column("dataset_name", String(500), nullable=True),
+    _column("dataset_digest", String(36), nullable=True),
+    _column("key", String(250)),
+    _column("value", FaithfulFloat, nullable=True),
+    _column("step", BigInteger),
+    _column("timestamp", BigInteger),
 )
 
 # A registered model: a name (unique in its project) whose versions point at the iterations that
@@ -410,4 +455,13 @@ model_aliases = _table(
     _column("alias", String(250)),
     _reference("model_version_id", "model_version.id", "CASCADE", index=True),
     UniqueConstraint("model_id", "alias"),
+)
+
+# What MLflow's client said of a version it registered (model-versions/create): where its files are.
+mlflow_model_versions = _table(
+    "mlflow_model_version",
+    _owner("model_version_id", "model_version.id"),
+    _column("source", Text, default="", server_default=""),
+    _column("model_id", String(64), nullable=True),  # the logged model it came from
+    autoincrement=False,
 )

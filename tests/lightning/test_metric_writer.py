@@ -72,3 +72,47 @@ def test_a_refused_batch_is_reported_not_retried(tmp_path):
         writer.add(run, "loss", 0.1, step, 1e9)
     assert writer.flush(timeout=60)
     assert writer.dropped == 5 and "has ended" in writer.errors[0]
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "diary-metric-writer" and t.is_alive()]
+
+
+def test_an_idle_writer_ends_its_thread_and_the_next_point_starts_another(tmp_path):
+    import time
+
+    tracker, run = make_run(tmp_path)
+    writer = MetricWriter(tracker, interval=0.05)
+    before = set(_writer_threads())
+    writer.add(run, "loss", 1.0, 0, 1e9)
+    deadline = time.monotonic() + 30
+    while set(_writer_threads()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not set(_writer_threads()) - before  # nothing left to do: the thread is gone
+    assert writer.written == 1  # written, not waiting for a thread that is no more
+    for step in range(1, 200):  # points racing the thread's end always find a thread
+        writer.add(run, "loss", 1.0, step, 1e9)
+        if step % 50 == 0:
+            time.sleep(0.06)
+    assert writer.flush(timeout=60) and writer.written == 200
+    assert [m.step for m in tracker.get_metrics(run, key="loss")] == list(range(200))
+
+
+def test_stop_writes_what_is_left_and_ends_the_thread(tmp_path):
+    from diary_integrations.tracker.lifecycle import Heartbeat
+
+    tracker, run = make_run(tmp_path)
+    writer = MetricWriter(tracker, interval=30.0)  # would hold the points for 30 s
+    writer.add(run, "loss", 1.0, 0, 1e9)
+    thread = writer._thread
+    thread.stop()  # what Lightning's thread police calls on a daemon thread left behind
+    assert not thread.is_alive() and writer.written == 1
+    beat = Heartbeat.of(tracker, interval=30.0)
+    beat.add(run)
+    beating = beat.thread
+    beating.stop()
+    assert not beating.is_alive()
+    beat.add(run)  # a later add beats again
+    assert beat.thread is not beating and beat.thread.is_alive()
+    beat.discard(run)
+    beat.join_idle()

@@ -206,12 +206,8 @@ BAD_INPUT = [  # (route, body, status, MLflow error code); RUN and EXP are fille
     ("runs/search", {"experiment_ids": ["EXP"], "filter": "params.x > 'a'"}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/search", {"experiment_ids": ["EXP"], "page_token": "%%%"}, 400, "INVALID_PARAMETER_VALUE"),
     ("runs/update", {"run_id": "RUN", "status": "EXPLODED"}, 400, "INVALID_PARAMETER_VALUE"),
-    (
-        "runs/create",
-        {"experiment_id": "EXP", "tags": [{"key": "mlflow.parentRunId", "value": "424242"}]},
-        400,
-        "INVALID_PARAMETER_VALUE",
-    ),
+    ("runs/log-inputs", {"run_id": "RUN", "datasets": [{"dataset": {"name": "x"}}]}, 400, "INVALID_PARAMETER_VALUE"),
+    ("runs/outputs", {"run_id": "RUN", "models": [{"model_id": "m", "step": "x"}]}, 400, "INVALID_PARAMETER_VALUE"),
     ("experiments/create", {"name": 5}, 400, "INVALID_PARAMETER_VALUE"),
     ("experiments/get", {}, 404, "ENDPOINT_NOT_FOUND"),  # a GET route, POSTed
     ("no/such/route", {}, 404, "ENDPOINT_NOT_FOUND"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
 
-from . import artifacts, experiments, metrics, models, runs
+from . import ajax, artifacts, experiments, metrics, models, registry, runs
 from .errors import MlflowError, response
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -18,8 +18,11 @@ ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
 ALL_PREFIXES = (*PREFIXES, ARTIFACTS_PREFIX, "/ajax-api/2.0/mlflow-artifacts")
 
 
+GET_ARTIFACT = "/get-artifact"  # the UI's download of one run artifact, outside the prefixes
+
+
 def is_mlflow_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in ALL_PREFIXES)
+    return path == GET_ARTIFACT or any(path == p or path.startswith(p + "/") for p in ALL_PREFIXES)
 
 
 def _not_found() -> APIRouter:
@@ -36,8 +39,9 @@ def _not_found() -> APIRouter:
 
 def mount_mlflow(app: FastAPI) -> None:
     for prefix in PREFIXES:
-        for module in (experiments, runs, metrics, models):
+        for module in (experiments, runs, metrics, models, ajax, registry):
             app.include_router(module.router, prefix=prefix)
+    app.include_router(ajax.get_artifact_router)
     for prefix in (ARTIFACTS_PREFIX, "/ajax-api/2.0/mlflow-artifacts"):
         app.include_router(artifacts.router, prefix=prefix)
     for prefix in ALL_PREFIXES:  # last: only what no route above took

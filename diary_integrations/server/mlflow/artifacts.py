@@ -51,17 +51,27 @@ def _resource_id(ctx: Context, experiment_id: int, name: str) -> int | None:
         ).scalar()
 
 
+def put(ctx: Context, experiment_id: int, name: str, data: bytes) -> None:
+    """Store one file as the experiment's resource `name` (a repeated upload replaces its bytes)."""
+    existing = _resource_id(ctx, experiment_id, name)
+    if existing is None:
+        ctx.tracker.create_resource(experiment_id, name, data, description=DESCRIPTION)
+    else:  # a retried or repeated upload replaces the bytes, as a file store does
+        ctx.tracker.update_resource(existing, data=data)
+
+
+def read(ctx: Context, experiment_id: int, name: str) -> bytes | None:
+    existing = _resource_id(ctx, experiment_id, name) if name else None
+    return None if existing is None else ctx.tracker.get_resource_data(existing)
+
+
 @route(router, "PUT", "/artifacts/{artifact_path:path}", raw_body=True)
 def upload(ctx: Context, args: Args) -> dict[str, Any]:
     experiment_text, name = _split(args.path.get("artifact_path", ""))
     if not name:
         raise invalid("Invalid artifact path: a file path inside the experiment is required")
     found = _experiment(ctx, experiment_text, Action.CREATE)
-    existing = _resource_id(ctx, found.id, name)
-    if existing is None:
-        ctx.tracker.create_resource(found.id, name, bytes(args.body), description=DESCRIPTION)
-    else:  # a retried or repeated upload replaces the bytes, as a file store does
-        ctx.tracker.update_resource(existing, data=bytes(args.body))
+    put(ctx, found.id, name, bytes(args.body))
     return {}
 
 
@@ -69,8 +79,7 @@ def upload(ctx: Context, args: Args) -> dict[str, Any]:
 def download(ctx: Context, args: Args) -> Response:
     experiment_text, name = _split(args.path.get("artifact_path", ""))
     found = _experiment(ctx, experiment_text, Action.READ)
-    existing = _resource_id(ctx, found.id, name) if name else None
-    data = None if existing is None else ctx.tracker.get_resource_data(existing)
+    data = read(ctx, found.id, name)
     if data is None:
         raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No artifact at path {name!r}")
     return Response(data, media_type="application/octet-stream")

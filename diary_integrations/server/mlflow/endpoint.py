@@ -4,6 +4,8 @@ whatever goes wrong. Routes are plain functions `(ctx, args) -> dict` run in the
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ from ..permissions import Action, check_project
 from ..responses import FastJSON
 from .auth import mlflow_user
 from .errors import MlflowError, invalid, response, translated
-from .mapping import project_name
+from .mapping import DEFAULT_EXPERIMENT, project_name
 
 MAX_INT64 = 2**63 - 1
 
@@ -45,10 +47,10 @@ class Args:
         value = self._value(name)
         if value is None or value == "" and required:
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'")
+                raise invalid(f"Missing value for required parameter '{name}'.")
             return default
         if not isinstance(value, str):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}': expected a string")
+            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a string")
         return value
 
     def integer(
@@ -61,20 +63,21 @@ class Args:
             try:
                 value = int(value.strip())
             except ValueError:
-                raise invalid(f"Invalid value {_short(value)} for parameter '{name}': expected an integer") from None
+                raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: "
+                    f"expected an integer") from None
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}': expected an integer")
+            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected an integer")
         if not low <= value <= high:
-            raise invalid(f"Invalid value {value} for parameter '{name}': must be between {low} and {high}")
+            raise invalid(f"Invalid value {value} for parameter '{name}' supplied: must be between {low} and {high}")
         return value
 
     def number(self, name: str, *, required: bool = False) -> float | None:
         value = self._value(name)
         if value is None:
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'")
+                raise invalid(f"Missing value for required parameter '{name}'.")
             return None
         return as_number(value, name)
 
@@ -85,7 +88,7 @@ class Args:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}': expected a list of strings")
+            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a list of strings")
         return value
 
     def pairs(self, name: str, *, limit: int | None = None) -> list[tuple[str, str]]:
@@ -94,23 +97,25 @@ class Args:
         if items is None:
             return []
         if not isinstance(items, list):
-            raise invalid(f"Invalid value {_short(items)} for parameter '{name}': expected a list")
+            raise invalid(f"Invalid value {_short(items)} for parameter '{name}' supplied: expected a list")
         if limit is not None and len(items) > limit:
             raise invalid(f"A batch logging request can contain at most {limit} {name}. Got {len(items)} {name}.")
         out = []
         for n, item in enumerate(items):
             if not isinstance(item, dict):
-                raise invalid(f"Invalid value for parameter '{name}[{n}]': expected an object with key and value")
+                raise invalid(f"Invalid value for parameter '{name}[{n}]' supplied: "
+                    f"expected an object with key and value")
             key, value = item.get("key"), item.get("value", "")
             if not isinstance(key, str) or not key:
-                raise invalid(f"Invalid value for parameter '{name}[{n}].key': a non-empty string is required")
+                raise invalid(f"Invalid value for parameter '{name}[{n}].key' supplied: a non-empty string is required")
             if value is None:
                 value = ""
             if not isinstance(value, str):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = str(value)
                 else:
-                    raise invalid(f"Invalid value {_short(value)} for parameter '{name}[{n}].value': expected a string")
+                    raise invalid(f"Invalid value {_short(value)} for parameter '{name}[{n}].value' supplied: "
+                        f"expected a string")
             out.append((key, value))
         return out
 
@@ -119,7 +124,7 @@ class Args:
         if items is None:
             return []
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise invalid(f"Invalid value for parameter '{name}': expected a list of objects")
+            raise invalid(f"Invalid value for parameter '{name}' supplied: expected a list of objects")
         if limit is not None and len(items) > limit:
             raise invalid(f"A batch logging request can contain at most {limit} {name}. Got {len(items)} {name}.")
         return items
@@ -129,15 +134,19 @@ def as_number(value: Any, name: str) -> float:
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
         return float(value.replace("Infinity", "inf"))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(f"Invalid value {_short(value)} for parameter '{name}': expected a number")
+        raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a number")
     try:
         return float(value)
     except OverflowError:
-        raise invalid(f"Invalid value for parameter '{name}': the number is out of range") from None
+        raise invalid(f"Invalid value for parameter '{name}' supplied: the number is out of range") from None
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value as MLflow's messages show it (JSON), cut short."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -162,6 +171,9 @@ class Context:
                 except Conflict:  # created by another request meanwhile
                     found_id = self.tracker.get_project_by_name(name).id
                 self._project = found_id
+                # MLflow's "Default" experiment exists from the start, older than any other.
+                with contextlib.suppress(Conflict):
+                    self.tracker.create_experiment(found_id, 1, DEFAULT_EXPERIMENT)
             elif found is not None:
                 self._project = found.id
         return self._project

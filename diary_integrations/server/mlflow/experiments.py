@@ -14,11 +14,12 @@ from sqlalchemy import select
 from ...tracker import schema as t
 from ...tracker.database import one_transaction, read_transaction
 from ...tracker.errors import Conflict
+from ..errors import ApiError
 from ..permissions import Action
 from . import store
 from .endpoint import Args, Context, route
 from .errors import MlflowError
-from .mapping import ACTIVE, DELETED, decode_token, encode_token
+from .mapping import ACTIVE, DEFAULT_EXPERIMENT, DELETED, artifact_location, decode_token, encode_token
 from .search import ATTRIBUTE, EXPERIMENTS, TAG, matches, parse_filter, parse_order_by
 
 router = APIRouter()
@@ -28,6 +29,7 @@ MAX_EXPERIMENTS_PAGE = 50_000
 @route(router, "POST", "/experiments/create")
 def create_experiment(ctx: Context, args: Args) -> dict[str, Any]:
     name = args.text("name", required=True)
+    location = args.text("artifact_location")
     tags = args.pairs("tags")
     project = ctx.allow(Action.CREATE)
     engine = ctx.tracker.engine
@@ -35,7 +37,8 @@ def create_experiment(ctx: Context, args: Args) -> dict[str, Any]:
         with one_transaction(engine) as conn:
             new = ctx.tracker.create_experiment(project, 1, name)
             store.upsert_tags(conn, t.mlflow_experiment_tags, "experiment_id", new.id, tags)
-            store.set_experiment_row(conn, new.id, lifecycle_stage=ACTIVE)
+            store.set_experiment_row(conn, new.id, lifecycle_stage=ACTIVE,
+                                     artifact_location=artifact_location(location) if location else None)
     except Conflict:
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.") from None
     return {"experiment_id": str(new.id)}
@@ -76,6 +79,13 @@ def _search(ctx: Context, args: Args) -> dict[str, Any]:
     view = _view(args.text("view_type", default="ACTIVE_ONLY"))
     offset = decode_token(args.text("page_token"))
     project = ctx.project_id()
+    if project is None or ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT) is None:
+        # MLflow lists "Default" before anything was logged: made now, if the caller may write.
+        try:
+            store.experiment(ctx, "0", Action.CREATE)
+        except (ApiError, MlflowError):
+            pass
+        project = ctx.project_id()
     if project is None:
         return {"experiments": []}
     ctx.allow(Action.READ)
@@ -90,7 +100,7 @@ def _search(ctx: Context, args: Args) -> dict[str, Any]:
         present.sort(key=lambda d, o=order: _experiment_value(d, o.key), reverse=not order.ascending)
         docs = present + absent
     if not orders:
-        docs.sort(key=lambda d: (-d["creation_time"], int(d["experiment_id"])))
+        docs.sort(key=lambda d: (-d["creation_time"], -int(d["experiment_id"])))
     page = docs[offset : offset + limit]
     answer: dict[str, Any] = {"experiments": page}
     if offset + limit < len(docs):

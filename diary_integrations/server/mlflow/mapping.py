@@ -57,7 +57,8 @@ def status_of(text: Any, field: str = "status") -> IterationStatus:
         text = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}.get(text, text)
     status = TO_DIARY.get(text) if isinstance(text, str) else None
     if status is None:
-        raise invalid(f"Invalid value {text!r} for parameter '{field}': use one of {sorted(TO_DIARY)}")
+        raise invalid(f"Invalid value {json.dumps(text)} for parameter '{field}' supplied: "
+            f"use one of {sorted(TO_DIARY)}")
     return status
 
 
@@ -93,5 +94,16 @@ def artifact_root(experiment_id: int) -> str:
     return f"mlflow-artifacts:/{experiment_id}"
 
 
-def run_artifact_uri(experiment_id: int, run_id: int) -> str:
+def run_artifact_uri(experiment_id: int, run_id: int, location: str | None = None) -> str:
+    """Where a run's artifacts go: under its experiment's requested `location`, else the server's proxy."""
+    if location:
+        return f"{location.rstrip('/')}/{run_id}/artifacts"
     return f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"
+
+
+def artifact_location(text: str) -> str:
+    """A requested artifact location as MLflow's server keeps it: a URI as given, a bare path made
+    absolute (against the server's working directory, as MLflow's `resolve_uri_if_local`)."""
+    if "://" in text or (":" in text.split("/", 1)[0] and len(text.split(":", 1)[0]) > 1):
+        return text
+    return os.path.abspath(text)

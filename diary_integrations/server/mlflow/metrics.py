@@ -17,8 +17,9 @@ from sqlalchemy import select
 from ...tracker import hotpath
 from ...tracker import schema as t
 from ...tracker.database import one_transaction, read_transaction
+from ...tracker.validation import check_key
 from ..permissions import Action
-from . import store
+from . import inputs, store
 from .endpoint import Args, Context, as_number, route
 from .errors import invalid
 from .mapping import decode_token, encode_token, ms
@@ -30,13 +31,15 @@ MAX_HISTORY_PAGE = 25_000
 m = t.metrics
 
 
-def _points(items: list[dict[str, Any]]) -> list[tuple[str, float, int, int]]:
-    points = []
+def _points(items: list[dict[str, Any]]) -> tuple[list[tuple[str, float, int, int]], list[dict[str, Any]]]:
+    """The points of a request (key, value, timestamp ms, step; MLflow takes negative steps too), and
+    those linked to a model or dataset, as inputs.store_metric_links takes them."""
+    points, links = [], []
     now = int(time.time() * 1000)
     for n, item in enumerate(items):
         key = item.get("key")
         if not isinstance(key, str) or not key:
-            raise invalid(f"Invalid value for parameter 'metrics[{n}].key': a non-empty string is required")
+            raise invalid(f"Invalid value for parameter 'metrics[{n}].key' supplied: a non-empty string is required")
         if len(key) > 250:
             raise invalid(f"Metric key '{key[:50]}...' had length {len(key)}, which exceeded length limit of 250")
         if "value" not in item:
@@ -44,9 +47,15 @@ def _points(items: list[dict[str, Any]]) -> list[tuple[str, float, int, int]]:
         value = as_number(item["value"], f"metrics[{n}].value")
         sub = Args(item, from_query=False)
         timestamp = sub.integer("timestamp", default=now, low=0, high=2**53)
-        step = sub.integer("step", default=0, low=0)
+        step = sub.integer("step", default=0)
         points.append((key, value, timestamp or 0, step or 0))
-    return points
+        link = {f: sub.text(f) for f in ("model_id", "dataset_name", "dataset_digest")}
+        if any(link.values()):
+            for field, limit in (("model_id", 64), ("dataset_name", 500), ("dataset_digest", 36)):
+                if link[field] is not None and len(link[field]) > limit:
+                    raise invalid(f"Parameter 'metrics[{n}].{field}' is over {limit} characters")
+            links.append({"key": key, "value": value, "step": step or 0, "timestamp": timestamp or 0, **link})
+    return points, links
 
 
 def _identity(key: str, value: float, timestamp: int, step: int) -> tuple[Any, ...]:
@@ -72,7 +81,10 @@ def write_metrics(conn: Any, iteration_id: int, points: list[tuple[str, float, i
             continue
         seen.add(identity)
         fresh.append((key, value, step, timestamp / 1000))
-    rows = hotpath.metric_rows(iteration_id, fresh)
+    for key in {p[0] for p in fresh}:
+        check_key(key, "metric key")
+    # Built here rather than by hotpath.metric_rows: MLflow's negative steps are kept as they were sent.
+    rows = [(iteration_id, key, value if value == value else None, step, when) for key, value, step, when in fresh]
     if rows:
         hotpath.insert_rows(conn, rows)
     return len(rows)
@@ -81,11 +93,13 @@ def write_metrics(conn: Any, iteration_id: int, points: list[tuple[str, float, i
 @route(router, "POST", "/runs/log-metric")
 def log_metric(ctx: Context, args: Args) -> dict[str, Any]:
     ref = store.run(ctx, _run_id(args), Action.CREATE)
-    item = {k: args.data.get(k) for k in ("key", "value", "timestamp", "step") if args.data.get(k) is not None}
-    points = _points([item])
+    fields = ("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")
+    item = {k: args.data.get(k) for k in fields if args.data.get(k) is not None}
+    points, links = _points([item])
     with one_transaction(ctx.tracker.engine) as conn:
         store.lock_run(conn, ref.id)
         write_metrics(conn, ref.id, points)
+        inputs.store_metric_links(conn, ref.id, links)
     return {}
 
 
@@ -94,7 +108,7 @@ def log_batch(ctx: Context, args: Args) -> dict[str, Any]:
     """Metrics, params and tags of one run, all or nothing (MLflow's limits: 1,000 metrics, 100 params,
     100 tags, 1,000 in all)."""
     ref = store.run(ctx, _run_id(args), Action.CREATE)
-    points = _points(args.objects("metrics", limit=MAX_METRICS))
+    points, links = _points(args.objects("metrics", limit=MAX_METRICS))
     params = args.pairs("params", limit=MAX_PARAMS)
     tags = args.pairs("tags", limit=MAX_TAGS)
     if len(points) + len(params) + len(tags) > MAX_ENTRIES:
@@ -107,6 +121,7 @@ def log_batch(ctx: Context, args: Args) -> dict[str, Any]:
         write_params(conn, ref.id, params)
         write_tags(conn, row, tags)
         write_metrics(conn, ref.id, points)
+        inputs.store_metric_links(conn, ref.id, links)
     return {}
 
 

@@ -10,19 +10,19 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
 from ...tracker import schema as t
 from ...tracker.database import one_transaction, read_transaction
 from ..permissions import Action
-from . import store
+from . import inputs, store
 from .endpoint import Args, Context, route
-from .errors import MlflowError, invalid
+from .errors import MlflowError, invalid, missing
 from .mapping import decode_token, encode_token, entity_id
 from .search import ATTRIBUTE, PARAM, TAG, Grammar, matches, parse_filter, parse_order_by
 
 router = APIRouter()
-lm = t.mlflow_logged_models
+lm, ml = t.mlflow_logged_models, t.mlflow_metric_links
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 MODELS = Grammar(
     {
@@ -43,7 +43,7 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _json(row: Any) -> dict[str, Any]:
+def _json(row: Any, metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     tags, params = json.loads(row.tags), json.loads(row.params)
     info = {
         "model_id": row.model_id,
@@ -59,10 +59,17 @@ def _json(row: Any) -> dict[str, Any]:
     }
     if row.source_run_id is not None:
         info["source_run_id"] = str(row.source_run_id)
+    elif row.source_run_text:
+        info["source_run_id"] = row.source_run_text
     return {
         "info": info,
-        "data": {"params": [{"key": k, "value": v} for k, v in sorted(params.items())], "metrics": []},
+        "data": {"params": [{"key": k, "value": v} for k, v in sorted(params.items())], "metrics": metrics or []},
     }
+
+
+def _with_metrics(conn: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    metrics = inputs.model_metrics(conn, [r.model_id for r in rows])
+    return [_json(r, metrics[r.model_id]) for r in rows]
 
 
 def _model(ctx: Context, model_id: str, action: Action) -> Any:
@@ -91,12 +98,16 @@ def create_model(ctx: Context, args: Args) -> dict[str, Any]:
     if len(name) > 250:
         raise invalid(f"name has length {len(name)}, over the limit of 250")
     source = args.text("source_run_id")
-    run_id = None
+    run_id, run_text = None, None
     if source:
-        ref = store.run(ctx, source, Action.CREATE)
-        if ref.experiment_id != found.id:
-            raise invalid(f"source_run_id: run {source} is in another experiment")
-        run_id = ref.id
+        if len(source) > 64:
+            raise invalid(f"source_run_id has length {len(source)}, over the limit of 64")
+        try:
+            run_id = store.run(ctx, source, Action.CREATE).id
+        except MlflowError as exc:  # MLflow keeps a source run id it does not know, as it was sent
+            if exc.code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            run_text = source
     tags, params = _pairs_json(args.pairs("tags")), _pairs_json(args.pairs("params"))
     model_id = f"m-{uuid.uuid4().hex}"
     now = _now()
@@ -108,6 +119,7 @@ def create_model(ctx: Context, args: Args) -> dict[str, Any]:
                 experiment_id=found.id,
                 name=name,
                 source_run_id=run_id,
+                source_run_text=run_text,
                 model_type=(args.text("model_type") or "")[:250],
                 status="LOGGED_MODEL_PENDING",
                 status_message="",
@@ -124,7 +136,9 @@ def create_model(ctx: Context, args: Args) -> dict[str, Any]:
 
 @route(router, "GET", "/logged-models/{model_id}")
 def get_model(ctx: Context, args: Args) -> dict[str, Any]:
-    return {"model": _json(_model(ctx, args.path["model_id"], Action.READ))}
+    row = _model(ctx, args.path["model_id"], Action.READ)
+    with read_transaction(ctx.tracker.engine) as conn:
+        return {"model": _with_metrics(conn, [row])[0]}
 
 
 def _change(ctx: Context, model_id: str, **values: Any) -> dict[str, Any]:
@@ -140,7 +154,8 @@ def finalize_model(ctx: Context, args: Args) -> dict[str, Any]:
     if isinstance(status, int) and not isinstance(status, bool) and 1 <= status <= 3:
         status = STATUSES[status - 1]
     if status not in STATUSES:
-        raise invalid(f"Invalid value {status!r} for parameter 'status': use one of {list(STATUSES)}")
+        raise invalid(f"Invalid value {json.dumps(status)} for parameter 'status' supplied: "
+            f"use one of {list(STATUSES)}")
     return _change(ctx, args.path["model_id"], status=status)
 
 
@@ -164,7 +179,10 @@ def set_model_tags(ctx: Context, args: Args) -> dict[str, Any]:
 def delete_model_tag(ctx: Context, args: Args) -> dict[str, Any]:
     row = _model(ctx, args.path["model_id"], Action.UPDATE)
     tags = json.loads(row.tags)
-    tags.pop(args.path["tag_key"], None)
+    key = args.path["tag_key"]
+    if key not in tags:
+        raise missing(f"No tag with key {key!r} found for model with ID {row.model_id!r}.")
+    del tags[key]
     _change(ctx, row.model_id, tags=json.dumps(tags))
     return {}
 
@@ -175,6 +193,21 @@ def log_model_params(ctx: Context, args: Args) -> dict[str, Any]:
     params = {**json.loads(row.params), **_pairs_json(args.pairs("params"))}
     _change(ctx, row.model_id, params=json.dumps(params))
     return {}
+
+
+def _dataset_filter(items: Any) -> list[tuple[str, str | None]]:
+    """search_logged_models(datasets=[{"dataset_name", "dataset_digest"?}]): models with a metric on one."""
+    if not items:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise invalid("Invalid value for parameter 'datasets' supplied: expected a list of objects")
+    out = []
+    for n, item in enumerate(items):
+        name, digest = item.get("dataset_name"), item.get("dataset_digest")
+        if not isinstance(name, str) or not name:
+            raise invalid(f"Missing value for required parameter 'datasets[{n}].dataset_name'")
+        out.append((name, digest if isinstance(digest, str) and digest else None))
+    return out
 
 
 @route(router, "POST", "/logged-models/search")
@@ -206,7 +239,15 @@ def search_models(ctx: Context, args: Args) -> dict[str, Any]:
         )
         if ids:
             stmt = stmt.where(lm.c.experiment_id.in_(ids))
-        docs = [_json(row) for row in conn.execute(stmt.order_by(lm.c.creation_time.desc(), lm.c.model_id))]
+        datasets = _dataset_filter(args.data.get("datasets"))
+        if datasets:
+            linked = select(ml.c.model_id).where(or_(*[
+                and_(ml.c.dataset_name == name, *([ml.c.dataset_digest == digest] if digest else []))
+                for name, digest in datasets
+            ]))
+            stmt = stmt.where(lm.c.model_id.in_(linked))
+        rows = list(conn.execute(stmt.order_by(lm.c.creation_time.desc(), lm.c.model_id)))
+        docs = _with_metrics(conn, rows)
 
     def value(doc: dict[str, Any], key: Any) -> Any:
         if key.entity == ATTRIBUTE:

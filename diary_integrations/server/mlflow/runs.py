@@ -2,8 +2,9 @@
 
 Every write is safe to repeat, since MLflow's client retries and sends no idempotency key: a tag set
 twice is set once, a parameter logged again with its value is a no-op (another value is refused, as
-MLflow refuses it), an update to the status a run already has changes nothing, and deleting a tag that
-is gone succeeds. Only `runs/create` makes something new each time, as in MLflow.
+MLflow refuses it) and an update to the status a run already has changes nothing. Deleting a tag that
+is not there is RESOURCE_DOES_NOT_EXIST, as MLflow answers (a client that retried a delete whose
+answer it lost reads that). Only `runs/create` makes something new each time, as in MLflow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...tracker.enums import IterationStatus
 from ...tracker.errors import Conflict
 from ...tracker.local.parameters import store_parameters
 from ..permissions import Action
-from . import store
+from . import inputs, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid
 from .mapping import (
@@ -34,7 +35,6 @@ from .mapping import (
     TO_MLFLOW,
     decode_token,
     encode_token,
-    entity_id,
     from_ms,
     ms,
     run_artifact_uri,
@@ -78,7 +78,10 @@ def _new_name() -> str:
 
 
 def _run_id(args: Args) -> str:
-    return args.text("run_id") or args.text("run_uuid", required=True) or ""
+    found = args.text("run_id") or args.text("run_uuid")
+    if not found:
+        raise invalid("Missing value for required parameter 'run_id'.")
+    return found
 
 
 @route(router, "POST", "/runs/create")
@@ -94,18 +97,13 @@ def create_run(ctx: Context, args: Args) -> dict[str, Any]:
     engine = ctx.tracker.engine
     with one_transaction(engine) as conn:
         store.ensure_writable_experiment(conn, found.id)
-        parent = None
-        if tags.get(PARENT_RUN):
-            parent = entity_id(tags[PARENT_RUN], "run")
-            if parent is None:
-                raise invalid(f"{PARENT_RUN}: run {tags[PARENT_RUN]!r} does not exist")
         for key, value in tags.items():
             store.check_tag(key, value)
         if len(name) > 250:
             raise invalid(f"run_name has length {len(name)}, over the limit of 250")
-        new = ctx.tracker.create_iteration(
-            found.id, parent_iteration_id=parent, notes=tags.get(NOTE, ""), snapshot=False, name=name
-        )
+        new = ctx.tracker.create_iteration(found.id, notes=tags.get(NOTE, ""), snapshot=False, name=name)
+        if tags.get(PARENT_RUN):  # a parent that is no run of this experiment stays a tag, as MLflow keeps it
+            store.apply_system_tags(conn, store.lock_run(conn, new.id), {PARENT_RUN: tags[PARENT_RUN]})
         store.set_run_row(
             conn,
             new.id,
@@ -263,27 +261,35 @@ def delete_tag(ctx: Context, args: Args) -> dict[str, Any]:
     key = args.text("key", required=True) or ""
     with one_transaction(ctx.tracker.engine) as conn:
         row = store.lock_run(conn, ref.id)
-        store.remove_tag(conn, t.mlflow_run_tags, "iteration_id", ref.id, key)  # gone already: done already
-        if key == PARENT_RUN:
+        removed = store.remove_tag(conn, t.mlflow_run_tags, "iteration_id", ref.id, key)
+        if key == PARENT_RUN and row.parent_iteration_id is not None:
+            removed = True
             conn.execute(update(t.iterations).where(t.iterations.c.id == row.id).values(parent_iteration_id=None))
+        if not removed:  # as MLflow answers (so a retried delete reads as gone, as there)
+            raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No tag with name: {key} in run with id {ref.id}")
     return {}
 
 
 @route(router, "POST", "/runs/log-inputs")
 def log_inputs(ctx: Context, args: Args) -> dict[str, Any]:
-    """Accepted and not stored (docs/decisions.md): diary has no datasets, and their digests and
-    profiles as tags would crowd the run's tags. The run must exist and be writable by the caller."""
-    store.run(ctx, _run_id(args), Action.CREATE)
-    args.objects("datasets")
-    args.objects("models")
+    """The run's datasets (with their input tags) and logged-model inputs, stored (inputs.py)."""
+    ref = store.run(ctx, _run_id(args), Action.CREATE)
+    datasets = inputs.checked_datasets(args.objects("datasets", limit=1000))
+    models = inputs.checked_models(args.objects("models", limit=1000), with_step=False)
+    with one_transaction(ctx.tracker.engine) as conn:
+        store.lock_run(conn, ref.id)
+        inputs.store_inputs(conn, ref.id, ref.experiment_id, datasets, models)
     return {}
 
 
 @route(router, "POST", "/runs/outputs")
 def log_outputs(ctx: Context, args: Args) -> dict[str, Any]:
-    """MLflow 3 links a logged model to its run here; accepted and not stored, as log-inputs."""
-    store.run(ctx, _run_id(args), Action.CREATE)
-    args.objects("models")
+    """MLflow 3's logged models a run produced (at a step), stored (inputs.py)."""
+    ref = store.run(ctx, _run_id(args), Action.CREATE)
+    models = inputs.checked_models(args.objects("models", limit=1000), with_step=True)
+    with one_transaction(ctx.tracker.engine) as conn:
+        store.lock_run(conn, ref.id)
+        inputs.store_outputs(conn, ref.id, models)
     return {}
 
 
@@ -354,7 +360,7 @@ def _attribute(row: Any, name: str) -> Any:
     if name == "user_id":
         return row.user_id or ""
     if name == "artifact_uri":
-        return run_artifact_uri(row.experiment_id, row.id)
+        return run_artifact_uri(row.experiment_id, row.id, row.artifact_location)
     if name == "lifecycle_stage":
         return row.lifecycle_stage or ACTIVE
     if name == "start_time":

@@ -20,6 +20,7 @@ from ...tracker.validation import MAX_TEXT
 from ..permissions import Action
 from .endpoint import Context
 from .errors import MlflowError, invalid, missing
+from .inputs import run_io
 from .mapping import (
     ACTIVE,
     DEFAULT_EXPERIMENT,
@@ -83,7 +84,7 @@ def experiment_json(conn: Connection, found: Experiment) -> dict[str, Any]:
     return {
         "experiment_id": str(found.id),
         "name": found.name,
-        "artifact_location": artifact_root(found.id),
+        "artifact_location": (row.artifact_location if row and row.artifact_location else artifact_root(found.id)),
         "lifecycle_stage": (row.lifecycle_stage if row else ACTIVE),
         "last_update_time": (row.last_update_time if row and row.last_update_time else created),
         "creation_time": created,
@@ -205,18 +206,16 @@ def apply_system_tags(conn: Connection, row: Any, tags: dict[str, str]) -> None:
 
 
 def parent_of(conn: Connection, row: Any, text: str) -> int | None:
+    """The iteration `mlflow.parentRunId` makes the run's parent; None when it names no run of the run's
+    experiment (MLflow keeps such a tag as it was sent: it stays a tag, and the run has no parent here)."""
     if text == "":
         return None
     parent = entity_id(text, "run")
     found = (
         None if parent is None else conn.execute(select(it.c.id, it.c.experiment_id).where(it.c.id == parent)).first()
     )
-    if found is None:
-        raise invalid(f"{PARENT_RUN}: run {text!r} does not exist")
-    if found.experiment_id != row.experiment_id:
-        raise invalid(
-            f"{PARENT_RUN}: run {text} is in another experiment; a parent must be in the run's own experiment"
-        )
+    if found is None or found.experiment_id != row.experiment_id:
+        return None
     ancestor: int | None = found.id
     for _ in range(10_000):  # a run cannot become its own ancestor
         if ancestor is None:
@@ -266,8 +265,9 @@ def run_rows(conn: Connection, ids: list[int]) -> dict[int, Any]:
     rows: dict[int, Any] = {}
     for chunk in _chunks(ids):
         stmt = (
-            select(it, mr.c.lifecycle_stage, mr.c.start_time, mr.c.user_id)
+            select(it, mr.c.lifecycle_stage, mr.c.start_time, mr.c.user_id, me.c.artifact_location)
             .outerjoin(mr, mr.c.iteration_id == it.c.id)
+            .outerjoin(me, me.c.experiment_id == it.c.experiment_id)
             .where(it.c.id.in_(chunk))
         )
         rows.update({r.id: r for r in conn.execute(stmt)})
@@ -289,7 +289,8 @@ def runs_json(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
         for r in conn.execute(select(mrt.c.iteration_id, mrt.c.key, mrt.c.value).where(mrt.c.iteration_id.in_(chunk))):
             tags[r.iteration_id][r.key] = r.value
     metrics = latest_metrics(conn, ids)
-    return [run_json(rows[i], tags[i], params[i], metrics[i]) for i in ids if i in rows]
+    io = run_io(conn, ids)
+    return [run_json(rows[i], tags[i], params[i], metrics[i], io.get(i)) for i in ids if i in rows]
 
 
 def start_ms(row: Any) -> int:
@@ -297,7 +298,11 @@ def start_ms(row: Any) -> int:
 
 
 def run_json(
-    row: Any, tags: dict[str, str], params: list[dict[str, str]], metrics: list[dict[str, Any]]
+    row: Any,
+    tags: dict[str, str],
+    params: list[dict[str, str]],
+    metrics: list[dict[str, Any]],
+    io: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     tags = dict(tags)
     # The iteration's fields are the truth for the tags MLflow derives them from (a diary-native run
@@ -305,8 +310,6 @@ def run_json(
     tags[RUN_NAME] = row.name or tags.get(RUN_NAME, "")
     if row.parent_iteration_id is not None:
         tags[PARENT_RUN] = str(row.parent_iteration_id)
-    else:
-        tags.pop(PARENT_RUN, None)
     run_id = str(row.id)
     info = {
         "run_id": run_id,
@@ -316,7 +319,7 @@ def run_json(
         "user_id": row.user_id or "",
         "status": TO_MLFLOW[IterationStatus(row.status)],
         "start_time": start_ms(row),
-        "artifact_uri": run_artifact_uri(row.experiment_id, row.id),
+        "artifact_uri": run_artifact_uri(row.experiment_id, row.id, row.artifact_location),
         "lifecycle_stage": row.lifecycle_stage or ACTIVE,
     }
     if row.end_date is not None:
@@ -328,7 +331,8 @@ def run_json(
             "params": params,
             "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
         },
-        "inputs": {},
+        "inputs": io[0] if io else {},
+        "outputs": io[1] if io else {},
     }
 
 
@@ -377,8 +381,10 @@ def runs_of_experiments(experiment_ids: list[int], stage: str | None) -> Any:
             mr.c.lifecycle_stage,
             mr.c.start_time,
             mr.c.user_id,
+            me.c.artifact_location,
         )
         .outerjoin(mr, mr.c.iteration_id == it.c.id)
+        .outerjoin(me, me.c.experiment_id == it.c.experiment_id)
         .where(it.c.experiment_id.in_(experiment_ids))
     )
     if stage == ACTIVE:

@@ -1,0 +1,303 @@
+"""MLflow's model registry routes (`registered-models/*`, `model-versions/*`) over diary's own registry:
+a registered model is a model of the MLflow project and its versions are diary's model versions, the
+same rows `diary models` and the dashboard show (stages NONE/Staging/Production/Archived are diary's;
+promoting to Production archives the other Production version, as diary does with
+`archive_existing_versions` or not). Aliases are diary's aliases; a version's `source` is kept beside it.
+
+diary's registry records which run produced a version: a version needs `run_id` (or a logged model
+that has a source run). Registered-model and version tags have no place here yet: those routes stay
+ENDPOINT_NOT_FOUND, and a create that carries tags is refused rather than dropping them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import insert, select
+
+from ...tracker import schema as t
+from ...tracker.database import one_transaction, read_transaction
+from ...tracker.enums import ModelStage
+from ...tracker.errors import Conflict
+from ..permissions import Action
+from . import store
+from .endpoint import Args, Context, route
+from .errors import MlflowError, invalid
+from .mapping import decode_token, encode_token, ms
+
+router = APIRouter()
+mv, lm = t.mlflow_model_versions, t.mlflow_logged_models
+TO_STAGE = {"none": ModelStage.NO_STAGE, "staging": ModelStage.STAGING, "production": ModelStage.PRODUCTION,
+            "archived": ModelStage.ARCHIVED}
+FROM_STAGE = {ModelStage.NO_STAGE: "None", ModelStage.STAGING: "Staging", ModelStage.PRODUCTION: "Production",
+              ModelStage.ARCHIVED: "Archived"}
+
+
+def _no_tags(args: Args) -> None:
+    if args.data.get("tags"):
+        raise invalid("Registered model and model version tags are not stored by diary's registry; "
+                      "create without tags (docs/decisions.md, issue 26)")
+
+
+def _model(ctx: Context, name: str | None, action: Action) -> Any:
+    project = ctx.allow(action)
+    found = ctx.tracker.get_model_by_name(project, name) if name else None
+    if found is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
+    return found
+
+
+def _version(ctx: Context, args: Args, action: Action) -> tuple[Any, Any]:
+    model = _model(ctx, args.text("name", required=True), action)
+    number = args.integer("version", low=1, high=2**31 - 1)
+    if number is None:
+        raise invalid("Missing value for required parameter 'version'.")
+    found = next((v for v in ctx.tracker.get_model_versions(model.id) if v.version == number), None)
+    if found is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Model Version (name={model.name}, version={number}) not found")
+    return model, found
+
+
+def _version_json(ctx: Context, model: Any, version: Any) -> dict[str, Any]:
+    with read_transaction(ctx.tracker.engine) as conn:
+        extra = conn.execute(select(mv).where(mv.c.model_version_id == version.id)).first()
+    aliases = [a.alias for a in ctx.tracker.get_model_aliases(model.id) if a.version == version.version]
+    out = {
+        "name": model.name, "version": str(version.version), "creation_timestamp": ms(version.created_date),
+        "last_updated_timestamp": ms(version.updated_date or version.created_date),
+        "current_stage": FROM_STAGE[version.stage], "description": version.description,
+        "source": extra.source if extra else f"runs:/{version.iteration_id}", "run_id": str(version.iteration_id),
+        "status": "READY", "aliases": aliases, "tags": [],
+    }
+    if extra is not None and extra.model_id:
+        out["model_id"] = extra.model_id
+    return out
+
+
+def _model_json(ctx: Context, model: Any) -> dict[str, Any]:
+    versions = ctx.tracker.get_model_versions(model.id)
+    latest: dict[ModelStage, Any] = {}
+    for v in versions:
+        latest[v.stage] = v
+    aliases = [{"alias": a.alias, "version": str(a.version)} for a in ctx.tracker.get_model_aliases(model.id)]
+    return {
+        "name": model.name, "creation_timestamp": ms(model.created_date),
+        "last_updated_timestamp": ms(model.updated_date or model.created_date), "description": model.description,
+        "latest_versions": [_version_json(ctx, model, v) for v in latest.values()], "aliases": aliases, "tags": [],
+    }
+
+
+@route(router, "POST", "/registered-models/create")
+def create_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
+    name = args.text("name", required=True) or ""
+    _no_tags(args)
+    project = ctx.allow(Action.CREATE)
+    try:
+        created = ctx.tracker.create_model(project, name, description=args.text("description") or "")
+    except Conflict:
+        raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.") from None
+    return {"registered_model": _model_json(ctx, ctx.tracker.get_model(created.id))}
+
+
+@route(router, "GET", "/registered-models/get")
+def get_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
+    return {"registered_model": _model_json(ctx, _model(ctx, args.text("name", required=True), Action.READ))}
+
+
+@route(router, "PATCH", "/registered-models/update")
+def update_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    ctx.tracker.update_model(model.id, description=args.text("description") or "")
+    return {"registered_model": _model_json(ctx, ctx.tracker.get_model(model.id))}
+
+
+@route(router, "POST", "/registered-models/rename")
+def rename_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    new_name = args.text("new_name", required=True) or ""
+    try:
+        ctx.tracker.update_model(model.id, name=new_name)
+    except Conflict:
+        raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Registered Model (name={new_name}) already exists.") from None
+    return {"registered_model": _model_json(ctx, ctx.tracker.get_model(model.id))}
+
+
+@route(router, "DELETE", "/registered-models/delete")
+def delete_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
+    ctx.tracker.delete_model(_model(ctx, args.text("name", required=True), Action.DELETE).id)
+    return {}
+
+
+_NAME_FILTER = re.compile(r"^\s*name\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+_TAG_FILTER = re.compile(r"^\s*tags?\.(`[^`]*`|[\w.]+)\s*(=|!=)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+def _name_matches(filter_text: str | None) -> Any:
+    """MLflow's registered-model filter, as far as names go: clauses `name = 'x'`, `!=`, `LIKE`, `ILIKE`
+    joined by AND. A tag clause (the client adds `tag.mlflow.prompt.is_prompt != 'true'`) meets models
+    without tags, which all of these are: `!=` holds, `=` does not."""
+    tests = []
+    for clause in re.split(r"\s+AND\s+", filter_text or "", flags=re.IGNORECASE):
+        if not clause.strip():
+            continue
+        tag = _TAG_FILTER.match(clause)
+        if tag is not None:
+            holds = tag.group(2) == "!="
+            tests.append(lambda name, holds=holds: holds)
+            continue
+        tests.append(_name_clause(clause, filter_text or ""))
+    return lambda name: all(test(name) for test in tests)
+
+
+def _name_clause(clause: str, filter_text: str) -> Any:
+    found = _NAME_FILTER.match(clause)
+    if found is None:
+        raise invalid(f"Invalid filter {filter_text[:100]!r}: use name = '...', name != '...', name LIKE or ILIKE")
+    op, value = found.group(1).upper(), found.group(2).replace("''", "'")
+    if op in ("=", "!="):
+        return (lambda name: name == value) if op == "=" else (lambda name: name != value)
+    pattern = re.compile("^" + re.escape(value).replace("%", ".*").replace("_", ".") + "$",
+                         re.IGNORECASE if op == "ILIKE" else 0)
+    return lambda name: pattern.match(name) is not None
+
+
+def _search_models(ctx: Context, args: Args) -> dict[str, Any]:
+    limit = args.integer("max_results", default=100, low=1, high=1000) or 100
+    keep = _name_matches(args.text("filter"))
+    offset = decode_token(args.text("page_token"))
+    project = ctx.project_id()
+    if project is None:
+        return {"registered_models": []}
+    ctx.allow(Action.READ)
+    models = sorted((mo for mo in ctx.tracker.get_models(project) if keep(mo.name)), key=lambda mo: mo.name)
+    answer: dict[str, Any] = {"registered_models": [_model_json(ctx, mo) for mo in models[offset:offset + limit]]}
+    if offset + limit < len(models):
+        answer["next_page_token"] = encode_token(offset + limit)
+    return answer
+
+
+route(router, "GET", "/registered-models/search")(_search_models)
+route(router, "POST", "/registered-models/search")(_search_models)
+
+
+@route(router, "POST", "/registered-models/get-latest-versions")
+def get_latest_versions(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.READ)
+    stages = {s.lower() for s in args.strings("stages")}
+    latest: dict[ModelStage, Any] = {}
+    for v in ctx.tracker.get_model_versions(model.id):
+        latest[v.stage] = v
+    chosen = [v for stage, v in latest.items() if not stages or FROM_STAGE[stage].lower() in stages]
+    return {"model_versions": [_version_json(ctx, model, v) for v in sorted(chosen, key=lambda v: v.version)]}
+
+
+@route(router, "POST", "/model-versions/create")
+def create_model_version(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.CREATE)
+    source = args.text("source", required=True) or ""
+    _no_tags(args)
+    run_text, model_id = args.text("run_id"), args.text("model_id")
+    if not run_text and model_id:
+        with read_transaction(ctx.tracker.engine) as conn:
+            source_run = conn.execute(select(lm.c.source_run_id).where(lm.c.model_id == model_id)).scalar()
+        run_text = None if source_run is None else str(source_run)
+    if not run_text:
+        raise invalid("run_id: diary's registry records the run that produced each version; give run_id "
+                      "(or a model_id whose logged model has a source run)")
+    ref = store.run(ctx, run_text, Action.CREATE)
+    with one_transaction(ctx.tracker.engine) as conn:
+        created = ctx.tracker.create_model_version(model.id, ref.id, description=args.text("description") or "")
+        conn.execute(insert(mv).values(model_version_id=created.id, source=source, model_id=model_id))
+    return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(created.id))}
+
+
+@route(router, "GET", "/model-versions/get")
+def get_model_version(ctx: Context, args: Args) -> dict[str, Any]:
+    model, version = _version(ctx, args, Action.READ)
+    return {"model_version": _version_json(ctx, model, version)}
+
+
+@route(router, "PATCH", "/model-versions/update")
+def update_model_version(ctx: Context, args: Args) -> dict[str, Any]:
+    model, version = _version(ctx, args, Action.UPDATE)
+    ctx.tracker.update_model_version(version.id, description=args.text("description") or "")
+    return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(version.id))}
+
+
+@route(router, "DELETE", "/model-versions/delete")
+def delete_model_version(ctx: Context, args: Args) -> dict[str, Any]:
+    _, version = _version(ctx, args, Action.DELETE)
+    ctx.tracker.delete_model_version(version.id)
+    return {}
+
+
+@route(router, "POST", "/model-versions/transition-stage")
+def transition_stage(ctx: Context, args: Args) -> dict[str, Any]:
+    model, version = _version(ctx, args, Action.UPDATE)
+    text = args.text("stage", required=True) or ""
+    stage = TO_STAGE.get(text.lower())
+    if stage is None:
+        raise invalid(f"Invalid Model Version stage: {text}. Value must be one of None, Staging, Production, Archived.")
+    ctx.tracker.update_model_version(version.id, stage=stage)
+    if args.data.get("archive_existing_versions") in (True, "true") and stage in (ModelStage.STAGING,
+                                                                                    ModelStage.PRODUCTION):
+        for other in ctx.tracker.get_model_versions(model.id, stage=stage):
+            if other.id != version.id:
+                ctx.tracker.update_model_version(other.id, stage=ModelStage.ARCHIVED)
+    return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(version.id))}
+
+
+@route(router, "GET", "/model-versions/get-download-uri")
+def get_download_uri(ctx: Context, args: Args) -> dict[str, Any]:
+    model, version = _version(ctx, args, Action.READ)
+    return {"artifact_uri": _version_json(ctx, model, version)["source"]}
+
+
+@route(router, "GET", "/model-versions/search")
+def search_model_versions(ctx: Context, args: Args) -> dict[str, Any]:
+    """`name = '...'` (or no filter): the versions of that model, or of every model of the project."""
+    text = args.text("filter")
+    project = ctx.project_id()
+    if project is None:
+        return {"model_versions": []}
+    ctx.allow(Action.READ)
+    models = ctx.tracker.get_models(project)
+    if text:
+        keep = _name_matches(text)
+        models = [mo for mo in models if keep(mo.name)]
+    found = [(mo, v) for mo in models for v in ctx.tracker.get_model_versions(mo.id)]
+    found.sort(key=lambda pair: (pair[0].name, -pair[1].version))
+    limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
+    return {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[:limit]]}
+
+
+@route(router, "POST", "/registered-models/alias")
+def set_alias(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    alias = args.text("alias", required=True) or ""
+    number = args.integer("version", low=1, high=2**31 - 1)
+    if number is None:
+        raise invalid("Missing value for required parameter 'version'.")
+    ctx.tracker.set_model_alias(model.id, alias, number)
+    return {}
+
+
+@route(router, "DELETE", "/registered-models/alias")
+def delete_alias(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    ctx.tracker.delete_model_alias(model.id, args.text("alias", required=True) or "")
+    return {}
+
+
+@route(router, "GET", "/registered-models/alias")
+def get_by_alias(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.READ)
+    alias = args.text("alias", required=True) or ""
+    found = next((a for a in ctx.tracker.get_model_aliases(model.id) if a.alias == alias), None)
+    if found is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.")
+    return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(found.model_version_id))}
