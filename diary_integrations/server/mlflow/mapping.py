@@ -8,6 +8,7 @@ not started yet, is stored as RUNNING); MLflow's millisecond timestamps are kept
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any

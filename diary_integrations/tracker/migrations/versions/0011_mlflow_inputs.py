@@ -4,8 +4,8 @@ a logged model's source run id that names no run here; a registered version's ML
 Four new tables and two nullable columns; nothing existing changes meaning, so databases written before
 keep working (no rows: no datasets, no links; NULL: the server's own artifact proxy).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import diary_integrations.tracker.schema
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
