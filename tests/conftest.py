@@ -32,6 +32,18 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _system_metrics_only_where_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """System metrics (issue 29) are on by default in every integration, and their readings arrive on a
+    clock of their own: a test that counts a run's training points exactly would count them too. So the
+    suite runs with the operator's switch off ($DIARY_SYSTEM_METRICS, inherited by every process a test
+    starts), except in the tests marked `system_metrics`, which are about them and see the default."""
+    if request.node.get_closest_marker("system_metrics") is None:
+        monkeypatch.setenv("DIARY_SYSTEM_METRICS", "off")
+    else:
+        monkeypatch.delenv("DIARY_SYSTEM_METRICS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _journal_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test journals into its own directory: a journal left by one test (the session server's URL
     is shared) must never be replayed into another test's database, nor land in the user's cache."""

@@ -29,6 +29,30 @@ __all__ = ["DEFAULT_INTERVAL", "PREFIX", "SystemSampler", "check_options", "star
            "stop_quietly"]
 
 
+# An operator's switch, as MLflow's MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING and W&B's WANDB_DISABLE_STATS:
+# `DIARY_SYSTEM_METRICS=off` records none for any run of the process, whatever the code asked for.
+ENV_SWITCH = "DIARY_SYSTEM_METRICS"
+_OFF = {"0", "off", "false", "no"}
+
+
+def switched_off() -> bool:
+    """True when $DIARY_SYSTEM_METRICS turns system metrics off for this process."""
+    return os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF
+
+
+class _SwitchedOff:
+    """What `start` hands out while $DIARY_SYSTEM_METRICS is off: a sampler that never reads."""
+
+    running = False
+    attached = False
+
+    def attach(self, target: Any, iteration_id: int) -> None:
+        del target, iteration_id
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        del timeout
+
+
 def check_options(enabled: Any, interval: Any) -> None:
     """`system_metrics` must be true or false, `system_metrics_interval` a positive number of seconds."""
     if not isinstance(enabled, bool):
@@ -55,6 +79,8 @@ def start(
     or a tracker (a MetricWriter is made for the sampler and closed by `stop()`). `directory` is where
     the run writes (default: the working directory): its filesystem's usage is recorded."""
     check_options(True, interval)
+    if switched_off():
+        return _SwitchedOff()  # type: ignore[return-value]
     writer, own = writer_for(target)
     sampler = SystemSampler(
         writer, iteration_id, pid=os.getpid() if pid is None else pid, interval=float(interval),
@@ -78,6 +104,8 @@ def start_unattached(
     """A sampler for a run whose iteration is still being created: it reads from now on (the run's first
     seconds count) and keeps its readings until `handle.attach(tracker_or_writer, iteration_id)`."""
     check_options(True, interval)
+    if switched_off():
+        return _SwitchedOff()  # type: ignore[return-value]
     sampler = SystemSampler(
         None, None, pid=os.getpid() if pid is None else pid, interval=float(interval),
         directory=os.fspath(directory) if directory is not None else os.getcwd(), own_writer=False,

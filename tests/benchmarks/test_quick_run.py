@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The benchmarks measure what users run: system metrics as by default.
+pytestmark = pytest.mark.system_metrics
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CASES = {

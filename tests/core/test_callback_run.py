@@ -194,6 +194,7 @@ def test_bad_metrics_raise_on_the_training_thread_and_write_nothing(sqlite_url):
     assert run.iteration_id is None  # nothing was opened, nothing written
 
 
+@pytest.mark.system_metrics
 def test_every_callback_run_records_what_the_machine_did_unless_told_not_to(sqlite_url):
     """Issue 29 for the callback integrations (XGBoost, LightGBM, Keras, Transformers): one sampler per
     run, on the root only (a cv fold shares its process), stopped before the end, nothing after it."""
@@ -217,3 +218,16 @@ def test_every_callback_run_records_what_the_machine_did_unless_told_not_to(sqli
     time.sleep(1.2)
     quiet.end()
     assert set(tracker.get_latest_metrics([quiet.iteration_id])[quiet.iteration_id]) == {"loss"}
+
+
+@pytest.mark.system_metrics
+def test_the_operators_switch_turns_system_metrics_off_for_the_process(sqlite_url, monkeypatch):
+    import time
+
+    monkeypatch.setenv("DIARY_SYSTEM_METRICS", "off")
+    run = CallbackRun("P", "E", uri=sqlite_url, sidecar=False, system_metrics_interval=0.2)
+    run.log_metrics({"loss": 1.0}, step=0)
+    run.open()
+    time.sleep(1.0)
+    run.end()
+    assert set(connect(sqlite_url).get_latest_metrics([run.iteration_id])[run.iteration_id]) == {"loss"}

@@ -38,6 +38,7 @@ def test_child_iterations_example(tmp_path):
     assert not any(it.status is IterationStatus.RUNNING for it in tracker.get_iterations(1))
 
 
+@pytest.mark.system_metrics  # as a reader runs them: with system metrics on, as by default
 @pytest.mark.parametrize("block", README_BLOCKS, ids=[f"block{n}" for n in range(len(README_BLOCKS))])
 def test_readme_python_blocks_run(block, tmp_path):
     # A reader runs a snippet, changes a line and runs it again in the same directory: the blocks that make

@@ -15,6 +15,8 @@ from diary_integrations import IterationStatus, LocalTracker
 from diary_integrations.dashboard import create_dashboard
 from diary_integrations.resolve import experiment_for
 
+pytestmark = pytest.mark.system_metrics
+
 
 @pytest.fixture
 def tracker(tmp_path: Path):

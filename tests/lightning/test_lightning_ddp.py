@@ -49,6 +49,7 @@ def assert_nothing_running(tracker, experiment_id: int) -> None:
     assert running == [], f"left RUNNING: {running}"
 
 
+@pytest.mark.system_metrics
 def test_ddp_example_gives_a_driver_and_a_child_per_rank(uri, tmp_path):
     done = run([sys.executable, str(ROOT / "examples" / "lightning_ddp.py"), uri], tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]

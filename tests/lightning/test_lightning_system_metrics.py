@@ -24,7 +24,7 @@ from diary_integrations import IterationStatus, Unprocessable, connect  # noqa: 
 from diary_integrations.lightning import DiaryLogger  # noqa: E402
 from diary_integrations.system_metrics.sampler import THREAD_NAME  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system_metrics]
 
 INTERVAL = 0.1
 PACKAGE = str(Path(__import__("diary_integrations.system_metrics").system_metrics.__file__).parent)
