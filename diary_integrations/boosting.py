@@ -83,11 +83,14 @@ class TrackedCallback:
         sidecar: bool = True,
         tracker: Any = None,
         flush_interval: float = 1.0,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
     ) -> None:
         super().__init__()
         self._settings = RunSettings(project, experiment, uri, params, parent_iteration_id=parent_iteration_id,
                                      name=name, notes=notes, log_model=log_model, register_as=register_as,
-                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval)
+                                     sidecar=sidecar, tracker=tracker, flush_interval=flush_interval,
+                                     system_metrics=system_metrics, system_metrics_interval=system_metrics_interval)
         self.run: CallbackRun | None = None
         self._guard = Guarded()
 

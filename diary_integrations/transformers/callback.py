@@ -67,9 +67,15 @@ class DiaryCallback(TrainerCallback):
         register_as: str | None = None,
         sidecar: bool = True,
         tracker: Any = None,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
     ) -> None:
         self._uri = check_destination(project, experiment, uri) if tracker is None else uri
         _check_options(parent_iteration_id, name, notes, log_model, register_as, sidecar, per_rank)
+        from .. import system_metrics as sampling
+
+        sampling.check_options(system_metrics, system_metrics_interval)
+        self._system_metrics = {"system_metrics": system_metrics, "system_metrics_interval": system_metrics_interval}
         self._per_rank = per_rank
         self._project, self._experiment = project, experiment
         self._parent_iteration_id = parent_iteration_id
@@ -209,7 +215,7 @@ class DiaryCallback(TrainerCallback):
         }
         return CallbackRun(
             self._project, self._experiment, self._uri, notes=self._notes, sidecar=self._sidecar,
-            log_model=self._log_model, register_as=self._register_as, **options,
+            log_model=self._log_model, register_as=self._register_as, **self._system_metrics, **options,
         )
 
     def _connect(self) -> Any:
