@@ -77,7 +77,10 @@ def assert_series_once(uri: str, iteration_id: int, last_step: int) -> None:
 ])
 def test_the_end_in_a_real_process(tmp_path, how, status, message):
     process, uri, iteration_id = run_script(tmp_path, how)
-    out, err = process.communicate(timeout=120)
+    # Read on through the same text stream that read the first line: its buffer may already hold the
+    # STEP lines a fast child printed (communicate() reads the pipe underneath and would never see them).
+    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+    process.wait(timeout=120)
     assert process.returncode == (1 if how == "raise" else 0), err
     it = connect(uri).get_iteration(iteration_id)
     assert it.status is status and it.error_message == message and it.end_date is not None
@@ -99,7 +102,8 @@ def test_sigterm_ends_the_run_killed_with_every_point_once(tmp_path):
         if line.startswith("STEP") and int(line.split()[1]) >= 30:
             break
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+    process.wait(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err
     it = connect(uri).get_iteration(iteration_id)
     assert it.status is IterationStatus.KILLED, it

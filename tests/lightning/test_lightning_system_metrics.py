@@ -104,12 +104,16 @@ class TreeWatcher(pl.Callback):
 
     def __init__(self) -> None:
         self.seen: list[tuple[float, float, int]] = []  # (time, MiB, processes)
+        # What this test process had started before the fit (a test worker's session server, Ray's
+        # processes from another test) is not the fit's: only the workers the fit starts are compared.
+        self.before = {c.pid for c in psutil.Process().children(recursive=True)}
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):  # noqa: ANN001
         if batch_idx % 4 != 2:
             return
         me = psutil.Process()
-        tree = [me] + [c for c in me.children(recursive=True) if "diary_integrations.sidecar" not in c.cmdline()]
+        tree = [me] + [c for c in me.children(recursive=True)
+                       if c.pid not in self.before and "diary_integrations.sidecar" not in c.cmdline()]
         self.seen.append((time.time(), sum(p.memory_info().rss for p in tree) / 2**20, len(tree)))
 
 
