@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +59,21 @@ def create_tracker_engine(url: str, pool_size: int = 5, *, pre_ping: bool = True
     return engine
 
 
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode unless it is already. WAL is stored in the file, and switching needs an
+    exclusive lock that SQLite does not wait for under busy_timeout: several processes (the ranks of a
+    job) opening a new file at once get "database is locked" at once. So the switch is retried with a
+    short jittered pause, for as long as the busy timeout, until this or another connection has made it."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -64,11 +82,8 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         # The busy timeout first, so every pragma after it waits for a lock instead of failing at once.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        # WAL lets readers run beside one writer; NORMAL sync is durable across process crashes. WAL is
-        # stored in the file: switching needs an exclusive lock and can fail "database is locked" beside
-        # another connection's write, so it is only asked for when the file is not in WAL yet.
-        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL lets readers run beside one writer; NORMAL sync is durable across process crashes.
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -84,7 +84,9 @@ def test_concurrent_get_or_create_ends_with_one_row(kind, tmp_path, request):
     import threading
 
     url = f"sqlite:///{tmp_path / 'race.db'}" if kind == "sqlite" else request.getfixturevalue("postgres_url")
-    LocalTracker(url).close()  # migrated once, before the race
+    migrated = LocalTracker(url)
+    migrated.get_projects()  # the schema built once, before the race: this test is about the rows
+    migrated.close()
     trackers = [LocalTracker(url) for _ in range(4)]
     barrier = threading.Barrier(len(trackers))
     found: list[int] = []
@@ -102,3 +104,32 @@ def test_concurrent_get_or_create_ends_with_one_row(kind, tmp_path, request):
     assert [p.name for p in trackers[0].get_projects()] == ["Fraud detection"]
     for tracker in trackers:
         tracker.close()
+
+
+def test_ranks_opening_a_new_sqlite_file_at_once_all_get_in(tmp_path):
+    """Switching a new file to WAL takes an exclusive lock SQLite does not wait for: four trackers
+    opening the same new file at once (the ranks of a job) each get in, and the schema is built once."""
+    import threading
+
+    for attempt in range(5):  # the race is narrow; five new files make a lost one likely
+        url = f"sqlite:///{tmp_path / f'new{attempt}.db'}"
+        trackers = [LocalTracker(url) for _ in range(4)]
+        barrier = threading.Barrier(len(trackers))
+        errors: list[BaseException] = []
+
+        def open_it(tracker: LocalTracker, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+            barrier.wait()
+            try:
+                tracker.get_projects()
+            except BaseException as error:  # noqa: BLE001 - the test reports what each thread met
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_it, args=(t, barrier, errors)) for t in trackers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert trackers[0].get_projects() == []
+        for tracker in trackers:
+            tracker.close()
