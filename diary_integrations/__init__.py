@@ -24,7 +24,7 @@ _LAZY = {
     "IterationRun": "tracker.lifecycle",
     "describe_failure": "tracker.lifecycle",
     "capture_environment": "tracker.environment",
-    "format_tree": "tree",
+    "format_tree": "cli.tree",
     "to_frame": "frames",
     "search_frame": "frames",
     "sweep_frame": "frames",

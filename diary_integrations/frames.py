@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .listing import searched
+from .cli.listing import searched
 from .tracker.records import Iteration
 
 BACKENDS = ("pandas", "polars")

@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import Any
 
-from .tracker.lifecycle import one_line
+from .tracker.errors import one_line
 
 log = logging.getLogger("diary_integrations")
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import journal
+from .client import journal
 from .tracker.errors import DiaryError
 
 log = logging.getLogger("diary_integrations")

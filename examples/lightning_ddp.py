@@ -21,8 +21,8 @@ try:
 except ImportError:
     import lightning.pytorch as pl
 
+from diary_integrations.cli.tree import format_tree
 from diary_integrations.lightning import DiaryLogger
-from diary_integrations.tree import format_tree
 
 
 class Regressor(pl.LightningModule):

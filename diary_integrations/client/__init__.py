@@ -9,24 +9,32 @@ One module per group of entities, at the same relative place as in `tracker/loca
 iterations, parameters, metrics, tags, resources, models); the plumbing under them has modules of its own:
 `transport` (connection, auth, error mapping, pages), `retry` (when a send is repeated), `idempotency`
 (the key a write carries, batches cut into keyed parts) and `journaling` (writes kept when the server is
-gone), with `base` holding the constants and encoders they share.
+gone), with `base` holding the constants and encoders they share; `remote` puts the mixins together.
+`journal` is the on-disk journal those kept writes go to (and `diary sync` and the metric writer read):
+it imports `idempotency` only, never the tracker.
 """
 
 from __future__ import annotations
 
-from .base import MAX_BATCH_IDS, MAX_SERIES_BUDGET, METRIC_PAGE_SIZE, PAGE_SIZE, SMALL_BODY_BYTES
-from .idempotency import PendingWrite
-from .iterations import IterationsMixin
-from .journaling import JournalMixin
-from .metrics import MetricsMixin
-from .models import ModelsMixin
-from .parameters import ParametersMixin
-from .projects import ProjectsMixin
-from .resources import ResourcesMixin
-from .search import SearchMixin
-from .tags import TagsMixin
-from .transport import RemoteBase
-from .users import UsersMixin
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import MAX_BATCH_IDS, MAX_SERIES_BUDGET, METRIC_PAGE_SIZE, PAGE_SIZE, SMALL_BODY_BYTES
+    from .idempotency import PendingWrite
+    from .remote import RemoteTracker
+
+# Loaded on first use: the metric writer imports `client.journal`, and that must not pull in httpx and
+# a RemoteTracker that a run on a local database never makes.
+_HOMES = {
+    "MAX_BATCH_IDS": ".base",
+    "MAX_SERIES_BUDGET": ".base",
+    "METRIC_PAGE_SIZE": ".base",
+    "PAGE_SIZE": ".base",
+    "SMALL_BODY_BYTES": ".base",
+    "PendingWrite": ".idempotency",
+    "RemoteTracker": ".remote",
+}
 
 __all__ = [
     "MAX_BATCH_IDS",
@@ -39,21 +47,10 @@ __all__ = [
 ]
 
 
-class RemoteTracker(
-    UsersMixin,
-    ProjectsMixin,
-    IterationsMixin,
-    ParametersMixin,
-    MetricsMixin,
-    TagsMixin,
-    ResourcesMixin,
-    ModelsMixin,
-    SearchMixin,
-    JournalMixin,
-    RemoteBase,
-):
-    """The tracker behind a tracking server (`http://host:9000`).
-
-    With `username`/`password` it logs in on first use (and again when the token expires); with `token`
-    it sends that bearer token; with neither it talks to a server whose auth is off.
-    """
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -206,7 +206,7 @@ class IterationsMixin(OpensIterationRuns, JournalMixin):
         try:
             self._call("POST", "/iteration/heartbeat", body={"iteration_ids": ids})
         except IterationEnded as exc:
-            from .. import journal
+            from . import journal
 
             # Ended on the server, but this process's reopen of it may still wait in the local journal (a
             # test after a fit, while the server was away): not ended behind its back, so not reported.

@@ -38,7 +38,7 @@ class JournalMixin(RemoteBase):
         writes waiting in the local journal (then it goes after them, and the journal is replayed at
         once if the server answers); journaled when the server cannot be reached. A journaled write
         raises TransportError with `journal` (the file) set."""
-        from .. import journal
+        from . import journal
 
         write = PendingWrite("POST", path, None, body, write_key())
         entry = journal.Entry(write, kind, count)

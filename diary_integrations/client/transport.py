@@ -136,7 +136,7 @@ class RemoteBase:
                 else:
                     started = False
             if started and self.replay_journal:
-                from ..journal import replay_in_background
+                from .journal import replay_in_background
 
                 replay_in_background(self)
         return self._client

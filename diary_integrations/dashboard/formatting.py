@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ..cli.tree import GLYPHS, format_duration
 from ..tracker.enums import IterationStatus
 from ..tracker.records import Iteration
-from ..tree import GLYPHS, format_duration
 
 
 def relative_time(when: datetime, now: datetime | None = None) -> str:

@@ -11,12 +11,12 @@ from ..reporting import warn_tracking
 from ..tracker.errors import Conflict
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 log = logging.getLogger("diary_integrations")
 
 
-def store_at_end(lg: DiaryLogger, exc: BaseException | None) -> None:
+def store_at_end(lg: LoggerState, exc: BaseException | None) -> None:
     """`log_model` at the end of a run: the checkpoints become resources, the best one is recorded (and
     registered after a success). Checkpoints that cannot be stored (the server is away) are a warning
     here: the run's end comes next and must still be written, or the run would stay RUNNING until
@@ -31,7 +31,7 @@ def store_at_end(lg: DiaryLogger, exc: BaseException | None) -> None:
         register_best_checkpoint(lg)
 
 
-def store_checkpoints(lg: DiaryLogger, *, best_only: bool) -> None:
+def store_checkpoints(lg: LoggerState, *, best_only: bool) -> None:
     """Copy checkpoint files into resources of the experiment, each file version once."""
     callback = lg._checkpoint_callback
     paths = [getattr(callback, "best_model_path", "")]
@@ -58,7 +58,7 @@ def store_checkpoints(lg: DiaryLogger, *, best_only: bool) -> None:
         lg._stored_checkpoints[version] = resource_id
 
 
-def record_best_checkpoint(lg: DiaryLogger) -> None:
+def record_best_checkpoint(lg: LoggerState) -> None:
     """The best checkpoint's path, monitor and resource as parameters, its score as a metric."""
     callback = lg._checkpoint_callback
     best = getattr(callback, "best_model_path", "")
@@ -105,7 +105,7 @@ def score_of(callback: Any, path: str) -> float | None:
         return None
 
 
-def register_best_checkpoint(lg: DiaryLogger) -> None:
+def register_best_checkpoint(lg: LoggerState) -> None:
     """`register_as`: the best checkpoint of a SUCCEEDED fit becomes the next version of that model
     (registry.py). A registration that fails is a warning: it must not keep the run from ending truthfully."""
     from ..registry import register_checkpoint

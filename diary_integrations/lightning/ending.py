@@ -16,7 +16,7 @@ from . import checkpoints
 from .system import stop_sampling
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 log = logging.getLogger("diary_integrations")
 
@@ -32,7 +32,7 @@ class Reported(Exception):
         self.status = status
 
 
-def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
+def conclude(lg: LoggerState, exc: BaseException | None) -> None:
     """End this process's iterations (finalize, or interpreter exit) and stop its threads."""
     pending = 0
     # A run still being opened in the background is waited for; what was logged meanwhile goes first.
@@ -75,14 +75,14 @@ def conclude(lg: DiaryLogger, exc: BaseException | None) -> None:
     report_losses(lg, failure, pending)
 
 
-def superseded(lg: DiaryLogger, iteration_id: int) -> bool:
+def superseded(lg: LoggerState, iteration_id: int) -> bool:
     """True when this process learned (a heartbeat refused with IterationEnded) that the iteration was
     ended behind its back, by a reaper or a requeued copy of the job that may have reopened it since:
     this process then never ends it, so a stale process cannot overwrite a newer run's status."""
     return iteration_id in Heartbeat.of(lg.tracker).warned
 
 
-def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> None:
+def report_losses(lg: LoggerState, failure: Exception | None, pending: int) -> None:
     """One TrackingWarning for what this run's end could not record (losses.py)."""
     dropped = lg.dropped - lg._reported_dropped
     lg._reported_dropped = lg.dropped
@@ -90,7 +90,7 @@ def report_losses(lg: DiaryLogger, failure: Exception | None, pending: int) -> N
                   journaled_params=lg._journaled_params, waited=CLOSE_TIMEOUT, stacklevel=5)
 
 
-def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
+def end(lg: LoggerState, iteration_id: int, exc: BaseException | None) -> None:
     if superseded(lg, iteration_id):
         return
     if exc is None:
@@ -102,7 +102,7 @@ def end(lg: DiaryLogger, iteration_id: int, exc: BaseException | None) -> None:
         lg._ended_ok.add(iteration_id)
 
 
-def finalize_shared(lg: DiaryLogger, exc: BaseException | None) -> None:
+def finalize_shared(lg: LoggerState, exc: BaseException | None) -> None:
     """Without `per_rank`: rank 0 owns the one iteration; a rank that really failed ends it with its
     own error (the first end wins), never with a peer's "connection closed"."""
     assert lg._run_id is not None
@@ -122,13 +122,13 @@ def finalize_shared(lg: DiaryLogger, exc: BaseException | None) -> None:
         lg._ended_ok.add(lg._run_id)
 
 
-def hand_over(lg: DiaryLogger) -> float:
+def hand_over(lg: LoggerState) -> float:
     """How long a failing rank > 0 lets rank 0's writer store the run's buffered metrics (it writes
     what it holds every `flush_interval`) before ending the run it shares with rank 0."""
     return 2 * lg._flush_interval + 1.0
 
 
-def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
+def finalize_rank(lg: LoggerState, exc: BaseException | None) -> None:
     assert lg._run_id is not None
     if lg._rank_id is not None:
         end(lg, lg._rank_id, exc)
@@ -153,7 +153,7 @@ def finalize_rank(lg: DiaryLogger, exc: BaseException | None) -> None:
             lg._ended_ok.add(lg._run_id)
 
 
-def end_at_exit(lg: DiaryLogger, exc: BaseException | None) -> None:
+def end_at_exit(lg: LoggerState, exc: BaseException | None) -> None:
     """Interpreter exit (exit_hooks.py): a run no finalize ended (logging without a Trainer, or an error
     before `fit`) ends FAILED with the uncaught exception the process is dying of, else SUCCEEDED; left
     RUNNING it would later be reaped as KILLED "heartbeat lost", which is false. Only the process that

@@ -10,10 +10,10 @@ from ..tracker.validation import check_key
 from .params import to_float
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 
-def checked_values(lg: DiaryLogger, metrics: Mapping[str, Any]) -> dict[str, float]:
+def checked_values(lg: LoggerState, metrics: Mapping[str, Any]) -> dict[str, float]:
     """Keys and values checked now (a bad one raises in `log_metrics`), for points kept until the run exists."""
     known = lg._known_keys
     out = {}
@@ -26,7 +26,7 @@ def checked_values(lg: DiaryLogger, metrics: Mapping[str, Any]) -> dict[str, flo
 
 
 def buffer_points(
-    lg: DiaryLogger, targets: tuple[int, ...], metrics: Mapping[str, Any], step: int | None, now: float
+    lg: LoggerState, targets: tuple[int, ...], metrics: Mapping[str, Any], step: int | None, now: float
 ) -> None:
     """One pass over one call's metrics: check each value, number it, queue a point per target."""
     if lg._ended_ok:
@@ -59,7 +59,7 @@ def buffer_points(
         writer._start()
 
 
-def metric_writer(lg: DiaryLogger) -> Any:
+def metric_writer(lg: LoggerState) -> Any:
     """The logger's MetricWriter, made on first use with the logger's batching options."""
     if lg._writer is None:
         from ..writer import MetricWriter

@@ -25,14 +25,14 @@ from .system import start_sampling, stop_sampling
 
 if TYPE_CHECKING:
     from ..tracker.records import Iteration
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 THREAD_NAME = "diary-open-run"
 OPEN_TIMEOUT = 300.0  # how long the end of a run waits for a run still being opened
 log = logging.getLogger("diary_integrations")
 
 
-def open_run(lg: DiaryLogger) -> None:
+def open_run(lg: LoggerState) -> None:
     """Create or resume the run's iteration (the driver when `per_rank`) and start its heartbeat."""
     tracker = lg.tracker
     experiment_id = lg._resolve_experiment()
@@ -62,7 +62,7 @@ def open_run(lg: DiaryLogger) -> None:
 
 
 def open_iteration(
-    lg: DiaryLogger,
+    lg: LoggerState,
     parent: int | None,
     *,
     snapshot: bool | None = None,
@@ -82,7 +82,7 @@ def open_iteration(
     return iteration_id
 
 
-def continue_iteration(lg: DiaryLogger, found: Iteration, why: str) -> None:
+def continue_iteration(lg: LoggerState, found: Iteration, why: str) -> None:
     """Reopen `found` for this process (recording the checkpoint it resumes from) and continue its
     metric series after the last stored step."""
     checkpoint = newest_checkpoint(lg._checkpoint_dir_for(found.id))
@@ -99,7 +99,7 @@ def continue_iteration(lg: DiaryLogger, found: Iteration, why: str) -> None:
         lg._next_step[key] = max(lg._next_step.get(key, 0), step + 1)
 
 
-def open_rank_child(lg: DiaryLogger, rank: int) -> int:
+def open_rank_child(lg: LoggerState, rank: int) -> int:
     """`per_rank`: this rank's child of the driver; a resumed driver's rank continues its own child."""
     tracker = lg.tracker
     if lg._experiment_id is None:
@@ -117,12 +117,12 @@ def open_rank_child(lg: DiaryLogger, rank: int) -> int:
 class Opener:
     """`open_run` on a daemon thread; `settle` waits for it and hands back its failure, if any."""
 
-    def __init__(self, lg: DiaryLogger) -> None:
+    def __init__(self, lg: LoggerState) -> None:
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(lg,), name=THREAD_NAME, daemon=True)
         self.thread.start()
 
-    def _run(self, lg: DiaryLogger) -> None:
+    def _run(self, lg: LoggerState) -> None:
         try:
             open_run(lg)
             start_sampling(lg)  # from here, not the training thread: it waits for no log_metrics
@@ -138,14 +138,14 @@ class Opener:
         return self.failure
 
 
-def start_in_background(lg: DiaryLogger) -> bool:
+def start_in_background(lg: LoggerState) -> bool:
     """Open the run on a thread (single process only); True while it is being, or was, opened so."""
     if lg._opener is None and lg._background and not distributed.process_group_ready():
         lg._opener = Opener(lg)
     return lg._opener is not None
 
 
-def settle(lg: DiaryLogger, *, raise_failure: bool, wait: bool = True) -> bool:
+def settle(lg: LoggerState, *, raise_failure: bool, wait: bool = True) -> bool:
     """Once the background opening is over (waited for, unless `wait=False`): hand over what was logged
     meanwhile. False while it still runs. A failure to open is raised on the training thread
     (`raise_failure`), else left to a warning."""
@@ -176,7 +176,7 @@ def settle(lg: DiaryLogger, *, raise_failure: bool, wait: bool = True) -> bool:
     return True
 
 
-def reopen_ended(lg: DiaryLogger) -> None:
+def reopen_ended(lg: LoggerState) -> None:
     """A second entry point (fit, then test) writes into the iterations the first one ended, reopened with
     a notes line. With the server away the reopen waits in the run's journal, behind the first end if
     that waits there too, and this entry point's writes and end queue behind it."""
@@ -202,7 +202,7 @@ class LazyTracker:
     Lightning's setup, which only touches `experiment`, does not connect (SQLAlchemy, migrations) on the
     training thread."""
 
-    def __init__(self, lg: DiaryLogger) -> None:
+    def __init__(self, lg: LoggerState) -> None:
         self._logger = lg
 
     def __getattr__(self, name: str) -> Any:

@@ -12,7 +12,7 @@ from ..tracker.errors import Unprocessable
 from ._compat import _convert_params, _sanitize_params
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 __all__ = ["flatten_hyperparameters", "hyperparameters", "parameter_value", "to_float", "write_parameters"]
 
@@ -29,7 +29,7 @@ def hyperparameters(params: Mapping[str, Any] | Namespace | None) -> dict[str, A
     return _sanitize_params(flat)
 
 
-def write_parameters(lg: DiaryLogger, flat: dict[str, Any]) -> None:
+def write_parameters(lg: LoggerState, flat: dict[str, Any]) -> None:
     """Write a run's hyperparameters; those a later `fit` changed keep their first value, and say so."""
     if lg._ended_ok:
         lg._reopen()

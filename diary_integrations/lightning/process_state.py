@@ -11,7 +11,7 @@ from ..tracker.lifecycle import Heartbeat
 from . import ending
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 # A pickled copy does not take these: it rebuilds them for its own process.
 PROCESS_ONLY = frozenset({
@@ -20,7 +20,7 @@ PROCESS_ONLY = frozenset({
 })
 
 
-def reset(lg: DiaryLogger) -> None:
+def reset(lg: LoggerState) -> None:
     """The logger's state for this process, empty."""
     lg._writer = None
     lg._writing = False  # the writer's thread was started in this entry point
@@ -44,7 +44,7 @@ def reset(lg: DiaryLogger) -> None:
     lg._sampler = None  # the system metrics sampler of this process's run (system.py)
 
 
-def picklable(lg: DiaryLogger) -> dict[str, Any]:
+def picklable(lg: LoggerState) -> dict[str, Any]:
     """The state a copy in another process starts from."""
     lg._settle_opening(raise_failure=False)
     if (lg._run_id is None and not lg._per_rank

@@ -14,10 +14,10 @@ from ..tracker.lifecycle import Heartbeat
 from .system import start_sampling
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 
-def init_driver(lg: DiaryLogger) -> None:
+def init_driver(lg: LoggerState) -> None:
     """`per_rank`: the launching process (rank 0) opens the driver now and exports its id, so the rank
     processes Lightning starts from here inherit it; those processes adopt it instead."""
     if distributed.launch_rank() == 0:
@@ -27,7 +27,7 @@ def init_driver(lg: DiaryLogger) -> None:
         lg._run_id = distributed.driver_from_env()
 
 
-def share_run(lg: DiaryLogger, rank: int) -> bool:
+def share_run(lg: LoggerState, rank: int) -> bool:
     """Once the process group exists (Lightning's setup touches `experiment` on every rank at once):
     rank 0 opens the run if it has none and broadcasts its id, every rank learns it. A collective: True
     when it ran here (so every rank reaches the same branch), False in a single process."""
@@ -40,7 +40,7 @@ def share_run(lg: DiaryLogger, rank: int) -> bool:
     return True
 
 
-def prepare_targets(lg: DiaryLogger) -> tuple[int, ...]:
+def prepare_targets(lg: LoggerState) -> tuple[int, ...]:
     """The iterations this process writes, created, resumed or attached on first use; () on ranks that
     write nothing, and while the run is still being opened in the background."""
     if lg._targets and (lg._synced or not lg._per_rank or not distributed.process_group_ready()):

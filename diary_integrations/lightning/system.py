@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from .. import system_metrics
 
 if TYPE_CHECKING:
-    from .logger import DiaryLogger
+    from .state import LoggerState
 
 log = logging.getLogger("diary_integrations")
 
 
-def start_sampling(lg: DiaryLogger) -> None:
+def start_sampling(lg: LoggerState) -> None:
     """Start the sampler (a no-op when `system_metrics=False`). While the run is being opened in the
     background it samples from now on and keeps its readings; once the iteration this process writes
     exists, they go to it. It only starts a thread: nothing is read on the calling thread. Never raises:
@@ -33,7 +33,7 @@ def start_sampling(lg: DiaryLogger) -> None:
         log.warning("diary: system metrics are off for this run: %s", exc)
 
 
-def _start(lg: DiaryLogger) -> None:
+def _start(lg: LoggerState) -> None:
     sampler = lg._sampler if lg._sampler is not None and lg._sampler.running else None
     target = lg._rank_id if lg._per_rank else (lg._run_id if lg._owns_run else None)
     directory = lg._save_dir or os.getcwd()
@@ -48,7 +48,7 @@ def _start(lg: DiaryLogger) -> None:
                                            directory=directory)
 
 
-def stop_sampling(lg: DiaryLogger) -> None:
+def stop_sampling(lg: LoggerState) -> None:
     """The run ends: a last reading, then the sampler's writer is flushed, before the status is written."""
     with lg._sampling:
         sampler, lg._sampler = lg._sampler, None

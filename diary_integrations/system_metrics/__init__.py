@@ -23,7 +23,7 @@ import os
 from typing import Any
 
 from ..tracker.errors import Unprocessable
-from .sampler import DEFAULT_INTERVAL, PREFIX, STOP_TIMEOUT, SystemSampler
+from .sampler import DEFAULT_INTERVAL, PREFIX, STOP_TIMEOUT, SystemSampler, writer_for
 
 __all__ = ["DEFAULT_INTERVAL", "PREFIX", "SystemSampler", "check_options", "start", "start_unattached",
            "stop_quietly"]
@@ -87,15 +87,6 @@ def start(
         directory=os.fspath(directory) if directory is not None else os.getcwd(), own_writer=own,
     )
     return sampler.start()
-
-
-def writer_for(target: Any) -> tuple[Any, bool]:
-    """(writer, made here): a MetricWriter as it is, or a new one for a tracker (its owner closes it)."""
-    if callable(getattr(type(target), "extend", None)) and callable(getattr(type(target), "flush", None)):
-        return target, False
-    from ..writer import MetricWriter
-
-    return MetricWriter(target), True
 
 
 def start_unattached(

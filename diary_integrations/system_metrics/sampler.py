@@ -82,8 +82,6 @@ class SystemSampler:
     def attach(self, target: Any, iteration_id: int) -> None:
         """The run's iteration exists now: the readings kept so far, and every later one, go to it through
         `target` (a MetricWriter, or a tracker for which the sampler makes its own, closed by `stop()`)."""
-        from . import writer_for
-
         with self._lock:
             if self.writer is not None or self._closed:
                 return
@@ -203,3 +201,12 @@ class _Readers:
 
 def default_directory() -> str:
     return os.getcwd()
+
+
+def writer_for(target: Any) -> tuple[Any, bool]:
+    """(writer, made here): a MetricWriter as it is, or a new one for a tracker (its owner closes it)."""
+    if callable(getattr(type(target), "extend", None)) and callable(getattr(type(target), "flush", None)):
+        return target, False
+    from ..writer import MetricWriter
+
+    return MetricWriter(target), True

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+# An iteration's error message is cut to this many characters (the traceback is kept whole elsewhere).
+MAX_ERROR_MESSAGE = 2000
+
+
+def one_line(exc: BaseException) -> str:
+    """`"MemoryError: max_depth=12 blew the heap"`: the exception's type and the first line of its text."""
+    text = str(exc).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return message[:MAX_ERROR_MESSAGE]
+
 
 class DiaryError(Exception):
     """Base of every error the tracker raises on purpose. `code` is the REST error code."""

@@ -23,13 +23,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .enums import IterationStatus
-from .errors import IterationEnded, Unprocessable
+from .errors import IterationEnded, Unprocessable, one_line
 from .records import Iteration
 
 log = logging.getLogger("diary_integrations")
 
 T = TypeVar("T")
-MAX_ERROR_MESSAGE = 2000
 MAX_TRACEBACK = 200_000
 LEASE_ENV = "DIARY_HEARTBEAT_LEASE"
 DEFAULT_LEASE_SECONDS = 90.0
@@ -46,14 +45,6 @@ class Terminated(SystemExit):
 
     def __str__(self) -> str:
         return f"received {signal.Signals(self.signum).name}"
-
-
-def one_line(exc: BaseException) -> str:
-    """`"MemoryError: max_depth=12 blew the heap"`: the exception's type and the first line of its text."""
-    text = str(exc).strip()
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return message[:MAX_ERROR_MESSAGE]
 
 
 def is_kill(exc: BaseException) -> bool:

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from diary_integrations import ExperimentStatus, IterationStatus, journal
-from diary_integrations.client import RemoteTracker
+from diary_integrations import ExperimentStatus, IterationStatus
+from diary_integrations.client import RemoteTracker, journal
 from diary_integrations.writer import MetricWriter
 
 from .journal_server import free_port, kill, start_server

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "lightning"))
 
 from diary_models import TinyModel, loader, trainer  # noqa: E402
 
-from diary_integrations import IterationStatus, LocalTracker, journal  # noqa: E402
-from diary_integrations.client import RemoteTracker  # noqa: E402
+from diary_integrations import IterationStatus, LocalTracker  # noqa: E402
+from diary_integrations.client import RemoteTracker, journal  # noqa: E402
 from diary_integrations.lightning import DiaryLogger, TrackingWarning  # noqa: E402
 
 from .journal_server import free_port, kill, start_server  # noqa: E402

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from diary_integrations import ExperimentStatus, IterationStatus, journal
-from diary_integrations.client import PendingWrite, RemoteTracker
+from diary_integrations import ExperimentStatus, IterationStatus
+from diary_integrations.client import PendingWrite, RemoteTracker, journal
 from diary_integrations.resolve import experiment_for
 from diary_integrations.writer import PROBE_INTERVAL, MetricWriter
 

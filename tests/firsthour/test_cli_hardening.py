@@ -116,7 +116,7 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
 
 def test_diary_ls_shows_what_varies_between_children_not_the_drivers_summary(tmp_path):
     from diary_integrations import ExperimentStatus
-    from diary_integrations.listing import experiment_listing
+    from diary_integrations.cli.listing import experiment_listing
 
     tracker = LocalTracker(tmp_path / "sweep.db")
     project_id, _ = tracker.create_project("p")

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .tracker.records import Iteration
-from .tracker.search_grammar import ITERATIONS, MAX_RESULTS, METRIC, PARAM, parse_filter, parse_order_by
+from ..tracker.records import Iteration
+from ..tracker.search_grammar import ITERATIONS, MAX_RESULTS, METRIC, PARAM, parse_filter, parse_order_by
 from .tree import GLYPHS, format_duration
 
 # `diary ls EXPERIMENT` shows this many metrics when none are chosen (the sweep's score first).
@@ -29,7 +29,7 @@ def _last_activity(iterations: Sequence[Iteration]) -> datetime | None:
 def _relative(when: datetime | None) -> str:
     if when is None:
         return "never"
-    from .dashboard.formatting import relative_time
+    from ..dashboard.formatting import relative_time
 
     return relative_time(when)
 
@@ -100,7 +100,7 @@ GLYPHS_BY_NAME = {status.name: glyph for status, glyph in GLYPHS.items()}
 def _chosen_metrics(latest: dict[int, dict[str, float]], metrics: list[str] | None) -> list[str]:
     if metrics is not None:
         return metrics
-    from .dashboard.data import default_metric
+    from ..dashboard.data import default_metric
 
     keys = sorted({k for values in latest.values() for k in values})
     first = default_metric(keys)

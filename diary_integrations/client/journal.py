@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from .tracker.errors import AuthError, DiaryError, TransportError
+from ..tracker.errors import AuthError, DiaryError, TransportError
 
 try:
     import fcntl
@@ -434,7 +434,7 @@ def _reject(claimed: Path, line: bytes, reason: str) -> None:
 
 
 def _pending_write(record: dict[str, Any]) -> Any:
-    from .client import PendingWrite
+    from .idempotency import PendingWrite
 
     return PendingWrite(record["method"], record["path"], record.get("params"), record.get("body"), record["key"])
 
@@ -610,7 +610,7 @@ def _unreadable_lines(path: Path) -> int:
 
 
 def _status_name(status: Any) -> str:
-    from .tracker.enums import IterationStatus
+    from ..tracker.enums import IterationStatus
 
     try:
         return IterationStatus(status).name

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timezone
 
-from .tracker.enums import IterationStatus
-from .tracker.records import Iteration
+from ..tracker.enums import IterationStatus
+from ..tracker.records import Iteration
 
 GLYPHS = {
     IterationStatus.RUNNING: "▶",

@@ -23,8 +23,8 @@ import re
 import sys
 from collections.abc import Sequence
 
-from .tracker.errors import DiaryError
-from .tracker.lifecycle import DEFAULT_LEASE_SECONDS, heartbeat_lease
+from ..tracker.errors import DiaryError
+from ..tracker.lifecycle import DEFAULT_LEASE_SECONDS, heartbeat_lease
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,7 +65,7 @@ class CommandError(Exception):
 
 def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The tracker to read; a database file that does not exist is an error, never created."""
-    from .connection import check_uri, connect, missing_database_file, resolve_uri
+    from ..connection import check_uri, connect, missing_database_file, resolve_uri
 
     target = check_uri(resolve_uri(args.uri))
     missing = missing_database_file(target)
@@ -182,10 +182,10 @@ def _reap(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .connection import check_uri
-    from .server import ServerSettings, create_app, serve
-    from .tracker.database import normalize_url
-    from .tracker.errors import DiaryError
+    from ..connection import check_uri
+    from ..server import ServerSettings, create_app, serve
+    from ..tracker.database import normalize_url
+    from ..tracker.errors import DiaryError
 
     db = args.db and normalize_url(check_uri(args.db, database_only=True))
     overrides = {"host": args.host, "port": args.port, "database_url": db}
@@ -238,9 +238,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _db(args: argparse.Namespace) -> int:
     """`diary db current|upgrade`: a database's schema revision against this package's, and migrating it."""
-    from .connection import check_uri, missing_database_file, resolve_uri
-    from .tracker import migrate
-    from .tracker.database import create_tracker_engine, normalize_url
+    from ..connection import check_uri, missing_database_file, resolve_uri
+    from ..tracker import migrate
+    from ..tracker.database import create_tracker_engine, normalize_url
 
     target = check_uri(resolve_uri(args.uri), database_only=True)
     missing = missing_database_file(target)
@@ -286,7 +286,7 @@ def _worker_count(text: str) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     """`diary import mlflow`: the logic is in mlflow_import.py."""
-    from .connection import check_uri, connect, resolve_uri
+    from ..connection import check_uri, connect, resolve_uri
     from .mlflow_import import import_mlflow
 
     try:
@@ -309,8 +309,7 @@ def _import(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     """Replay every journal (or one server's): exactly once thanks to the keys; what was delivered is
     removed, what the server refused for good is kept beside it as `.rejected`."""
-    from . import journal
-    from .client import RemoteTracker
+    from ..client import RemoteTracker, journal
 
     if args.uri is not None and not args.uri.startswith(("http://", "https://")):
         raise CommandError(f"--uri must be a tracking server (http:// or https://), got {args.uri!r}")
@@ -357,7 +356,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from .dashboard.cli import serve_dashboard
+    from ..dashboard.cli import serve_dashboard
 
     return serve_dashboard(args.database or args.uri, host=args.host, port=args.port,
                            username=args.username, password=args.password)
@@ -444,7 +443,7 @@ def _project_ref(text: str | None) -> int | str | None:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from . import registry
+    from .. import registry
 
     models = registry.models_overview(_tracker(args), _project_ref(args.project))
     if args.json:
@@ -455,7 +454,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from . import registry
+    from .. import registry
 
     version = registry.promote(_tracker(args), args.model, args.version, args.stage.upper(),
                                project=_project_ref(args.project))
@@ -633,6 +632,3 @@ def _reader_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     return 141
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from .tracker import schema as t
-from .tracker.database import one_transaction
-from .tracker.enums import ExperimentStatus, IterationStatus
-from .tracker.errors import Conflict
+from ..tracker import schema as t
+from ..tracker.database import one_transaction
+from ..tracker.enums import ExperimentStatus, IterationStatus
+from ..tracker.errors import Conflict
 
 SOURCE_TAG = "diary.mlflow_import.run_id"
 _PAGE = 1000
@@ -42,7 +42,7 @@ def import_mlflow(source_uri: str, tracker: Any, *, log: Callable[[str], None] =
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    from .server.mlflow.mapping import project_name
+    from ..server.mlflow.mapping import project_name
 
     if not hasattr(tracker, "engine"):
         raise ValueError("--to must be a diary database (a path or SQLAlchemy URL), not a server")
@@ -97,7 +97,7 @@ def _project(tracker: Any, name: str) -> int:
 
 
 def _experiment(tracker: Any, project: int, source: Any) -> int:
-    from .server.mlflow import store
+    from ..server.mlflow import store
 
     found = tracker.get_experiment_by_name(project, source.name)
     with one_transaction(tracker.engine) as conn:
@@ -146,7 +146,7 @@ def _parents_first(runs: list[Any]) -> list[Any]:
 def _copy_run(
     client: Any, tracker: Any, experiment_id: int, run: Any, copied: dict[str, int], summary: ImportSummary
 ) -> int:
-    from .server.mlflow import mapping, store
+    from ..server.mlflow import mapping, store
 
     info, data = run.info, run.data
     tags = dict(data.tags)
