@@ -22,6 +22,7 @@ from ..tracker.errors import (
 )
 from ..tracker.keys import HEADER as IDEMPOTENCY_HEADER
 from ..tracker.keys import current_key, using_key
+from ..tracker.lifecycle import Heartbeat
 from ..tracker.records import (
     Created,
     from_dict,
@@ -116,6 +117,8 @@ class RemoteBase:
         self.close()
 
     def close(self) -> None:
+        """Close the connections; the tracker's heartbeat stops too (a closed tracker beats no more)."""
+        Heartbeat.stop_for(self)
         with self._lock:
             client, self._client = self._client, None
         if client is not None:

@@ -112,6 +112,7 @@ class Heartbeat:
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
         self.stopping = False  # stop() was called: the thread ends at once (a later add starts another)
+        self.failing = False  # the last beat failed and that was said: the next failures are logged at INFO
 
     @classmethod
     def of(cls, tracker: Any, interval: float | None = None) -> Heartbeat:
@@ -122,6 +123,16 @@ class Heartbeat:
             if beat is None:
                 beat = cls._registry[tracker] = cls(tracker, heartbeat_interval() if interval is None else interval)
             return beat
+
+    @classmethod
+    def stop_for(cls, tracker: Any, timeout: float = 2.0) -> None:
+        """A tracker is closing: its heartbeat (if it has one) ends now, and a beat in flight fails
+        quietly. Iterations it still ran age until the reaper's lease ends them, as for a process that
+        exited; a later `add` (the tracker used again) starts beating again."""
+        with cls._registry_lock:
+            beat = cls._registry.get(tracker)
+        if beat is not None:
+            beat.stop(timeout)
 
     def add(self, *iteration_ids: int) -> None:
         with self.lock:
@@ -161,7 +172,23 @@ class Heartbeat:
             except IterationEnded as exc:
                 self._stop_beating(exc, ids)
             except Exception as exc:  # a missed beat is not worth killing the run over
-                log.warning("diary: heartbeat failed: %s", exc)
+                self._failed(exc)
+            else:
+                if self.failing:
+                    self.failing = False
+                    log.info("diary: heartbeat works again")
+
+    def _failed(self, exc: Exception) -> None:
+        """Say a failed beat once (a server away fails every beat until it is back; one line says it),
+        and nothing when the tracker was closed or its iterations ended while the beat was on its way."""
+        with self.lock:
+            if self.stopping or not self.live:
+                return
+            first, self.failing = not self.failing, True
+        if first:
+            log.warning("diary: heartbeat failed: %s (said once; the next beats are tried as usual)", exc)
+        else:
+            log.info("diary: heartbeat failed again: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the thread now, even with iterations left to beat for (their heartbeat then ages until a
