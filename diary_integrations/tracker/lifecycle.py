@@ -9,6 +9,7 @@ This module works with any tracker (local or remote): it only calls the tracker'
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -102,6 +103,8 @@ class Heartbeat:
 
     _registry: weakref.WeakKeyDictionary[Any, Heartbeat] = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
+    _every: weakref.WeakSet[Heartbeat] = weakref.WeakSet()  # every heartbeat that ever started, for exit
+    _exit_registered = False
 
     def __init__(self, tracker: Any, interval: float) -> None:
         self.tracker = tracker
@@ -134,6 +137,13 @@ class Heartbeat:
         if beat is not None:
             beat.stop(timeout)
 
+    @classmethod
+    def stop_all(cls, timeout: float = 1.0) -> None:
+        """The process is exiting: no heartbeat beats on while the exit hooks end the runs (nor says that
+        a server it can no longer reach, often stopped by the same exit, refused it)."""
+        for beat in list(cls._every):
+            beat.stop(timeout)
+
     def add(self, *iteration_ids: int) -> None:
         with self.lock:
             self.live.update(iteration_ids)
@@ -141,6 +151,13 @@ class Heartbeat:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = _HeartbeatThread(self)
                 self.thread.start()
+        with Heartbeat._registry_lock:
+            Heartbeat._every.add(self)
+            if not Heartbeat._exit_registered:
+                # Registered at the first beat, after the handlers registered at import: atexit runs the
+                # last registered first, so the beats stop before the integrations' exit hooks end runs.
+                Heartbeat._exit_registered = True
+                atexit.register(Heartbeat.stop_all)
 
     def discard(self, *iteration_ids: int) -> None:
         with self.lock:

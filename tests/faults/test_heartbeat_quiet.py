@@ -81,3 +81,42 @@ def test_closing_a_tracker_ends_its_heartbeat_and_a_later_run_beats_again(tmp_pa
     tracker.close()
     assert _gone()
 
+
+
+# A process that exits with a run still open while its server goes away (as a test worker whose session
+# server is stopped at the end of the session): the exit hook below runs after the heartbeat's own (atexit
+# runs the last registered first), stops the server and waits twenty beats. The heartbeat stopped first.
+EXIT_SCRIPT = textwrap.dedent("""
+    import atexit, os, signal, sys, time
+    from diary_integrations import ExperimentStatus
+    from diary_integrations.client import RemoteTracker
+    from diary_integrations.tracker.lifecycle import Heartbeat
+
+    def server_gone_at_exit():
+        os.kill(int(sys.argv[2]), signal.SIGKILL)
+        print("--- server killed", file=sys.stderr, flush=True)
+        time.sleep(1.0)
+
+    atexit.register(server_gone_at_exit)
+    tracker = RemoteTracker(sys.argv[1], retries=0, replay_journal=False)
+    project_id, _ = tracker.create_project("P")
+    experiment_id, _ = tracker.create_experiment(project_id, ExperimentStatus.IN_PROGRESS, "E")
+    iteration_id, _ = tracker.create_iteration(experiment_id)
+    Heartbeat.of(tracker, interval=0.05).add(iteration_id)
+    time.sleep(0.5)  # beats that work
+    print("--- exiting", file=sys.stderr, flush=True)
+""")
+
+
+def test_no_heartbeat_outlives_the_process_main_work(tmp_path):
+    from .journal_server import start_server
+
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}", free_port())
+    try:
+        done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, server.url, str(server.process.pid)],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert "--- server killed" in done.stderr, done.stderr
+    assert "heartbeat" not in done.stderr, done.stderr
