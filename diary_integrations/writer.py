@@ -349,7 +349,7 @@ class MetricWriter:
             if send.state == "journaled":  # a timed-out flush journaled it meanwhile: delivered after all
                 self._settle(send.write.idempotency_key)
             else:
-                self.written += int(answer["count"]) if isinstance(answer, dict) else len(send.points)
+                self.written += answer if isinstance(answer, int) else len(send.points)  # replay's count
             send.state = "done"
 
     def _journal_send(self, send: _Send) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 
+from ..tracker.enums import Result
 from ..tracker.keys import current_key, new_key
+from ..tracker.records import Created
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +22,25 @@ class PendingWrite:
     params: dict[str, Any] | None
     body: Any
     idempotency_key: str
+
+
+def decode_answer(answer: Any) -> Any:
+    """A write's JSON answer as the client method that sent it returns it: `{"<entity>_id": n}` is
+    `Created(n, CREATED)`, `{"iteration_ids": [...]}` a list of ids (`create_iterations`), `{"count": n}`
+    the count (`log_parameters`, `log_metric_points`, `end_iterations`), `{"message": "UPDATED"}` a
+    `Result` (`end_iteration`, `reopen_iteration`, updates). Any other answer is returned as it came."""
+    if not isinstance(answer, dict) or len(answer) != 1:
+        return answer
+    (key, value), = answer.items()
+    if key == "iteration_ids" and isinstance(value, list):
+        return [int(i) for i in value]
+    if key == "count" and isinstance(value, int):
+        return value
+    if key == "message" and value in Result.__members__:
+        return Result(value)
+    if key.endswith("_id") and isinstance(value, int):
+        return Created(value, Result.CREATED)
+    return answer
 
 
 def write_key() -> str:

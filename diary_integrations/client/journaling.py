@@ -37,7 +37,7 @@ class JournalMixin(RemoteBase):
         """A write of a run's data or end that must not be lost: sent now, unless this run already has
         writes waiting in the local journal (then it goes after them, and the journal is replayed at
         once if the server answers); journaled when the server cannot be reached. A journaled write
-        raises TransportError with `journal` (the file) set."""
+        raises TransportError with `journal` (the file) set. Returns the answer as `replay` decodes it."""
         from . import journal
 
         write = PendingWrite("POST", path, None, body, write_key())

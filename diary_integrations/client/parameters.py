@@ -39,10 +39,9 @@ class ParametersMixin(JournalMixin):
         rows = checked_parameters(parameters)
         if not rows:
             return 0
-        data = self._write_or_journal(
+        return int(self._write_or_journal(
             iteration_id, "parameters", len(rows), f"/parameter/iteration/{iteration_id}/batch", {"parameters": rows}
-        )
-        return int(data["count"])
+        ))
 
     def get_parameter(self, parameter_id: int) -> Parameter | None:
         return self._one(Parameter, _id_path("/parameter/{}", parameter_id, "parameter_id"))

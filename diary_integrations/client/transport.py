@@ -22,6 +22,7 @@ from ..tracker.errors import (
 )
 from ..tracker.keys import HEADER as IDEMPOTENCY_HEADER
 from ..tracker.keys import current_key, using_key
+from ..tracker.lifecycle import Heartbeat
 from ..tracker.records import (
     Created,
     from_dict,
@@ -37,7 +38,7 @@ from .base import (
     SMALL_BODY_BYTES,
     R,
 )
-from .idempotency import PendingWrite, cut_into_parts, part_key, write_key
+from .idempotency import PendingWrite, cut_into_parts, decode_answer, part_key, write_key
 
 _Self = TypeVar("_Self", bound="RemoteBase")
 _ERRORS: dict[int, type[DiaryError]] = {
@@ -116,6 +117,8 @@ class RemoteBase:
         self.close()
 
     def close(self) -> None:
+        """Close the connections; the tracker's heartbeat stops too (a closed tracker beats no more)."""
+        Heartbeat.stop_for(self)
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -261,11 +264,15 @@ class RemoteBase:
 
     def replay(self, write: PendingWrite, *, retries: int | None = None, timeout: float | None = None) -> Any:
         """Send a write again exactly as it first went (same idempotency key): the server applies it
-        once, however many times it arrives. `retries` and `timeout` override the tracker's for this
-        send (a journal's quick probe of a server that was gone)."""
+        once, however many times it arrives. Returns what the method that made the write returns
+        (`decode_answer`): a list of ids for `create_iterations`, `Created` for a create, a count for a
+        batch. `retries` and `timeout` override the tracker's for this send (a journal's quick probe of a
+        server that was gone)."""
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         with using_key(write.idempotency_key):
-            return self._call(write.method, write.path, body=write.body, params=write.params, retries=retries, **extra)
+            answer = self._call(write.method, write.path, body=write.body, params=write.params, retries=retries,
+                                **extra)
+        return decode_answer(answer)
 
     @staticmethod
     def _code(response: httpx.Response) -> str:

@@ -128,10 +128,18 @@ class Node:
         return sum(1 + child.descendants for child in self.children)
 
     def status_counts(self) -> dict[IterationStatus, int]:
-        counts: dict[IterationStatus, int] = defaultdict(int)
-        for child in self.children:
-            counts[child.iteration.status] += 1
-        return {status: counts[status] for status in IterationStatus if counts[status]}
+        """The children's statuses, those with none left out."""
+        counts = count_statuses([child.iteration for child in self.children])
+        return {status: n for status, n in counts.items() if n}
+
+
+def count_statuses(iterations: Sequence[Iteration]) -> dict[IterationStatus, int]:
+    """How many of `iterations` have each status (every status, zeros included), as `diary ls` counts
+    an experiment's iterations at every depth."""
+    counts = dict.fromkeys(IterationStatus, 0)
+    for it in iterations:
+        counts[it.status] += 1
+    return counts
 
 
 def index_nodes(nodes: Sequence[Node]) -> dict[int, Node]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from ..cli.tree import GLYPHS, format_duration
@@ -45,3 +46,14 @@ def glyph(status: IterationStatus) -> str:
 
 def status_class(status: IterationStatus) -> str:
     return status.name.lower()
+
+
+def status_words(counts: Mapping[IterationStatus, int]) -> str:
+    """`5 succeeded, 1 failed`: counts by status as words (in the statuses' order, zeros left out), for
+    the reader and for a screen reader, which would read ✓ and ✗ as "check mark" or not at all."""
+    return ", ".join(f"{counts[s]} {s.name.lower()}" for s in IterationStatus if counts.get(s))
+
+
+def runs(count: int) -> str:
+    """`1 run`, `6 runs`."""
+    return f"{count} run{'' if count == 1 else 's'}"

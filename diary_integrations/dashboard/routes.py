@@ -27,7 +27,7 @@ from . import data
 from . import search as searching
 from .access import COOKIE, LoginRequired, auth_enabled, tracker_for
 from .charts import PALETTE, Dot, Series, fmt, line_chart, scatter_chart
-from .formatting import absolute_time, duration, glyph, relative_time, status_class
+from .formatting import absolute_time, duration, glyph, relative_time, runs, status_class, status_words
 from .sweep_views import many_parameters, sweep_importance
 from .system import system_section
 
@@ -103,7 +103,7 @@ def label(iteration: Any) -> str:
 
 templates.filters.update(
     label=label, breakable=breakable, fmt=fmt, rel=relative_time, abs=absolute_time, dur=duration, glyph=glyph,
-    cls=status_class,
+    cls=status_class, status_words=status_words, runs=runs,
 )
 templates.tests.update(timing=data.is_timing)  # `keys|select("timing")`
 templates.globals.update(Status=IterationStatus)
@@ -153,7 +153,8 @@ def _invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
 def home(request: Request) -> HTMLResponse:
     tracker = _tracker(request)
     nav = data.navigation(tracker)
-    counts = {e.id: len(tracker.get_iterations(e.id)) for _, exps in nav.projects for e in exps}
+    # Each experiment's iterations by status at every depth, as `diary ls` counts them.
+    counts = {e.id: data.count_statuses(tracker.get_iterations(e.id)) for _, exps in nav.projects for e in exps}
     models = {p.id: len(tracker.get_models(p.id)) for p, _ in nav.projects}
     return _render(request, "home.html", nav=nav, counts=counts, models=models, title=None)
 

@@ -31,7 +31,7 @@ from typing import IO, Any
 from ..tracker.errors import TransportError
 from ..tracker.finding import FindsOrCreates
 from ..tracker.keys import current, new_key
-from ..tracker.lifecycle import OpensIterationRuns
+from ..tracker.lifecycle import Heartbeat, OpensIterationRuns
 
 __all__ = ["SidecarTracker", "usable_for"]
 
@@ -191,7 +191,9 @@ class SidecarTracker(FindsOrCreates, OpensIterationRuns):
 
     def close(self, *, wait: bool = False) -> None:
         """Let the sidecar go: every call sent was answered, so applied, and it exits on its own once its
-        pipe closes (`wait` waits for that). A later call starts another."""
+        pipe closes (`wait` waits for that). A later call starts another. Its heartbeat stops too: a
+        beat after this would start a new sidecar for a tracker its user let go."""
+        Heartbeat.stop_for(self)
         with self._lock:
             process, self._holder["process"] = self._holder["process"], None
         if process is not None and process.owner_pid == os.getpid():

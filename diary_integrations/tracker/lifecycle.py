@@ -9,6 +9,7 @@ This module works with any tracker (local or remote): it only calls the tracker'
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -93,6 +94,8 @@ class Heartbeat:
 
     _registry: weakref.WeakKeyDictionary[Any, Heartbeat] = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
+    _every: weakref.WeakSet[Heartbeat] = weakref.WeakSet()  # every heartbeat that ever started, for exit
+    _exit_registered = False
 
     def __init__(self, tracker: Any, interval: float) -> None:
         self.tracker = tracker
@@ -103,6 +106,7 @@ class Heartbeat:
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
         self.stopping = False  # stop() was called: the thread ends at once (a later add starts another)
+        self.failing = False  # the last beat failed and that was said: the next failures are logged at INFO
 
     @classmethod
     def of(cls, tracker: Any, interval: float | None = None) -> Heartbeat:
@@ -114,6 +118,23 @@ class Heartbeat:
                 beat = cls._registry[tracker] = cls(tracker, heartbeat_interval() if interval is None else interval)
             return beat
 
+    @classmethod
+    def stop_for(cls, tracker: Any, timeout: float = 2.0) -> None:
+        """A tracker is closing: its heartbeat (if it has one) ends now, and a beat in flight fails
+        quietly. Iterations it still ran age until the reaper's lease ends them, as for a process that
+        exited; a later `add` (the tracker used again) starts beating again."""
+        with cls._registry_lock:
+            beat = cls._registry.get(tracker)
+        if beat is not None:
+            beat.stop(timeout)
+
+    @classmethod
+    def stop_all(cls, timeout: float = 1.0) -> None:
+        """The process is exiting: no heartbeat beats on while the exit hooks end the runs (nor says that
+        a server it can no longer reach, often stopped by the same exit, refused it)."""
+        for beat in list(cls._every):
+            beat.stop(timeout)
+
     def add(self, *iteration_ids: int) -> None:
         with self.lock:
             self.live.update(iteration_ids)
@@ -121,6 +142,13 @@ class Heartbeat:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = _HeartbeatThread(self)
                 self.thread.start()
+        with Heartbeat._registry_lock:
+            Heartbeat._every.add(self)
+            if not Heartbeat._exit_registered:
+                # Registered at the first beat, after the handlers registered at import: atexit runs the
+                # last registered first, so the beats stop before the integrations' exit hooks end runs.
+                Heartbeat._exit_registered = True
+                atexit.register(Heartbeat.stop_all)
 
     def discard(self, *iteration_ids: int) -> None:
         with self.lock:
@@ -152,7 +180,23 @@ class Heartbeat:
             except IterationEnded as exc:
                 self._stop_beating(exc, ids)
             except Exception as exc:  # a missed beat is not worth killing the run over
-                log.warning("diary: heartbeat failed: %s", exc)
+                self._failed(exc)
+            else:
+                if self.failing:
+                    self.failing = False
+                    log.info("diary: heartbeat works again")
+
+    def _failed(self, exc: Exception) -> None:
+        """Say a failed beat once (a server away fails every beat until it is back; one line says it),
+        and nothing when the tracker was closed or its iterations ended while the beat was on its way."""
+        with self.lock:
+            if self.stopping or not self.live:
+                return
+            first, self.failing = not self.failing, True
+        if first:
+            log.warning("diary: heartbeat failed: %s (said once; the next beats are tried as usual)", exc)
+        else:
+            log.info("diary: heartbeat failed again: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the thread now, even with iterations left to beat for (their heartbeat then ages until a

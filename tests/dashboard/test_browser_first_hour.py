@@ -70,7 +70,7 @@ def test_experiment_page_shows_parameters_metrics_and_a_way_into_the_sweep(page,
     best = row.locator("td").nth(3).inner_text()
     assert best.startswith("mean_test_score 0.9733 #") and best.endswith("C=1.0 solver=lbfgs")
     button = row.locator("a.sweep-button")
-    assert button.is_visible() and "Open sweep: 3" in button.inner_text()
+    assert button.is_visible() and button.inner_text().startswith("Open sweep · 3 runs: ")
     shot(page, "first-hour-experiment")
     button.click()
     page.wait_for_url(f"**/ui/iterations/{ids['sk_driver']}/sweep")

@@ -241,3 +241,39 @@ def test_writes_appended_behind_a_claim_wait_for_it(server_url):
     assert journal.replay_file(tracker, path).sent == 2
     assert steps_of(tracker, iteration_id) == [0, 1, 2]
     assert tracker.get_iteration(iteration_id).status is IterationStatus.SUCCEEDED
+
+
+def test_a_replayed_write_returns_what_its_method_returns(server_url):
+    # Writes that failed against a server that was away (their `.request`, or a journaled record) are sent
+    # again with `replay`: the answer has the shape the method would have returned, not the wire's JSON.
+    from diary_integrations import Created, Result, TransportError
+    from diary_integrations.tracker.records import NewIteration
+
+    tracker = RemoteTracker(server_url, replay_journal=False)
+    away = RemoteTracker(dead_url(), retries=0, replay_journal=False)
+    experiment_id = experiment_for(tracker, "P", "E")
+    iteration_id = new_iteration(tracker)
+
+    def failed(call) -> PendingWrite:
+        with pytest.raises(TransportError) as caught:
+            call()
+        return caught.value.request
+
+    batch = failed(lambda: away.create_iterations(experiment_id, [NewIteration(notes="a"), NewIteration(notes="b")]))
+    one = failed(lambda: away.create_iteration(experiment_id, snapshot=False))
+    parameters = failed(lambda: away.log_parameters(iteration_id, {"lr": 0.1, "depth": 3}))
+    points = failed(lambda: away.log_metric_points(iteration_id, [("loss", 1.0, 0), ("loss", 0.5, 1)]))
+    ended = failed(lambda: away.end_iteration(iteration_id))
+    for _ in range(2):  # a repeat (same key) answers the same, applied once
+        ids = tracker.replay(batch)
+        assert isinstance(ids, list) and len(ids) == 2 and all(type(i) is int for i in ids)
+        assert [tracker.get_iteration(i).notes for i in ids] == ["a", "b"]
+        created = tracker.replay(one)
+        assert isinstance(created, Created) and created.result is Result.CREATED
+        assert tracker.replay(parameters) == 2
+        assert tracker.replay(points) == 2
+        assert tracker.replay(ended) is Result.UPDATED
+    assert len(tracker.get_iterations(experiment_id)) == 4
+    assert steps_of(tracker, iteration_id) == [0, 1]
+    away.close()
+    tracker.close()

@@ -32,6 +32,7 @@ from ..artifacts import delete_file_artifact
 from ..database import DEFAULT_URI, create_tracker_engine, normalize_url, read_transaction, write_transaction
 from ..enums import ArtifactBackend, ExperimentStatus, IterationStatus, TagTarget
 from ..errors import Unprocessable
+from ..lifecycle import Heartbeat
 from ..migrate import upgrade_to_head
 from ..records import (
     Experiment,
@@ -202,6 +203,9 @@ class TrackerBase:
         return self._engine
 
     def close(self) -> None:
+        """Release the database connections; the tracker's heartbeat stops too (a closed tracker beats no
+        more)."""
+        Heartbeat.stop_for(self)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
