@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,20 @@ def best_child_statement(parent_id: int, key: str, mode: str, status: IterationS
         stmt = stmt.where(it.c.status == int(status))
     best = ml.c.value.desc() if mode == "max" else ml.c.value.asc()
     return stmt.order_by(best, ml.c.iteration_id).limit(1)
+
+
+# The batched reads of a sweep's table, as driver SQL: a sweep frame reads 10,000 iterations' rows, and
+# SQLAlchemy's per-value result processing (FaithfulFloat, row objects) cost more than the query.
+_LATEST_OF = "SELECT iteration_id, key, value FROM metric_latest WHERE iteration_id IN ({})"
+_PARAMETERS_OF = "SELECT iteration_id, key, value FROM parameter WHERE iteration_id IN ({}) ORDER BY id"
+
+
+def _rows_of(conn: Connection, template: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `template` (one `IN ({})`) for `ids`, in chunks, as the driver's plain tuples."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for chunk in _chunks(ids):
+        cursor = conn.exec_driver_sql(template.format(", ".join([mark] * len(chunk))), tuple(chunk)).cursor
+        yield from cursor.fetchall()
 
 
 class MetricsMixin(TrackerBase):
@@ -158,14 +173,12 @@ class MetricsMixin(TrackerBase):
         """For each iteration, each key's value at its highest step: what a sweep table shows. Read from the
         latest-value table, one row per (iteration, key)."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
-        ml = t.metric_latest
         out: dict[int, dict[str, float]] = {i: {} for i in ids}
         with self._read() as conn:
             # Ids beyond the column's range name nothing: they keep their empty entry.
-            for chunk in _chunks([i for i in ids if can_hold(ml.c.iteration_id, i)]):
-                stmt = select(ml.c.iteration_id, ml.c.key, ml.c.value).where(ml.c.iteration_id.in_(chunk))
-                for iteration_id, key, value in conn.execute(stmt).all():
-                    out[iteration_id][key] = value
+            stored = [i for i in ids if can_hold(t.metric_latest.c.iteration_id, i)]
+            for iteration_id, key, value in _rows_of(conn, _LATEST_OF, stored):
+                out[iteration_id][key] = math.nan if value is None else value  # NaN is stored NULL
         return out
 
     def get_best_child_iteration(
@@ -197,13 +210,10 @@ class MetricsMixin(TrackerBase):
         """For each iteration, its parameters as `{key: value}`, in one query: what a sweep table shows."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
         out: dict[int, dict[str, str]] = {i: {} for i in ids}
-        p = t.parameters
+        stored = [i for i in ids if can_hold(t.parameters.c.iteration_id, i)]
         with self._read() as conn:
-            for chunk in _chunks([i for i in ids if can_hold(p.c.iteration_id, i)]):
-                stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
-                # Fetched whole and unpacked as tuples: a sweep frame reads 10,000 iterations' parameters.
-                for iteration_id, key, value in conn.execute(stmt).all():
-                    out[iteration_id][key] = value
+            for iteration_id, key, value in _rows_of(conn, _PARAMETERS_OF, stored):
+                out[iteration_id][key] = value
         return out
 
     def get_metric_series(
