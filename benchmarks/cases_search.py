@@ -175,6 +175,12 @@ def frames_10k(quick: bool) -> Case:
         sweep: DiarySweep = state["diary"]
         return _timed(lambda: sweep_frame(sweep.driver_id, tracker=sweep.tracker), lambda f: len(f) == children)
 
+    def diary_postgres() -> float:
+        if "pg" not in state:
+            state["pg"] = build_diary(_postgres_schema(), children)
+        sweep: DiarySweep = state["pg"]
+        return _timed(lambda: sweep_frame(sweep.driver_id, tracker=sweep.tracker), lambda f: len(f) == children)
+
     def mlflow() -> float:
         import mlflow as mlflow_module
 
@@ -194,10 +200,12 @@ def frames_10k(quick: bool) -> Case:
             "against `mlflow.search_runs` (a DataFrame too) of the same runs in MLflow's SQLite store."
         ),
         unit="s",
-        variants={"diary sweep_frame (SQLite)": diary, "MLflow search_runs frame (SQLite)": mlflow},
+        variants={"diary sweep_frame (SQLite)": diary, "MLflow search_runs frame (SQLite)": mlflow}
+        | ({"diary sweep_frame (PostgreSQL)": diary_postgres} if POSTGRES and not quick else {}),
         comparisons=[Comparison("MLflow / diary", "MLflow search_runs frame (SQLite)", "diary sweep_frame (SQLite)",
                                 None, "higher")],
-        limits=[] if quick else [Limit("sweep_frame of 10k children", "diary sweep_frame (SQLite)", 1.0, "lower")],
+        limits=[] if quick else [Limit(f"sweep_frame of 10k children ({label})", f"diary sweep_frame ({label})", 1.0,
+                                       "lower") for label in ("SQLite", "PostgreSQL") if label == "SQLite" or POSTGRES],
         repeats=5,
     )
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -48,7 +49,15 @@ def create_tracker_engine(url: str, pool_size: int = 5, *, pre_ping: bool = True
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # Bounded, so a host that does not answer is an error (and a server's 503) rather than a hang.
-        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        connect: dict[str, Any] = {}
+        if "connect_timeout" not in parsed.query:
+            connect["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        # No JIT: the planner prices a search over 100,000 iterations by the rows it might visit, well past
+        # jit_above_cost, then reads a few hundred of them in an index's order; compiling the plan took
+        # longer (60-300 ms) than running it. Kept beside any options the URL has (a search_path).
+        options = parsed.query.get("options", "")
+        options = " ".join(options) if isinstance(options, tuple) else options
+        connect["options"] = f"{options} -c jit=off".strip()
         return create_engine(
             url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=pool_size, connect_args=connect
         )

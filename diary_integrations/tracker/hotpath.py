@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from . import latest
 from . import schema as t
 from .errors import Unprocessable
 from .validation import MAX_STEP, check_datetime, check_key, check_metric_value, check_step, checked_points
@@ -42,8 +43,10 @@ def insert_sql(conn: Connection) -> str:
 
 
 def insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Rows are `(iteration_id, key, value, step, recorded_at_epoch)`; NaN values must already be None."""
+    """Rows are `(iteration_id, key, value, step, recorded_at_epoch)`; NaN values must already be None.
+    The latest-value table moves with them, in the same transaction."""
     conn.exec_driver_sql(insert_sql(conn), rows)
+    latest.record(conn, rows)
 
 
 def metric_rows(iteration_id: int, points: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:

@@ -32,16 +32,31 @@ _POINTS = (
     "%(keys)s::text[], %(values)s::float8[], %(steps)s::bigint[], %(whens)s::float8[]) "
     "AS p(key, value, step, recorded_at)"
 )
+# The latest-value table in the same statement (tracker/latest.py): each key's point at its highest step,
+# the last in the batch there, replacing the stored one only for a step at least as high; in key order,
+# as latest.record, so concurrent batches lock the rows alike. `{applied}` is the CTE that says the points
+# went in.
+_LATEST = (
+    "INSERT INTO metric_latest (iteration_id, key, parent_iteration_id, value, step) "
+    "SELECT DISTINCT ON (p.key) %(iteration)s, p.key, "
+    "(SELECT parent_iteration_id FROM iteration WHERE id = %(iteration)s), p.value, p.step "
+    "FROM unnest(%(keys)s::text[], %(values)s::float8[], %(steps)s::bigint[]) WITH ORDINALITY "
+    "AS p(key, value, step, n) WHERE EXISTS (SELECT 1 FROM {applied}) ORDER BY p.key, p.step DESC, p.n DESC "
+    "ON CONFLICT (iteration_id, key) DO UPDATE SET value = excluded.value, step = excluded.step "
+    "WHERE excluded.step >= metric_latest.step"
+)
 KEYED = (
     f"WITH writable AS ({_STATE}), "
     "claim AS (INSERT INTO idempotency_key (key, user_id, request_hash, status_code, response, created_date) "
     "SELECT %(key)s, %(user)s, %(purpose)s, %(status)s, %(response)s, %(now)s FROM writable "
     "ON CONFLICT (key) DO NOTHING RETURNING 1), "
-    f"added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM claim)) "
+    f"added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM claim)), "
+    f"latest AS ({_LATEST.format(applied='claim')}) "
     "SELECT (SELECT count(*) FROM writable), (SELECT count(*) FROM claim)"
 )
 UNKEYED = (
-    f"WITH writable AS ({_STATE}), added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM writable)) "
+    f"WITH writable AS ({_STATE}), added AS ({_POINTS} WHERE EXISTS (SELECT 1 FROM writable)), "
+    f"latest AS ({_LATEST.format(applied='writable')}) "
     "SELECT (SELECT count(*) FROM writable), 1"
 )
 

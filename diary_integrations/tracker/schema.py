@@ -176,7 +176,7 @@ experiments = _table(
 iterations = _table(
     "iteration",
     _id(),
-    _reference("experiment_id", "experiment.id", "CASCADE", index=True),
+    _reference("experiment_id", "experiment.id", "CASCADE"),
     # Children outlive their parent: deleting a driver makes its children top-level.
     _reference("parent_iteration_id", "iteration.id", "SET NULL", nullable=True),
     _column("status", Integer, default=1),
@@ -195,6 +195,12 @@ iterations = _table(
     # best child among the SUCCEEDED ones) from the index alone: migration 0010 put it in place of the
     # index on parent_iteration_id alone, which it serves as well.
     Index("ix_iteration_parent_status", "parent_iteration_id", "status"),
+    # A parent's children in id order (a first page of 100,000 children without sorting them all).
+    Index("ix_iteration_parent_id", "parent_iteration_id", "id"),
+    # An experiment's iterations, and its RUNNING ones alone (whose processes a read checks on this host)
+    # without reading every row of a 100,000-run experiment for its status; migration 0012 put it in place
+    # of the index on experiment_id alone, which it serves as well.
+    Index("ix_iteration_experiment_status", "experiment_id", "status"),
 )
 
 # The process that runs an iteration, for embedded liveness: on the same host, a reader that finds no
@@ -277,6 +283,26 @@ metrics = _table(
     _column("step", BigInteger),
     _column("recorded_at", EpochTime),
     Index("ix_metric_iteration_key_step", "iteration_id", "key", "step"),
+)
+
+# Each iteration's latest point of each metric key (the highest step; at one step, the last written),
+# kept by every metric write in its own transaction (tracker/latest.py; migration 0012 filled it for older
+# databases). "The latest value of x per child" is the costly part of a best child, a search ordered by a
+# metric and a sweep's table: read here it is one row per child instead of a walk over every series, and
+# the indexes give children in value order, so the best child or a first page stops after a few rows.
+# The parent is kept beside it (an iteration's parent is set when it is made and only ever cleared, by
+# the SET NULL here too), so a sweep's children come in value order from one index.
+metric_latest = _table(
+    "metric_latest",
+    Column("iteration_id", Integer, ForeignKey("iteration.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("key", String(250), primary_key=True),
+    _reference("parent_iteration_id", "iteration.id", "SET NULL", nullable=True),
+    _column("value", FaithfulFloat, nullable=True),
+    _column("step", BigInteger),
+    Index("ix_metric_latest_parent_key_value", "parent_iteration_id", "key", "value", "iteration_id"),
+    Index("ix_metric_latest_key_value", "key", "value", "iteration_id"),
+    autoincrement=False,
 )
 
 tags = _table(

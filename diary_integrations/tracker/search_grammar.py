@@ -336,25 +336,36 @@ def matches(comparison: Comparison, found: Any) -> bool:
     return bool(found >= wanted)
 
 
+# An order_by item's identifier: `entity.key` with the key quoted (`metrics.`val loss``), a quoted bare name,
+# or any run of non-blank characters (MLflow's keys hold more than the filter's unquoted keys allow).
+_ORDER_IDENTIFIER = re.compile(r"""[^\s.`"]*\.(?:`[^`]*`|"[^"]*")|`[^`]*`|\S+""")
+
+
 def parse_order_by(items: list[str] | tuple[str, ...], grammar: Grammar) -> list[Order]:
-    """`identifier [ASC|DESC]` items as Orders (ascending unless DESC)."""
+    """`identifier [ASC|DESC]` items as Orders (ascending unless DESC). Anything else after the identifier
+    (a misspelt direction, a second word) is a FilterError naming that token and its position in the item."""
     orders = []
     for item in items:
         if not isinstance(item, str):
             raise FilterError(f"order_by items are strings, got {item!r}", field="order_by", token=repr(item)[:50])
-        text = item.strip()
-        ascending = True
-        upper = text.upper()
-        if upper.endswith(" DESC"):
-            text, ascending = text[:-5].rstrip(), False
-        elif upper.endswith(" ASC"):
-            text = text[:-4].rstrip()
-        if not text:
+        start = len(item) - len(item.lstrip())
+        found = _ORDER_IDENTIFIER.match(item, start)
+        if found is None:
             raise FilterError(
                 f"Invalid order_by clause {item!r}: write an identifier, then ASC or DESC",
                 field="order_by", token=item[:50], position=0,
             )
-        orders.append(Order(parse_key(text, grammar, field="order_by"), ascending))
+        words = list(re.finditer(r"\S+", item[found.end():]))
+        direction = words[0].group().upper() if words else "ASC"
+        extra = words[0] if direction not in ("ASC", "DESC") else words[1] if len(words) > 1 else None
+        if extra is not None:
+            at = found.end() + extra.start()
+            raise FilterError(
+                f"Invalid order_by clause {item!r}: expected ASC or DESC after {found.group()!r}, got "
+                f"{extra.group()[:50]!r} at position {at}", field="order_by", token=extra.group()[:50], position=at,
+            )
+        ascending = direction == "ASC"
+        orders.append(Order(parse_key(found.group(), grammar, position=start, field="order_by"), ascending))
     return orders
 
 

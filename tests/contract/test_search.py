@@ -283,3 +283,23 @@ def test_bad_arguments_are_named(tracker: Any, experiment_id: int) -> None:
         tracker.search_iterations([], "")
     # An experiment that does not exist has no iterations, as in MLflow (even beyond what an id column holds).
     assert tracker.search_iterations([999_999, 2**40]).iterations == []
+
+
+BAD_ORDERS = [
+    ("metrics.loss DESCC", "DESCC", 13),
+    ("params.opt ASC DESC", "DESC", 15),
+    ("name  ascending", "ascending", 6),
+    ("metrics.`val loss` DOWN", "DOWN", 19),
+]
+
+
+def test_bad_order_directions_are_named(tracker: Any, experiment_id: int) -> None:
+    # A misspelt direction was read as part of the key ("loss DESCC"): a silent order by a key nobody has.
+    for item, token, position in BAD_ORDERS:
+        with pytest.raises(Unprocessable) as caught:
+            tracker.search_iterations([experiment_id], "", [item])
+        message = caught.value.message
+        assert f"position {position}" in message and repr(token) in message, (item, message)
+        assert caught.value.field == "order_by"
+    # Directions in any case, and quoted keys with blanks, are still read.
+    assert tracker.search_iterations([experiment_id], "", ["metrics.`val loss` desc", "name Asc"]).iterations == []

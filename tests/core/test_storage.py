@@ -197,3 +197,14 @@ def test_a_run_on_a_current_database_imports_neither_alembic_nor_the_orm(sqlite_
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_postgres_connections_run_without_jit_and_keep_the_urls_options(postgres_url):
+    # JIT compiled a 100,000-row search's plan for longer than the plan ran (tracker/database.py).
+    tracker = LocalTracker(postgres_url)
+    try:
+        with tracker.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+            assert conn.exec_driver_sql("SHOW search_path").scalar() == postgres_url.rsplit("%3D", 1)[1]
+    finally:
+        tracker.close()

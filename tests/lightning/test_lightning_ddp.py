@@ -183,3 +183,59 @@ def test_mnist_like_example(uri, tmp_path):
     assert f"best checkpoint: resource {resource.id}" in done.stdout
     # Checkpoint files are scratch (the best one is in the tracker): none is left where the user ran it.
     assert not [p for p in tmp_path.rglob("*") if p.suffix == ".ckpt" or " " in p.name]
+
+
+def test_ddp_run_as_frames_equals_the_tracker(uri, tmp_path):
+    """The DDP example's driver and per-rank children turned into frames (diary_integrations/frames.py):
+    every number is the tracker's own, read back with plain get_* calls, in pandas and in polars."""
+    import pandas as pd
+    import polars as pl
+
+    from diary_integrations import search_frame, sweep_frame, to_frame
+
+    done = run([sys.executable, str(ROOT / "examples" / "lightning_ddp.py"), uri], tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    tracker = connect(uri)
+    [driver] = [it for it in tracker.get_iterations(1) if it.parent_iteration_id is None]
+    children = rank_children(tracker, driver.id)
+    kids = tracker.get_child_iterations(driver.id)
+
+    def latest(iteration_id: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for point in sorted(tracker.get_metrics(iteration_id), key=lambda m: (m.step, m.id)):
+            out[point.key] = point.value
+        return out
+
+    frame = sweep_frame(driver.id, tracker=tracker)
+    assert list(frame["id"]) == [k.id for k in kids] and sorted(children) == [0, 1] and len(kids) == 2
+    assert list(frame["status"]) == ["SUCCEEDED"] * 2 and set(frame["parent"]) == {driver.id}
+    assert list(frame["name"]) == [k.name for k in kids]
+    assert list(frame["created"]) == [pd.Timestamp(k.created_date) for k in kids]
+    assert list(frame["duration"]) == pytest.approx([(k.end_date - k.created_date).total_seconds() for k in kids])
+    # rank and world_size are numbers in every row, so the columns are integers.
+    assert frame["params.rank"].tolist() == [int(p) for p in (
+        {q.key: q.value for q in tracker.get_parameters(k.id)}["rank"] for k in kids)]
+    assert frame["params.world_size"].tolist() == [2, 2]
+    for row, kid in zip(frame.to_dict("records"), kids, strict=True):
+        shown = {c[len("metrics."):]: v for c, v in row.items() if c.startswith("metrics.")}
+        assert shown == latest(kid.id) and {"train_loss", "val_loss"} <= shown.keys()
+    # Each rank trained on its own shard; val_loss was all-reduced (sync_dist), so the ranks agree on it.
+    assert frame["metrics.train_loss"].nunique() == 2 and frame["metrics.val_loss"].nunique() == 1
+
+    # The driver's row: the hyperparameters (numbers) and rank 0's metrics.
+    [top] = to_frame([driver], tracker=tracker).to_dict("records")
+    assert (top["params.lr"], top["params.hidden"]) == (0.05, 8)
+    assert top["metrics.train_loss"] == latest(children[0].id)["train_loss"] == latest(driver.id)["train_loss"]
+
+    # The long frame of the series: every point, as get_metrics has them.
+    long = sweep_frame(driver.id, history=["train_loss", "val_loss"], tracker=tracker)
+    expected = [(k.id, key, m.step, m.value) for key in ("train_loss", "val_loss") for k in kids
+                for m in tracker.get_metrics(k.id, key=key)]
+    assert list(long.itertuples(index=False, name=None)) == expected and len(expected) == 2 * (8 + 2)
+
+    # A search over the run's tree as a frame, and polars with the same numbers.
+    ranked = search_frame(driver.experiment_id, "depth = 1", ["metrics.train_loss DESC"], tracker=tracker)
+    assert ranked["metrics.train_loss"].tolist() == sorted(frame["metrics.train_loss"], reverse=True)
+    wide = sweep_frame(driver.id, tracker=tracker, backend="polars")
+    assert isinstance(wide, pl.DataFrame) and wide["params.rank"].dtype == pl.Int64
+    assert wide["metrics.train_loss"].to_list() == frame["metrics.train_loss"].tolist()

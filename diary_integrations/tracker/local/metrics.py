@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +13,12 @@ from sqlalchemy import (
     Connection,
     and_,
     cast,
+    delete,
     func,
     select,
 )
 
-from .. import hotpath
+from .. import hotpath, latest
 from .. import schema as t
 from ..enums import IterationStatus, Result
 from ..errors import Unprocessable
@@ -48,28 +50,42 @@ from .base import (
 
 
 def latest_value(key: str) -> Any:
-    """An iteration's latest value of `key` as a scalar subquery correlated with `iteration`: the point at
-    the highest step, the newest there (as get_latest_metrics), found with one index seek."""
-    m = t.metrics.alias("latest")
-    return (
-        select(m.c.value).where(m.c.iteration_id == t.iterations.c.id, m.c.key == key)
-        .order_by(m.c.step.desc(), m.c.id.desc()).limit(1).scalar_subquery()
-    )
+    """An iteration's latest value of `key` as a scalar subquery correlated with `iteration`: one primary-key
+    seek in the latest-value table (tracker/latest.py)."""
+    ml = t.metric_latest.alias("latest")
+    return select(ml.c.value).where(ml.c.iteration_id == t.iterations.c.id, ml.c.key == key).scalar_subquery()
 
 
 def best_child_statement(parent_id: int, key: str, mode: str, status: IterationStatus | None) -> Any:
     """The child of `parent_id` (in `status`, if given) with the highest or lowest latest `key`, and that
-    value (NULL when no child has one). Each child's latest value is one seek in the covering
-    ix_metric_iteration_key_step_value, over the children ix_iteration_parent_status lists: no window over
-    every point of the key. The value is computed once per child: the order refers to its label, and
-    children without it (NULL, as NaN is stored) sort last instead of being filtered by a second copy."""
-    it = t.iterations
-    value = latest_value(key).label("value")
-    stmt = select(it, value).where(it.c.parent_iteration_id == parent_id)
+    value; ties go to the lowest id. The children come in value order from ix_metric_latest_parent_key_value
+    (NULL, as NaN is stored, never wins), each joined to its row for the status: the first that has it is
+    the answer, so a sweep of 100,000 children is read a few rows deep, not through every child."""
+    it, ml = t.iterations, t.metric_latest
+    stmt = (
+        select(it, ml.c.value)
+        .join_from(ml, it, it.c.id == ml.c.iteration_id)
+        .where(ml.c.parent_iteration_id == parent_id, ml.c.key == key, ml.c.value.is_not(None))
+    )
     if status is not None:
         stmt = stmt.where(it.c.status == int(status))
-    best = value.desc() if mode == "max" else value.asc()
-    return stmt.order_by(best.nulls_last(), it.c.id).limit(1)
+    best = ml.c.value.desc() if mode == "max" else ml.c.value.asc()
+    return stmt.order_by(best, ml.c.iteration_id).limit(1)
+
+
+# The batched reads of a sweep's table, as driver SQL: a sweep frame reads 10,000 iterations' rows, and
+# SQLAlchemy's per-value result processing (FaithfulFloat, row objects) cost more than the query.
+_LATEST_OF = "SELECT iteration_id, key, value FROM metric_latest WHERE iteration_id IN ({})"
+_PARAMETERS_OF = "SELECT iteration_id, key, value FROM parameter WHERE iteration_id IN ({}) ORDER BY id"
+
+
+def _rows_of(conn: Connection, template: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `template` (one `IN ({})`) for `ids`, in chunks, as the driver's plain tuples."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # PostgreSQL takes up to 65,535 parameters: a 10,000-child sweep is one round trip, not twelve.
+    for chunk in _chunks(ids, 900 if mark == "?" else 30_000):
+        cursor = conn.exec_driver_sql(template.format(", ".join([mark] * len(chunk))), tuple(chunk)).cursor
+        yield from cursor.fetchall()
 
 
 class MetricsMixin(TrackerBase):
@@ -93,6 +109,7 @@ class MetricsMixin(TrackerBase):
                 row[3] = hotpath.next_steps(conn, iteration_id, [row[1]])[row[1]]
             params = dict(zip(hotpath.COLUMNS, row, strict=True))
             new_id = conn.execute(hotpath.INSERT_ONE, params).inserted_primary_key[0]
+            latest.record(conn, [tuple(row)])
         return Created(new_id, Result.CREATED)
 
     def log_metrics(
@@ -154,35 +171,15 @@ class MetricsMixin(TrackerBase):
             return [_record(Metric, r) for r in conn.execute(_paged(stmt, limit, offset))]
 
     def get_latest_metrics(self, iteration_ids: Sequence[int]) -> dict[int, dict[str, float]]:
-        """For each iteration, each key's value at its highest step: what a sweep table shows."""
+        """For each iteration, each key's value at its highest step: what a sweep table shows. Read from the
+        latest-value table, one row per (iteration, key)."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
-        m = t.metrics
-        # Ids beyond the column's range name nothing: they get an empty entry without reaching the database.
-        stored = [i for i in ids if can_hold(m.c.iteration_id, i)]
-        if not stored:
-            return {i: {} for i in ids}
-        latest_step = (
-            select(m.c.iteration_id, m.c.key, func.max(m.c.step).label("step"))
-            .where(m.c.iteration_id.in_(stored))
-            .group_by(m.c.iteration_id, m.c.key)
-            .subquery()
-        )
-        # The newest point at the highest step of each key.
-        stmt = (
-            select(m.c.iteration_id, m.c.key, func.max(m.c.id).label("id"))
-            .join(latest_step, and_(
-                m.c.iteration_id == latest_step.c.iteration_id,
-                m.c.key == latest_step.c.key,
-                m.c.step == latest_step.c.step,
-            ))
-            .group_by(m.c.iteration_id, m.c.key)
-            .subquery()
-        )
         out: dict[int, dict[str, float]] = {i: {} for i in ids}
         with self._read() as conn:
-            newest = select(m.c.iteration_id, m.c.key, m.c.value).where(m.c.id.in_(select(stmt.c.id)))
-            for iteration_id, key, value in conn.execute(newest).all():
-                out[iteration_id][key] = value
+            # Ids beyond the column's range name nothing: they keep their empty entry.
+            stored = [i for i in ids if can_hold(t.metric_latest.c.iteration_id, i)]
+            for iteration_id, key, value in _rows_of(conn, _LATEST_OF, stored):
+                out[iteration_id][key] = math.nan if value is None else value  # NaN is stored NULL
         return out
 
     def get_best_child_iteration(
@@ -214,13 +211,10 @@ class MetricsMixin(TrackerBase):
         """For each iteration, its parameters as `{key: value}`, in one query: what a sweep table shows."""
         ids = [check_id(i, "iteration_ids") for i in iteration_ids]
         out: dict[int, dict[str, str]] = {i: {} for i in ids}
-        p = t.parameters
+        stored = [i for i in ids if can_hold(t.parameters.c.iteration_id, i)]
         with self._read() as conn:
-            for chunk in _chunks([i for i in ids if can_hold(p.c.iteration_id, i)]):
-                stmt = select(p.c.iteration_id, p.c.key, p.c.value).where(p.c.iteration_id.in_(chunk)).order_by(p.c.id)
-                # Fetched whole and unpacked as tuples: a sweep frame reads 10,000 iterations' parameters.
-                for iteration_id, key, value in conn.execute(stmt).all():
-                    out[iteration_id][key] = value
+            for iteration_id, key, value in _rows_of(conn, _PARAMETERS_OF, stored):
+                out[iteration_id][key] = value
         return out
 
     def get_metric_series(
@@ -326,7 +320,18 @@ class MetricsMixin(TrackerBase):
             self._writable_iteration(conn, row.iteration_id)
             if values:
                 update_row(conn, t.metrics, metric_id, values)
+                latest.refresh(conn, row.iteration_id, row.key)
         return Result.UPDATED
 
     def delete_metric(self, metric_id: int) -> bool:
-        return self._delete(t.metrics, metric_id, "metric_id")
+        metric_id = check_id(metric_id, "metric_id")
+        if not can_hold(t.metrics.c.id, metric_id):
+            return False
+        m = t.metrics
+        with self._write() as conn:
+            row = conn.execute(select(m.c.iteration_id, m.c.key).where(m.c.id == metric_id)).first()
+            if row is None:
+                return False
+            conn.execute(delete(m).where(m.c.id == metric_id))
+            latest.refresh(conn, row.iteration_id, row.key)
+        return True

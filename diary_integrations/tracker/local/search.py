@@ -43,6 +43,7 @@ from ..search_grammar import (
 from ..statements import can_hold
 from .base import TrackerBase, _iteration
 from .iterations import _RUNNING_HERE, _watched
+from .metrics import latest_value
 
 _TEXT_ATTRIBUTES = {"name", "notes", "error_message"}
 it = t.iterations
@@ -69,10 +70,15 @@ class SearchMixin(TrackerBase):
         if not ids:
             return IterationPage([], None)
         self._settle_dead_runs(ids)
-        stmt = _statement(ids, comparisons, orders, self.engine.dialect.name)
+        dialect = self.engine.dialect.name
         with self._read() as conn:
-            rows = [_iteration(r) for r in conn.execute(stmt.offset(offset).limit(limit + 1), {"experiments": ids})]
-            found, more = rows[:limit], len(rows) > limit
+            if orders and orders[0].key.entity == METRIC:
+                rows = _ranked_page(conn, ids, comparisons, orders, dialect, offset, limit + 1)
+            else:
+                stmt = _statement(comparisons, orders, dialect)
+                rows = list(conn.execute(stmt.offset(offset).limit(limit + 1), {"experiments": ids}))
+            found = [_iteration(r) for r in rows[:limit]]
+            more = len(rows) > limit
             watched = _watched(conn, found)  # type: ignore[arg-type]
         if watched:  # a run that died since the statement began is shown as it now is
             found = self._settled(found, watched)  # type: ignore[attr-defined,arg-type]
@@ -95,10 +101,39 @@ class SearchMixin(TrackerBase):
 # -- compiling -------------------------------------------------------------------------------------------
 
 
-def _statement(ids: list[int], comparisons: list[Comparison], orders: list[Order], dialect: str) -> Any:
+def _ranked_page(
+    conn: Any, ids: list[int], comparisons: list[Comparison], orders: list[Order], dialect: str, offset: int,
+    count: int,
+) -> list[Any]:
+    """Rows `offset` to `offset + count` of a search whose first order is a metric, read in two parts: the
+    iterations with a value of it, in value order from ix_metric_latest_key_value (a first page stops
+    after a page's worth of matches instead of valuing every iteration), then those without one (no
+    point, or NaN, as NULLS LAST puts them), as the one ordered statement would give them."""
+    bound = {"experiments": ids}
+    valued = _statement(comparisons, orders, dialect, part="valued")
+    rows = list(conn.execute(valued.offset(offset).limit(count), bound))
+    if len(rows) == count:
+        return rows
+    # The valued part ended on this page (it held offset + len(rows) rows), or before it: count it then.
+    before = offset + len(rows) if rows or not offset else conn.execute(
+        select(func.count()).select_from(valued.subquery()), bound).scalar_one()
+    unvalued = _statement(comparisons, orders, dialect, part="unvalued")
+    return rows + list(conn.execute(unvalued.offset(max(0, offset - before)).limit(count - len(rows)), bound))
+
+
+def _statement(comparisons: list[Comparison], orders: list[Order], dialect: str, part: str = "") -> Any:
+    """The search as one statement (the experiments bound as `experiments`). With `part`, the first order
+    key is a metric and the statement gives one part of the order: "valued", the iterations with a
+    value of it, driven from the latest-value table in value order; "unvalued", the rest."""
     keys = [c.key for c in comparisons] + [o.key for o in orders]
     depth = None
     stmt = select(it)
+    if part:
+        first, orders = orders[0], orders[1:]
+        ml = t.metric_latest.alias("ranked")
+        has_value = and_(ml.c.iteration_id == it.c.id, ml.c.key == first.key.key, ml.c.value.is_not(None))
+        # "valued" is driven from the latest-value table; "unvalued" is every other match.
+        stmt = stmt.join_from(ml, it, has_value) if part == "valued" else stmt.where(~exists().where(has_value))
     if Key(ATTRIBUTE, "depth") in keys:
         tree = _tree()
         stmt = stmt.join(tree, tree.c.id == it.c.id)
@@ -107,6 +142,9 @@ def _statement(ids: list[int], comparisons: list[Comparison], orders: list[Order
     for comparison in comparisons:
         stmt = stmt.where(_condition(comparison, dialect, depth))
     order = []
+    if part == "valued":
+        # The index's order, ties by id (iteration_id is the index's last column, and equal to it.id).
+        order.append(ml.c.value.asc() if first.ascending else ml.c.value.desc())
     for item in orders:
         value = _value(item.key, dialect, depth)
         if item.key.entity != METRIC and _is_text(item.key) and dialect == "postgresql":
@@ -143,12 +181,7 @@ def _value(key: Key, dialect: str, depth: Any) -> Any:
 def _stored_value(key: Key, dialect: str) -> Any:
     """`_value` of every key but depth, built once per key."""
     if key.entity == METRIC:
-        m = t.metrics.alias("m")
-        # The value at the highest step, the newest point there (as get_latest_metrics); NaN is stored NULL.
-        return (
-            select(m.c.value).where(m.c.iteration_id == it.c.id, m.c.key == key.key)
-            .order_by(m.c.step.desc(), m.c.id.desc()).limit(1).scalar_subquery()
-        )
+        return latest_value(key.key)  # one seek in the latest-value table
     if key.entity == PARAM:
         p = t.parameters.alias("p")
         return select(p.c.value).where(p.c.iteration_id == it.c.id, p.c.key == key.key).scalar_subquery()
