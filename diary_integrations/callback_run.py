@@ -136,6 +136,10 @@ class CallbackRun:
         self._root: CallbackRun = self  # children share the root's tracker and writer
         self._children: list[CallbackRun] = []
         self._lock = threading.RLock()
+        # Connecting (a sidecar process starting: seconds on a loaded machine) and making the writer
+        # happen under locks of their own: the training thread's logging never waits behind them.
+        self._connect_lock = threading.Lock()
+        self._writer_lock = threading.Lock()
         self._end_lock = threading.Lock()
         self.iteration_id: int | None = None
         """The run's iteration once opened (`open()` waits for it)."""
@@ -168,7 +172,7 @@ class CallbackRun:
         """The tracker this run writes through, connected on first use."""
         root = self._root
         if root._tracker is None:
-            with root._lock:
+            with root._connect_lock:
                 if root._tracker is None:
                     from .connection import connect
 
@@ -179,7 +183,7 @@ class CallbackRun:
     def _metric_writer(self) -> Any:
         root = self._root
         if root._writer is None:
-            with root._lock:
+            with root._writer_lock:
                 if root._writer is None:
                     from .writer import MetricWriter
 
@@ -209,6 +213,8 @@ class CallbackRun:
         """Begin opening the run on a background thread (the training thread does not wait for the
         sidecar, the experiment lookup or the first writes); idempotent. What is logged meanwhile is
         kept and written once the iteration exists."""
+        if self._opener is not None:
+            return  # started: every later log call comes here first, without a lock
         with self._lock:
             if self._opener is not None or self._ended:
                 return
@@ -447,6 +453,8 @@ class CallbackRun:
                 self.status = status  # kept in the journal: `diary sync` delivers it
         if root is self:
             Heartbeat.of(self.tracker).join_idle()
+            # Asked before the tracker closes: a closed sidecar asked for a method starts a new process.
+            delivered = failure is None and self._remote_end_delivered()
             if self._own_tracker:
                 close = getattr(self._tracker, "close", None)
                 from .sidecar import SidecarTracker
@@ -454,8 +462,7 @@ class CallbackRun:
                 if isinstance(self._tracker, SidecarTracker) and close is not None:
                     close()  # every call was answered, so applied
             # An end the server took was sent after the run's journal, which the client replays first:
-            # points the writer journaled in an outage were delivered then, not left behind.
-            delivered = failure is None and self._remote_end_delivered()
+            # points the writer journaled in an outage were delivered then, not left behind (`delivered`).
             losses.report(iteration_id, None if delivered else writer, failure, pending, dropped=self.dropped,
                           journaled_params=self._journaled_params, waited=CLOSE_TIMEOUT, stacklevel=6,
                           last_error=writer.errors[-1] if writer is not None and writer.errors else None)

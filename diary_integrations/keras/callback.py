@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,10 @@ from ..boosting import TrackedCallback
 from ..callback_run import CallbackRun
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
+from ..training_failure import Interposed
+
+# What `fit` calls every epoch or batch: an exception leaving the fit passes through one of them.
+_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end")
 
 
 def _number(value: Any) -> float | None:
@@ -36,14 +41,38 @@ class DiaryCallback(TrackedCallback, keras.callbacks.Callback):
         self._every = log_every_n_batches
         self._batches = 0  # batches seen in this fit, over all epochs: the batch series' step
         self._nan_batch: int | None = None
+        self._interposed: Interposed | None = None
+
+    PER_TRAINING: dict[str, Any] = {"run": None, "_interposed": None}
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         run = self._new_run()
         self._batches, self._nan_batch = 0, None
+        self._interpose(run, sys._getframe(1).f_locals.get("self"))
         try:
             run.log_params(self._parameters())
         except Exception as error:  # noqa: BLE001 - tracking never breaks training
             self._guard.warn("recording the parameters", error)
+
+    def _interpose(self, run: CallbackRun, callbacks: Any) -> None:
+        """Watch the train step and the callback list's per-epoch and per-batch hooks (the other callbacks
+        run there), so an exception leaving `fit` ends the run FAILED with its text (KILLED for an
+        interrupt) even when the program catches it."""
+        interposed = self._interposed = Interposed()
+
+        def failed(exc: BaseException) -> None:
+            interposed.restore()
+            run.end(exc)
+
+        try:
+            if isinstance(callbacks, keras.callbacks.CallbackList):
+                for name in _HOOKS:
+                    interposed.wrap(callbacks, name, failed)
+            if getattr(self.model, "train_function", None) is not None:
+                interposed.wrap(self.model, "train_function", failed)
+        except Exception as error:  # noqa: BLE001 - without it, an exception ends the run at exit instead
+            interposed.restore()
+            self._guard.warn("watching the fit for an exception", error)
 
     def _parameters(self) -> dict[str, Any]:
         fit = {k: v for k, v in (self.params or {}).items() if isinstance(v, (bool, int, float, str))}
@@ -81,6 +110,8 @@ class DiaryCallback(TrackedCallback, keras.callbacks.Callback):
             self._guard.warn(f"recording epoch {epoch}", error)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._interposed is not None:
+            self._interposed.restore()  # the model and the callback list carry no wrapper after fit
         run = self.run
         if run is None:
             return

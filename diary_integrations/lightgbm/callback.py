@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
 from ..boosting import TrackedCallback
 from ..callback_run import CallbackRun
+from ..training_failure import end_failed, end_fold_failed
+from .observed import unobserved, unwatch, watch
 from .training_end import Watcher, completed
 
 # LightGBM runs after-iteration callbacks by `order`: log_evaluation 10, record_evaluation 20,
@@ -27,6 +30,10 @@ def round_metrics(results: Any) -> dict[str, float]:
             data, metric, value, _ = item[:4]
             out[f"{data}-{metric}"] = float(value)
     return out
+
+
+def _eval_valid(booster: Any) -> Any:
+    return unobserved("eval_valid")(booster)
 
 
 class DiaryCallback(TrackedCallback):
@@ -56,8 +63,8 @@ class DiaryCallback(TrackedCallback):
             run.log_metrics(round_metrics(env.evaluation_result_list), step=env.iteration)
             for booster, fold in zip(getattr(env.model, "boosters", ()), self._folds, strict=False):
                 # The fold's own evaluation, which cv averages: computed from the scores LightGBM keeps
-                # up to date, so cheap.
-                fold.log_metrics({f"{r[0]}-{r[1]}": float(r[2]) for r in booster.eval_valid()}, step=env.iteration)
+                # up to date, so cheap (and not the training's: a failure here is ours, not the fold's).
+                fold.log_metrics({f"{r[0]}-{r[1]}": float(r[2]) for r in _eval_valid(booster)}, step=env.iteration)
         except Exception as error:  # noqa: BLE001 - tracking never breaks training
             self._guard.warn(f"recording round {env.iteration}", error)
         if env.iteration == env.end_iteration - 1:
@@ -65,12 +72,14 @@ class DiaryCallback(TrackedCallback):
             self._end(env.model, last=env.evaluation_result_list)
 
     def _begin(self, env: Any, training_frame: Any) -> None:
+        self._unwatch()
         run = self._new_run()
         model = self._model = env.model
         initial = getattr(model, "best_score", None)
         run.finished_cleanly = lambda: completed(model, initial)
         boosters = getattr(model, "boosters", None)
         self._folds = [run.child(f"fold {k}") for k in range(len(boosters))] if boosters is not None else []
+        self._watch(run, model)
         try:
             run.log_params({k: v for k, v in env.params.items() if isinstance(v, _PLAIN) or v is None})
         except Exception as error:  # noqa: BLE001
@@ -78,11 +87,32 @@ class DiaryCallback(TrackedCallback):
         Watcher(training_frame, finished=lambda: completed(model, initial),
                 done=lambda: self._end(model), stop=lambda: run.ended)
 
+    def _watch(self, run: CallbackRun, model: Any) -> None:
+        """An exception a booster raises from here on (a custom objective or metric) ends the run FAILED
+        with its text as it leaves the training, even when the program catches it; in `cv`, the fold
+        whose booster raised is the one FAILED."""
+        def failed(end: Any, exc: BaseException) -> None:
+            self._unwatch()
+            end(exc)
+
+        boosters = getattr(model, "boosters", None)
+        if boosters is None:
+            watch(model, partial(failed, partial(end_failed, run)))
+        else:
+            for k, booster in enumerate(boosters):
+                watch(booster, partial(failed, partial(end_fold_failed, run, self._folds, k)))
+
+    def _unwatch(self) -> None:
+        model = self._model
+        for booster in getattr(model, "boosters", None) or ([model] if model is not None else []):
+            unwatch(booster)
+
     def _end(self, model: Any, last: Any = None) -> None:
         """The training is over: rounds, best iteration and score, the model, then SUCCEEDED."""
         run = self.run
         if run is None or run.ended or model is not self._model:
             return
+        self._unwatch()
         try:
             first = model.boosters[0] if hasattr(model, "boosters") else model
             summary: dict[str, Any] = {"rounds": int(first.current_iteration())}

@@ -18,6 +18,7 @@ tracking never changes a search's results.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
@@ -323,10 +324,19 @@ class DiaryCallback:
         with self._lock:
             self._runs[key] = run
         tracker.log_parameters(driver, search_parameters(estimator))
-        run.sink = _transport.EventSink(lambda event: self._on_event(run, event))
+        run.sink = _transport.EventSink(lambda event: self._on_sink_event(run, event))
         with self._lock:
             self._routes[key] = Route(run.sink.address, run.sink.authkey, this_host(), context.root_uuid,
                                       experiment, driver, run.direct)
+
+    def _on_sink_event(self, run: _Run, event: tuple[Any, ...]) -> int | None:
+        """An event from a worker; a question ("ask", "child", it, cand) is answered with the candidate's
+        child (a booster fit in the worker's fold nests under it)."""
+        if event[0] == _transport.ASK:
+            _, what, it, cand = event
+            return _candidate_child(run, (it, cand)) if what == "child" else None
+        self._on_event(run, event)
+        return None
 
     def _on_event(self, run: _Run, event: tuple[Any, ...]) -> None:
         """Record one fold event (from this process's hooks or, via the event sink, a worker's); a
@@ -537,6 +547,8 @@ class DiaryCallback:
             set_search_fold(partial(_candidate_child, target, (it, cand)) if kind == "begin" else None)
         elif target is not None:  # a worker's copy: ship the event to the main process
             self._ship(target, estimator, event)
+            # A booster or Keras fit in this worker's fold asks the main process for the candidate's child.
+            set_search_fold(partial(_ask_child, target, (it, cand)) if kind == "begin" else None)
 
     def _ship(self, route: Route, search: Any, event: tuple[Any, ...]) -> None:
         """Send a fold event to the main process over its socket; a worker that cannot (another host, or
@@ -580,6 +592,20 @@ def _candidate_child(run: _Run, key: tuple[int, int], timeout: float = 60.0) -> 
         while key not in run.children and not run.closed and time.monotonic() < deadline:
             run.cond.wait(0.05)
         return run.children.get(key)
+
+
+def _ask_child(route: Route, key: tuple[int, int]) -> int | None:
+    """In a worker: the candidate's child, from the main process (or, for a worker that writes its folds
+    itself, from what it wrote); None when it cannot be had (the fit's run is then a top-level one)."""
+    if route.direct and (forced() or route.host != this_host()):
+        with WRITER.lock:
+            return WRITER.children.get((route.root, *key))
+    try:
+        return _transport.ask(route.address, route.authkey, ("child", *key))
+    except (EOFError, OSError) as exc:
+        logging.getLogger("diary_integrations.sklearn").debug("diary: could not ask for the candidate's child: %s",
+                                                               exc)
+        return None
 
 
 def _child_spec(grid: Any, it: int, cand: int) -> NewIteration:

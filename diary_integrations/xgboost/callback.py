@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import xgboost
 
 from ..boosting import TrackedCallback, round_metrics
 from ..callback_run import CallbackRun
+from ..training_failure import Interposed, end_all_folds, end_failed, end_fold_failed
 
 # The learner's configuration sections that are the booster's parameters (the rest is bookkeeping).
 _SECTIONS = ("learner_train_param", "generic_param", "learner_model_param", "tree_train_param",
@@ -54,13 +57,14 @@ class DiaryCallback(TrackedCallback, xgboost.callback.TrainingCallback):
     """Records each training it takes part in as one run (a cross-validation as a driver with a child per
     fold). Arguments as `CallbackRun`'s; `params` adds your own parameters to the booster's."""
 
-    PER_TRAINING: dict[str, Any] = {"run": None, "_folds": [], "_logged": -1, "_evals": {}}
+    PER_TRAINING: dict[str, Any] = {"run": None, "_folds": [], "_logged": -1, "_evals": {}, "_interposed": None}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._folds: list[CallbackRun] = []
         self._logged = -1  # the last round recorded
         self._evals: Mapping[str, Any] = {}
+        self._interposed: Interposed | None = None
 
     @property
     def fold_iteration_ids(self) -> list[int]:
@@ -70,16 +74,44 @@ class DiaryCallback(TrackedCallback, xgboost.callback.TrainingCallback):
     def before_training(self, model: Any) -> Any:
         run = self._new_run()
         self._folds, self._logged, self._evals = [], -1, {}
+        folds = getattr(model, "cvfolds", None)
+        if folds is not None:  # xgb.cv: a _PackedBooster over one CVPack per fold
+            self._folds = [run.child(f"fold {k}") for k in range(len(folds))]
+        self._interpose(run, model, sys._getframe(1).f_locals.get("self"))
         try:
-            folds = getattr(model, "cvfolds", None)
-            if folds is not None:  # xgb.cv: a _PackedBooster over one CVPack per fold
-                self._folds = [run.child(f"fold {k}") for k in range(len(folds))]
+            if folds is not None:
                 run.log_params({**booster_parameters(folds[0].bst), "nfold": len(folds)})
             else:
                 run.log_params(booster_parameters(model))
         except Exception as error:  # noqa: BLE001
             self._guard.warn("recording the booster's parameters", error)
         return model
+
+    def _interpose(self, run: CallbackRun, model: Any, container: Any) -> None:
+        """Watch the calls `train`/`cv` make each round (the update, which runs a custom objective; the
+        callback container's hooks, which run the metrics and the other callbacks), so an exception
+        leaving the training ends the run FAILED with its text even when the program catches it."""
+        interposed = self._interposed = Interposed()
+
+        def failed(end: Any, exc: BaseException) -> None:
+            interposed.restore()
+            end(exc)
+
+        try:
+            if self._folds:  # each fold's own calls first: the fold that raised is the one FAILED
+                for k, fold in enumerate(model.cvfolds):
+                    for name in ("update", "eval"):
+                        interposed.wrap(fold, name, partial(failed, partial(end_fold_failed, run, self._folds, k)))
+                whole = partial(failed, partial(end_all_folds, run, self._folds))
+            else:
+                interposed.wrap(model, "update", partial(failed, partial(end_failed, run)))
+                whole = partial(failed, partial(end_failed, run))
+            if isinstance(container, xgboost.callback.CallbackContainer):
+                for name in ("before_iteration", "after_iteration"):
+                    interposed.wrap(container, name, whole)
+        except Exception as error:  # noqa: BLE001 - without it, an exception ends the run at exit instead
+            interposed.restore()
+            self._guard.warn("watching the training for an exception", error)
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
         self._evals = evals_log  # XGBoost's own history, kept up to date in place
@@ -101,6 +133,8 @@ class DiaryCallback(TrackedCallback, xgboost.callback.TrainingCallback):
 
     def after_training(self, model: Any) -> Any:
         run = self.run
+        if self._interposed is not None:
+            self._interposed.restore()  # the booster returned carries no wrapper
         if run is None:
             return model
         try:

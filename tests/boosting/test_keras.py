@@ -62,3 +62,26 @@ def test_bad_arguments_are_refused_when_the_callback_is_made(tmp_path):
     with pytest.raises(Unprocessable) as caught:
         DiaryCallback("P", "E", uri=f"sqlite:///{tmp_path / 'x.db'}", log_every_n_batches=-1)
     assert caught.value.field == "log_every_n_batches"
+
+
+def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url, data):
+    class RaiseAtEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN202
+            if epoch == 3:
+                raise ValueError("callback blew up at epoch 3")
+
+    X, y = data
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    cb = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
+    with pytest.raises(ValueError):
+        model.fit(X, y, epochs=10, batch_size=100, verbose=0, callbacks=[cb, RaiseAtEpoch()])
+    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
+    tracker = connect(sqlite_url)
+    it = tracker.get_iteration(cb.iteration_id)
+    assert (it.status, it.error_message) == (IterationStatus.FAILED, "ValueError: callback blew up at epoch 3")
+    assert [m.step for m in tracker.get_metrics(it.id, key="loss")] == [0, 1, 2]
+    # The model's train step is its own again: a second fit succeeds and is recorded.
+    cb2 = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
+    model.fit(X, y, epochs=2, batch_size=100, verbose=0, callbacks=[cb2])
+    assert tracker.get_iteration(cb2.iteration_id).status is IterationStatus.SUCCEEDED

@@ -95,3 +95,59 @@ def test_cv_is_a_driver_with_a_child_per_fold(sqlite_url, data):
     # Each child's last value is that fold's booster's own evaluation; their mean is cv's.
     assert list(per_fold[:, -1]) == [b.eval_valid()[0][2] for b in result["cvbooster"].boosters]
     assert per_fold.mean(axis=0) == pytest.approx(result["valid binary_logloss-mean"], abs=1e-12)
+
+
+def raising_objective(nfold=1, fold=0, at=10):  # noqa: ANN001, ANN201
+    """Logistic loss by hand that raises in `fold`'s update at round `at` (cv updates fold 0..n-1 in turn)."""
+    calls = {"n": 0}
+
+    def objective(predt, train_set):  # noqa: ANN001, ANN202
+        if divmod(calls["n"], nfold) == (at, fold):
+            raise ValueError(f"objective blew up in fold {fold} at round {at}")
+        calls["n"] += 1
+        p = 1.0 / (1.0 + np.exp(-predt))
+        return p - train_set.get_label(), p * (1.0 - p)
+
+    return objective
+
+
+def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url, data):
+    train, valid = datasets(data)
+    cb = DiaryCallback("P", "lgb", uri=sqlite_url, sidecar=False)
+    with pytest.raises(ValueError, match="blew up"):
+        lgb.train({**PARAMS, "objective": raising_objective()}, train, 30, valid_sets=[valid], callbacks=[cb])
+    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
+    tracker = connect(sqlite_url)
+    it = tracker.get_iteration(cb.iteration_id)
+    assert (it.status, it.error_message) == (IterationStatus.FAILED,
+                                             "ValueError: objective blew up in fold 0 at round 10")
+    assert [m.step for m in tracker.get_metrics(it.id, key="valid_0-auc")] == list(range(10))
+
+
+def test_cv_a_fold_that_raises_is_failed_the_others_stopped_the_driver_failed(sqlite_url, data):
+    X, y = data
+    cb = DiaryCallback("P", "lgb-cv", uri=sqlite_url, sidecar=False)
+    with pytest.raises(ValueError):
+        lgb.cv({**PARAMS, "metric": "binary_logloss", "objective": raising_objective(nfold=5, fold=3)},
+               lgb.Dataset(X, y), 15, nfold=5, seed=1, callbacks=[cb])
+    tracker = connect(sqlite_url)
+    driver = tracker.get_iteration(cb.iteration_id)
+    children = [tracker.get_iteration(i) for i in cb.fold_iteration_ids]
+    assert (driver.status, driver.error_message) == (
+        IterationStatus.FAILED, "fold 3 failed: ValueError: objective blew up in fold 3 at round 10")
+    assert [(c.status, c.error_message) for c in children] == [
+        (IterationStatus.KILLED, "stopped: fold 3 failed")] * 3 + [
+        (IterationStatus.FAILED, "ValueError: objective blew up in fold 3 at round 10"),
+        (IterationStatus.KILLED, "stopped: fold 3 failed")]
+    for child in children:
+        assert [m.step for m in tracker.get_metrics(child.id, key="valid-binary_logloss")] == list(range(10))
+
+
+def test_a_returned_booster_carries_no_watch_and_pickles(sqlite_url, data):
+    import pickle
+
+    train, valid = datasets(data)
+    cb = DiaryCallback("P", "lgb", uri=sqlite_url, sidecar=False)
+    booster = lgb.train(PARAMS, train, 30, valid_sets=[valid], callbacks=[cb, lgb.early_stopping(2, verbose=False)])
+    assert "update" not in vars(booster)
+    assert pickle.loads(pickle.dumps(booster)).num_trees() == booster.num_trees()

@@ -72,3 +72,31 @@ def test_lightgbm_rounds_land_in_the_candidates_children(sqlite_url, data):
         for fold in folds:
             assert tracker.get_iteration(fold.id).status is IterationStatus.SUCCEEDED
             assert [m.step for m in tracker.get_metrics(fold.id, key="valid_0-binary_logloss")] == list(range(6))
+
+
+def test_xgboost_rounds_land_in_the_candidates_children_from_loky_workers(sqlite_url, data):
+    """n_jobs=2: the folds (and their boosters) run in loky worker processes, which ask the main process
+    for their candidate's child over the search's event socket."""
+    xgb = pytest.importorskip("xgboost")
+    from diary_integrations.xgboost import DiaryCallback
+
+    X, y = data
+    estimator = xgb.XGBClassifier(n_estimators=5, n_jobs=1, eval_metric="logloss",
+                                  callbacks=[DiaryCallback("P", "loky", uri=sqlite_url, sidecar=False,
+                                                           system_metrics=False)])
+    search = GridSearchCV(estimator, {"max_depth": [1, 2], "learning_rate": [0.1, 0.3]}, cv=2, n_jobs=2,
+                          refit=False)
+    search.set_callbacks(SearchCallback("P", "loky", uri=sqlite_url))
+    search.fit(X, y, eval_set=[(X, y)], verbose=False)
+    children = tree(sqlite_url, "loky")
+    [driver] = children[None]  # one tree: no booster run at the top level
+    candidates = children[driver.id]
+    assert len(candidates) == 4
+    tracker = connect(sqlite_url)
+    for candidate in candidates:
+        folds = children[candidate.id]
+        assert len(folds) == 2 and {f.status for f in folds} == {IterationStatus.SUCCEEDED}
+        for fold in folds:
+            assert [m.step for m in tracker.get_metrics(fold.id, key="validation_0-logloss")] == list(range(5))
+        depth = {p.key: p.value for p in tracker.get_parameters(folds[0].id)}["max_depth"]
+        assert {p.key: p.value for p in tracker.get_parameters(candidate.id)}["max_depth"] == depth

@@ -128,3 +128,70 @@ def test_through_a_server_killed_and_restarted_mid_training(tmp_path, data):
         assert cb.run.dropped == 0
     finally:
         server.stop()
+
+
+def raising_objective(nfold=1, fold=0, at=10):  # noqa: ANN001, ANN201
+    """Logistic loss by hand that raises in `fold`'s update at round `at` (cv updates fold 0..n-1 in turn)."""
+    calls = {"n": 0}
+
+    def objective(predt, dtrain):  # noqa: ANN001, ANN202
+        if divmod(calls["n"], nfold) == (at, fold):
+            raise ValueError(f"objective blew up in fold {fold} at round {at}")
+        calls["n"] += 1
+        p = 1.0 / (1.0 + np.exp(-predt))
+        return p - dtrain.get_label(), p * (1.0 - p)
+
+    return objective
+
+
+def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url, data):
+    cb = DiaryCallback("P", "xgb", uri=sqlite_url, sidecar=False)
+    with pytest.raises(ValueError, match="blew up"):
+        train(cb, data, obj=raising_objective())
+    # Already ended, by the time the program handles the exception (not at exit, not generically).
+    assert cb.run.status is IterationStatus.FAILED
+    tracker = connect(sqlite_url)
+    it = tracker.get_iteration(cb.iteration_id)
+    assert it.status is IterationStatus.FAILED
+    assert it.error_message == "ValueError: objective blew up in fold 0 at round 10"
+    assert [m.step for m in tracker.get_metrics(it.id, key="validation-logloss")] == list(range(10))
+    # The booster's wrapper was per training: the next training with the same callback succeeds.
+    train(cb, data, rounds=3)
+    assert tracker.get_iteration(cb.iteration_id).status is IterationStatus.SUCCEEDED
+
+
+def test_a_callback_raising_after_ours_ends_the_run_failed(sqlite_url, data):
+    class Boom(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):  # noqa: ANN001, ANN202
+            if epoch == 4:
+                raise RuntimeError("callback gave up at round 4")
+            return False
+
+    cb = DiaryCallback("P", "xgb", uri=sqlite_url, sidecar=False)
+    X, y = data
+    with pytest.raises(RuntimeError):
+        xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")], callbacks=[cb, Boom()],
+                  verbose_eval=False)
+    it = connect(sqlite_url).get_iteration(cb.iteration_id)
+    assert (it.status, it.error_message) == (IterationStatus.FAILED, "RuntimeError: callback gave up at round 4")
+
+
+def test_cv_a_fold_that_raises_is_failed_the_others_stopped_the_driver_failed(sqlite_url, data):
+    X, y = data
+    cb = DiaryCallback("P", "xgb-cv", uri=sqlite_url, sidecar=False)
+    with pytest.raises(ValueError):
+        xgb.cv({**PARAMS, "eval_metric": "logloss"}, xgb.DMatrix(X, y), 20, nfold=5, seed=1, callbacks=[cb],
+               obj=raising_objective(nfold=5, fold=2))
+    tracker = connect(sqlite_url)
+    driver = tracker.get_iteration(cb.iteration_id)
+    children = [tracker.get_iteration(i) for i in cb.fold_iteration_ids]
+    assert driver.status is IterationStatus.FAILED
+    assert driver.error_message == "fold 2 failed: ValueError: objective blew up in fold 2 at round 10"
+    assert "Traceback (most recent call last)" in driver.traceback
+    assert [(c.status, c.error_message) for c in children] == [
+        (IterationStatus.KILLED, "stopped: fold 2 failed")] * 2 + [
+        (IterationStatus.FAILED, "ValueError: objective blew up in fold 2 at round 10")] + [
+        (IterationStatus.KILLED, "stopped: fold 2 failed")] * 2
+    for child in children:  # rounds 0-9, once each
+        assert [m.step for m in tracker.get_metrics(child.id, key="test-logloss")] == list(range(10))
+    assert [m.step for m in tracker.get_metrics(driver.id, key="test-logloss-mean")] == list(range(10))

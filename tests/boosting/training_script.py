@@ -1,6 +1,7 @@
 """A boosting training in a process of its own, for the tests that need a real process end: argv is
-LIBRARY (xgboost|lightgbm|keras) URI HOW (raise: the custom objective raises at round 10; sleep: slow rounds,
-for a SIGTERM). Prints ITERATION <id> once the run is open and ROUND <n> after each round."""
+LIBRARY (xgboost|lightgbm|keras) URI HOW (raise: the custom objective raises at round 10; catch: the same,
+and the program catches the exception and exits cleanly; sleep: slow rounds, for a SIGTERM). Prints
+ITERATION <id> once the run is open and ROUND <n> after each round."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ rng = np.random.default_rng(0)
 X = rng.normal(size=(300, 8))
 y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(float)
 rounds = {"n": 0}
+raises = how in ("raise", "catch")
 
 
 def objective_grad_hess(predt: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logistic loss, by hand; raises at round 10 when asked to."""
-    if how == "raise" and rounds["n"] == 10:
+    if raises and rounds["n"] == 10:
         raise ValueError("custom objective blew up at round 10")
     if how == "sleep":
         time.sleep(0.05)
@@ -41,9 +43,11 @@ if library == "xgboost":
 
     cb = DiaryCallback("P", "boosting", uri=uri, flush_interval=0.2, sidecar=False)
     dtrain = xgb.DMatrix(X, y)
-    xgb.train({"max_depth": 2, "eval_metric": "logloss", "nthread": 1}, dtrain, 1000, evals=[(dtrain, "train")],
-              obj=lambda predt, d: objective_grad_hess(predt, d.get_label()), callbacks=[cb, Progress()],
-              verbose_eval=False)
+
+    def fit() -> None:
+        xgb.train({"max_depth": 2, "eval_metric": "logloss", "nthread": 1}, dtrain, 1000, evals=[(dtrain, "train")],
+                  obj=lambda predt, d: objective_grad_hess(predt, d.get_label()), callbacks=[cb, Progress()],
+                  verbose_eval=False)
 elif library == "keras":
     import keras
 
@@ -53,7 +57,7 @@ elif library == "keras":
         def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN201
             if epoch == 0:
                 print("ITERATION", cb.iteration_id, flush=True)
-            if how == "raise" and epoch == 10:
+            if raises and epoch == 10:
                 raise ValueError("custom objective blew up at round 10")
             if how == "sleep":
                 time.sleep(0.05)
@@ -64,7 +68,9 @@ elif library == "keras":
     cb = DiaryCallback("P", "boosting", uri=uri, flush_interval=0.2, sidecar=False, log_every_n_batches=0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")
-    model.fit(X, y, epochs=1000, batch_size=300, verbose=0, callbacks=[cb, RaiseAtEpoch()])
+
+    def fit() -> None:
+        model.fit(X, y, epochs=1000, batch_size=300, verbose=0, callbacks=[cb, RaiseAtEpoch()])
 else:
     import lightgbm as lgb
 
@@ -78,5 +84,16 @@ else:
     progress.order = 40  # type: ignore[attr-defined]
     cb = DiaryCallback("P", "boosting", uri=uri, flush_interval=0.2, sidecar=False)
     data = lgb.Dataset(X, y)
-    lgb.train({"objective": lambda predt, d: objective_grad_hess(predt, d.get_label()), "verbose": -1,
-               "metric": "binary_logloss", "num_threads": 1}, data, 1000, valid_sets=[data], callbacks=[cb, progress])
+
+    def fit() -> None:
+        lgb.train({"objective": lambda predt, d: objective_grad_hess(predt, d.get_label()), "verbose": -1,
+                   "metric": "binary_logloss", "num_threads": 1}, data, 1000, valid_sets=[data],
+                  callbacks=[cb, progress])
+
+if how == "catch":  # the program handles the failure and goes on to a clean exit
+    try:
+        fit()
+    except ValueError as error:
+        print("CAUGHT", error, flush=True)
+else:
+    fit()

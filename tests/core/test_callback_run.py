@@ -235,3 +235,22 @@ def test_the_operators_switch_turns_system_metrics_off_for_the_process(sqlite_ur
     time.sleep(1.0)
     run.end()
     assert set(connect(sqlite_url).get_latest_metrics([run.iteration_id])[run.iteration_id]) == {"loss"}
+
+
+def test_the_end_lets_its_sidecar_go_and_starts_no_other(sqlite_url):
+    """The end used to ask the closed sidecar tracker a question, which started a second sidecar process
+    that the end then waited for (seconds on a loaded machine, for nothing)."""
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    run = CallbackRun("P", "sidecar-end", uri=sqlite_url, sidecar=True, system_metrics=False)
+    run.log_metrics({"loss": 1.0}, step=0)
+    run.open()
+    sidecars = [p for p in psutil.Process().children() if p.pid not in before]
+    assert len(sidecars) == 1
+    run.end()
+    assert run.status is IterationStatus.SUCCEEDED
+    assert run.tracker._holder["process"] is None  # let go, and none started again
+    assert [p for p in psutil.Process().children() if p.pid not in before and p.pid != sidecars[0].pid
+            and p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert [m.value for m in connect(sqlite_url).get_metrics(run.iteration_id, key="loss")] == [1.0]
