@@ -89,6 +89,7 @@ class DiaryCallback(TrainerCallback):
         self._trial_tracker: Any = None  # the search's tracker, which the trial's run shares
         self._searches: dict[int, OptunaSearch] = {}  # id(study) -> its search
         self._last_end: tuple[Any, Any, Any] | None = None  # (args, state, model) at on_train_end
+        self._shared_run_id: int | None = None  # rank > 0 of a run rank 0 writes: that run's id
         self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class DiaryCallback(TrainerCallback):
         runs, searches and trackers belong to the process that opened them."""
         state = self.__dict__.copy()
         state.update(_run=None, _ended=[], _searches={}, _trial_tracker=None, _trial_parent=None,
-                     _last_end=None, _observed=False)
+                     _last_end=None, _observed=False, _shared_run_id=None)
         return state
 
     # -- what users read ------------------------------------------------------------------------
@@ -134,11 +135,15 @@ class DiaryCallback(TrainerCallback):
             trainer = trainer_hooks.calling_trainer()
             if trainer is not None:
                 trainer_hooks.attach(trainer, self)
+        self._shared_run_id = None
+        shared = not self._per_rank and ranks.applies()  # one run for all ranks, rank 0 writes it
         if not (state.is_world_process_zero or (self._per_rank and ranks.applies())):
+            if shared:  # learns the run's id (rank 0's broadcast), to end it with its own error
+                self._shared_run_id = self._guard("could not learn the run's id", lambda: ranks.share_run(None))
             return
         if self._run is not None:  # an earlier train() raised without passing through the wrapper
             self._finish(RuntimeError("train() did not finish: it raised before this train() began"), None)
-        self._guard("could not open the run", lambda: self._open(args, model))
+        self._guard("could not open the run", lambda: self._open(args, model, shared=shared))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Every log (training, evaluation, the final summary) as metric points at the global step."""
@@ -170,9 +175,14 @@ class DiaryCallback(TrainerCallback):
                 self._trial_tracker = search.recorder.tracker
 
     def left_train(self, trial: Any, exc: BaseException | None) -> None:
-        """A `train()` call returned (`exc` None) or raised: its run ends, then its trial's child."""
+        """A `train()` call returned (`exc` None) or raised: its run ends, then its trial's child. On a
+        rank > 0 of a run rank 0 writes, an exception ends that run with this rank's own error."""
         self._observed = False
         self._finish(exc, trial)
+        shared, self._shared_run_id = self._shared_run_id, None
+        if shared is not None and exc is not None:
+            self._guard("could not record this rank's failure", lambda: ranks.conclude_peer(
+                self._connect, shared, exc, own_tracker=self._tracker is None))
         search = self._searches.get(id(trial.study)) if is_optuna_trial(trial) else None
         if search is not None:
             if exc is None:
@@ -192,9 +202,14 @@ class DiaryCallback(TrainerCallback):
 
     # -- the run ----------------------------------------------------------------------------------
 
-    def _open(self, args: Any, model: Any) -> None:
+    def _open(self, args: Any, model: Any, *, shared: bool = False) -> None:
         name = self._name or (args.run_name or "")
-        if self._per_rank and ranks.applies():
+        if shared:  # the other ranks wait in the broadcast: opened now, whatever happens
+            run = self._run = self._new_run(
+                name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)
+            run.end_raised = ranks.shared_end(distributed.world_size())
+            ranks.share_run(run.open)
+        elif self._per_rank and ranks.applies():
             runs = self._run = ranks.RankRuns(
                 lambda **given: self._new_run(**{"name": name, **given}), self._connect,
                 own_tracker=self._tracker is None,
