@@ -201,7 +201,11 @@ class Trials:
         iteration = int(last.get("training_iteration") or 0)
         by = self.stopped.pop(trial.trial_id, None)
         if by is not None and (self.budget is None or by < self.budget):
-            self._end(trial, IterationStatus.KILLED, notes=f"stopped by {self.scheduler} at iteration {by}")
+            note = f"stopped by {self.scheduler} at iteration {by}"
+            child = self.open.get(trial.trial_id)
+            self._end(trial, IterationStatus.KILLED, notes=note)
+            if child is not None:
+                self._stop_runs_inside(child, note)
         elif last.get("done"):  # it returned, met its stop criteria, or used the scheduler's whole budget
             self._end(trial, IterationStatus.SUCCEEDED)
         else:
@@ -209,6 +213,17 @@ class Trials:
                 trial, IterationStatus.KILLED,
                 error_message=f"stopped unfinished at iteration {iteration}: the Tune experiment stopped",
             )
+
+    def _stop_runs_inside(self, child: int, note: str) -> None:
+        """Runs opened inside a trial the scheduler stopped (a DiaryLogger, a Transformers train()) and
+        still RUNNING end KILLED with the trial's note: Tune ends the trial's actor without waiting for
+        the trial's thread, so such a run's own end may never be written (first end wins if it is)."""
+        for inner in self.tracker.get_child_iterations(child):
+            if inner.status is IterationStatus.RUNNING:
+                try:
+                    self.tracker.end_iteration(inner.id, IterationStatus.KILLED, notes=note)
+                except (Conflict, Unprocessable):
+                    pass  # it ended itself meanwhile: that end stands
 
     scheduler = "the scheduler"  # set by the callback: the experiment's scheduler, as Ray names it
     budget: int | None = None  # the scheduler's max_t: stopped there, a trial has run its full budget

@@ -20,7 +20,7 @@ from ..reporting import warn_tracking
 from ..resolve import check_destination
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
-from . import checkpoints, ranks, trainer_hooks
+from . import checkpoints, ranks, ray_search, trainer_hooks
 from .params import metric_values, run_parameters
 from .search import OptunaSearch, is_optuna_trial
 
@@ -90,6 +90,7 @@ class DiaryCallback(TrainerCallback):
         self._searches: dict[int, OptunaSearch] = {}  # id(study) -> its search
         self._last_end: tuple[Any, Any, Any] | None = None  # (args, state, model) at on_train_end
         self._shared_run_id: int | None = None  # rank > 0 of a run rank 0 writes: that run's id
+        self._tune_recorder: Any = None  # the Ray Tune callback recording a search with backend="ray"
         self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -97,7 +98,7 @@ class DiaryCallback(TrainerCallback):
         runs, searches and trackers belong to the process that opened them."""
         state = self.__dict__.copy()
         state.update(_run=None, _ended=[], _searches={}, _trial_tracker=None, _trial_parent=None,
-                     _last_end=None, _observed=False, _shared_run_id=None)
+                     _last_end=None, _observed=False, _shared_run_id=None, _tune_recorder=None)
         return state
 
     # -- what users read ------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class DiaryCallback(TrainerCallback):
 
     @property
     def driver_iteration_id(self) -> int | None:
-        """The driver of the last `hyperparameter_search` (optuna), or None."""
+        """The driver of the last `hyperparameter_search` (optuna or ray), or None."""
         return self._last_driver
 
     _last_driver: int | None = None
@@ -191,14 +192,25 @@ class DiaryCallback(TrainerCallback):
                 search.train_raised(trial, exc)
         self._trial_parent = self._trial_tracker = None
 
-    def entering_search(self) -> None:
-        """A `hyperparameter_search` begins (its studies are learned from their trials)."""
+    def entering_search(self, arguments: dict[str, Any], extra: dict[str, Any]) -> None:
+        """A `hyperparameter_search` begins: for optuna its studies are learned from their trials; for
+        ray the Ray Tune integration's callback joins the `tune.run` call (`extra`, its keyword arguments)."""
+        self._tune_recorder = None
+        if ray_search.backend_name(arguments.get("backend")) != "ray" or distributed.current_rank() != 0:
+            return
+        self._tune_recorder = self._guard("could not set up the Ray Tune search's tracking", lambda: (
+            ray_search.join_tune_run(extra, self._project, self._experiment, self._uri, sidecar=self._sidecar,
+                                     direction=arguments.get("direction", "minimize"))))
 
     def left_search(self, exc: BaseException | None) -> None:
-        """The search returned or raised: its trials' children and its driver end."""
+        """The search returned or raised: its trials' children and its driver end (optuna; the Ray Tune
+        callback ended them itself)."""
         searches, self._searches = list(self._searches.values()), {}
         for search in searches:
             search.close(exc)
+        recorder, self._tune_recorder = self._tune_recorder, None
+        if recorder is not None and recorder.driver_iteration_id is not None:
+            self._last_driver = recorder.driver_iteration_id
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -252,6 +264,8 @@ class DiaryCallback(TrainerCallback):
         step = _pruned_step(exc, trial)
         if step is not False:
             self._guard("could not end the run", lambda: run.end_with(IterationStatus.KILLED, pruned_note(step)))
+        elif ray_search.stopped_by_tune(exc, trial):
+            self._guard("could not end the run", lambda: run.end_with(IterationStatus.KILLED, ray_search.STOPPED))
         else:
             self._guard("could not end the run", lambda: run.end(exc))
 
