@@ -91,6 +91,7 @@ class DiaryCallback(TrainerCallback):
         self._last_end: tuple[Any, Any, Any] | None = None  # (args, state, model) at on_train_end
         self._shared_run_id: int | None = None  # rank > 0 of a run rank 0 writes: that run's id
         self._tune_recorder: Any = None  # the Ray Tune callback recording a search with backend="ray"
+        self._open_now = False  # the current train() is a Ray Tune trial's: its run is opened at once
         self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -168,6 +169,9 @@ class DiaryCallback(TrainerCallback):
         """A `train()` call begins; a trial of an optuna search gets its child before the run opens."""
         self._observed = True
         self._trial_parent = self._trial_tracker = None
+        # A Ray Tune trial (its config dict): Tune may end the trial's process right after a report,
+        # without waiting for train(), so the run is opened before training starts, not beside it.
+        self._open_now = isinstance(trial, dict)
         if is_optuna_trial(trial) and distributed.current_rank() == 0:
             search = self._search_for(trial.study)
             if search is not None:
@@ -230,7 +234,10 @@ class DiaryCallback(TrainerCallback):
         else:
             run = self._new_run(name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)
             self._run = run
-            run.start()  # opened off the training thread; what is logged meanwhile waits for it
+            if self._open_now:
+                run.open()
+            else:
+                run.start()  # opened off the training thread; what is logged meanwhile waits for it
         self._run.log_params(run_parameters(args, model))
 
     def _new_run(self, **given: Any) -> CallbackRun:
