@@ -47,6 +47,17 @@ def netns_problem() -> str | None:
     return None
 
 
+def require_netns() -> None:
+    """Skip the test where network namespaces cannot be made; in CI that is a failure."""
+    import pytest
+
+    problem = netns_problem()
+    if problem:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI must be able to make network namespaces: {problem}")
+        pytest.skip(f"network namespaces are not usable here: {problem}")
+
+
 @dataclass
 class Host:
     namespace: str

@@ -25,7 +25,7 @@ pytest.importorskip("ray.tune", reason="the multi-node Ray test needs the [ray] 
 from diary_integrations import IterationStatus, LocalTracker  # noqa: E402
 from diary_integrations.tracker.local import DEFAULT_USERNAME  # noqa: E402
 
-from .netns import Host, Hosts, make_hosts, netns_problem  # noqa: E402
+from .netns import Host, Hosts, make_hosts, require_netns  # noqa: E402
 from .servers import ADMIN_PASSWORD, auth_env, start_server  # noqa: E402
 from .waiting import wait_until  # noqa: E402
 
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 GCS_PORT = "6379"
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -86,11 +85,7 @@ def start_node(hosts: Hosts, host: Host, env: dict[str, str], log: Path, *args: 
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    problem = netns_problem()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI must be able to make network namespaces: {problem}")
-        pytest.skip(f"network namespaces are not usable here: {problem}")
+    require_netns()
     workdir = tmp_path_factory.mktemp("multinode-ray")
     # Ray's session directory holds unix sockets, whose paths must stay short: not under pytest's tmp.
     temp_dir = Path(tempfile.mkdtemp(prefix="dray-"))

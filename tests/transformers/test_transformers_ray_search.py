@@ -4,11 +4,11 @@ the best trial on the driver), and each trial's train(), run in a Ray worker, is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_ray import local_ray as ray_on_this_machine
 
 from diary_integrations import IterationStatus, connect
 
@@ -27,19 +27,8 @@ FAILING = (2, 5)  # these trials' compute_metrics raise at their first evaluatio
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """Ray on this machine; its workers unpickle the Trainer, so tiny_bert.py must be importable there."""
-    import ray
-
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved) if p)
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with ray_on_this_machine(HERE):
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
 
 
 def test_six_trials_two_failing_some_stopped_by_asha_give_one_driver_six_truthful_children(local_ray, sqlite_uri,
