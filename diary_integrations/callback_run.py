@@ -161,6 +161,10 @@ class CallbackRun:
         self.finished_cleanly: Callable[[], bool] | None = None
         """Asked at interpreter exit when the program exits cleanly and the run was never ended: True when
         the training is known to have completed (LightGBM, which has no end callback, sets it)."""
+        self.end_raised: Callable[[Any, int, BaseException], Any] | None = None
+        """Called as `end_raised(tracker, iteration_id, exc)` instead of the plain end when the run ends
+        with an exception: a run shared by several ranks ends as `distributed.conclude_shared` says (the
+        failing rank's own error, never a peer's secondary "connection closed")."""
 
     def __repr__(self) -> str:
         return f"CallbackRun({self._project!r}, {self._experiment!r}, iteration_id={self.iteration_id})"
@@ -261,6 +265,7 @@ class CallbackRun:
         kid._writer = None
         kid._sampler = None  # the root's sampler reads the whole process: a fold needs none of its own
         kid.finished_cleanly = None
+        kid.end_raised = None
         with self._lock:
             self._children.append(kid)
         kid.start()
@@ -445,7 +450,10 @@ class CallbackRun:
             from .distributed import end_quietly
 
             Heartbeat.of(self.tracker).discard(iteration_id)
-            end_quietly(self.tracker, iteration_id, status, message, trace)
+            if exc is not None and self.end_raised is not None:
+                self.end_raised(self.tracker, iteration_id, exc)
+            else:
+                end_quietly(self.tracker, iteration_id, status, message, trace)
             self.status = status
         except Exception as error:  # noqa: BLE001 - tracking must never break (or replace) the program's end
             failure = error

@@ -99,6 +99,7 @@ def error_of(trial: Any) -> tuple[str, str]:
     return (lines[-1][:2000] if lines else "the trial failed (Tune kept no error report)"), text[-20000:]
 
 
+INNER_GRACE = 5.0  # how long a run inside a stopped trial may take to write its own end
 HAND_OVER_POINTS = 500
 HAND_OVER_SECONDS = 1.0  # as MetricWriter's interval: a running trial's points show within about 2 s
 
@@ -200,15 +201,35 @@ class Trials:
         last = trial.last_result
         iteration = int(last.get("training_iteration") or 0)
         by = self.stopped.pop(trial.trial_id, None)
+        child = self.open.get(trial.trial_id)
         if by is not None and (self.budget is None or by < self.budget):
-            self._end(trial, IterationStatus.KILLED, notes=f"stopped by {self.scheduler} at iteration {by}")
+            note = f"stopped by {self.scheduler} at iteration {by}"
+            self._end(trial, IterationStatus.KILLED, notes=note)
         elif last.get("done"):  # it returned, met its stop criteria, or used the scheduler's whole budget
+            note = f"stopped by {self.scheduler} at iteration {by} (its whole budget)"
             self._end(trial, IterationStatus.SUCCEEDED)
         else:
-            self._end(
-                trial, IterationStatus.KILLED,
-                error_message=f"stopped unfinished at iteration {iteration}: the Tune experiment stopped",
-            )
+            note = f"stopped unfinished at iteration {iteration}: the Tune experiment stopped"
+            self._end(trial, IterationStatus.KILLED, error_message=note)
+        if child is not None and (by is not None or not last.get("done")):
+            self._stop_runs_inside(child, note)
+
+    def _stop_runs_inside(self, child: int, note: str) -> None:
+        """Runs opened inside a trial Tune stopped (a DiaryLogger, a Transformers train()) that are still
+        RUNNING after INNER_GRACE seconds end KILLED with the trial's note: Tune ends a stopped trial's
+        actor without waiting for the trial's thread, so such a run's own end may never be written (the
+        first end wins: one the run wrote itself meanwhile stands)."""
+        deadline = time.monotonic() + INNER_GRACE
+        while True:
+            running = [it for it in self.tracker.get_child_iterations(child) if it.status is IterationStatus.RUNNING]
+            if not running or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        for inner in running:
+            try:
+                self.tracker.end_iteration(inner.id, IterationStatus.KILLED, error_message=note)
+            except (Conflict, Unprocessable):
+                pass  # it ended itself meanwhile: that end stands
 
     scheduler = "the scheduler"  # set by the callback: the experiment's scheduler, as Ray names it
     budget: int | None = None  # the scheduler's max_t: stopped there, a trial has run its full budget

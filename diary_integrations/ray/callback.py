@@ -22,6 +22,7 @@ from ray.tune import Callback
 from ..connection import connect
 from ..reporting import announce, warn_tracking
 from ..resolve import check_destination
+from ..tracker.errors import Unprocessable
 from ..writer import MetricWriter
 from . import _context, _controller
 from ._experiment import Driver, flat
@@ -56,6 +57,8 @@ class _Experiment:
         self.writer = MetricWriter(self.tracker)
         scheduler = _controller.scheduler_of(controller)
         self.metric, self.mode = _controller.metric_and_mode(setup)
+        if self.metric is None:  # Tune was told none (tune.run without metric): the callback's, if given
+            self.metric, self.mode = callback._metric, callback._mode
         parameters: dict[str, Any] = {
             "scheduler": _controller.scheduler_name(scheduler) if scheduler is not None else "",
             "searcher": _controller.searcher_name(controller),
@@ -140,12 +143,22 @@ class DiaryCallback(Callback):
     ends FAILED with its exception, one the scheduler stopped KILLED ("stopped by ASHAScheduler at
     iteration 4"), a completed one SUCCEEDED. The driver ends with the best trial's metric and config
     (`results.get_best_result()`), FAILED if the experiment raised. `Tuner.restore` continues the same
-    driver and children. `sidecar=False` keeps a database's tracker in the driver process.
+    driver and children. `sidecar=False` keeps a database's tracker in the driver process. `metric` and
+    `mode` choose the best trial when Tune itself was told no metric (`tune.run` without one, as
+    Transformers' ray backend calls it, which ranks trials by "objective" afterwards).
     """
 
-    def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True) -> None:
+    def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True,
+                 metric: str | None = None, mode: str | None = None) -> None:
         self._uri = check_destination(project, experiment, uri)  # refused now, not when Tune starts
+        if metric is not None and not (isinstance(metric, str) and metric.strip()):
+            raise Unprocessable(f"metric must be a non-empty string, got {metric!r}", field="metric")
+        if mode is not None and mode not in ("min", "max"):
+            raise Unprocessable(f"mode must be 'min' or 'max', got {mode!r}", field="mode")
+        if (metric is None) != (mode is None):
+            raise Unprocessable("metric and mode are given together or not at all", field="mode")
         self._project, self._experiment, self._sidecar = project, experiment, sidecar
+        self._metric, self._mode = metric, mode
         self._reset()
 
     def _reset(self) -> None:
@@ -159,10 +172,10 @@ class DiaryCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the Tuner (for Tuner.restore): the settings only, no connection.
         return {"_uri": self._uri, "_project": self._project, "_experiment": self._experiment,
-                "_sidecar": self._sidecar}
+                "_sidecar": self._sidecar, "_metric": self._metric, "_mode": self._mode}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_metric": None, "_mode": None, **state})  # pickled before metric/mode existed
         self._reset()
 
     def _failed(self, what: str, exc: Exception) -> None:

@@ -20,7 +20,7 @@ from ..reporting import warn_tracking
 from ..resolve import check_destination
 from ..tracker.enums import IterationStatus
 from ..tracker.errors import Unprocessable
-from . import checkpoints, ranks, trainer_hooks
+from . import checkpoints, ranks, ray_search, trainer_hooks
 from .params import metric_values, run_parameters
 from .search import OptunaSearch, is_optuna_trial
 
@@ -89,6 +89,9 @@ class DiaryCallback(TrainerCallback):
         self._trial_tracker: Any = None  # the search's tracker, which the trial's run shares
         self._searches: dict[int, OptunaSearch] = {}  # id(study) -> its search
         self._last_end: tuple[Any, Any, Any] | None = None  # (args, state, model) at on_train_end
+        self._shared_run_id: int | None = None  # rank > 0 of a run rank 0 writes: that run's id
+        self._tune_recorder: Any = None  # the Ray Tune callback recording a search with backend="ray"
+        self._open_now = False  # the current train() is a Ray Tune trial's: its run is opened at once
         self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -96,7 +99,7 @@ class DiaryCallback(TrainerCallback):
         runs, searches and trackers belong to the process that opened them."""
         state = self.__dict__.copy()
         state.update(_run=None, _ended=[], _searches={}, _trial_tracker=None, _trial_parent=None,
-                     _last_end=None, _observed=False)
+                     _last_end=None, _observed=False, _shared_run_id=None, _tune_recorder=None)
         return state
 
     # -- what users read ------------------------------------------------------------------------
@@ -115,7 +118,7 @@ class DiaryCallback(TrainerCallback):
 
     @property
     def driver_iteration_id(self) -> int | None:
-        """The driver of the last `hyperparameter_search` (optuna), or None."""
+        """The driver of the last `hyperparameter_search` (optuna or ray), or None."""
         return self._last_driver
 
     _last_driver: int | None = None
@@ -134,11 +137,15 @@ class DiaryCallback(TrainerCallback):
             trainer = trainer_hooks.calling_trainer()
             if trainer is not None:
                 trainer_hooks.attach(trainer, self)
+        self._shared_run_id = None
+        shared = not self._per_rank and ranks.applies()  # one run for all ranks, rank 0 writes it
         if not (state.is_world_process_zero or (self._per_rank and ranks.applies())):
+            if shared:  # learns the run's id (rank 0's broadcast), to end it with its own error
+                self._shared_run_id = self._guard("could not learn the run's id", lambda: ranks.share_run(None))
             return
         if self._run is not None:  # an earlier train() raised without passing through the wrapper
             self._finish(RuntimeError("train() did not finish: it raised before this train() began"), None)
-        self._guard("could not open the run", lambda: self._open(args, model))
+        self._guard("could not open the run", lambda: self._open(args, model, shared=shared))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Every log (training, evaluation, the final summary) as metric points at the global step."""
@@ -162,6 +169,9 @@ class DiaryCallback(TrainerCallback):
         """A `train()` call begins; a trial of an optuna search gets its child before the run opens."""
         self._observed = True
         self._trial_parent = self._trial_tracker = None
+        # A Ray Tune trial (its config dict): Tune may end the trial's process right after a report,
+        # without waiting for train(), so the run is opened before training starts, not beside it.
+        self._open_now = isinstance(trial, dict)
         if is_optuna_trial(trial) and distributed.current_rank() == 0:
             search = self._search_for(trial.study)
             if search is not None:
@@ -170,9 +180,14 @@ class DiaryCallback(TrainerCallback):
                 self._trial_tracker = search.recorder.tracker
 
     def left_train(self, trial: Any, exc: BaseException | None) -> None:
-        """A `train()` call returned (`exc` None) or raised: its run ends, then its trial's child."""
+        """A `train()` call returned (`exc` None) or raised: its run ends, then its trial's child. On a
+        rank > 0 of a run rank 0 writes, an exception ends that run with this rank's own error."""
         self._observed = False
         self._finish(exc, trial)
+        shared, self._shared_run_id = self._shared_run_id, None
+        if shared is not None and exc is not None:
+            self._guard("could not record this rank's failure", lambda: ranks.conclude_peer(
+                self._connect, shared, exc, own_tracker=self._tracker is None))
         search = self._searches.get(id(trial.study)) if is_optuna_trial(trial) else None
         if search is not None:
             if exc is None:
@@ -181,20 +196,36 @@ class DiaryCallback(TrainerCallback):
                 search.train_raised(trial, exc)
         self._trial_parent = self._trial_tracker = None
 
-    def entering_search(self) -> None:
-        """A `hyperparameter_search` begins (its studies are learned from their trials)."""
+    def entering_search(self, arguments: dict[str, Any], extra: dict[str, Any]) -> None:
+        """A `hyperparameter_search` begins: for optuna its studies are learned from their trials; for
+        ray the Ray Tune integration's callback joins the `tune.run` call (`extra`, its keyword arguments)."""
+        self._tune_recorder = None
+        if ray_search.backend_name(arguments.get("backend")) != "ray" or distributed.current_rank() != 0:
+            return
+        self._tune_recorder = self._guard("could not set up the Ray Tune search's tracking", lambda: (
+            ray_search.join_tune_run(extra, self._project, self._experiment, self._uri, sidecar=self._sidecar,
+                                     direction=arguments.get("direction", "minimize"))))
 
     def left_search(self, exc: BaseException | None) -> None:
-        """The search returned or raised: its trials' children and its driver end."""
+        """The search returned or raised: its trials' children and its driver end (optuna; the Ray Tune
+        callback ended them itself)."""
         searches, self._searches = list(self._searches.values()), {}
         for search in searches:
             search.close(exc)
+        recorder, self._tune_recorder = self._tune_recorder, None
+        if recorder is not None and recorder.driver_iteration_id is not None:
+            self._last_driver = recorder.driver_iteration_id
 
     # -- the run ----------------------------------------------------------------------------------
 
-    def _open(self, args: Any, model: Any) -> None:
+    def _open(self, args: Any, model: Any, *, shared: bool = False) -> None:
         name = self._name or (args.run_name or "")
-        if self._per_rank and ranks.applies():
+        if shared:  # the other ranks wait in the broadcast: opened now, whatever happens
+            run = self._run = self._new_run(
+                name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)
+            run.end_raised = ranks.shared_end(distributed.world_size())
+            ranks.share_run(run.open)
+        elif self._per_rank and ranks.applies():
             runs = self._run = ranks.RankRuns(
                 lambda **given: self._new_run(**{"name": name, **given}), self._connect,
                 own_tracker=self._tracker is None,
@@ -203,7 +234,10 @@ class DiaryCallback(TrainerCallback):
         else:
             run = self._new_run(name=name, tracker=self._tracker if self._tracker is not None else self._trial_tracker)
             self._run = run
-            run.start()  # opened off the training thread; what is logged meanwhile waits for it
+            if self._open_now:
+                run.open()
+            else:
+                run.start()  # opened off the training thread; what is logged meanwhile waits for it
         self._run.log_params(run_parameters(args, model))
 
     def _new_run(self, **given: Any) -> CallbackRun:
@@ -237,6 +271,8 @@ class DiaryCallback(TrainerCallback):
         step = _pruned_step(exc, trial)
         if step is not False:
             self._guard("could not end the run", lambda: run.end_with(IterationStatus.KILLED, pruned_note(step)))
+        elif ray_search.stopped_by_tune(exc, trial):
+            self._guard("could not end the run", lambda: run.end_with(IterationStatus.KILLED, ray_search.STOPPED))
         else:
             self._guard("could not end the run", lambda: run.end(exc))
 

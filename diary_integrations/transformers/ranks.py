@@ -1,9 +1,16 @@
-"""`per_rank=True` under a multi-process Trainer (torchrun, accelerate launch): a driver iteration opened
-by rank 0 and broadcast to every rank, and a child iteration per rank (named "rank N", with the rank's
-place in the run as parameters) that the rank writes itself. Each rank ends its own child with its own
-outcome, then `distributed.conclude_rank` records it on the driver as DiaryLogger's ranks do: rank 0 waits
-for its siblings and ends the driver by its children; a rank's real error ends the driver FAILED with
-"rank N: <error>", never a peer's secondary "connection closed"."""
+"""The ranks of a multi-process Trainer (torchrun, accelerate launch).
+
+Default mode (one run, written by rank 0): rank 0 opens the run at `train()`'s start and broadcasts its
+id (`share_run`), so a rank > 0 that raises ends it with its own error (`conclude_peer`), and rank 0's
+own failure ends it as `distributed.conclude_shared` says (`shared_end`), as DiaryLogger's ranks do: the
+first real error, "rank N: <error>", never a peer's secondary "connection closed". A rank > 0 writes
+nothing else, and connects to the tracker only when it fails.
+
+`per_rank=True`: a driver iteration opened by rank 0 and broadcast to every rank, and a child iteration
+per rank (named "rank N", with the rank's place in the run as parameters) that the rank writes itself.
+Each rank ends its own child with its own outcome, then `distributed.conclude_rank` records it on the
+driver: rank 0 waits for its siblings and ends the driver by its children; a rank's real error ends the
+driver FAILED with "rank N: <error>"."""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from typing import Any
 from .. import distributed
 from ..callback_run import CallbackRun
 from ..sidecar import SidecarTracker
+from ..tracker.errors import Unprocessable
 
 SETTLE_TIMEOUT = 30.0  # how long rank 0 waits for its siblings' children to end before marking them KILLED
 HAND_OVER = 3.0  # how long a failing rank > 0 lets rank 0 end the driver first
@@ -21,6 +29,47 @@ HAND_OVER = 3.0  # how long a failing rank > 0 lets rank 0 end the driver first
 def applies() -> bool:
     """True when this process is one rank of several, with the process group up (a collective works)."""
     return distributed.process_group_ready() and distributed.world_size() > 1
+
+
+def share_run(open_run: Callable[[], int] | None) -> int:
+    """The default mode's run id on every rank (a collective: every rank calls it at once). Rank 0 passes
+    `open_run`, which opens the run and gives its id; the others pass None. A run that could not be
+    opened raises on every rank (rank 0: the reason), after the broadcast, so no rank is left waiting."""
+    run_id, failure = None, None
+    if open_run is not None:
+        try:
+            run_id = open_run()
+        except Exception as error:  # noqa: BLE001 - raised after the collective
+            failure = error
+    try:
+        return distributed.broadcast_driver(run_id)
+    except Unprocessable:
+        if failure is not None:
+            raise failure from None
+        raise
+
+
+def shared_end(world: int) -> Callable[[Any, int, BaseException], Any]:
+    """How rank 0 ends the shared run when its `train()` raised (CallbackRun.end_raised)."""
+
+    def end(tracker: Any, run_id: int, exc: BaseException) -> Any:
+        return distributed.conclude_shared(tracker, run_id, rank=0, world=world, exc=exc, owns_run=True,
+                                           hand_over=HAND_OVER)
+
+    return end
+
+
+def conclude_peer(connect: Callable[[], Any], run_id: int, exc: BaseException, *, own_tracker: bool) -> None:
+    """A rank > 0's `train()` raised: the shared run ends FAILED with its own error ("rank N: ..."),
+    after rank 0's writer has had `HAND_OVER` seconds to store what it holds; a secondary collective
+    error (a peer went away) is left to the rank that really failed."""
+    tracker = connect()
+    try:
+        distributed.conclude_shared(tracker, run_id, rank=distributed.current_rank(), world=distributed.world_size(),
+                                    exc=exc, owns_run=False, hand_over=HAND_OVER)
+    finally:
+        if own_tracker and isinstance(tracker, SidecarTracker):
+            tracker.close()  # every call was answered, so applied
 
 
 class RankRuns:

@@ -9,6 +9,7 @@ by looking a few frames up the stack for that Trainer: callbacks are never hande
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ class EntryObserver(Protocol):
 
     def left_train(self, trial: Any, exc: BaseException | None) -> None: ...
 
-    def entering_search(self) -> None: ...
+    def entering_search(self, arguments: dict[str, Any], extra: dict[str, Any]) -> None: ...
 
     def left_search(self, exc: BaseException | None) -> None: ...
 
@@ -79,12 +80,22 @@ def _observed_train(train: Callable[..., Any], observer: EntryObserver) -> Calla
 
 
 def _observed_search(search: Callable[..., Any], observer: EntryObserver) -> Callable[..., Any]:
+    signature = inspect.signature(search)
+    extra_name = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+
     @functools.wraps(search)
     def observed(*args: Any, **kwargs: Any) -> Any:
-        observer.entering_search()
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # the search itself says what is wrong with its arguments
+            return search(*args, **kwargs)
+        # The named arguments (backend, direction) to read, and the backend's own keyword arguments
+        # (handed on to tune.run for "ray"), which the observer may add to.
+        extra = bound.arguments.setdefault(extra_name, {}) if extra_name else {}
+        observer.entering_search(dict(bound.arguments), extra)
         error: BaseException | None = None
         try:
-            return search(*args, **kwargs)
+            return search(*bound.args, **bound.kwargs)
         except BaseException as exc:
             error = exc
             raise

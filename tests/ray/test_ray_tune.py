@@ -173,3 +173,17 @@ def test_restore_after_driver_sigkill_continues_without_duplicates(ray_cluster: 
         assert sorted(steps) == list(range(1, 6)), (child.name, steps)  # each step once
     assert str(tracker.get_parameter_values([driver.id])[driver.id]["best.x"]) == "0"
     assert results.get_best_result().config == {"x": 0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"metric": "", "mode": "min"}, "metric"), ({"metric": "loss", "mode": "minimize"}, "mode"),
+     ({"metric": "loss"}, "mode")],
+)
+def test_bad_metric_or_mode_is_refused_naming_the_field(kwargs, field, tmp_path: Path) -> None:
+    from diary_integrations.tracker.errors import Unprocessable
+
+    with pytest.raises(Unprocessable) as refused:
+        DiaryCallback("P", "Tune", uri=str(tmp_path / "runs.db"), **kwargs)
+    assert refused.value.field == field
+    assert not (tmp_path / "runs.db").exists()  # nothing written

@@ -4,8 +4,8 @@
 a bridge that lives in a namespace of its own (the test's switch): the machine's own namespace is never
 touched. Names carry the test process's pid and a random tag, so parallel runs never collide, and the
 next run removes namespaces left by a test process killed before its teardown. `remove()` ends every
-process started in the hosts and deletes the namespaces (their veths go with them); the fixture calls
-it even on failure.
+process started in the hosts (and every process left in them, which only these started) and deletes
+the namespaces (their veths go with them); the fixture calls it even on failure.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,17 @@ def netns_problem() -> str | None:
     finally:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=60)
     return None
+
+
+def require_netns() -> None:
+    """Skip the test where network namespaces cannot be made; in CI that is a failure."""
+    import pytest
+
+    problem = netns_problem()
+    if problem:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI must be able to make network namespaces: {problem}")
+        pytest.skip(f"network namespaces are not usable here: {problem}")
 
 
 @dataclass
@@ -75,9 +88,30 @@ class Hosts:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
+        for host in self.hosts:
+            kill_everything_in(host.namespace)
         for namespace in [host.namespace for host in self.hosts] + [self.switch]:
             # A process left in a namespace keeps it alive, not its name: deletion always succeeds.
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=60)
+
+
+def pids_in(namespace: str) -> list[int]:
+    """Every process whose network namespace is this one (daemons a started process left behind, such
+    as a Ray node's raylet and workers): only processes this test started can be there."""
+    listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=60)
+    return [int(word) for word in listed.stdout.split() if word.isdigit()]
+
+
+def kill_everything_in(namespace: str) -> None:
+    """SIGKILL every process in the namespace, and wait (up to 30 s) until none is left."""
+    deadline = time.monotonic() + 30
+    while (pids := pids_in(namespace)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
 
 
 # Our namespaces: diary-<pid of the test process>-<tag>-<role>.

@@ -20,14 +20,13 @@ import pytest
 from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker
 from diary_integrations.tracker.local import DEFAULT_USERNAME
 
-from .netns import Hosts, make_hosts, netns_problem
+from .netns import Hosts, make_hosts, require_netns
 from .servers import ADMIN_PASSWORD, auth_env, start_server
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 LIGHTNING = HERE.parent / "lightning"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RENDEZVOUS_PORT = "29400"
 # Launcher variables of an outer run must not leak into the nodes.
 _LAUNCH_VARS = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"}
@@ -43,11 +42,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    problem = netns_problem()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI must be able to make network namespaces: {problem}")
-        pytest.skip(f"network namespaces are not usable here: {problem}")
+    require_netns()
     workdir = tmp_path_factory.mktemp("multinode")
     database = f"sqlite:///{workdir / 'tracking.db'}"
     hosts = make_hosts(3)

@@ -59,6 +59,12 @@ def accuracy(prediction: Any) -> dict[str, float]:
     return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
 
 
+def accuracy_failing_on_rank_1(prediction: Any) -> dict[str, float]:
+    if os.environ.get("RANK") == "1":
+        raise ValueError("the metric broke on rank 1")
+    return accuracy(prediction)
+
+
 def trainer(args: TrainingArguments, callbacks: list[Any], **kwargs: Any) -> Trainer:
     kwargs.setdefault("model", None if "model_init" in kwargs else model())
     return Trainer(
@@ -79,7 +85,8 @@ class SignalAt(TrainerCallback):
 
 def main() -> None:
     """MODE `plain` trains once; `sigterm` is sent SIGTERM at step 7; `ddp` (under torchrun) trains once
-    with the default callback (experiment "tiny") and once with `per_rank=True` ("tiny per rank")."""
+    with the default callback (experiment "tiny") and once with `per_rank=True` ("tiny per rank");
+    `ddp-fail` (under torchrun) trains once with the default callback, rank 1's compute_metrics raising."""
     from diary_integrations.transformers import DiaryCallback
 
     uri, mode = sys.argv[1], sys.argv[2]
@@ -87,7 +94,10 @@ def main() -> None:
     callbacks: list[Any] = [DiaryCallback("Transformers", "tiny", uri=uri)]
     if mode == "sigterm":
         callbacks.append(SignalAt(7, signal.SIGTERM))
-    extra = {"ddp_backend": "gloo"} if mode == "ddp" else {}
+    extra = {"ddp_backend": "gloo"} if mode.startswith("ddp") else {}
+    if mode == "ddp-fail":  # rank 1's compute_metrics raises at the first evaluation (step 10)
+        trainer(arguments(out, **extra), callbacks, compute_metrics=accuracy_failing_on_rank_1).train()
+        return
     trainer(arguments(out, **extra), callbacks).train()
     if mode == "ddp":
         per_rank = DiaryCallback("Transformers", "tiny per rank", uri=uri, per_rank=True)
