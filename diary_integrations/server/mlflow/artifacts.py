@@ -123,3 +123,25 @@ def remove(ctx: Context, args: Args) -> dict[str, Any]:
     for resource_id in ids:  # gone already is done already: a retried delete succeeds
         ctx.tracker.delete_resource(resource_id)
     return {}
+
+
+def run_listing(ctx: Context, args: Args) -> dict[str, Any]:
+    """A run's artifacts under `path` (MLflow's `artifacts/list`): paths from the run's artifact root, as
+    MLflow lists them (`dir/file.txt`), directories without a size."""
+    run_text = args.text("run_id") or args.text("run_uuid")
+    if not run_text:
+        raise invalid("Missing value for required parameter 'run_id'.")
+    ref = store.run(ctx, run_text, Action.READ)
+    path = (args.text("path") or "").strip("/")
+    if path:
+        _split(f"{ref.experiment_id}/{path}")  # the same rule as the proxy's paths: no '..', no empty parts
+    with read_transaction(ctx.tracker.engine) as conn:
+        (run,) = store.runs_json(conn, [ref.id])
+    prefix = f"{path}/" if path else ""
+    files = _children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
+    return {"root_uri": run["info"]["artifact_uri"], "files": [{**f, "path": prefix + f["path"]} for f in files]}
+
+
+# Under the tracking prefixes (`/api/2.0/mlflow/artifacts/list`), not the proxy's.
+run_router = APIRouter()
+route(run_router, "GET", "/artifacts/list")(run_listing)

@@ -257,22 +257,47 @@ def get_download_uri(ctx: Context, args: Args) -> dict[str, Any]:
     return {"artifact_uri": _version_json(ctx, model, version)["source"]}
 
 
+_RUN_FILTER = re.compile(r"^\s*run_id\s*(=|!=)\s*'([^']*)'\s*$", re.IGNORECASE)
+_RUN_IN_FILTER = re.compile(r"^\s*run_id\s+IN\s*\(([^)]*)\)\s*$", re.IGNORECASE)
+
+
+def _version_filter(text: str | None) -> Any:
+    """MLflow's model-version filter as far as diary's registry goes: `name` clauses (as for models),
+    `run_id = '...'`, `!=` and `run_id IN ('a', 'b')`, joined by AND; a (model, version) predicate."""
+    name_clauses, run_tests = [], []
+    for clause in re.split(r"\s+AND\s+", text or "", flags=re.IGNORECASE):
+        if not clause.strip():
+            continue
+        single, many = _RUN_FILTER.match(clause), _RUN_IN_FILTER.match(clause)
+        if single is not None:
+            value, equal = single.group(2), single.group(1) == "="
+            run_tests.append(lambda run, value=value, equal=equal: (run == value) is equal)
+        elif many is not None:
+            values = {v.strip().strip("'\"") for v in many.group(1).split(",") if v.strip()}
+            run_tests.append(lambda run, values=values: run in values)
+        else:
+            name_clauses.append(clause)
+    keep_name = _name_matches(" AND ".join(name_clauses))
+    return lambda model, version: keep_name(model.name) and all(t(str(version.iteration_id)) for t in run_tests)
+
+
 @route(router, "GET", "/model-versions/search")
 def search_model_versions(ctx: Context, args: Args) -> dict[str, Any]:
-    """`name = '...'` (or no filter): the versions of that model, or of every model of the project."""
-    text = args.text("filter")
+    """The project's versions a filter keeps (`_version_filter`), newest first per model, paged."""
+    keep = _version_filter(args.text("filter"))
+    limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
+    offset = decode_token(args.text("page_token"))
     project = ctx.project_id()
     if project is None:
         return {"model_versions": []}
     ctx.allow(Action.READ)
-    models = ctx.tracker.get_models(project)
-    if text:
-        keep = _name_matches(text)
-        models = [mo for mo in models if keep(mo.name)]
-    found = [(mo, v) for mo in models for v in ctx.tracker.get_model_versions(mo.id)]
+    found = [(mo, v) for mo in ctx.tracker.get_models(project) for v in ctx.tracker.get_model_versions(mo.id)
+             if keep(mo, v)]
     found.sort(key=lambda pair: (pair[0].name, -pair[1].version))
-    limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
-    return {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[:limit]]}
+    answer: dict[str, Any] = {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[offset:offset + limit]]}
+    if offset + limit < len(found):
+        answer["next_page_token"] = encode_token(offset + limit)
+    return answer
 
 
 @route(router, "POST", "/registered-models/alias")
