@@ -40,6 +40,16 @@ def _split(path: str) -> tuple[str, str]:
     return parts[0], rest
 
 
+def checked_path(path: str) -> None:
+    """A path inside a run's or a logged model's artifacts: the proxy's rule (no '..', no empty parts)."""
+    try:
+        _split(f"0/{path}")
+    except MlflowError:
+        raise invalid(
+            f"Invalid artifact path {path[:100]!r}: use a relative path without '..' or empty parts"
+        ) from None
+
+
 def _experiment(ctx: Context, text: str, action: Action) -> Experiment:
     return store.experiment(ctx, text, action)
 
@@ -85,7 +95,7 @@ def download(ctx: Context, args: Args) -> Response:
     return Response(data, media_type="application/octet-stream")
 
 
-def _children(ctx: Context, experiment_id: int, directory: str) -> list[dict[str, Any]]:
+def children(ctx: Context, experiment_id: int, directory: str) -> list[dict[str, Any]]:
     prefix = f"{directory}/" if directory else ""
     stmt = select(r.c.name, r.c.size_bytes).where(r.c.experiment_id == experiment_id)
     if prefix:
@@ -108,7 +118,7 @@ def listing(ctx: Context, args: Args) -> dict[str, Any]:
         return {"files": []}
     experiment_text, directory = _split(path)
     found = _experiment(ctx, experiment_text, Action.READ)
-    return {"files": _children(ctx, found.id, directory)}
+    return {"files": children(ctx, found.id, directory)}
 
 
 @route(router, "DELETE", "/artifacts/{artifact_path:path}")
@@ -134,11 +144,11 @@ def run_listing(ctx: Context, args: Args) -> dict[str, Any]:
     ref = store.run(ctx, run_text, Action.READ)
     path = (args.text("path") or "").strip("/")
     if path:
-        _split(f"{ref.experiment_id}/{path}")  # the same rule as the proxy's paths: no '..', no empty parts
+        checked_path(path)
     with read_transaction(ctx.tracker.engine) as conn:
         (run,) = store.runs_json(conn, [ref.id])
     prefix = f"{path}/" if path else ""
-    files = _children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
+    files = children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
     return {"root_uri": run["info"]["artifact_uri"], "files": [{**f, "path": prefix + f["path"]} for f in files]}
 
 
