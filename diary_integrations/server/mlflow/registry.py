@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import insert, select
 
 from ...tracker import schema as t
@@ -22,7 +22,7 @@ from ...tracker.database import one_transaction, read_transaction
 from ...tracker.enums import ModelStage
 from ...tracker.errors import Conflict
 from ..permissions import Action
-from . import store
+from . import artifacts, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid
 from .mapping import decode_token, encode_token, ms
@@ -326,3 +326,37 @@ def get_by_alias(ctx: Context, args: Args) -> dict[str, Any]:
     if found is None:
         raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.")
     return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(found.model_version_id))}
+
+
+def _version_artifact(ctx: Context, args: Args) -> Response:
+    """`GET /model-versions/get-artifact?name=&version=&path=`: one file of a version's model (the UI's
+    model version page), read where its source says: a run's artifacts (`runs:/<run>/<dir>`), a logged
+    model's (`models:/<model id>`), or the artifact proxy (`mlflow-artifacts:/<experiment>/<dir>`)."""
+    path = (args.text("path", required=True) or "").strip("/")
+    artifacts.checked_path(path)
+    model, version = _version(ctx, args, Action.READ)
+    source = _version_json(ctx, model, version)["source"]
+    experiment_id, name = None, None
+    if source.startswith("runs:/"):
+        run_text, _, inside = source[len("runs:/"):].strip("/").partition("/")
+        ref = store.run(ctx, run_text, Action.READ)
+        experiment_id, name = ref.experiment_id, "/".join(p for p in (f"{ref.id}/artifacts", inside, path) if p)
+    elif source.startswith("models:/"):
+        model_id = source[len("models:/"):].strip("/")
+        with read_transaction(ctx.tracker.engine) as conn:
+            experiment_id = conn.execute(select(lm.c.experiment_id).where(lm.c.model_id == model_id)).scalar()
+        name = f"models/{model_id}/artifacts/{path}"
+    elif source.startswith("mlflow-artifacts:/"):
+        head, _, inside = source[len("mlflow-artifacts:/"):].strip("/").partition("/")
+        experiment_id, name = store.experiment(ctx, head, Action.READ).id, "/".join(p for p in (inside, path) if p)
+    data = None if experiment_id is None or name is None else artifacts.read(ctx, experiment_id, name)
+    if data is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No artifact at path {path[:100]!r} of model version "
+                          f"(name={model.name}, version={version.version})")
+    return Response(data, media_type="application/octet-stream")
+
+
+# The UI's route, outside the prefixes (MLflow's tests call it with a doubled slash, which Flask accepts).
+version_artifact_router = APIRouter()
+for _path in ("/model-versions/get-artifact", "//model-versions/get-artifact"):
+    route(version_artifact_router, "GET", _path)(_version_artifact)
