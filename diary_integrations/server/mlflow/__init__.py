@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
 
-from . import ajax, artifacts, experiments, metrics, models, registry, runs
+from . import ajax, artifacts, experiments, graphql_api, metrics, models, registry, runs
 from .errors import MlflowError, response
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -19,10 +19,14 @@ ALL_PREFIXES = (*PREFIXES, ARTIFACTS_PREFIX, "/ajax-api/2.0/mlflow-artifacts")
 
 
 GET_ARTIFACT = "/get-artifact"  # the UI's download of one run artifact, outside the prefixes
+GRAPHQL = "/graphql"  # the UI's GraphQL endpoint, outside the prefixes too
+VERSION_ARTIFACT = ("/model-versions/get-artifact", "//model-versions/get-artifact")
 
 
 def is_mlflow_path(path: str) -> bool:
-    return path == GET_ARTIFACT or any(path == p or path.startswith(p + "/") for p in ALL_PREFIXES)
+    if path in (GET_ARTIFACT, GRAPHQL, *VERSION_ARTIFACT):
+        return True
+    return any(path == p or path.startswith(p + "/") for p in ALL_PREFIXES)
 
 
 def _not_found() -> APIRouter:
@@ -41,7 +45,10 @@ def mount_mlflow(app: FastAPI) -> None:
     for prefix in PREFIXES:
         for module in (experiments, runs, metrics, models, ajax, registry):
             app.include_router(module.router, prefix=prefix)
+        app.include_router(artifacts.run_router, prefix=prefix)
     app.include_router(ajax.get_artifact_router)
+    app.include_router(graphql_api.router)
+    app.include_router(registry.version_artifact_router)
     for prefix in (ARTIFACTS_PREFIX, "/ajax-api/2.0/mlflow-artifacts"):
         app.include_router(artifacts.router, prefix=prefix)
     for prefix in ALL_PREFIXES:  # last: only what no route above took

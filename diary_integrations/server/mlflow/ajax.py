@@ -165,6 +165,7 @@ def get_artifact(ctx: Context, args: Args) -> Response:
     """`GET /get-artifact?run_uuid=&path=`: one file of a run's artifacts."""
     run_text = args.text("run_uuid") or args.text("run_id", required=True)
     path = args.text("path", required=True) or ""
+    artifacts.checked_path(path.strip("/"))
     ref = store.run(ctx, run_text, Action.READ)
     data = artifacts.read(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path.strip('/')}")
     if data is None:

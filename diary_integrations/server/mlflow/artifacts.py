@@ -40,6 +40,15 @@ def _split(path: str) -> tuple[str, str]:
     return parts[0], rest
 
 
+def checked_path(path: str) -> None:
+    """A path inside a run's or a logged model's artifacts: the proxy's rule (no '..', no empty parts),
+    refused in MLflow's words ("Invalid path", which its clients and tests compare)."""
+    try:
+        _split(f"0/{path}")
+    except MlflowError:
+        raise invalid("Invalid path") from None
+
+
 def _experiment(ctx: Context, text: str, action: Action) -> Experiment:
     return store.experiment(ctx, text, action)
 
@@ -85,7 +94,7 @@ def download(ctx: Context, args: Args) -> Response:
     return Response(data, media_type="application/octet-stream")
 
 
-def _children(ctx: Context, experiment_id: int, directory: str) -> list[dict[str, Any]]:
+def children(ctx: Context, experiment_id: int, directory: str) -> list[dict[str, Any]]:
     prefix = f"{directory}/" if directory else ""
     stmt = select(r.c.name, r.c.size_bytes).where(r.c.experiment_id == experiment_id)
     if prefix:
@@ -108,7 +117,7 @@ def listing(ctx: Context, args: Args) -> dict[str, Any]:
         return {"files": []}
     experiment_text, directory = _split(path)
     found = _experiment(ctx, experiment_text, Action.READ)
-    return {"files": _children(ctx, found.id, directory)}
+    return {"files": children(ctx, found.id, directory)}
 
 
 @route(router, "DELETE", "/artifacts/{artifact_path:path}")
@@ -123,3 +132,25 @@ def remove(ctx: Context, args: Args) -> dict[str, Any]:
     for resource_id in ids:  # gone already is done already: a retried delete succeeds
         ctx.tracker.delete_resource(resource_id)
     return {}
+
+
+def run_listing(ctx: Context, args: Args) -> dict[str, Any]:
+    """A run's artifacts under `path` (MLflow's `artifacts/list`): paths from the run's artifact root, as
+    MLflow lists them (`dir/file.txt`), directories without a size."""
+    run_text = args.text("run_id") or args.text("run_uuid")
+    if not run_text:
+        raise invalid("Missing value for required parameter 'run_id'.")
+    ref = store.run(ctx, run_text, Action.READ)
+    path = (args.text("path") or "").strip("/")
+    if path:
+        checked_path(path)
+    with read_transaction(ctx.tracker.engine) as conn:
+        (run,) = store.runs_json(conn, [ref.id])
+    prefix = f"{path}/" if path else ""
+    files = children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
+    return {"root_uri": run["info"]["artifact_uri"], "files": [{**f, "path": prefix + f["path"]} for f in files]}
+
+
+# Under the tracking prefixes (`/api/2.0/mlflow/artifacts/list`), not the proxy's.
+run_router = APIRouter()
+route(run_router, "GET", "/artifacts/list")(run_listing)

@@ -50,7 +50,16 @@ class Args:
                 raise invalid(f"Missing value for required parameter '{name}'.")
             return default
         if not isinstance(value, str):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a string")
+            raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: expected a string")
+        return value
+
+    def strict_text(self, name: str) -> str:
+        """A string field MLflow's proto declares (a number is refused, as MLflow refuses it); absent is ""."""
+        value = self._value(name)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: expected a string")
         return value
 
     def integer(
@@ -63,12 +72,12 @@ class Args:
             try:
                 value = int(value.strip())
             except ValueError:
-                raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: "
+                raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: "
                     f"expected an integer") from None
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected an integer")
+            raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: expected an integer")
         if not low <= value <= high:
             raise invalid(f"Invalid value {value} for parameter '{name}' supplied: must be between {low} and {high}")
         return value
@@ -88,7 +97,7 @@ class Args:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a list of strings")
+            raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: expected a list of strings")
         return value
 
     def pairs(self, name: str, *, limit: int | None = None) -> list[tuple[str, str]]:
@@ -97,7 +106,7 @@ class Args:
         if items is None:
             return []
         if not isinstance(items, list):
-            raise invalid(f"Invalid value {_short(items)} for parameter '{name}' supplied: expected a list")
+            raise invalid(f"Invalid value {short(items)} for parameter '{name}' supplied: expected a list of objects")
         if limit is not None and len(items) > limit:
             raise invalid(f"A batch logging request can contain at most {limit} {name}. Got {len(items)} {name}.")
         out = []
@@ -114,7 +123,7 @@ class Args:
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = str(value)
                 else:
-                    raise invalid(f"Invalid value {_short(value)} for parameter '{name}[{n}].value' supplied: "
+                    raise invalid(f"Invalid value {short(value)} for parameter '{name}[{n}].value' supplied: "
                         f"expected a string")
             out.append((key, value))
         return out
@@ -124,7 +133,7 @@ class Args:
         if items is None:
             return []
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise invalid(f"Invalid value for parameter '{name}' supplied: expected a list of objects")
+            raise invalid(f"Invalid value {short(items)} for parameter '{name}' supplied: expected a list of objects")
         if limit is not None and len(items) > limit:
             raise invalid(f"A batch logging request can contain at most {limit} {name}. Got {len(items)} {name}.")
         return items
@@ -134,14 +143,14 @@ def as_number(value: Any, name: str) -> float:
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
         return float(value.replace("Infinity", "inf"))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(f"Invalid value {_short(value)} for parameter '{name}' supplied: expected a number")
+        raise invalid(f"Invalid value {short(value)} for parameter '{name}' supplied: expected a number")
     try:
         return float(value)
     except OverflowError:
         raise invalid(f"Invalid value for parameter '{name}' supplied: the number is out of range") from None
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     """A value as MLflow's messages show it (JSON), cut short."""
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, select
 
 from ...tracker import schema as t
-from .endpoint import _short as _json
+from .endpoint import short as _json
 from .errors import invalid
 from .mapping import number_text
 

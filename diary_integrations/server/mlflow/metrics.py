@@ -8,7 +8,6 @@ run in one transaction that holds the run's row (PostgreSQL) or the database's w
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,7 +19,7 @@ from ...tracker.database import one_transaction, read_transaction
 from ...tracker.validation import check_key
 from ..permissions import Action
 from . import inputs, store
-from .endpoint import Args, Context, as_number, route
+from .endpoint import Args, Context, as_number, route, short
 from .errors import invalid
 from .mapping import decode_token, encode_token, ms
 from .runs import _run_id, write_params, write_tags
@@ -31,30 +30,38 @@ MAX_HISTORY_PAGE = 25_000
 m = t.metrics
 
 
-def _points(items: list[dict[str, Any]]) -> tuple[list[tuple[str, float, int, int]], list[dict[str, Any]]]:
+def _points(
+    items: list[dict[str, Any]], *, single: bool = False
+) -> tuple[list[tuple[str, float, int, int]], list[dict[str, Any]]]:
     """The points of a request (key, value, timestamp ms, step; MLflow takes negative steps too), and
-    those linked to a model or dataset, as inputs.store_metric_links takes them."""
+    those linked to a model or dataset, as inputs.store_metric_links takes them. Fields are named as
+    MLflow names them: `key` on log-metric (`single`), `metrics[0].key` in a batch; `key`, `value` and
+    `timestamp` are required, as in MLflow's protos."""
     points, links = [], []
-    now = int(time.time() * 1000)
     for n, item in enumerate(items):
+        at = "" if single else f"metrics[{n}]."
         key = item.get("key")
-        if not isinstance(key, str) or not key:
-            raise invalid(f"Invalid value for parameter 'metrics[{n}].key' supplied: a non-empty string is required")
+        if key is None or key == "":
+            raise invalid(f"Missing value for required parameter '{at}key'.")
+        if not isinstance(key, str):
+            raise invalid(f"Invalid value {short(key)} for parameter '{at}key' supplied.")
         if len(key) > 250:
             raise invalid(f"Metric key '{key[:50]}...' had length {len(key)}, which exceeded length limit of 250")
-        if "value" not in item:
-            raise invalid(f"Missing value for required parameter 'metrics[{n}].value'")
-        value = as_number(item["value"], f"metrics[{n}].value")
-        sub = Args(item, from_query=False)
-        timestamp = sub.integer("timestamp", default=now, low=0, high=2**53)
-        step = sub.integer("step", default=0)
-        points.append((key, value, timestamp or 0, step or 0))
-        link = {f: sub.text(f) for f in ("model_id", "dataset_name", "dataset_digest")}
+        if item.get("value") is None:
+            raise invalid(f"Missing value for required parameter '{at}value'.")
+        value = as_number(item["value"], f"{at}value")
+        if item.get("timestamp") is None:
+            raise invalid(f"Missing value for required parameter '{at}timestamp'.")
+        sub = Args({f"{at}{k}": v for k, v in item.items()}, from_query=False)
+        timestamp = sub.integer(f"{at}timestamp", low=0, high=2**53) or 0
+        step = sub.integer(f"{at}step", default=0) or 0
+        points.append((key, value, timestamp, step))
+        link = {f: sub.text(f"{at}{f}") for f in ("model_id", "dataset_name", "dataset_digest")}
         if any(link.values()):
             for field, limit in (("model_id", 64), ("dataset_name", 500), ("dataset_digest", 36)):
                 if link[field] is not None and len(link[field]) > limit:
-                    raise invalid(f"Parameter 'metrics[{n}].{field}' is over {limit} characters")
-            links.append({"key": key, "value": value, "step": step or 0, "timestamp": timestamp or 0, **link})
+                    raise invalid(f"Parameter '{at}{field}' is over {limit} characters")
+            links.append({"key": key, "value": value, "step": step, "timestamp": timestamp, **link})
     return points, links
 
 
@@ -95,7 +102,7 @@ def log_metric(ctx: Context, args: Args) -> dict[str, Any]:
     ref = store.run(ctx, _run_id(args), Action.CREATE)
     fields = ("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")
     item = {k: args.data.get(k) for k in fields if args.data.get(k) is not None}
-    points, links = _points([item])
+    points, links = _points([item], single=True)
     with one_transaction(ctx.tracker.engine) as conn:
         store.lock_run(conn, ref.id)
         write_metrics(conn, ref.id, points)

@@ -9,13 +9,13 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import and_, delete, insert, or_, select, update
 
 from ...tracker import schema as t
 from ...tracker.database import one_transaction, read_transaction
 from ..permissions import Action
-from . import inputs, store
+from . import artifacts, inputs, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid, missing
 from .mapping import decode_token, encode_token, entity_id
@@ -266,3 +266,34 @@ def search_models(ctx: Context, args: Args) -> dict[str, Any]:
     if offset + limit < len(docs):
         answer["next_page_token"] = encode_token(offset + limit)
     return answer
+
+
+# --- a logged model's files (the UI's model page reads them) ---------------------------------------------
+
+
+def _files_root(row: Any) -> str:
+    return f"models/{row.model_id}/artifacts"
+
+
+@route(router, "GET", "/logged-models/{model_id}/artifacts/directories")
+def list_model_artifacts(ctx: Context, args: Args) -> dict[str, Any]:
+    """The files and directories under `artifact_directory_path` of a logged model's artifacts."""
+    row = _model(ctx, args.path["model_id"], Action.READ)
+    path = (args.text("artifact_directory_path") or "").strip("/")
+    if path:
+        artifacts.checked_path(path)
+    prefix = f"{path}/" if path else ""
+    files = artifacts.children(ctx, row.experiment_id, f"{_files_root(row)}/{path}".rstrip("/"))
+    return {"root_uri": _json(row)["info"]["artifact_uri"], "files": [{**f, "path": prefix + f["path"]} for f in files]}
+
+
+@route(router, "GET", "/logged-models/{model_id}/artifacts/files")
+def get_model_artifact(ctx: Context, args: Args) -> Response:
+    """One file of a logged model's artifacts (`artifact_file_path`), as bytes."""
+    row = _model(ctx, args.path["model_id"], Action.READ)
+    path = (args.text("artifact_file_path", required=True) or "").strip("/")
+    artifacts.checked_path(path)
+    data = artifacts.read(ctx, row.experiment_id, f"{_files_root(row)}/{path}")
+    if data is None:
+        raise missing(f"No artifact at path {path[:100]!r} of logged model {row.model_id!r}")
+    return Response(data, media_type="application/octet-stream")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import insert, select
 
 from ...tracker import schema as t
@@ -22,7 +22,7 @@ from ...tracker.database import one_transaction, read_transaction
 from ...tracker.enums import ModelStage
 from ...tracker.errors import Conflict
 from ..permissions import Action
-from . import store
+from . import artifacts, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid
 from .mapping import decode_token, encode_token, ms
@@ -257,22 +257,47 @@ def get_download_uri(ctx: Context, args: Args) -> dict[str, Any]:
     return {"artifact_uri": _version_json(ctx, model, version)["source"]}
 
 
+_RUN_FILTER = re.compile(r"^\s*run_id\s*(=|!=)\s*'([^']*)'\s*$", re.IGNORECASE)
+_RUN_IN_FILTER = re.compile(r"^\s*run_id\s+IN\s*\(([^)]*)\)\s*$", re.IGNORECASE)
+
+
+def _version_filter(text: str | None) -> Any:
+    """MLflow's model-version filter as far as diary's registry goes: `name` clauses (as for models),
+    `run_id = '...'`, `!=` and `run_id IN ('a', 'b')`, joined by AND; a (model, version) predicate."""
+    name_clauses, run_tests = [], []
+    for clause in re.split(r"\s+AND\s+", text or "", flags=re.IGNORECASE):
+        if not clause.strip():
+            continue
+        single, many = _RUN_FILTER.match(clause), _RUN_IN_FILTER.match(clause)
+        if single is not None:
+            value, equal = single.group(2), single.group(1) == "="
+            run_tests.append(lambda run, value=value, equal=equal: (run == value) is equal)
+        elif many is not None:
+            values = {v.strip().strip("'\"") for v in many.group(1).split(",") if v.strip()}
+            run_tests.append(lambda run, values=values: run in values)
+        else:
+            name_clauses.append(clause)
+    keep_name = _name_matches(" AND ".join(name_clauses))
+    return lambda model, version: keep_name(model.name) and all(t(str(version.iteration_id)) for t in run_tests)
+
+
 @route(router, "GET", "/model-versions/search")
 def search_model_versions(ctx: Context, args: Args) -> dict[str, Any]:
-    """`name = '...'` (or no filter): the versions of that model, or of every model of the project."""
-    text = args.text("filter")
+    """The project's versions a filter keeps (`_version_filter`), newest first per model, paged."""
+    keep = _version_filter(args.text("filter"))
+    limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
+    offset = decode_token(args.text("page_token"))
     project = ctx.project_id()
     if project is None:
         return {"model_versions": []}
     ctx.allow(Action.READ)
-    models = ctx.tracker.get_models(project)
-    if text:
-        keep = _name_matches(text)
-        models = [mo for mo in models if keep(mo.name)]
-    found = [(mo, v) for mo in models for v in ctx.tracker.get_model_versions(mo.id)]
+    found = [(mo, v) for mo in ctx.tracker.get_models(project) for v in ctx.tracker.get_model_versions(mo.id)
+             if keep(mo, v)]
     found.sort(key=lambda pair: (pair[0].name, -pair[1].version))
-    limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
-    return {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[:limit]]}
+    answer: dict[str, Any] = {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[offset:offset + limit]]}
+    if offset + limit < len(found):
+        answer["next_page_token"] = encode_token(offset + limit)
+    return answer
 
 
 @route(router, "POST", "/registered-models/alias")
@@ -301,3 +326,37 @@ def get_by_alias(ctx: Context, args: Args) -> dict[str, Any]:
     if found is None:
         raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.")
     return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(found.model_version_id))}
+
+
+def _version_artifact(ctx: Context, args: Args) -> Response:
+    """`GET /model-versions/get-artifact?name=&version=&path=`: one file of a version's model (the UI's
+    model version page), read where its source says: a run's artifacts (`runs:/<run>/<dir>`), a logged
+    model's (`models:/<model id>`), or the artifact proxy (`mlflow-artifacts:/<experiment>/<dir>`)."""
+    path = (args.text("path", required=True) or "").strip("/")
+    artifacts.checked_path(path)
+    model, version = _version(ctx, args, Action.READ)
+    source = _version_json(ctx, model, version)["source"]
+    experiment_id, name = None, None
+    if source.startswith("runs:/"):
+        run_text, _, inside = source[len("runs:/"):].strip("/").partition("/")
+        ref = store.run(ctx, run_text, Action.READ)
+        experiment_id, name = ref.experiment_id, "/".join(p for p in (f"{ref.id}/artifacts", inside, path) if p)
+    elif source.startswith("models:/"):
+        model_id = source[len("models:/"):].strip("/")
+        with read_transaction(ctx.tracker.engine) as conn:
+            experiment_id = conn.execute(select(lm.c.experiment_id).where(lm.c.model_id == model_id)).scalar()
+        name = f"models/{model_id}/artifacts/{path}"
+    elif source.startswith("mlflow-artifacts:/"):
+        head, _, inside = source[len("mlflow-artifacts:/"):].strip("/").partition("/")
+        experiment_id, name = store.experiment(ctx, head, Action.READ).id, "/".join(p for p in (inside, path) if p)
+    data = None if experiment_id is None or name is None else artifacts.read(ctx, experiment_id, name)
+    if data is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No artifact at path {path[:100]!r} of model version "
+                          f"(name={model.name}, version={version.version})")
+    return Response(data, media_type="application/octet-stream")
+
+
+# The UI's route, outside the prefixes (MLflow's tests call it with a doubled slash, which Flask accepts).
+version_artifact_router = APIRouter()
+for _path in ("/model-versions/get-artifact", "//model-versions/get-artifact"):
+    route(version_artifact_router, "GET", _path)(_version_artifact)

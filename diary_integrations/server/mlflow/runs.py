@@ -236,8 +236,7 @@ def write_tags(conn: Any, row: Any, pairs: list[tuple[str, str]]) -> None:
 def log_parameter(ctx: Context, args: Args) -> dict[str, Any]:
     ref = store.run(ctx, _run_id(args), Action.CREATE)
     key = args.text("key", required=True) or ""
-    value = args.data.get("value")
-    (pair,) = Args({"params": [{"key": key, "value": value}]}, from_query=False).pairs("params")
+    pair = (key, args.strict_text("value"))
     with one_transaction(ctx.tracker.engine) as conn:
         store.lock_run(conn, ref.id)
         write_params(conn, ref.id, [pair])
@@ -248,7 +247,7 @@ def log_parameter(ctx: Context, args: Args) -> dict[str, Any]:
 def set_tag(ctx: Context, args: Args) -> dict[str, Any]:
     ref = store.run(ctx, _run_id(args), Action.UPDATE)
     key = args.text("key", required=True) or ""
-    (pair,) = Args({"tags": [{"key": key, "value": args.data.get("value")}]}, from_query=False).pairs("tags")
+    pair = (key, args.strict_text("value"))
     with one_transaction(ctx.tracker.engine) as conn:
         row = store.lock_run(conn, ref.id)
         write_tags(conn, row, [pair])
@@ -336,7 +335,8 @@ def search_runs(ctx: Context, args: Args) -> dict[str, Any]:
 
         for comparison in comparisons:
             rows = [r for r in rows if matches(comparison, value(r, comparison.key))]
-        rows.sort(key=lambda r: r.id)
+        # MLflow's order: newest start first, then run id as text (its ids are strings: "10" before "2").
+        rows.sort(key=lambda r: str(r.id))
         rows.sort(key=lambda r: _attribute(r, "start_time"), reverse=True)
         for order in reversed(orders):
             present = [r for r in rows if value(r, order.key) is not None]
