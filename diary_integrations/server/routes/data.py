@@ -233,7 +233,7 @@ def _points_in_one_statement(tracker: Any, user: Any, iteration_id: int, points:
     if not can_hold(t.iterations.c.id, iteration_id):
         raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
     columns = point_columns(decoded_points(points))
-    answer = orjson.dumps({"count": len(columns[0])})
+    answer = orjson.dumps({"count": columns.count})
     keyed = request_key()
     claim = None if keyed is None else Claim(keyed[0], keyed[1], getattr(user, "id", None), 201, answer.decode())
     stored = insert_points(tracker.engine, iteration_id, columns, claim)
