@@ -22,6 +22,7 @@ from .availability import DatabaseGuard, DatabaseState, InFlightLimit, is_unavai
 from .cluster import reap_round, startup_lock
 from .encoding import GzipBodies
 from .errors import install_error_handlers
+from .fast_batch import FastMetricBatch
 from .head import HeadAsGet
 from .idempotency import IdempotencyKeys
 from .limits import BodyLimit
@@ -86,6 +87,8 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     dummy_hash()  # made now, so the first login of an unknown user takes no longer than any other
     set_tracker(app, tracker)
     install_error_handlers(app)
+    # Innermost: the metric batch without FastAPI's routing (fast_batch.py); every middleware below applies.
+    app.add_middleware(FastMetricBatch, server=app)
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(HeadAsGet)
     # Inside BodyLimit: the compressed bytes are bounded and the token checked before anything is inflated.
