@@ -12,6 +12,9 @@ to the local journal (journal.py), and the writer switches to an outage mode in 
 are journaled at once while a quick probe (at most once a second) replays the journal as soon as the
 server answers, before any newer batch is sent. A flush that times out ($DIARY_FLUSH_TIMEOUT) journals
 what is left, the batch in flight included (its idempotency key makes a second delivery harmless).
+A batch holding several iterations' points goes as one request when the server takes it (`POST
+/metric/batch`), each iteration's share under its own key, so the journal stays one ordered file per
+iteration and a share journaled after a failed coalesced send is still written once.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ class MetricWriter:
         self._journaled_iterations: dict[int, Path] = {}  # iteration -> its journal file
         self._outage = False
         self._last_probe = 0.0
+        self._groups: bool | None = None  # whether the server takes several iterations per request
         _live.add(self)
 
     def add(self, iteration_id: int, key: str, value: float, step: int, recorded_at: float) -> None:
@@ -267,8 +271,9 @@ class MetricWriter:
                 continue
             if self._remote:
                 try:
+                    self._send_together(self._inflight)
                     for send in self._inflight:
-                        self._send(send)
+                        self._send(send)  # the ones sent together above are done or journaled: skipped
                 finally:
                     with self._state:
                         self._inflight = []
@@ -351,6 +356,52 @@ class MetricWriter:
             else:
                 self.written += answer if isinstance(answer, int) else len(send.points)  # replay's count
             send.state = "done"
+
+    def _send_together(self, sends: list[_Send]) -> None:
+        """Several iterations' sends as one request (`POST /metric/batch`), when the server takes it and
+        none of them must wait behind its iteration's journal. Each keeps its own idempotency key, claimed
+        by the server as if sent alone, so a send journaled after a failure here and replayed alone later
+        is written once. Refused as a whole (one iteration ended, say): each goes alone after this, and is
+        written or refused on its own."""
+        if len(sends) < 2 or self._outage or not self._takes_groups():
+            return
+        url = self.tracker.url
+        together = [s for s in sends if s.error is None and s.write is not None and s.state == "new"
+                    and s.iteration_id not in self._journaled_iterations
+                    and not journal.has_pending(url, s.iteration_id)]
+        if len(together) < 2:
+            return
+        try:
+            counts = self.tracker.replay_metric_writes([(s.iteration_id, s.write) for s in together])
+        except DiaryError as exc:
+            if not _transient(exc):
+                return
+            failure: Exception = exc
+        except Exception as exc:  # noqa: BLE001 - storage trouble must never kill training
+            failure = exc
+        else:
+            with self._state:
+                for send, count in zip(together, counts, strict=True):
+                    if send.state == "journaled":  # a timed-out flush journaled it meanwhile: delivered
+                        self._settle(send.write.idempotency_key)
+                    elif send.state == "new":
+                        self.written += count
+                    send.state = "done"
+            return
+        self._enter_outage(failure)
+        with self._state:
+            for send in together:
+                self._journal_send(send)
+
+    def _takes_groups(self) -> bool:
+        """Whether the tracker sends several iterations' points in one request (asked once)."""
+        if self._groups is None:
+            ask = getattr(self.tracker, "takes_metric_groups", None)
+            try:
+                self._groups = bool(ask()) if callable(ask) else False
+            except Exception:  # noqa: BLE001 - then one request per iteration, as before
+                self._groups = False
+        return self._groups
 
     def _journal_send(self, send: _Send) -> None:
         """Journal one send (caller holds `_state`) unless it is already in the journal or delivered."""

@@ -33,6 +33,22 @@ class JournalMixin(RemoteBase):
             return None
         return PendingWrite("POST", f"/metric/iteration/{iteration_id}/batch", None, {"points": rows}, write_key())
 
+    def takes_metric_groups(self) -> bool:
+        """Whether the server takes several iterations' points in one request (`POST /metric/batch`)."""
+        self.body_budget()
+        return self._server_groups
+
+    def replay_metric_writes(self, writes: Sequence[tuple[int, PendingWrite]]) -> list[int]:
+        """Several `metric_points_write` requests (with their iterations) sent as one `POST /metric/batch`,
+        one transaction on the server. Each group carries its own write's idempotency key, claimed as
+        if that write had been sent alone: a write delivered here is never applied again when it is
+        replayed alone later (from a journal), nor the other way round. Returns each write's count;
+        raises as `replay` does (all or nothing)."""
+        groups = [{"iteration_id": check_id(iteration_id, "iteration_id"), "points": write.body["points"],
+                   "idempotency_key": write.idempotency_key} for iteration_id, write in writes]
+        answer = self._call("POST", "/metric/batch", body={"iterations": groups})
+        return [int(n) for n in answer["counts"]]
+
     def _write_or_journal(self, iteration_id: int, kind: str, count: int, path: str, body: Any) -> Any:
         """A write of a run's data or end that must not be lost: sent now, unless this run already has
         writes waiting in the local journal (then it goes after them, and the journal is replayed at

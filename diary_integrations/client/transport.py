@@ -4,6 +4,7 @@ the server's answers to the tracker's exceptions, walking pages."""
 from __future__ import annotations
 
 import threading
+import zlib
 from typing import Any, TypeVar
 
 import httpx
@@ -41,6 +42,11 @@ from .base import (
 from .idempotency import PendingWrite, cut_into_parts, decode_answer, part_key, write_key
 
 _Self = TypeVar("_Self", bound="RemoteBase")
+# gzip (zlib's fast level 1, in the gzip wrapper) for bodies of at least this many bytes, when the server
+# accepts it: a large batch crosses a network in a fifth of the bytes, while the small requests of a
+# training loop are not worth the CPU (docs/decisions.md, "gzip for large bodies").
+GZIP_MIN_BYTES = 64 * 1024
+_GZIP_LEVEL, _GZIP_WBITS = 1, 16 + zlib.MAX_WBITS
 _ERRORS: dict[int, type[DiaryError]] = {
     401: AuthError,
     403: PermissionDenied,
@@ -82,6 +88,10 @@ class RemoteBase:
         self._lock = threading.Lock()
         self._login_lock = threading.Lock()  # one login at a time, while other threads keep the pool
         self._body_budget: int | None = None
+        self._server_gzip = False  # whether the server said it inflates gzip bodies (GET /health)
+        self._server_groups = False  # whether it takes several iterations' points in one request (/metric/batch)
+        # Bodies of at least this many bytes go gzipped (None: never).
+        self.gzip_min_bytes: int | None = GZIP_MIN_BYTES
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -186,7 +196,7 @@ class RemoteBase:
         headers = dict(kwargs.pop("headers", {}))
         key = None
         if body is not None:
-            kwargs["content"] = orjson.dumps(body)
+            kwargs["content"] = self._encoded(orjson.dumps(body), headers)
             headers["content-type"] = "application/json"
             if method != "GET":
                 key = write_key()
@@ -220,15 +230,31 @@ class RemoteBase:
             return orjson.loads(response.content)
         return response.content
 
+    def _encoded(self, content: bytes, headers: dict[str, str]) -> bytes:
+        """A JSON body as it goes: gzipped (with its header) when large and the server takes gzip."""
+        wanted = self.gzip_min_bytes
+        if wanted is None or len(content) < wanted:
+            return content
+        self.body_budget()  # asks the server once what it takes
+        if not self._server_gzip:
+            return content
+        headers["content-encoding"] = "gzip"
+        packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        return packer.compress(content) + packer.flush()
+
     def body_budget(self) -> int:
-        """The most JSON bytes one request of this client carries: the server's limit, less a margin."""
+        """The most JSON bytes one request of this client carries: the server's limit, less a margin.
+        (Inflated bytes: a gzipped body must fit the limit both as sent and once inflated.)"""
         if self._body_budget is None:
             limit = 32 * 1024 * 1024
             try:
                 answer = self._send("GET", "/health")
                 if answer.status_code == 200:
-                    limit = int(answer.json().get("max_request_bytes", limit))
-            except (TransportError, ValueError):
+                    health = answer.json()
+                    limit = int(health.get("max_request_bytes", limit))
+                    self._server_gzip = "gzip" in (health.get("request_encodings") or ())
+                    self._server_groups = health.get("multi_iteration_batch") is True
+            except (TransportError, ValueError, AttributeError, TypeError):
                 pass
             self._body_budget = max(SMALL_BODY_BYTES, limit - 64 * 1024)
         return self._body_budget

@@ -20,13 +20,15 @@ from ..tracker.local.users import _dummy_hash as dummy_hash
 from .auth import TokenService
 from .availability import DatabaseGuard, DatabaseState, InFlightLimit, is_unavailable
 from .cluster import reap_round, startup_lock
+from .encoding import GzipBodies
 from .errors import install_error_handlers
+from .fast_batch import FastMetricBatch
 from .head import HeadAsGet
 from .idempotency import IdempotencyKeys
 from .limits import BodyLimit
 from .login import LoginGate
 from .responses import FastJSON
-from .routes import auth, data, iterations, models, projects, resources, search, tags, users
+from .routes import auth, data, iterations, metric_batches, models, projects, resources, search, tags, users
 from .settings import ServerSettings
 from .throttle import LoginThrottle, counter_for
 
@@ -85,8 +87,12 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
     dummy_hash()  # made now, so the first login of an unknown user takes no longer than any other
     set_tracker(app, tracker)
     install_error_handlers(app)
+    # Innermost: the metric batch without FastAPI's routing (fast_batch.py); every middleware below applies.
+    app.add_middleware(FastMetricBatch, server=app)
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(HeadAsGet)
+    # Inside BodyLimit: the compressed bytes are bounded and the token checked before anything is inflated.
+    app.add_middleware(GzipBodies, server=app)
     app.add_middleware(BodyLimit, server=app)  # sizes and tokens are checked before any body is read
     # Outermost of ours: a database that went away is a 503 wherever it shows (availability.py), and a
     # full worker refuses at once, before reading anything.
@@ -102,7 +108,7 @@ def create_app(config: ServerSettings | Any = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             max_age=600,
         )
-    for module in (auth, users, projects, search, iterations, data, tags, resources, models):
+    for module in (auth, users, projects, search, iterations, metric_batches, data, tags, resources, models):
         app.include_router(module.router)
     # MLflow's tracking REST API (/api/2.0/mlflow/..., the artifact proxy): server/mlflow/.
     from .mlflow import mount_mlflow

@@ -65,17 +65,22 @@ class TokenService:
 
 def current_user(request: Request) -> User:
     """Who is asking: the token's user, or `default` when auth is off."""
-    state = request.app.state
+    return scope_user(request.app.state, request.scope)
+
+
+def scope_user(state: Any, scope: dict[str, Any]) -> User:
+    """`current_user` from the app's state and a request's ASGI scope (no Request object needed)."""
     if not state.settings.enable_auth:
         user = state.anonymous
         if user is None:
             user = state.anonymous = state.tracker.get_user(DEFAULT_USERNAME)
         return user
-    known = request.scope.get("state", {}).get(_CHECKED)
+    known = scope.get("state", {}).get(_CHECKED)
     if known is not None:  # checked already, before the body was read (BodyLimit)
         return known
-    user = token_user(state, *state.tokens.user_id(request.headers.get("authorization")))
-    request.scope.setdefault("state", {})[_CHECKED] = user
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+    user = token_user(state, *state.tokens.user_id(header))
+    scope.setdefault("state", {})[_CHECKED] = user
     return user
 
 

@@ -72,6 +72,25 @@ def applied_once(engine: Engine, key: str, purpose: str, user_id: int | None = N
         yield Slot(key, (row.status_code, row.response))
 
 
+def claim_or_replay(conn: Connection, key: str, purpose: str, user_id: int | None) -> tuple[int, str] | None:
+    """Inside a write transaction: claim `key` for this write (None: go on and write, then `store_answer`),
+    or the stored `(status, answer)` when it was applied before. A key used for another purpose or by
+    another user is `Unprocessable`. The multi-iteration metric batch claims one key per group this way."""
+    key = check_key(key)
+    row = _stored(conn, key) or _claim(conn, key, purpose, user_id)
+    if row is None:
+        return None
+    if row.request_hash != purpose or row.user_id != user_id:
+        raise Unprocessable(f"idempotency_key: {key} was already used for another request", field="idempotency_key")
+    return row.status_code, row.response
+
+
+def store_answer(conn: Connection, key: str, status_code: int, response: str) -> None:
+    """The answer of a write whose key `claim_or_replay` claimed in this transaction."""
+    k = t.idempotency_keys
+    conn.execute(update(k).where(k.c.key == key).values(status_code=status_code, response=response))
+
+
 def _claim(conn: Connection, key: str, purpose: str, user_id: int | None):  # type: ignore[no-untyped-def]
     """Record the key; None once it is ours. Another transaction may have recorded it between our look
     and our insert (PostgreSQL): the insert then waits for its commit and fails, and the row is read."""

@@ -72,30 +72,61 @@ class Claim:
     response: str
 
 
-def point_columns(points: Sequence[Any]) -> tuple[list[str], list[float | None], list[int], list[float]]:
-    """Validated points as four columns (NaN as None), or `Unprocessable` naming the bad point."""
+@dataclass(frozen=True)
+class Columns:
+    """Validated points as four PostgreSQL array literals (keys, values, steps, times), passed as text that
+    the database parses. Building them is a join over `repr`s; letting the driver adapt four Python lists
+    cost about seven times the CPU per batch, the largest cost of this route under load."""
+
+    count: int
+    keys: str
+    values: str
+    steps: str
+    whens: str
+
+
+def point_columns(points: Sequence[Any]) -> Columns:
+    """Validated points as array literals (NaN as NULL), or `Unprocessable` naming the bad point."""
     keys: list[str] = []
-    values: list[float | None] = []
-    steps: list[int] = []
-    whens: list[float] = []
-    now = time.time()
+    values: list[str] = []
+    steps: list[str] = []
+    whens: list[str] = []
+    quoted: dict[str, str] = {}
+    now = repr(time.time())
     for key, value, step, when in checked_points(points):
-        keys.append(key)
-        values.append(value if value == value else None)
-        steps.append(step)
-        whens.append(now if when is None else check_datetime(when, "recorded_at").timestamp())
-    return keys, values, steps, whens
+        text = quoted.get(key)
+        if text is None:
+            text = quoted[key] = _quoted(key)
+        keys.append(text)
+        # repr() is the shortest text that reads back as the same double (PostgreSQL parses it exactly).
+        values.append(repr(value) if value - value == 0.0 else _non_finite(value))
+        steps.append(str(step))
+        whens.append(now if when is None else repr(check_datetime(when, "recorded_at").timestamp()))
+    return Columns(len(keys), _array(keys), _array(values), _array(steps), _array(whens))
 
 
-def insert_points(
-    engine: Engine, iteration_id: int, columns: tuple[list[Any], ...], claim: Claim | None
-) -> tuple[int, str] | None:
+def _array(items: list[str]) -> str:
+    return "{" + ",".join(items) + "}"
+
+
+def _quoted(key: str) -> str:
+    """A text element of an array literal: in double quotes, with backslashes and quotes escaped (commas,
+    braces and spaces inside the quotes are plain text)."""
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _non_finite(value: float) -> str:
+    if value != value:
+        return "NULL"  # NaN is stored as NULL, as everywhere else
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def insert_points(engine: Engine, iteration_id: int, columns: Columns, claim: Claim | None) -> tuple[int, str] | None:
     """Write the batch in one autocommitted statement. None when it was applied now; the stored
     `(status, response)` when its key was applied before. Refuses (writing nothing) an iteration that
     is missing or has ended, and a key used before for another request."""
-    keys, values, steps, whens = columns
-    params: dict[str, Any] = {"iteration": iteration_id, "running": int(IterationStatus.RUNNING),
-                              "keys": keys, "values": values, "steps": steps, "whens": whens}
+    params: dict[str, Any] = {"iteration": iteration_id, "running": int(IterationStatus.RUNNING), "keys": columns.keys,
+                              "values": columns.values, "steps": columns.steps, "whens": columns.whens}
     if claim is not None:
         params.update(key=claim.key, user=claim.user_id, purpose=claim.purpose, status=claim.status,
                       response=claim.response, now=datetime.now(timezone.utc).replace(tzinfo=None))

@@ -409,6 +409,11 @@ class Tracker(Protocol):
         of steps, written with one executemany in one transaction. Returns how many were written."""
         ...
 
+    def log_metric_points_many(self, points_by_iteration: Mapping[int, Iterable[Sequence[Any]]]) -> int:
+        """The bulk path for several iterations at once: `{iteration_id: points}`, one transaction, all
+        or nothing. Returns how many were written."""
+        ...
+
     def get_metric(self, metric_id: int) -> Metric | None:
         """One metric point, or None."""
         ...

@@ -14,6 +14,7 @@ from ...tracker.records import to_dict
 from ..availability import database_ready, database_unavailable
 from ..bodies import RequestBody
 from ..deps import Me, Tracker
+from ..encoding import ACCEPTED_ENCODINGS
 from ..errors import ApiError
 from ..login import check_login
 from ..responses import FastJSON
@@ -38,6 +39,8 @@ async def health(request: Request) -> dict[str, Any]:
         "server_time": datetime.now(timezone.utc).isoformat(),
         "auth": settings.enable_auth,
         "max_request_bytes": settings.max_request_bytes,  # the client cuts its batches to fit
+        "request_encodings": list(ACCEPTED_ENCODINGS),  # the client compresses large bodies if gzip is here
+        "multi_iteration_batch": True,  # POST /metric/batch: a writer sends several runs' points in one request
     }
 
 

@@ -21,7 +21,7 @@ from ...tracker.postgres_points import Claim, insert_points, point_columns
 from ...tracker.records import decode_float, encode_float
 from ...tracker.statements import can_hold
 from ...tracker.totals import count_metrics, count_parameters, count_series_points
-from ..auth import current_user
+from ..auth import scope_user
 from ..bodies import RequestBody
 from ..deps import Limit, Me, Offset, PathId, Tracker
 from ..idempotency import answered_once, idempotent, replayed, request_key
@@ -211,8 +211,11 @@ _BATCH_SCHEMA = {
 }
 
 
-def _batch_once(tracker: Any, request: Request, iteration_id: int, body: Any) -> Any:
-    user = current_user(request)
+def batch_once(state: Any, scope: dict[str, Any], iteration_id: int, body: Any) -> Any:
+    """A parsed `POST /metric/iteration/{id}/batch` body written (once per key), as a response. Runs on a
+    worker thread (it may look the caller up); the route and the fast path (fast_batch.py) share it."""
+    tracker = state.tracker
+    user = scope_user(state, scope)
     if _one_statement(tracker, body):
         return _points_in_one_statement(tracker, user, iteration_id, body["points"])
     return answered_once(
@@ -233,7 +236,7 @@ def _points_in_one_statement(tracker: Any, user: Any, iteration_id: int, points:
     if not can_hold(t.iterations.c.id, iteration_id):
         raise Unprocessable(f"iteration_id: iteration {iteration_id} does not exist", field="iteration_id")
     columns = point_columns(decoded_points(points))
-    answer = orjson.dumps({"count": len(columns[0])})
+    answer = orjson.dumps({"count": columns.count})
     keyed = request_key()
     claim = None if keyed is None else Claim(keyed[0], keyed[1], getattr(user, "id", None), 201, answer.decode())
     stored = insert_points(tracker.engine, iteration_id, columns, claim)
@@ -274,7 +277,7 @@ async def log_metrics(iteration_id: PathId, request: Request) -> FastJSON:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Unprocessable(f"body is not valid JSON: {exc}", field="body") from None
-    return await run_in_threadpool(_batch_once, request.app.state.tracker, request, iteration_id, body)
+    return await run_in_threadpool(batch_once, request.app.state, request.scope, iteration_id, body)
 
 
 @router.post("/metric/latest", tags=["metrics"])

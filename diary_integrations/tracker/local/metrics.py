@@ -22,6 +22,7 @@ from .. import hotpath, latest
 from .. import schema as t
 from ..enums import IterationStatus, Result
 from ..errors import Unprocessable
+from ..metric_groups import PointGroup, group_rows, write_groups
 from ..records import (
     Created,
     Iteration,
@@ -151,6 +152,21 @@ class MetricsMixin(TrackerBase):
             self._writable_iteration(conn, iteration_id)
             hotpath.insert_rows(conn, rows)
         return len(rows)
+
+    def log_metric_points_many(self, points_by_iteration: Mapping[int, Iterable[Sequence[Any]]]) -> int:
+        """The bulk path for several iterations at once: `{iteration_id: points}` (points as for
+        `log_metric_points`), written in one transaction, all or nothing (a missing or ended iteration
+        refuses the whole batch, naming it). Returns how many were written."""
+        if not isinstance(points_by_iteration, Mapping):
+            raise Unprocessable("points_by_iteration must be a mapping of iteration id to points",
+                                field="points_by_iteration")
+        groups = []
+        for iteration_id, points in points_by_iteration.items():
+            iteration_id = check_id(iteration_id, "points_by_iteration key")
+            groups.append(PointGroup(iteration_id, group_rows(iteration_id, points, f"iteration {iteration_id}")))
+        if not any(g.rows for g in groups):
+            return 0
+        return sum(r.count for r in write_groups(self, groups))
 
     def get_metric(self, metric_id: int) -> Metric | None:
         return _record(Metric, self._fetch_one(t.metrics, metric_id, "metric_id"))
