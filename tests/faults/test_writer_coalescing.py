@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 
-from diary_integrations import journal
-from diary_integrations.client import RemoteTracker
+from diary_integrations.client import RemoteTracker, journal
 from diary_integrations.resolve import experiment_for
 from diary_integrations.writer import PROBE_INTERVAL, MetricWriter
 
