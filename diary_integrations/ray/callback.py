@@ -22,8 +22,9 @@ from ray.tune import Callback
 from ..connection import connect
 from ..reporting import announce, warn_tracking
 from ..resolve import check_destination
+from ..system_metrics import check_options
 from ..writer import MetricWriter
-from . import _context, _controller
+from . import _context, _controller, _samplers
 from ._experiment import Driver, flat
 from ._trials import TrialInfo, Trials, error_of
 
@@ -69,12 +70,14 @@ class _Experiment:
         self.driver = Driver(self.tracker, callback._project, callback._experiment, path, parameters,
                              restored=restored)
         self.trials = Trials(self.tracker, self.writer, self.driver, stopped)
+        self.samplers = _samplers.TrialSamplers(self.tracker, callback._system_metrics_interval)
         if scheduler is not None:
             self.trials.scheduler = _controller.scheduler_name(scheduler)
             self.trials.budget = _controller.scheduler_budget(scheduler)
 
     def close(self, trials: list[Any], error: BaseException | None) -> None:
         try:
+            self.samplers.stop_all()
             self.trials.settle_restored(trials)
             self.trials.abandon(error)
             self.writer.close()
@@ -141,11 +144,17 @@ class DiaryCallback(Callback):
     iteration 4"), a completed one SUCCEEDED. The driver ends with the best trial's metric and config
     (`results.get_best_result()`), FAILED if the experiment raised. `Tuner.restore` continues the same
     driver and children. `sidecar=False` keeps a database's tracker in the driver process.
+    `system_metrics=True` (the default) records each trial's process (its CPU, memory, GPUs; see
+    diary_integrations.system_metrics) into its child every `system_metrics_interval` seconds, for trials
+    on the driver's node (`_samplers`).
     """
 
-    def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True) -> None:
+    def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True,
+                 system_metrics: bool = True, system_metrics_interval: float = 10.0) -> None:
+        check_options(system_metrics, system_metrics_interval)
         self._uri = check_destination(project, experiment, uri)  # refused now, not when Tune starts
         self._project, self._experiment, self._sidecar = project, experiment, sidecar
+        self._system_metrics, self._system_metrics_interval = system_metrics, float(system_metrics_interval)
         self._reset()
 
     def _reset(self) -> None:
@@ -159,9 +168,11 @@ class DiaryCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the Tuner (for Tuner.restore): the settings only, no connection.
         return {"_uri": self._uri, "_project": self._project, "_experiment": self._experiment,
-                "_sidecar": self._sidecar}
+                "_sidecar": self._sidecar, "_system_metrics": self._system_metrics,
+                "_system_metrics_interval": self._system_metrics_interval}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._system_metrics, self._system_metrics_interval = True, 10.0  # pickled before they existed
         self.__dict__.update(state)
         self._reset()
 
@@ -206,15 +217,26 @@ class DiaryCallback(Callback):
         except Exception as exc:
             self._failed(f"could not start trial {trial}", exc)
             return
+        where = None
+        if self._system_metrics:
+            try:
+                where = _samplers.locate(trial)  # asked now: answered before the trial's first `train`
+            except Exception as exc:
+                self._failed(f"could not locate trial {trial} for its system metrics", exc)
 
         def start() -> None:
             try:
                 if self._run is None:
                     raise RuntimeError("the experiment's driver could not be opened")
-                self._run.trials.start(snapshot)
+                child = self._run.trials.start(snapshot)
             except BaseException:
                 _context.withdraw(snapshot.experiment_name, snapshot.trial_id)  # nobody waits for it in vain
                 raise
+            if where is not None:
+                try:
+                    self._run.samplers.start(snapshot.trial_id, child, where)
+                except Exception as exc:  # the trial is tracked; only its system metrics are missing
+                    self._failed(f"could not sample trial {trial}'s system metrics", exc)
 
         self._writes.submit(f"could not start trial {trial}", start)
 
@@ -223,11 +245,13 @@ class DiaryCallback(Callback):
                    lambda snapshot, values=dict(result): lambda run: run.trials.result(snapshot, values))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._hook(f"could not end trial {trial}", trial, lambda snapshot: lambda run: run.trials.complete(snapshot))
+        self._hook(f"could not end trial {trial}", trial,
+                   lambda snapshot: lambda run: (run.samplers.stop(snapshot.trial_id), run.trials.complete(snapshot)))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._hook(f"could not end trial {trial}", trial,
-                   lambda snapshot: lambda run: run.trials.error(snapshot, *error_of(trial)))
+                   lambda snapshot: lambda run: (run.samplers.stop(snapshot.trial_id),
+                                                 run.trials.error(snapshot, *error_of(trial))))
 
     def _hook(self, what: str, trial: Any, write: Callable[[TrialInfo], Callable[[_Experiment], Any]]) -> None:
         """Copy what the write needs of the trial now (on Tune's thread) and hand the write over; nothing
