@@ -8,12 +8,18 @@ itself. The on/off comparison of a whole Lightning run is in cases_fresh ("syste
 - The training thread's cost of a sampler thread in its process against a sampler in another process
   that samples it by pid (as the sidecar could), both at 200 times the default rate so the cost shows:
   a fixed pure-Python loop on the main thread, timed.
+- The whole run with system metrics on against off, at the default interval: fresh processes in pairs
+  whose order alternates (on-off, off-on, ...), each pair's ratio taken, their median and spread
+  reported for the process's CPU time (user + system, what load on a shared machine does not stretch),
+  the fit's wall time and the whole process's wall time. Target: at most 1.01x.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,4 +218,83 @@ def training_thread_cost(quick: bool) -> Case:
     )
 
 
-CASES = [calls_on_training_thread, sampler_cpu, training_thread_cost]
+ON, OFF = "system metrics on", "system metrics off"
+PAIRS = 15  # pairs of fresh processes: their ratios' median holds still to about half a percent
+
+
+def _fresh_fit(kind: str, directory: str, steps: int) -> dict[str, float]:
+    """One `benchmarks.fresh_run` process: its CPU time (from the kernel's account of the waited-for
+    child), its wall time, and the fit's own wall time as it measured it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "benchmarks.fresh_run", kind, directory, str(steps)],
+                          capture_output=True, text=True, check=False, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} failed: {done.stderr[-2000:]}")
+    fit = json.loads(done.stdout.strip().splitlines()[-1])["fit"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu": cpu, "wall": wall, "fit": fit}
+
+
+def _spread(ratios: list[float]) -> str:
+    if len(ratios) < 4:
+        return f"median {statistics.median(ratios):.4f}x over {len(ratios)} pair(s)"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return (f"median {statistics.median(ratios):.4f}x, quartiles {q1:.4f}–{q3:.4f}x, "
+            f"min–max {min(ratios):.4f}–{max(ratios):.4f}x over {len(ratios)} pairs")
+
+
+def on_off_overhead(quick: bool) -> Case:
+    """The sampler at its default interval in a whole Lightning run, on vs off, in pairs of fresh processes."""
+    steps = 50 if quick else 2000
+    pairs = 1 if quick else PAIRS
+    directories = {kind: tempfile.mkdtemp(prefix=f"diary-bench-onoff-{kind}-") for kind in ("diary", "diary-nosys")}
+    kept: dict[str, list[float]] = {ON: [], OFF: []}
+    ratios: dict[str, list[float]] = {"cpu": [], "fit": [], "wall": []}
+    notes: list[str] = []
+
+    def pair() -> None:
+        if not ratios["cpu"]:  # each database exists before the first timed run (the existing-database case)
+            for kind, directory in directories.items():
+                _fresh_fit(kind, directory, steps)
+        order = ("diary", "diary-nosys") if len(ratios["cpu"]) % 2 == 0 else ("diary-nosys", "diary")
+        runs = {kind: _fresh_fit(kind, directories[kind], steps) for kind in order}
+        on, off = runs["diary"], runs["diary-nosys"]
+        kept[ON].append(on["cpu"])
+        kept[OFF].append(off["cpu"])
+        for what in ratios:
+            ratios[what].append(on[what] / off[what])
+        if len(ratios["cpu"]) == pairs:
+            notes.extend([
+                f"on / off, CPU time of the process: {_spread(ratios['cpu'])}",
+                f"on / off, the fit's wall time: {_spread(ratios['fit'])}",
+                f"on / off, the process's wall time: {_spread(ratios['wall'])}",
+            ])
+
+    def sample(name: str):  # type: ignore[no-untyped-def]
+        def run() -> float:
+            if not kept[name]:
+                pair()
+            return kept[name].pop(0)
+
+        return run
+
+    return Case(
+        name="System metrics: a whole run, on vs off",
+        description=(f"CPU time (user + system) of `python -m benchmarks.fresh_run` (a fresh interpreter: imports, a "
+                     f"{steps:,}-step Lightning fit logging every step to an existing SQLite database, exit) with "
+                     f"DiaryLogger's system metrics on (the default, every {10:g} s, first reading within 2 s) and off "
+                     "(`system_metrics=False`). The two run in pairs whose order alternates; each pair's ratio is "
+                     "taken, and the notes give the ratios' median and spread for CPU time, the fit's wall time and "
+                     "the whole process's wall time (wall times stretch with the machine's load, CPU time does not)."),
+        unit="s",
+        variants={ON: sample(ON), OFF: sample(OFF)},
+        comparisons=[Comparison("on / off (CPU time, medians)", ON, OFF, 1.01, "lower")],
+        repeats=pairs,
+        notes=notes,
+    )
+
+
+CASES = [calls_on_training_thread, sampler_cpu, training_thread_cost, on_off_overhead]

@@ -22,9 +22,10 @@ from ray.tune import Callback
 from ..connection import connect
 from ..reporting import announce, warn_tracking
 from ..resolve import check_destination
+from ..system_metrics import check_options
 from ..tracker.errors import Unprocessable
 from ..writer import MetricWriter
-from . import _context, _controller
+from . import _context, _controller, _samplers
 from ._experiment import Driver, flat
 from ._trials import TrialInfo, Trials, error_of
 
@@ -72,12 +73,14 @@ class _Experiment:
         self.driver = Driver(self.tracker, callback._project, callback._experiment, path, parameters,
                              restored=restored)
         self.trials = Trials(self.tracker, self.writer, self.driver, stopped)
+        self.samplers = _samplers.TrialSamplers(self.tracker, callback._system_metrics_interval)
         if scheduler is not None:
             self.trials.scheduler = _controller.scheduler_name(scheduler)
             self.trials.budget = _controller.scheduler_budget(scheduler)
 
     def close(self, trials: list[Any], error: BaseException | None) -> None:
         try:
+            self.samplers.stop_all()
             self.trials.settle_restored(trials)
             self.trials.abandon(error)
             self.writer.close()
@@ -146,10 +149,15 @@ class DiaryCallback(Callback):
     driver and children. `sidecar=False` keeps a database's tracker in the driver process. `metric` and
     `mode` choose the best trial when Tune itself was told no metric (`tune.run` without one, as
     Transformers' ray backend calls it, which ranks trials by "objective" afterwards).
+    `system_metrics=True` (the default) records each trial's process (its CPU, memory, GPUs; see
+    diary_integrations.system_metrics) into its child every `system_metrics_interval` seconds, for trials
+    on the driver's node (`_samplers`).
     """
 
     def __init__(self, project: str, experiment: str, uri: str | None = None, *, sidecar: bool = True,
-                 metric: str | None = None, mode: str | None = None) -> None:
+                 metric: str | None = None, mode: str | None = None, system_metrics: bool = True,
+                 system_metrics_interval: float = 10.0) -> None:
+        check_options(system_metrics, system_metrics_interval)
         self._uri = check_destination(project, experiment, uri)  # refused now, not when Tune starts
         if metric is not None and not (isinstance(metric, str) and metric.strip()):
             raise Unprocessable(f"metric must be a non-empty string, got {metric!r}", field="metric")
@@ -159,6 +167,7 @@ class DiaryCallback(Callback):
             raise Unprocessable("metric and mode are given together or not at all", field="mode")
         self._project, self._experiment, self._sidecar = project, experiment, sidecar
         self._metric, self._mode = metric, mode
+        self._system_metrics, self._system_metrics_interval = system_metrics, float(system_metrics_interval)
         self._reset()
 
     def _reset(self) -> None:
@@ -172,10 +181,13 @@ class DiaryCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the Tuner (for Tuner.restore): the settings only, no connection.
         return {"_uri": self._uri, "_project": self._project, "_experiment": self._experiment,
-                "_sidecar": self._sidecar, "_metric": self._metric, "_mode": self._mode}
+                "_sidecar": self._sidecar, "_metric": self._metric, "_mode": self._mode,
+                "_system_metrics": self._system_metrics, "_system_metrics_interval": self._system_metrics_interval}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"_metric": None, "_mode": None, **state})  # pickled before metric/mode existed
+        # Defaults for settings pickled before they existed (metric/mode, system metrics).
+        self.__dict__.update({"_metric": None, "_mode": None, "_system_metrics": True,
+                              "_system_metrics_interval": 10.0, **state})
         self._reset()
 
     def _failed(self, what: str, exc: Exception) -> None:
@@ -219,15 +231,26 @@ class DiaryCallback(Callback):
         except Exception as exc:
             self._failed(f"could not start trial {trial}", exc)
             return
+        where = None
+        if self._system_metrics:
+            try:
+                where = _samplers.locate(trial)  # asked now: answered before the trial's first `train`
+            except Exception as exc:
+                self._failed(f"could not locate trial {trial} for its system metrics", exc)
 
         def start() -> None:
             try:
                 if self._run is None:
                     raise RuntimeError("the experiment's driver could not be opened")
-                self._run.trials.start(snapshot)
+                child = self._run.trials.start(snapshot)
             except BaseException:
                 _context.withdraw(snapshot.experiment_name, snapshot.trial_id)  # nobody waits for it in vain
                 raise
+            if where is not None:
+                try:
+                    self._run.samplers.start(snapshot.trial_id, child, where)
+                except Exception as exc:  # the trial is tracked; only its system metrics are missing
+                    self._failed(f"could not sample trial {trial}'s system metrics", exc)
 
         self._writes.submit(f"could not start trial {trial}", start)
 
@@ -236,11 +259,13 @@ class DiaryCallback(Callback):
                    lambda snapshot, values=dict(result): lambda run: run.trials.result(snapshot, values))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._hook(f"could not end trial {trial}", trial, lambda snapshot: lambda run: run.trials.complete(snapshot))
+        self._hook(f"could not end trial {trial}", trial,
+                   lambda snapshot: lambda run: (run.samplers.stop(snapshot.trial_id), run.trials.complete(snapshot)))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._hook(f"could not end trial {trial}", trial,
-                   lambda snapshot: lambda run: run.trials.error(snapshot, *error_of(trial)))
+                   lambda snapshot: lambda run: (run.samplers.stop(snapshot.trial_id),
+                                                 run.trials.error(snapshot, *error_of(trial))))
 
     def _hook(self, what: str, trial: Any, write: Callable[[TrialInfo], Callable[[_Experiment], Any]]) -> None:
         """Copy what the write needs of the trial now (on Tune's thread) and hand the write over; nothing

@@ -28,7 +28,7 @@ CASES = {
                      "Frames: sweep_frame of 500 children"),
     "cases_transformers": ("Transformers in a fresh process: whole run", "Transformers in a fresh process: train()"),
     "cases_system": ("System metrics: calls on the training thread", "System metrics: the sampler's own CPU",
-                     "in-process thread vs another process"),
+                     "in-process thread vs another process", "System metrics: a whole run, on vs off"),
     "cases_ray": ("Ray Tune: 50 trials", "DiaryCallback (SQLite)"),
 }
 
