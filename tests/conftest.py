@@ -152,6 +152,14 @@ TRACKER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[ob
 }
 
 
+
+@pytest.fixture
+def tracker_factories() -> dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[object]]]:
+    """`TRACKER_FACTORIES` for a test that opens trackers of several kinds itself. A fixture, because
+    `from conftest import ...` finds whichever conftest.py pytest imported last (tests/ray has its own)."""
+    return TRACKER_FACTORIES
+
+
 @pytest.fixture
 def experiment_id(tracker) -> int:  # type: ignore[no-untyped-def]
     project_id, _ = tracker.create_project("Fraud detection")

@@ -11,7 +11,6 @@ import httpx
 import orjson
 import psutil
 import pytest
-from conftest import TRACKER_FACTORIES
 
 from diary_integrations import ExperimentStatus
 
@@ -21,7 +20,7 @@ MIB = 1024 * 1024
 @pytest.fixture(params=["server-sqlite", "server-postgres"])
 def served(request, tmp_path):
     """(tracker, iteration id, the server's URL, the server's process id)."""
-    factory = TRACKER_FACTORIES[request.param]
+    factory = request.getfixturevalue("tracker_factories")[request.param]
     gen = factory(request, tmp_path)
     tracker = next(gen)
     project_id, _ = tracker.create_project("gzip")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import TRACKER_FACTORIES
 
 from diary_integrations import ExperimentStatus, IterationStatus
 from diary_integrations.tracker.errors import Unprocessable
@@ -25,7 +24,7 @@ def _iterations(tracker, n: int) -> list[int]:
 @pytest.fixture(params=SERVED)
 def served(request, tmp_path):
     """(remote tracker, three iteration ids, the server's URL)."""
-    gen = TRACKER_FACTORIES[request.param](request, tmp_path)
+    gen = request.getfixturevalue("tracker_factories")[request.param](request, tmp_path)
     tracker = next(gen)
     yield tracker, _iterations(tracker, 3), request.getfixturevalue("live_server").url
     gen.close()
@@ -41,7 +40,7 @@ def _stored(tracker, iteration_id: int) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "server-sqlite", "server-postgres", "sidecar-sqlite"])
 def test_log_metric_points_many_writes_every_iteration(kind, request, tmp_path):
-    gen = TRACKER_FACTORIES[kind](request, tmp_path)
+    gen = request.getfixturevalue("tracker_factories")[kind](request, tmp_path)
     tracker = next(gen)
     try:
         ids = _iterations(tracker, 3)

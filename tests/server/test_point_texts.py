@@ -8,7 +8,6 @@ import math
 import sys
 
 import pytest
-from conftest import TRACKER_FACTORIES
 
 from diary_integrations import ExperimentStatus
 
@@ -18,7 +17,7 @@ VALUES = [0.1, -0.0, 1e-310, sys.float_info.max, -sys.float_info.max, math.nan, 
 
 @pytest.mark.parametrize("kind", ["server-sqlite", "server-postgres"])
 def test_awkward_keys_and_values_read_back_as_sent(kind, request, tmp_path):
-    gen = TRACKER_FACTORIES[kind](request, tmp_path)
+    gen = request.getfixturevalue("tracker_factories")[kind](request, tmp_path)
     tracker = next(gen)
     try:
         project_id, _ = tracker.create_project("texts")
