@@ -227,14 +227,17 @@ class CallbackRun:
             # A fit inside a tracked scikit-learn search's fold nests under that candidate's child: asked
             # here, on the training thread, answered on the opening thread.
             self._search_fold = search_fold_parent() if self._root is self else None
-            self._opener = threading.Thread(target=self._open_in_background, name="diary-open-run", daemon=True)
+            # Published only once started: `start`'s lock-free check lets another thread (a fold's opener
+            # asking for its parent) go on to join the opener the moment it is set.
+            opener = threading.Thread(target=self._open_in_background, name="diary-open-run", daemon=True)
             if self._root is self:
                 # From now until the end, exit ends this run truthfully; SIGTERM unwinds as KILLED.
                 exit_hooks.hold(self, self._end_at_exit, lambda: self._writer)
                 if threading.current_thread() is threading.main_thread():
                     sigterm_as_exit()
                     self._sigterm_entered = True
-            self._opener.start()
+            opener.start()
+            self._opener = opener
 
     def open(self) -> int:
         """Open the run (or wait for the opening `start` began) and return its iteration id; idempotent.

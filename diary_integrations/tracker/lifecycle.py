@@ -105,6 +105,9 @@ class Heartbeat:
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
+        # The thread that last found nothing to beat for: it has let go of `thread` (so `add` starts a
+        # new one) but may still be finishing, and `join_idle`/`stop` wait for it too.
+        self.retired: threading.Thread | None = None
         self.stopping = False  # stop() was called: the thread ends at once (a later add starts another)
         self.failing = False  # the last beat failed and that was said: the next failures are logged at INFO
 
@@ -160,7 +163,7 @@ class Heartbeat:
         """Wait for the thread to end when nothing is left to beat for (a logger's finalize), so it does
         not outlive the run that started it."""
         with self.lock:
-            thread = self.thread if not self.live else None
+            thread = (self.thread or self.retired) if not self.live else None
             if thread is not None:
                 self.wake.set()
         if thread is not None and thread is not threading.current_thread():
@@ -173,7 +176,7 @@ class Heartbeat:
                 self.wake.clear()
                 ids = sorted(self.live)
                 if not ids or self.stopping:
-                    self.thread = None
+                    self.retired, self.thread = self.thread, None
                     return
             try:
                 self.tracker.heartbeat(*ids)
@@ -203,7 +206,7 @@ class Heartbeat:
         later `add` starts the thread again). For harnesses that police leftover threads at a test's end
         (Lightning's calls `stop()` on a daemon thread it finds): interpreter exit ends the runs anyway."""
         with self.lock:
-            thread = self.thread
+            thread = self.thread or self.retired
             self.stopping = True
             self.wake.set()
         if thread is not None and thread is not threading.current_thread():
