@@ -10,7 +10,6 @@ import atexit
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from diary_integrations import sweep_frame
 
 from .harness import Case, Comparison, Limit
+from .pg_schema import fresh_schema
 from .search_data import DiarySweep, MlflowSweep, build_diary, build_mlflow
 
 POSTGRES = os.environ.get("DIARY_BENCH_POSTGRES")
@@ -35,22 +35,10 @@ def _tmp() -> Path:
 
 def _postgres_schema() -> str:
     """A fresh schema in $DIARY_BENCH_POSTGRES, dropped when the benchmark exits."""
-    from sqlalchemy import create_engine, text
-
     assert POSTGRES is not None
-    schema = f"bench_search_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
+    url, drop = fresh_schema(POSTGRES, "bench_search")
     atexit.register(drop)
-    joiner = "&" if "?" in POSTGRES else "?"
-    return f"{POSTGRES}{joiner}options=-csearch_path%3D{schema}"
+    return url
 
 
 def _timed(fn: Callable[[], Any], check: Callable[[Any], bool]) -> float:

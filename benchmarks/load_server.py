@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from .pg_schema import fresh_schema
 from .server_process import _free_port as free_port
 from .server_process import _wait_healthy as wait_healthy
 
@@ -249,19 +250,7 @@ def _database(backend: str, directory: Path) -> tuple[str, Any]:
     """A fresh database (a PostgreSQL schema, or a SQLite file) and how to drop it."""
     if backend == "sqlite":
         return f"sqlite:///{directory / 'load.db'}", lambda: None
-    from sqlalchemy import create_engine, text
-
-    schema = f"load_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{POSTGRES}?options=-csearch_path%3D{schema}", drop
+    return fresh_schema(POSTGRES, "load")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
