@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, text
 
 from diary_integrations import ExperimentStatus, IterationStatus, LocalTracker, NewIteration
+from diary_integrations.tracker import liveness
 from diary_integrations.tracker import schema as t
 from diary_integrations.tracker.local.iterations import _RUNNING_HERE
 from diary_integrations.tracker.local.metrics import best_child_statement
@@ -93,7 +94,13 @@ def test_first_page_of_children_comes_in_id_order(sweep: tuple[LocalTracker, int
 
 def test_running_iterations_of_an_experiment_come_from_the_status_index(sweep: tuple[LocalTracker, int, int]) -> None:
     tracker, experiment, _ = sweep
-    shown = plan(tracker, _RUNNING_HERE.params(experiment=experiment, host="here"))
+    # Another experiment's sweep still running: RUNNING alone no longer picks out this experiment's few rows,
+    # as on a shared server (with only this experiment's one RUNNING driver, PostgreSQL could as well take
+    # ix_iteration_status_heartbeat, and chose either from run to run).
+    other = tracker.create_experiment(tracker.get_experiment(experiment).project_id, ExperimentStatus.IN_PROGRESS, "o")
+    tracker.create_iterations(other.id, [NewIteration() for _ in range(300)])
+    # This host's processes, which own every row here: the process side picks out nothing.
+    shown = plan(tracker, _RUNNING_HERE.params(experiment=experiment, host=liveness.this_host()))
     assert "ix_iteration_experiment_status" in shown, shown
 
 
