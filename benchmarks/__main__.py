@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(text)
         print(f"wrote {out}", file=sys.stderr)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    failed = [result.case.name for result in results if result.error]
+    if failed:  # the report holds the others; the exit status says the run is not whole (the smoke tests fail)
+        print(f"failed cases: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -52,6 +52,7 @@ class Result:
     case: Case
     samples: dict[str, list[float]] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
+    error: str | None = None  # why the case stopped before its last run (its figures are then left out)
 
     def median(self, variant: str) -> float:
         return statistics.median(self.samples[variant])
@@ -64,7 +65,12 @@ def run_case(case: Case, *, log: Callable[[str], None] = print) -> Result:
     for rep in range(case.repeats):
         for name, variant in case.variants.items():
             gc.collect()
-            value = variant()
+            try:
+                value = variant()
+            except Exception as exc:  # noqa: BLE001 - one broken case must not cost an hour-long run the others
+                result.error = f"{name}, run {rep + 1}: {type(exc).__name__}: {str(exc)[-500:]}"
+                log(f"  {case.name} · FAILED · {result.error}")
+                return result
             result.samples[name].append(value)
             log(f"  {case.name} · {name} · run {rep + 1}/{case.repeats}: {format_value(value, case.unit)}")
     return result
@@ -175,6 +181,9 @@ def report(results: list[Result], *, quick: bool, versions: dict[str, str]) -> s
         "|---|---|---|---|",
     ]
     for result in results:
+        if result.error:
+            lines.append(f"| {result.case.name} | — | — | FAILED: {result.error.splitlines()[0][:200]} |")
+            continue
         for comparison in result.case.comparisons:
             value = ratio(result, comparison)
             lines.append(f"| {result.case.name} | {comparison.label} | {value:.2f}x | {verdict(value, comparison)} |")
@@ -184,8 +193,11 @@ def report(results: list[Result], *, quick: bool, versions: dict[str, str]) -> s
                          f"{limit_verdict(value, limit, result.case.unit)} |")
     for result in results:
         case = result.case
-        lines += ["", f"## {case.name}", "", case.description, "", "| variant | median | min – max | runs |",
-                  "|---|---|---|---|"]
+        lines += ["", f"## {case.name}", "", case.description, ""]
+        if result.error:
+            lines.append(f"The case failed: {result.error}")
+            continue
+        lines += ["| variant | median | min – max | runs |", "|---|---|---|---|"]
         for name, samples in result.samples.items():
             lines.append(
                 f"| {name} | {format_value(statistics.median(samples), case.unit)} | "
