@@ -4,6 +4,7 @@ the server's answers to the tracker's exceptions, walking pages."""
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from typing import Any, TypeVar
 
@@ -46,6 +47,9 @@ _Self = TypeVar("_Self", bound="RemoteBase")
 # accepts it: a large batch crosses a network in a fifth of the bytes, while the small requests of a
 # training loop are not worth the CPU (docs/decisions.md, "gzip for large bodies").
 GZIP_MIN_BYTES = 64 * 1024
+# A client that could not read the server's /health (the server was starting, or away) asks again after
+# this many seconds: one failed first call must not cost a long run its gzip and coalesced batches.
+HEALTH_RETRY_SECONDS = 30.0
 _GZIP_LEVEL, _GZIP_WBITS = 1, 16 + zlib.MAX_WBITS
 _ERRORS: dict[int, type[DiaryError]] = {
     401: AuthError,
@@ -88,6 +92,7 @@ class RemoteBase:
         self._lock = threading.Lock()
         self._login_lock = threading.Lock()  # one login at a time, while other threads keep the pool
         self._body_budget: int | None = None
+        self._health_asked_at: float | None = None  # when a /health call last failed (monotonic)
         self._server_gzip = False  # whether the server said it inflates gzip bodies (GET /health)
         self._server_groups = False  # whether it takes several iterations' points in one request (/metric/batch)
         # Bodies of at least this many bytes go gzipped (None: never).
@@ -245,8 +250,12 @@ class RemoteBase:
     def body_budget(self) -> int:
         """The most JSON bytes one request of this client carries: the server's limit, less a margin.
         (Inflated bytes: a gzipped body must fit the limit both as sent and once inflated.)"""
-        if self._body_budget is None:
-            limit = 32 * 1024 * 1024
+        if self._body_budget is not None:
+            return self._body_budget
+        limit = 32 * 1024 * 1024  # the server's default, until it says otherwise
+        failed_lately = self._health_asked_at is not None and time.monotonic() - self._health_asked_at < (
+            HEALTH_RETRY_SECONDS)
+        if not failed_lately:
             try:
                 answer = self._send("GET", "/health")
                 if answer.status_code == 200:
@@ -254,10 +263,12 @@ class RemoteBase:
                     limit = int(health.get("max_request_bytes", limit))
                     self._server_gzip = "gzip" in (health.get("request_encodings") or ())
                     self._server_groups = health.get("multi_iteration_batch") is True
+                    self._body_budget = max(SMALL_BODY_BYTES, limit - 64 * 1024)
+                    return self._body_budget
             except (TransportError, ValueError, AttributeError, TypeError):
                 pass
-            self._body_budget = max(SMALL_BODY_BYTES, limit - 64 * 1024)
-        return self._body_budget
+            self._health_asked_at = time.monotonic()  # plain, single-iteration requests until it answers
+        return max(SMALL_BODY_BYTES, limit - 64 * 1024)
 
     def _call_in_parts(
         self,
