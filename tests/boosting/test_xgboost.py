@@ -102,32 +102,27 @@ def test_bad_arguments_are_refused_when_the_callback_is_made(tmp_path):
 
 @pytest.mark.slow
 def test_through_a_server_killed_and_restarted_mid_training(tmp_path, data):
-    from faults.restartable import RestartableServer
+    from faults.restartable import Outage, assert_each_step_once, killable_server
 
-    server = RestartableServer(tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
-    server.start()
-    try:
-        class Outage(xgb.callback.TrainingCallback):
+    with killable_server(tmp_path) as server:
+        cb = DiaryCallback("P", "xgb", uri=server.url, flush_interval=0.1)
+        outage = Outage(server, kill=10, restart=30, before_kill=lambda: cb.run.open())
+
+        class Outages(xgb.callback.TrainingCallback):
             def after_iteration(self, model, epoch, evals_log):  # noqa: ANN001, ANN201
-                if epoch == 10:
-                    cb.run.open()  # the run exists before the server goes away
-                    server.kill()
-                if epoch == 30:
-                    server.start(timeout=300)  # a loaded machine can take long to start a server
+                outage.at(epoch)
                 return False
 
-        cb = DiaryCallback("P", "xgb", uri=server.url, flush_interval=0.1)
         X, y = data
         dtrain = xgb.DMatrix(X, y)
         xgb.train({**PARAMS, "eval_metric": "logloss"}, dtrain, 50, evals=[(dtrain, "train")],
-                  callbacks=[cb, Outage()], verbose_eval=False)
+                  callbacks=[cb, Outages()], verbose_eval=False)
+        outage.check_done()
         tracker = connect(server.url)
         it = tracker.get_iteration(cb.iteration_id)
         assert it.status is IterationStatus.SUCCEEDED
-        assert [m.step for m in tracker.get_metrics(it.id, key="train-logloss")] == list(range(50))
+        assert_each_step_once(tracker, it.id, "train-logloss", range(50))
         assert cb.run.dropped == 0
-    finally:
-        server.stop()
 
 
 def raising_objective(nfold=1, fold=0, at=10):  # noqa: ANN001, ANN201
