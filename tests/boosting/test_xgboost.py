@@ -155,7 +155,8 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     assert tracker.get_iteration(cb.iteration_id).status is IterationStatus.SUCCEEDED
 
 
-def test_a_callback_raising_after_ours_ends_the_run_failed(sqlite_url, data):
+@pytest.mark.parametrize("order", ["before ours", "after ours"])
+def test_another_callback_raising_ends_the_run_failed_with_its_text(sqlite_url, data, order):
     class Boom(xgb.callback.TrainingCallback):
         def after_iteration(self, model, epoch, evals_log):  # noqa: ANN001, ANN202
             if epoch == 4:
@@ -165,10 +166,15 @@ def test_a_callback_raising_after_ours_ends_the_run_failed(sqlite_url, data):
     cb = DiaryCallback("P", "xgb", uri=sqlite_url, sidecar=False)
     X, y = data
     with pytest.raises(RuntimeError):
-        xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")], callbacks=[cb, Boom()],
-                  verbose_eval=False)
-    it = connect(sqlite_url).get_iteration(cb.iteration_id)
+        xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")],
+                  callbacks=[Boom(), cb] if order == "before ours" else [cb, Boom()], verbose_eval=False)
+    assert cb.run.status is IterationStatus.FAILED  # at once, while the program goes on
+    tracker = connect(sqlite_url)
+    it = tracker.get_iteration(cb.iteration_id)
     assert (it.status, it.error_message) == (IterationStatus.FAILED, "RuntimeError: callback gave up at round 4")
+    # Rounds before it once each; round 4 too when ours ran first in it.
+    rounds = 4 if order == "before ours" else 5
+    assert [m.step for m in tracker.get_metrics(it.id, key="train-logloss")] == list(range(rounds))
 
 
 def test_cv_a_fold_that_raises_is_failed_the_others_stopped_the_driver_failed(sqlite_url, data):
