@@ -16,7 +16,7 @@ import tune_scenario
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from diary_integrations import IterationStatus, LocalTracker
+from diary_integrations import IterationStatus, LocalTracker, connect
 from diary_integrations.ray import DiaryCallback
 
 pytestmark = pytest.mark.slow
@@ -187,3 +187,39 @@ def test_bad_metric_or_mode_is_refused_naming_the_field(kwargs, field, tmp_path:
         DiaryCallback("P", "Tune", uri=str(tmp_path / "runs.db"), **kwargs)
     assert refused.value.field == field
     assert not (tmp_path / "runs.db").exists()  # nothing written
+
+
+def test_through_a_server_killed_and_restarted_mid_experiment(ray_cluster: str, tmp_path: Path) -> None:
+    from faults.restartable import Outage, assert_each_step_once, killable_server
+
+    with killable_server(tmp_path) as server:
+        callback = DiaryCallback("P", "Tune", uri=server.url)
+        # Before the kill, everything handed to the callback's writing thread so far is written: the
+        # driver and both trials' children exist (their creation is not what this test is about).
+        outage = Outage(server, kill=3, restart=8, before_kill=lambda: callback._writes.queue.join())
+
+        class Outages(tune.Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                outage.at(result["training_iteration"])
+
+            def __reduce__(self):  # Tune saves its callbacks with the experiment: the server is not to keep
+                return tune.Callback, ()
+
+        results = tune.Tuner(
+            tune_scenario.steady_trainable,
+            param_space={"x": tune.grid_search([0, 1])},
+            tune_config=tune.TuneConfig(metric="loss", mode="min"),
+            run_config=tune.RunConfig(name="outage", storage_path=str(tmp_path / "ray"), verbose=0,
+                                      callbacks=[callback, Outages()]),
+        ).fit()
+        outage.check_done()
+        tracker = connect(server.url)
+        driver = tracker.get_iteration(callback.driver_iteration_id)
+        assert driver.status is IterationStatus.SUCCEEDED
+        children = tracker.get_child_iterations(driver.id)
+        assert len(children) == 2
+        for child in children:
+            assert child.status is IterationStatus.SUCCEEDED, child
+            assert_each_step_once(tracker, child.id, "loss", range(1, 13))
+        assert tracker.get_parameter_values([driver.id])[driver.id]["best.x"] == "0"
+        assert results.get_best_result().config == {"x": 0}
