@@ -9,6 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.keras import DiaryCallback  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
@@ -76,10 +77,7 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     cb = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
     with pytest.raises(ValueError):
         model.fit(X, y, epochs=10, batch_size=100, verbose=0, callbacks=[cb, RaiseAtEpoch()])
-    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED, "ValueError: callback blew up at epoch 3")
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: callback blew up at epoch 3")
     assert [m.step for m in tracker.get_metrics(it.id, key="loss")] == [0, 1, 2]
     # The model's train step is its own again: a second fit succeeds and is recorded.
     cb2 = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
@@ -131,11 +129,7 @@ def test_data_that_raises_in_epoch_2_ends_the_run_failed_with_its_text(sqlite_ur
     cb = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=1)
     with pytest.raises(RuntimeError, match="the data pipeline broke"):
         small_model().fit(batches, epochs=5, verbose=0, callbacks=[EpochNow(state), cb], **options)
-    assert cb.run.status is IterationStatus.FAILED  # at once, while the program goes on
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED,
-                                             "RuntimeError: the data pipeline broke at batch 3 of epoch 2")
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: the data pipeline broke at batch 3 of epoch 2")
     assert "in batch" in it.traceback
     for key in ("loss", "accuracy"):  # the two whole epochs before it, once each
         assert [m.step for m in tracker.get_metrics(it.id, key=key)] == [0, 1]

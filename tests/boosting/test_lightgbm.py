@@ -12,6 +12,7 @@ import pytest
 
 lgb = pytest.importorskip("lightgbm")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.lightgbm import DiaryCallback  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
@@ -116,11 +117,7 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     cb = DiaryCallback("P", "lgb", uri=sqlite_url, sidecar=False)
     with pytest.raises(ValueError, match="blew up"):
         lgb.train({**PARAMS, "objective": raising_objective()}, train, 30, valid_sets=[valid], callbacks=[cb])
-    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED,
-                                             "ValueError: objective blew up in fold 0 at round 10")
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: objective blew up in fold 0 at round 10")
     assert [m.step for m in tracker.get_metrics(it.id, key="valid_0-auc")] == list(range(10))
 
 
@@ -170,11 +167,7 @@ def test_another_callback_raising_ends_the_run_failed_with_its_text(sqlite_url, 
     callbacks = [raising_callback(), cb] if order == "before ours" else [cb, raising_callback()]
     with pytest.raises(RuntimeError, match="gave up"):
         lgb.train(PARAMS, train, 30, valid_sets=[valid], callbacks=callbacks)
-    assert cb.run.status is IterationStatus.FAILED  # at once, while the program goes on
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED,
-                                             "RuntimeError: another callback gave up at round 10")
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: another callback gave up at round 10")
     assert "in give_up" in it.traceback
     # Rounds before it once each; round 10 too when ours ran first in it.
     rounds = 10 if order == "before ours" else 11

@@ -9,6 +9,7 @@ import pytest
 
 xgb = pytest.importorskip("xgboost")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
 from diary_integrations.tracker.errors import Unprocessable  # noqa: E402
@@ -144,11 +145,7 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     with pytest.raises(ValueError, match="blew up"):
         train(cb, data, obj=raising_objective())
     # Already ended, by the time the program handles the exception (not at exit, not generically).
-    assert cb.run.status is IterationStatus.FAILED
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert it.status is IterationStatus.FAILED
-    assert it.error_message == "ValueError: objective blew up in fold 0 at round 10"
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: objective blew up in fold 0 at round 10")
     assert [m.step for m in tracker.get_metrics(it.id, key="validation-logloss")] == list(range(10))
     # The booster's wrapper was per training: the next training with the same callback succeeds.
     train(cb, data, rounds=3)
@@ -168,10 +165,7 @@ def test_another_callback_raising_ends_the_run_failed_with_its_text(sqlite_url, 
     with pytest.raises(RuntimeError):
         xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")],
                   callbacks=[Boom(), cb] if order == "before ours" else [cb, Boom()], verbose_eval=False)
-    assert cb.run.status is IterationStatus.FAILED  # at once, while the program goes on
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED, "RuntimeError: callback gave up at round 4")
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: callback gave up at round 4")
     # Rounds before it once each; round 4 too when ours ran first in it.
     rounds = 4 if order == "before ours" else 5
     assert [m.step for m in tracker.get_metrics(it.id, key="train-logloss")] == list(range(rounds))
