@@ -36,6 +36,39 @@ def failing(on_error: OnError) -> OnError:
     return call
 
 
+def watching(original: Callable[..., Any], on_error: OnError,
+             passing: tuple[type[BaseException], ...] = ()) -> Callable[..., Any]:
+    """`original`, except that an exception raised through it (other than the `passing` ones, a library's
+    own signals such as LightGBM's early stop) is given to `on_error` first, then goes on unchanged."""
+    guarded = failing(on_error)
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except passing:
+            raise
+        except BaseException as exc:
+            guarded(exc)
+            raise
+
+    return call
+
+
+class WatchedIterator:
+    """An iterator whose failures (not its end) are given to `on_error` on their way out: a data pipeline
+    (a generator, a dataset's loader) raising in the middle of a training."""
+
+    def __init__(self, iterable: Any, on_error: OnError) -> None:
+        self._next = watching(iter(iterable).__next__, on_error, passing=(StopIteration,))
+
+    def __iter__(self) -> WatchedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._next()
+
+
 class Interposed:
     """Per-training wrappers over calls a training loop makes (`wrap`), undone by `restore`: an exception
     raised through one is given to `on_error` first, then goes on unchanged."""
@@ -45,22 +78,27 @@ class Interposed:
 
     def wrap(self, owner: Any, name: str, on_error: OnError) -> None:
         """Wrap `owner.name` (a bound method or an instance attribute holding a callable) for this training."""
+        self._replace(owner, name, lambda original: watching(original, on_error))
+
+    def wrap_iterable(self, owner: Any, name: str, on_error: OnError) -> None:
+        """Wrap `owner.name`, a call that returns an iterable, so that iterating what it returns is watched
+        (the exception comes from the iteration, after the call has returned)."""
+        def make(original: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(original)
+            def call(*args: Any, **kwargs: Any) -> WatchedIterator:
+                return WatchedIterator(original(*args, **kwargs), on_error)
+
+            return watching(call, on_error)
+
+        self._replace(owner, name, make)
+
+    def _replace(self, owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
         own = vars(owner)
         had, previous = name in own, own.get(name)
         original = getattr(owner, name)
         if original is None:
             return
-        guarded = failing(on_error)
-
-        @functools.wraps(original)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return original(*args, **kwargs)
-            except BaseException as exc:
-                guarded(exc)
-                raise
-
-        setattr(owner, name, call)
+        setattr(owner, name, make(original))
         self._undo.append((owner, name, had, previous))
 
     def restore(self) -> None:

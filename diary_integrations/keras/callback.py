@@ -48,16 +48,21 @@ class DiaryCallback(TrackedCallback, keras.callbacks.Callback):
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         run = self._new_run()
         self._batches, self._nan_batch = 0, None
-        self._interpose(run, sys._getframe(1).f_locals.get("self"))
+        # Called by the CallbackList's on_train_begin, called by `fit`: the list is the caller's `self`, and
+        # the batches come from `fit`'s own local EpochIterator (Keras keeps it nowhere else).
+        caller = sys._getframe(1)
+        fit = caller.f_back
+        self._interpose(run, caller.f_locals.get("self"), None if fit is None else fit.f_locals.get("epoch_iterator"))
         try:
             run.log_params(self._parameters())
         except Exception as error:  # noqa: BLE001 - tracking never breaks training
             self._guard.warn("recording the parameters", error)
 
-    def _interpose(self, run: CallbackRun, callbacks: Any) -> None:
-        """Watch the train step and the callback list's per-epoch and per-batch hooks (the other callbacks
-        run there), so an exception leaving `fit` ends the run FAILED with its text (KILLED for an
-        interrupt) even when the program catches it."""
+    def _interpose(self, run: CallbackRun, callbacks: Any, batches: Any) -> None:
+        """Watch the train step, the callback list's per-epoch and per-batch hooks (the other callbacks
+        run there) and the iteration over the training data (a generator or a PyDataset that raises), so
+        an exception leaving `fit` ends the run FAILED with its text (KILLED for an interrupt) even when
+        the program catches it."""
         interposed = self._interposed = Interposed()
 
         def failed(exc: BaseException) -> None:
@@ -70,6 +75,9 @@ class DiaryCallback(TrackedCallback, keras.callbacks.Callback):
                     interposed.wrap(callbacks, name, failed)
             if getattr(self.model, "train_function", None) is not None:
                 interposed.wrap(self.model, "train_function", failed)
+            if callable(getattr(batches, "_get_iterator", None)):
+                # Each epoch's (or, with steps_per_epoch, the fit's) iterator over the data adapter's batches.
+                interposed.wrap_iterable(batches, "_get_iterator", failed)
         except Exception as error:  # noqa: BLE001 - without it, an exception ends the run at exit instead
             interposed.restore()
             self._guard.warn("watching the fit for an exception", error)

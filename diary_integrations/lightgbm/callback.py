@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from functools import partial
+from types import FrameType
 from typing import Any
+
+from lightgbm.callback import EarlyStopException
 
 from ..boosting import TrackedCallback
 from ..callback_run import CallbackRun
-from ..training_failure import end_failed, end_fold_failed
+from ..training_failure import end_all_folds, end_failed, end_fold_failed, watching
 from .observed import unobserved, unwatch, watch
 from .training_end import Watcher, completed
 
@@ -16,6 +19,8 @@ from .training_end import Watcher, completed
 # early_stopping 30. Before early stopping, so the round it stops at is recorded too.
 ORDER = 25
 _PLAIN = (bool, int, float, str)
+# The sorted callback lists `lgb.train` and `lgb.cv` loop over each round (locals of theirs).
+_CALLBACK_LISTS = ("callbacks_before_iter", "callbacks_after_iter")
 
 
 def round_metrics(results: Any) -> dict[str, float]:
@@ -79,7 +84,7 @@ class DiaryCallback(TrackedCallback):
         run.finished_cleanly = lambda: completed(model, initial)
         boosters = getattr(model, "boosters", None)
         self._folds = [run.child(f"fold {k}") for k in range(len(boosters))] if boosters is not None else []
-        self._watch(run, model)
+        self._watch(run, model, training_frame)
         try:
             run.log_params({k: v for k, v in env.params.items() if isinstance(v, _PLAIN) or v is None})
         except Exception as error:  # noqa: BLE001
@@ -87,10 +92,11 @@ class DiaryCallback(TrackedCallback):
         Watcher(training_frame, finished=lambda: completed(model, initial),
                 done=lambda: self._end(model), stop=lambda: run.ended)
 
-    def _watch(self, run: CallbackRun, model: Any) -> None:
-        """An exception a booster raises from here on (a custom objective or metric) ends the run FAILED
-        with its text as it leaves the training, even when the program catches it; in `cv`, the fold
-        whose booster raised is the one FAILED."""
+    def _watch(self, run: CallbackRun, model: Any, training_frame: FrameType) -> None:
+        """An exception a booster raises from here on (a custom objective or metric) or another callback
+        raises ends the run FAILED with its text as it leaves the training, even when the program catches
+        it; in `cv`, the fold whose booster raised is the one FAILED, and another callback's exception
+        fails the driver, the folds stopped by it."""
         def failed(end: Any, exc: BaseException) -> None:
             self._unwatch()
             end(exc)
@@ -98,9 +104,26 @@ class DiaryCallback(TrackedCallback):
         boosters = getattr(model, "boosters", None)
         if boosters is None:
             watch(model, partial(failed, partial(end_failed, run)))
+            whole = partial(failed, partial(end_failed, run))
         else:
             for k, booster in enumerate(boosters):
                 watch(booster, partial(failed, partial(end_fold_failed, run, self._folds, k)))
+            whole = partial(failed, partial(end_all_folds, run, self._folds))
+        try:
+            self._watch_other_callbacks(training_frame, whole)
+        except Exception as error:  # noqa: BLE001 - without it, such an exception ends the run at exit instead
+            self._guard.warn("watching the other callbacks for an exception", error)
+
+    def _watch_other_callbacks(self, training_frame: FrameType, on_error: Any) -> None:
+        """Replace the other callbacks in this training's own lists (the loop's locals, gone with it: the
+        program's callbacks are left as they are) by watched ones; early stopping's exception is no failure."""
+        for name in _CALLBACK_LISTS:
+            callbacks = training_frame.f_locals.get(name)
+            if not isinstance(callbacks, list):
+                continue
+            for i, other in enumerate(callbacks):
+                if other is not self:
+                    callbacks[i] = watching(other, on_error, passing=(EarlyStopException,))
 
     def _unwatch(self) -> None:
         model = self._model

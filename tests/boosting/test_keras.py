@@ -9,6 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.keras import DiaryCallback  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
@@ -76,12 +77,85 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     cb = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
     with pytest.raises(ValueError):
         model.fit(X, y, epochs=10, batch_size=100, verbose=0, callbacks=[cb, RaiseAtEpoch()])
-    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED, "ValueError: callback blew up at epoch 3")
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: callback blew up at epoch 3")
     assert [m.step for m in tracker.get_metrics(it.id, key="loss")] == [0, 1, 2]
     # The model's train step is its own again: a second fit succeeds and is recorded.
     cb2 = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=0)
     model.fit(X, y, epochs=2, batch_size=100, verbose=0, callbacks=[cb2])
     assert tracker.get_iteration(cb2.iteration_id).status is IterationStatus.SUCCEEDED
+
+
+class EpochNow(keras.callbacks.Callback):
+    """Tells the test's data which epoch `fit` is in."""
+
+    def __init__(self, state: dict) -> None:
+        super().__init__()
+        self.state = state
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN201
+        self.state["epoch"] = epoch
+
+
+def breaking_data(kind: str, X: np.ndarray, y: np.ndarray, state: dict) -> tuple[object, dict]:
+    """Six batches of 50 rows an epoch, from a generator or a PyDataset, the fourth of epoch 2 raising."""
+    def batch(i: int) -> tuple[np.ndarray, np.ndarray]:
+        if state["epoch"] == 2 and i == 3:
+            raise RuntimeError("the data pipeline broke at batch 3 of epoch 2")
+        return X[i * 50:(i + 1) * 50], y[i * 50:(i + 1) * 50]
+
+    if kind == "generator":
+        def forever():  # noqa: ANN202
+            while True:
+                for i in range(6):
+                    yield batch(i)
+
+        return forever(), {"steps_per_epoch": 6}
+
+    class Rows(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int):  # noqa: ANN204
+            return batch(i)
+
+    return Rows(), {"shuffle": False}  # in order: batch 3 is the fourth of the epoch
+
+
+@pytest.mark.parametrize("kind", ["generator", "PyDataset"])
+def test_data_that_raises_in_epoch_2_ends_the_run_failed_with_its_text(sqlite_url, data, kind):
+    X, y = data[0].astype("float32"), data[1].astype("float32")
+    state = {"epoch": 0}
+    batches, options = breaking_data(kind, X, y, state)
+    cb = DiaryCallback("P", "keras", uri=sqlite_url, sidecar=False, log_every_n_batches=1)
+    with pytest.raises(RuntimeError, match="the data pipeline broke"):
+        small_model().fit(batches, epochs=5, verbose=0, callbacks=[EpochNow(state), cb], **options)
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: the data pipeline broke at batch 3 of epoch 2")
+    assert "in batch" in it.traceback
+    for key in ("loss", "accuracy"):  # the two whole epochs before it, once each
+        assert [m.step for m in tracker.get_metrics(it.id, key=key)] == [0, 1]
+    # Every batch trained before it, once: 6 an epoch, then batches 0-2 of epoch 2.
+    assert [m.step for m in tracker.get_metrics(it.id, key="batch/loss")] == list(range(1, 16))
+
+
+@pytest.mark.slow
+def test_through_a_server_killed_and_restarted_mid_fit(tmp_path, data):
+    from faults.restartable import Outage, assert_each_step_once, killable_server
+
+    X, y = data[0].astype("float32"), data[1].astype("float32")
+    with killable_server(tmp_path) as server:
+        cb = DiaryCallback("P", "keras", uri=server.url, flush_interval=0.1, log_every_n_batches=1)
+        outage = Outage(server, kill=3, restart=9, before_kill=lambda: cb.run.open())
+
+        class Outages(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001, ANN202
+                outage.at(epoch)
+
+        small_model().fit(X, y, epochs=15, batch_size=100, verbose=0, callbacks=[cb, Outages()])
+        outage.check_done()
+        tracker = connect(server.url)
+        it = tracker.get_iteration(cb.iteration_id)
+        assert it.status is IterationStatus.SUCCEEDED
+        for key in ("loss", "accuracy"):
+            assert_each_step_once(tracker, it.id, key, range(15))
+        assert_each_step_once(tracker, it.id, "batch/loss", range(1, 46))  # 3 batches an epoch
+        assert cb.run.dropped == 0

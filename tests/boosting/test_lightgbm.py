@@ -12,6 +12,7 @@ import pytest
 
 lgb = pytest.importorskip("lightgbm")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.lightgbm import DiaryCallback  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
@@ -116,11 +117,7 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     cb = DiaryCallback("P", "lgb", uri=sqlite_url, sidecar=False)
     with pytest.raises(ValueError, match="blew up"):
         lgb.train({**PARAMS, "objective": raising_objective()}, train, 30, valid_sets=[valid], callbacks=[cb])
-    assert cb.run.status is IterationStatus.FAILED  # at once, not at exit
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED,
-                                             "ValueError: objective blew up in fold 0 at round 10")
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: objective blew up in fold 0 at round 10")
     assert [m.step for m in tracker.get_metrics(it.id, key="valid_0-auc")] == list(range(10))
 
 
@@ -151,3 +148,67 @@ def test_a_returned_booster_carries_no_watch_and_pickles(sqlite_url, data):
     booster = lgb.train(PARAMS, train, 30, valid_sets=[valid], callbacks=[cb, lgb.early_stopping(2, verbose=False)])
     assert "update" not in vars(booster)
     assert pickle.loads(pickle.dumps(booster)).num_trees() == booster.num_trees()
+
+
+def raising_callback(at=10):  # noqa: ANN001, ANN201
+    """Somebody else's callback (not ours) that raises at round `at`."""
+    def give_up(env):  # noqa: ANN001, ANN202
+        if env.iteration == at:
+            raise RuntimeError(f"another callback gave up at round {at}")
+
+    return give_up
+
+
+@pytest.mark.parametrize("order", ["before ours", "after ours"])
+def test_another_callback_raising_ends_the_run_failed_with_its_text(sqlite_url, data, order):
+    train, valid = datasets(data)
+    cb = DiaryCallback("P", "lgb", uri=sqlite_url, sidecar=False)
+    # LightGBM runs callbacks that set no `order` in the order given.
+    callbacks = [raising_callback(), cb] if order == "before ours" else [cb, raising_callback()]
+    with pytest.raises(RuntimeError, match="gave up"):
+        lgb.train(PARAMS, train, 30, valid_sets=[valid], callbacks=callbacks)
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: another callback gave up at round 10")
+    assert "in give_up" in it.traceback
+    # Rounds before it once each; round 10 too when ours ran first in it.
+    rounds = 10 if order == "before ours" else 11
+    assert [m.step for m in tracker.get_metrics(it.id, key="valid_0-auc")] == list(range(rounds))
+
+
+def test_cv_another_callback_raising_fails_the_driver_and_stops_the_folds(sqlite_url, data):
+    X, y = data
+    cb = DiaryCallback("P", "lgb-cv", uri=sqlite_url, sidecar=False)
+    with pytest.raises(RuntimeError, match="gave up"):
+        lgb.cv({**PARAMS, "metric": "binary_logloss"}, lgb.Dataset(X, y), 15, nfold=3, seed=1,
+               callbacks=[raising_callback(at=5), cb])
+    tracker = connect(sqlite_url)
+    driver = tracker.get_iteration(cb.iteration_id)
+    children = [tracker.get_iteration(i) for i in cb.fold_iteration_ids]
+    message = "RuntimeError: another callback gave up at round 5"
+    assert (driver.status, driver.error_message) == (IterationStatus.FAILED, message)
+    assert [(c.status, c.error_message) for c in children] == [
+        (IterationStatus.KILLED, f"stopped: the cross-validation failed: {message}")] * 3
+    for run in (driver, *children):
+        key = "valid binary_logloss-mean" if run is driver else "valid-binary_logloss"
+        assert [m.step for m in tracker.get_metrics(run.id, key=key)] == list(range(5))
+
+
+@pytest.mark.slow
+def test_through_a_server_killed_and_restarted_mid_training(tmp_path, data):
+    from faults.restartable import Outage, assert_each_step_once, killable_server
+
+    train, valid = datasets(data)
+    with killable_server(tmp_path) as server:
+        cb = DiaryCallback("P", "lgb", uri=server.url, flush_interval=0.1)
+        outage = Outage(server, kill=10, restart=30, before_kill=lambda: cb.run.open())
+
+        def outages(env):  # noqa: ANN001, ANN202
+            outage.at(env.iteration)
+
+        lgb.train(PARAMS, train, 50, valid_sets=[valid], callbacks=[cb, outages])
+        outage.check_done()
+        tracker = connect(server.url)
+        it = ended(tracker, cb.iteration_id)
+        assert it.status is IterationStatus.SUCCEEDED
+        for key in ("valid_0-auc", "valid_0-binary_logloss"):
+            assert_each_step_once(tracker, it.id, key, range(50))
+        assert cb.run.dropped == 0

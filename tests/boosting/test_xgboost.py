@@ -9,6 +9,7 @@ import pytest
 
 xgb = pytest.importorskip("xgboost")
 
+from boosting.ended import failed_at_once  # noqa: E402
 from diary_integrations import IterationStatus, connect  # noqa: E402
 from diary_integrations.registry import load_model  # noqa: E402
 from diary_integrations.tracker.errors import Unprocessable  # noqa: E402
@@ -102,32 +103,27 @@ def test_bad_arguments_are_refused_when_the_callback_is_made(tmp_path):
 
 @pytest.mark.slow
 def test_through_a_server_killed_and_restarted_mid_training(tmp_path, data):
-    from faults.restartable import RestartableServer
+    from faults.restartable import Outage, assert_each_step_once, killable_server
 
-    server = RestartableServer(tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
-    server.start()
-    try:
-        class Outage(xgb.callback.TrainingCallback):
+    with killable_server(tmp_path) as server:
+        cb = DiaryCallback("P", "xgb", uri=server.url, flush_interval=0.1)
+        outage = Outage(server, kill=10, restart=30, before_kill=lambda: cb.run.open())
+
+        class Outages(xgb.callback.TrainingCallback):
             def after_iteration(self, model, epoch, evals_log):  # noqa: ANN001, ANN201
-                if epoch == 10:
-                    cb.run.open()  # the run exists before the server goes away
-                    server.kill()
-                if epoch == 30:
-                    server.start(timeout=300)  # a loaded machine can take long to start a server
+                outage.at(epoch)
                 return False
 
-        cb = DiaryCallback("P", "xgb", uri=server.url, flush_interval=0.1)
         X, y = data
         dtrain = xgb.DMatrix(X, y)
         xgb.train({**PARAMS, "eval_metric": "logloss"}, dtrain, 50, evals=[(dtrain, "train")],
-                  callbacks=[cb, Outage()], verbose_eval=False)
+                  callbacks=[cb, Outages()], verbose_eval=False)
+        outage.check_done()
         tracker = connect(server.url)
         it = tracker.get_iteration(cb.iteration_id)
         assert it.status is IterationStatus.SUCCEEDED
-        assert [m.step for m in tracker.get_metrics(it.id, key="train-logloss")] == list(range(50))
+        assert_each_step_once(tracker, it.id, "train-logloss", range(50))
         assert cb.run.dropped == 0
-    finally:
-        server.stop()
 
 
 def raising_objective(nfold=1, fold=0, at=10):  # noqa: ANN001, ANN201
@@ -149,18 +145,15 @@ def test_a_caught_exception_ends_the_run_failed_with_its_text_at_once(sqlite_url
     with pytest.raises(ValueError, match="blew up"):
         train(cb, data, obj=raising_objective())
     # Already ended, by the time the program handles the exception (not at exit, not generically).
-    assert cb.run.status is IterationStatus.FAILED
-    tracker = connect(sqlite_url)
-    it = tracker.get_iteration(cb.iteration_id)
-    assert it.status is IterationStatus.FAILED
-    assert it.error_message == "ValueError: objective blew up in fold 0 at round 10"
+    tracker, it = failed_at_once(cb, sqlite_url, "ValueError: objective blew up in fold 0 at round 10")
     assert [m.step for m in tracker.get_metrics(it.id, key="validation-logloss")] == list(range(10))
     # The booster's wrapper was per training: the next training with the same callback succeeds.
     train(cb, data, rounds=3)
     assert tracker.get_iteration(cb.iteration_id).status is IterationStatus.SUCCEEDED
 
 
-def test_a_callback_raising_after_ours_ends_the_run_failed(sqlite_url, data):
+@pytest.mark.parametrize("order", ["before ours", "after ours"])
+def test_another_callback_raising_ends_the_run_failed_with_its_text(sqlite_url, data, order):
     class Boom(xgb.callback.TrainingCallback):
         def after_iteration(self, model, epoch, evals_log):  # noqa: ANN001, ANN202
             if epoch == 4:
@@ -170,10 +163,12 @@ def test_a_callback_raising_after_ours_ends_the_run_failed(sqlite_url, data):
     cb = DiaryCallback("P", "xgb", uri=sqlite_url, sidecar=False)
     X, y = data
     with pytest.raises(RuntimeError):
-        xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")], callbacks=[cb, Boom()],
-                  verbose_eval=False)
-    it = connect(sqlite_url).get_iteration(cb.iteration_id)
-    assert (it.status, it.error_message) == (IterationStatus.FAILED, "RuntimeError: callback gave up at round 4")
+        xgb.train(PARAMS, xgb.DMatrix(X, y), 20, evals=[(xgb.DMatrix(X, y), "train")],
+                  callbacks=[Boom(), cb] if order == "before ours" else [cb, Boom()], verbose_eval=False)
+    tracker, it = failed_at_once(cb, sqlite_url, "RuntimeError: callback gave up at round 4")
+    # Rounds before it once each; round 4 too when ours ran first in it.
+    rounds = 4 if order == "before ours" else 5
+    assert [m.step for m in tracker.get_metrics(it.id, key="train-logloss")] == list(range(rounds))
 
 
 def test_cv_a_fold_that_raises_is_failed_the_others_stopped_the_driver_failed(sqlite_url, data):

@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -68,3 +71,48 @@ class RestartableServer:
 
     def log_text(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.workdir.glob("server-*.log")))
+
+
+@contextmanager
+def killable_server(workdir: Path) -> Iterator[RestartableServer]:
+    """A RestartableServer on a SQLite file in `workdir`, started, and stopped on leaving."""
+    server = RestartableServer(workdir, f"sqlite:///{workdir / 'server.db'}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Outage:
+    """A training's server outage by step: `at(step)`, called from a callback each step, SIGKILLs the
+    server the first time a step reaches `kill` (after `before_kill()`, e.g. opening the run so it exists
+    before the server goes) and starts it again on the same port and database the first time one reaches
+    `restart`. Steps between the two are written while no server answers."""
+
+    def __init__(self, server: RestartableServer, kill: int, restart: int,
+                 before_kill: Callable[[], object] = lambda: None) -> None:
+        assert kill < restart
+        self.server, self.kill, self.restart, self.before_kill = server, kill, restart, before_kill
+        self.killed = self.restarted = False
+
+    def at(self, step: int) -> None:
+        if step >= self.kill and not self.killed:
+            self.killed = True
+            self.before_kill()
+            self.server.kill()
+        if step >= self.restart and not self.restarted:
+            self.restarted = True
+            self.server.start(timeout=300)  # a loaded machine can take long to start a server
+
+    def check_done(self) -> None:
+        """The outage happened mid-run: without this a test that trained too few steps would pass by not testing."""
+        assert self.killed and self.restarted, (self.killed, self.restarted)
+
+
+def assert_each_step_once(tracker: Any, iteration_id: int, key: str, steps: Iterable[int]) -> None:
+    """`key`'s points on the iteration are exactly one at each of `steps`: none lost, none doubled."""
+    stored = sorted(m.step for m in tracker.get_metrics(iteration_id, key=key))
+    expected = sorted(steps)
+    doubled = sorted({s for s in stored if stored.count(s) > 1})
+    assert stored == expected, f"{key}: doubled {doubled}, lost {sorted(set(expected) - set(stored))}"

@@ -9,14 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tune_scenario
+from faults.restartable import Outage, assert_each_step_once, killable_server
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from diary_integrations import IterationStatus, LocalTracker
+from diary_integrations import IterationStatus, LocalTracker, connect
 from diary_integrations.ray import DiaryCallback
 
 pytestmark = pytest.mark.slow
@@ -187,3 +189,87 @@ def test_bad_metric_or_mode_is_refused_naming_the_field(kwargs, field, tmp_path:
         DiaryCallback("P", "Tune", uri=str(tmp_path / "runs.db"), **kwargs)
     assert refused.value.field == field
     assert not (tmp_path / "runs.db").exists()  # nothing written
+
+
+class Unsaved(tune.Callback):
+    """A test's callback that holds a server process: Tune saves its callbacks with the experiment, not this."""
+
+    def __reduce__(self):
+        return tune.Callback, ()
+
+
+def fit_through_outage(server, tmp_path: Path, trials: int, outages: Callable[[DiaryCallback], tune.Callback]):
+    """`trials` steady trials (2 at a time) tracked through `server`, with the test's outage callback."""
+    callback = DiaryCallback("P", "Tune", uri=server.url)
+    results = tune.Tuner(
+        tune_scenario.steady_trainable,
+        param_space={"x": tune.grid_search(list(range(trials)))},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(name="outage", storage_path=str(tmp_path / "ray"), verbose=0,
+                                  callbacks=[callback, outages(callback)]),
+    ).fit()
+    return callback, results
+
+
+def assert_every_trial_whole(server, callback: DiaryCallback, results, trials: int) -> None:
+    """A SUCCEEDED driver with a SUCCEEDED child per trial holding each of its 12 results once."""
+    tracker = connect(server.url)
+    driver = tracker.get_iteration(callback.driver_iteration_id)
+    assert driver.status is IterationStatus.SUCCEEDED
+    children = tracker.get_child_iterations(driver.id)
+    assert len(children) == trials, [c.name for c in children]
+    for child in children:
+        assert child.status is IterationStatus.SUCCEEDED, child
+        assert_each_step_once(tracker, child.id, "loss", range(1, 13))
+    assert tracker.get_parameter_values([driver.id])[driver.id]["best.x"] == "0"
+    assert results.get_best_result().config == {"x": 0}
+
+
+def test_through_a_server_killed_and_restarted_mid_experiment(ray_cluster: str, tmp_path: Path) -> None:
+    def outages(callback: DiaryCallback) -> tune.Callback:
+        # Before the kill, everything handed to the callback's writing thread so far is written: the
+        # driver and both trials' children exist (for trials that start or end while the server is away,
+        # see the test below).
+        outage = Outage(server, kill=3, restart=8, before_kill=lambda: callback._writes.queue.join())
+        reached: dict[str, int] = {}
+
+        class Outages(Unsaved):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                reached[trial.trial_id] = result["training_iteration"]
+                if len(reached) == 2:  # both trials started (and reported): by the slower one's progress
+                    outage.at(min(reached.values()))
+
+        return Outages()
+
+    with killable_server(tmp_path) as server:
+        callback, results = fit_through_outage(server, tmp_path, 2, outages)
+        assert server.starts == 2  # the outage happened: killed, and started again mid-experiment
+        assert_every_trial_whole(server, callback, results, 2)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "found by this test, left to decide: a trial that starts while the server is away is never recorded (its "
+    "child's creation in ray/_trials.py start gives up after the client's retries), and a trial that ends "
+    "then is still RUNNING when the experiment returns (its end waits in the journal, not replayed by then)"))
+def test_trials_that_start_or_end_while_the_server_is_away_are_recorded(ray_cluster: str, tmp_path: Path) -> None:
+    def outages(callback: DiaryCallback) -> tune.Callback:
+        started: list[str] = []
+
+        class Outages(Unsaved):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                if len(started) == 2 and server.process.poll() is None and server.starts == 1:
+                    callback._writes.queue.join()  # both running trials' children exist
+                    server.kill()
+
+            def on_trial_start(self, iteration, trials, trial, **info):
+                started.append(trial.trial_id)
+                if len(started) == 3:  # ours was told first: its write gives up while we wait, then back
+                    callback._writes.queue.join()
+                    server.start(timeout=300)
+
+        return Outages()
+
+    with killable_server(tmp_path) as server:
+        callback, results = fit_through_outage(server, tmp_path, 3, outages)
+        assert server.starts == 2  # the outage happened: killed with two trials running, back after the third began
+        assert_every_trial_whole(server, callback, results, 3)

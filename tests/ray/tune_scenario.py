@@ -41,6 +41,13 @@ def slow_trainable(config: dict) -> None:
         tune.report({"loss": config["x"] * 10.0 + i})
 
 
+def steady_trainable(config: dict) -> None:
+    """Twelve reports 0.25 s apart: a server can be killed and restarted while they come."""
+    for i in range(1, 13):
+        time.sleep(0.25)
+        tune.report({"loss": config["x"] * 10.0 + 1.0 / i})
+
+
 def run(db: str, storage: str, address: str, mode: str) -> None:
     import ray
 

@@ -124,3 +124,27 @@ def test_bad_arguments_are_refused_naming_the_field(kwargs, field, tmp_path):
         DiaryCallback(**arguments)
     assert refused.value.field == field
     assert not (tmp_path / "x.db").exists()  # nothing written
+
+
+def test_through_a_server_killed_and_restarted_mid_training(tmp_path):
+    from faults.restartable import Outage, assert_each_step_once, killable_server
+
+    with killable_server(tmp_path) as server:
+        callback = DiaryCallback("Transformers", "tiny", uri=server.url)
+        # The run exists before the server goes (its opening is on a thread of the run's own).
+        outage = Outage(server, kill=7, restart=22, before_kill=lambda: callback._run.open())
+
+        class Outages(tiny_bert.TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                outage.at(state.global_step)
+
+        args = tiny_bert.arguments(tmp_path / "out", logging_steps=1)
+        tiny_bert.trainer(args, [callback, Outages()], compute_metrics=tiny_bert.accuracy).train()
+        outage.check_done()
+        tracker = connect(server.url)
+        run = tracker.get_iteration(callback.iteration_id)
+        assert run.status is IterationStatus.SUCCEEDED
+        assert_each_step_once(tracker, run.id, "train/loss", range(1, 31))
+        for key in ("eval/loss", "eval/accuracy"):
+            assert_each_step_once(tracker, run.id, key, [10, 20, 30])
+        assert_each_step_once(tracker, run.id, "train/train_loss", [30])
