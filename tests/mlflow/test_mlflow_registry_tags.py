@@ -81,8 +81,8 @@ def test_prompts_are_left_out_unless_asked_for(client: MlflowClient, mlflow_serv
     # MLflow keeps prompts as registered models tagged mlflow.prompt.is_prompt; its registry leaves them
     # out of a model search unless the filter asks for them (its client refuses to create one as a model).
     client.create_registered_model("plain")
-    httpx.post(f"{mlflow_server.url}/api/2.0/mlflow/registered-models/create",
-               json={"name": "prompt", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]}).raise_for_status()
+    prompt = {"name": "prompt", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]}
+    httpx.post(f"{mlflow_server.url}/api/2.0/mlflow/registered-models/create", json=prompt).raise_for_status()
     assert [m.name for m in client.search_registered_models()] == ["plain"]
     asked = client.search_registered_models(filter_string="tags.`mlflow.prompt.is_prompt` = 'true'")
     assert [m.name for m in asked] == ["prompt"]

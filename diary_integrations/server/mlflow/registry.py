@@ -22,7 +22,7 @@ from ...tracker.database import one_transaction, read_transaction
 from ...tracker.enums import ModelStage
 from ...tracker.errors import Conflict
 from ..permissions import Action
-from . import artifacts, registry_tags, store
+from . import artifacts, registry_tags, sources, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid
 from .mapping import decode_token, encode_token, ms
@@ -209,6 +209,7 @@ def create_model_version(ctx: Context, args: Args) -> dict[str, Any]:
     for key, value in tags:
         registry_tags.check(key, value)
     run_text, model_id = args.text("run_id"), args.text("model_id")
+    _check_source(ctx, source, run_text, model_id)
     if not run_text and model_id:
         with read_transaction(ctx.tracker.engine) as conn:
             source_run = conn.execute(select(lm.c.source_run_id).where(lm.c.model_id == model_id)).scalar()
@@ -222,6 +223,22 @@ def create_model_version(ctx: Context, args: Args) -> dict[str, Any]:
         conn.execute(insert(mv).values(model_version_id=created.id, source=source, model_id=model_id))
         registry_tags.write(conn, registry_tags.VERSION, created.id, tags)
     return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(created.id))}
+
+
+def _check_source(ctx: Context, source: str, run_text: str | None, model_id: str | None) -> None:
+    """MLflow's rules for a version's source (sources.py): a local one inside its run's artifact folder
+    (a logged model's files are always behind the artifact proxy here, never a local folder)."""
+    if not sources.is_local(source):
+        sources.check_remote(source)
+    elif model_id:
+        sources.check_local(source, "model_id", None)
+    else:
+        folder = None
+        if run_text:
+            ref = store.run(ctx, run_text, Action.READ)
+            with read_transaction(ctx.tracker.engine) as conn:
+                folder = store.runs_json(conn, [ref.id])[0]["info"]["artifact_uri"]
+        sources.check_local(source, "run_id", folder)
 
 
 @route(router, "GET", "/model-versions/get")

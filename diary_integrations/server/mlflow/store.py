@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ...tracker import schema as t
 from ...tracker.enums import IterationStatus
-from ...tracker.errors import Conflict
 from ...tracker.records import Experiment
 from ...tracker.validation import MAX_TEXT
 from ..permissions import Action
@@ -58,10 +57,7 @@ def experiment(ctx: Context, text: Any, action: Action, *, field: str = "experim
     if text in ("0", 0):
         found = ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT)
         if found is None and action is not Action.READ:
-            try:
-                ctx.tracker.create_experiment(project, 1, DEFAULT_EXPERIMENT)
-            except Conflict:
-                pass
+            ctx.create_default_experiment(project)
             found = ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT)
         if found is not None:
             return found
