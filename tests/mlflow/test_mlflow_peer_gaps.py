@@ -157,7 +157,7 @@ def test_the_uis_ajax_routes(mlflow_server: MlflowServer, client: MlflowClient) 
     assert bad.status_code == 400 and "must specify at least one run_id" in bad.json()["message"]
 
     client.log_inputs(runs[0], [DatasetInput(_dataset(), tags=[InputTag("mlflow.data.context", "eval")])])
-    found = httpx.post(f"{ajax}/datasets/search", json={"experiment_ids": [experiment_id]}).json()
+    found = httpx.post(f"{ajax}/experiments/search-datasets", json={"experiment_ids": [experiment_id]}).json()
     assert found["dataset_summaries"] == [{"experiment_id": experiment_id, "name": "train", "digest": "d1",
                                            "context": "eval"}]
 

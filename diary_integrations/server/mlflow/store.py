@@ -183,6 +183,13 @@ def run_stage(conn: Connection, iteration_id: int) -> str:
     return conn.execute(select(mr.c.lifecycle_stage).where(mr.c.iteration_id == iteration_id)).scalar() or ACTIVE
 
 
+def check_active_run(conn: Connection, iteration_id: int) -> None:
+    """A deleted run's tags stay as they were until it is restored (MLflow's answer and words)."""
+    stage = run_stage(conn, iteration_id)
+    if stage != ACTIVE:
+        raise invalid(f"The run {iteration_id} must be in the 'active' state. Current state is {stage}.")
+
+
 def apply_system_tags(conn: Connection, row: Any, tags: dict[str, str]) -> None:
     """The tags that are iteration fields: the name, the parent (same experiment, no cycle), the note."""
     values: dict[str, Any] = {}
