@@ -36,6 +36,11 @@ def root_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     finally:
         process.terminate()
         process.wait(timeout=30)
+        # MLflow's client caches a run's artifact repository by run id alone, whatever the server: this
+        # server's run 1 (a file: folder) must not answer for the next test's run 1 (the proxy).
+        from mlflow.tracking._tracking_service import utils
+
+        utils._artifact_repos_cache.clear()
 
 
 def test_experiments_keep_their_folder_under_the_root(root_server: tuple[str, Path], tmp_path: Path) -> None:
