@@ -70,7 +70,12 @@ def diary_mlflow_client(tmp_path: Path) -> Iterator[Any]:
     """MLflow's `mlflow_client` fixture with `diary server` behind it."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.tracking._tracking_service import utils
 
+    # MLflow's client caches a run's artifact repository by run id alone. diary's run ids are integers
+    # that start again at 1 in each test's fresh database (MLflow's are uuids), so an earlier test's run 1
+    # would answer for this one's, with the earlier test's folder.
+    utils._artifact_repos_cache.clear()
     workdir = tmp_path / "diary-server"
     workdir.mkdir()
     previous_registry_uri, previous_tracking_uri = mlflow.get_registry_uri(), mlflow.get_tracking_uri()
