@@ -90,6 +90,7 @@ def test_a_folder_outside_the_root_is_not_read(root_server: tuple[str, Path], tm
     ({"source": "mlflow-artifacts://host:9000/models/../../../", "run_id": "{run}"}, "Invalid model version source"),
     ({"source": "s3://bucket/a/..%2f..%2fb", "run_id": "{run}"}, "an absolute path must be provided"),
     ({"source": "https://host/models/artifact%00", "run_id": "{run}"}, "an absolute path must be provided"),
+    ({"source": "/tmp/a\x00b", "run_id": "{run}"}, "an absolute path must be provided"),
 ])
 def test_model_version_sources_refused_as_mlflow_does(root_server: tuple[str, Path], body: dict, text: str) -> None:
     url, _ = root_server

@@ -50,6 +50,8 @@ def check_remote(source: str) -> None:
 def check_local(source: str, owner: str, owner_uri: str | None) -> None:
     """A local source inside the local artifact folder `owner_uri` of its run or logged model (`owner`
     names which: "run_id" or "model_id"); None when no such owner was given."""
+    if "\x00" in source:  # no path has one (and resolving it would raise)
+        raise invalid(f"Invalid model version source: {source[:200]!r}. {_RELATIVE}")
     path = local_path(source).resolve()
     if owner_uri is not None and is_local(owner_uri):
         folder = local_path(owner_uri).resolve()
