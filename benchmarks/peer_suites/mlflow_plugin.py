@@ -4,7 +4,8 @@
 Only the tests that use the `mlflow_client` fixture run, on its SQL store parameter. For diary, that
 fixture is the one thing replaced: it starts `diary server` on a fresh SQLite file on a free loopback
 port and yields an `MlflowClient` on it, with the tracking and registry URIs pointed there as MLflow's
-fixture does. Every test body runs unchanged.
+fixture does, and the test's tmp_path as the default artifact root as MLflow's fixture gives its server.
+Every test body runs unchanged.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def _bridge_versions() -> None:
         wc.clear_workspace = clear_workspace
 
 
-def start_diary_server(workdir: Path) -> tuple[subprocess.Popen[str], str]:
-    """`diary server --port 0` on a fresh SQLite file, as a user starts it; (process, URL)."""
+def start_diary_server(workdir: Path, artifact_root: str) -> tuple[subprocess.Popen[str], str]:
+    """`diary server --port 0` on a fresh SQLite file, as a user starts it, with MLflow's artifacts under
+    `artifact_root` (MLflow's fixture gives its server the test's tmp_path the same way); (process, URL)."""
     log = (workdir / "diary-server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "diary_integrations.cli", "server", "--host", "127.0.0.1", "--port", "0",
-         "--db", f"sqlite:///{workdir / 'diary.db'}"],
+         "--db", f"sqlite:///{workdir / 'diary.db'}", "--default-artifact-root", artifact_root],
         # The test's working directory, as MLflow's in-process server has it (relative artifact locations).
         cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=log, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("DIARY_")},
@@ -68,11 +70,16 @@ def diary_mlflow_client(tmp_path: Path) -> Iterator[Any]:
     """MLflow's `mlflow_client` fixture with `diary server` behind it."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.tracking._tracking_service import utils
 
+    # MLflow's client caches a run's artifact repository by run id alone. diary's run ids are integers
+    # that start again at 1 in each test's fresh database (MLflow's are uuids), so an earlier test's run 1
+    # would answer for this one's, with the earlier test's folder.
+    utils._artifact_repos_cache.clear()
     workdir = tmp_path / "diary-server"
     workdir.mkdir()
     previous_registry_uri, previous_tracking_uri = mlflow.get_registry_uri(), mlflow.get_tracking_uri()
-    process, url = start_diary_server(workdir)
+    process, url = start_diary_server(workdir, tmp_path.as_uri())
     try:
         mlflow.set_registry_uri(url)
         mlflow.set_tracking_uri(url)

@@ -188,7 +188,7 @@ def _server(args: argparse.Namespace) -> int:
     from ..tracker.errors import DiaryError
 
     db = args.db and normalize_url(check_uri(args.db, database_only=True))
-    overrides = {"host": args.host, "port": args.port, "database_url": db}
+    overrides = {"host": args.host, "port": args.port, "database_url": db, "mlflow_artifact_root": args.artifact_root}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
@@ -215,6 +215,8 @@ def _server(args: argparse.Namespace) -> int:
         # Each worker builds its app from DIARY_*: what the command line said goes there too.
         os.environ["DIARY_DATABASE_URL"] = settings.database_url
         os.environ["DIARY_HOST"], os.environ["DIARY_PORT"] = settings.host, str(settings.port)
+        if settings.mlflow_artifact_root is not None:
+            os.environ["DIARY_MLFLOW_ARTIFACT_ROOT"] = settings.mlflow_artifact_root
     serve(app, settings.host, settings.port, workers=args.workers)
     return 0
 
@@ -544,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--uri", "--db", dest="db", default=None,
                         help="database: SQLite path or SQLAlchemy URL (default: $DIARY_DATABASE_URL); "
                              "--db is the older spelling")
+    server.add_argument("--default-artifact-root", dest="artifact_root", default=None,
+                        help="where MLflow clients put the artifacts of the experiments they create "
+                             "(a URI such as file:///data/mlruns or s3://bucket/path; default: "
+                             "$DIARY_MLFLOW_ARTIFACT_ROOT, else through this server into diary's resources)")
     server.add_argument("--workers", type=_worker_count, default=None,
                         help="uvicorn worker processes on the one port (default: the cores this process may use; "
                              "see README, Scaling out)")

@@ -41,6 +41,10 @@ class ServerSettings(BaseSettings):
     mlflow_run_lease: float = Field(3600.0, gt=0, allow_inf_nan=False)
     # The project whose experiments MLflow's API shows (server/mlflow/mapping.py).
     mlflow_project: str = Field("mlflow", min_length=1, max_length=250)
+    # Where MLflow's clients put the artifacts of the experiments they create, as MLflow's
+    # `--default-artifact-root` (`<root>/<experiment id>`); None: the server's artifact proxy, diary's
+    # resources (docs/decisions.md, issue 26).
+    mlflow_artifact_root: str | None = Field(None, min_length=1)
     max_request_bytes: int = Field(32 * MIB, ge=MIB)
     login_window_seconds: float = Field(300.0, gt=0)
     login_max_failures_per_user: int = Field(10, ge=1)
@@ -63,6 +67,14 @@ class ServerSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("mlflow_artifact_root", mode="after")
+    @classmethod
+    def _root_as_uri(cls, value: str | None) -> str | None:
+        # A bare path is a local folder: kept as its absolute file:// URI, as MLflow's clients read it.
+        if value is None or "://" in value:
+            return value
+        return Path(value).expanduser().resolve().as_uri()
 
     def check(self) -> None:
         """Refuse a configuration that would be unsafe to serve."""

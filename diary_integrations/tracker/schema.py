@@ -491,3 +491,21 @@ mlflow_model_versions = _table(
     _column("model_id", String(64), nullable=True),  # the logged model it came from
     autoincrement=False,
 )
+
+# Key/value tags of a registered model and of a model version (MLflow's registry tags): one row per key,
+# gone with their model or version.
+model_tags = _table(
+    "model_tag",
+    _owner("model_id", "model.id"),
+    Column("key", String(250), primary_key=True),
+    _column("value", Text),
+    autoincrement=False,
+)
+
+model_version_tags = _table(
+    "model_version_tag",
+    _owner("model_version_id", "model_version.id"),
+    Column("key", String(250), primary_key=True),
+    _column("value", Text),
+    autoincrement=False,
+)

@@ -108,6 +108,19 @@ def test_deleting_a_missing_tag_raises_as_in_mlflow(client: MlflowClient) -> Non
         client.delete_logged_model_tag(model.model_id, "absent")
 
 
+def test_a_deleted_runs_tags_stay_until_it_is_restored(client: MlflowClient) -> None:
+    run_id = client.create_run(client.create_experiment("deleted")).info.run_id
+    client.set_tag(run_id, "k", "v")
+    client.delete_run(run_id)
+    for write in (lambda: client.set_tag(run_id, "k", "w"), lambda: client.delete_tag(run_id, "k")):
+        with pytest.raises(MlflowException, match=f"The run {run_id} must be in the 'active' state"):
+            write()
+    client.restore_run(run_id)
+    assert client.get_run(run_id).data.tags["k"] == "v"
+    client.delete_tag(run_id, "k")
+    assert "k" not in client.get_run(run_id).data.tags
+
+
 def test_artifact_location_is_honoured(client: MlflowClient, tmp_path) -> None:
     location = (tmp_path / "artifacts").as_uri()
     experiment_id = client.create_experiment("located", artifact_location=location)
@@ -125,6 +138,11 @@ def test_logged_models_unknown_source_run_and_name_filter(client: MlflowClient) 
     client.create_logged_model(experiment_id, name="second")
     found = client.search_logged_models([experiment_id], filter_string="name = 'first'")
     assert [m.name for m in found] == ["first"]
+    # Unnamed models get a generated name each, as MLflow names them: a name filter finds the one.
+    unnamed = [client.create_logged_model(experiment_id) for _ in range(3)]
+    assert all(m.name and m.name not in ("first", "second", "model") for m in unnamed)
+    found = client.search_logged_models([experiment_id], filter_string=f"name = '{unnamed[0].name}'")
+    assert unnamed[0].model_id in [m.model_id for m in found]
 
 
 @pytest.mark.parametrize(("body", "text"), [
@@ -157,9 +175,12 @@ def test_the_uis_ajax_routes(mlflow_server: MlflowServer, client: MlflowClient) 
     assert bad.status_code == 400 and "must specify at least one run_id" in bad.json()["message"]
 
     client.log_inputs(runs[0], [DatasetInput(_dataset(), tags=[InputTag("mlflow.data.context", "eval")])])
-    found = httpx.post(f"{ajax}/datasets/search", json={"experiment_ids": [experiment_id]}).json()
+    found = httpx.post(f"{ajax}/experiments/search-datasets", json={"experiment_ids": [experiment_id]}).json()
     assert found["dataset_summaries"] == [{"experiment_id": experiment_id, "name": "train", "digest": "d1",
                                            "context": "eval"}]
+    # MLflow's `datasets/search` is its GenAI evaluation datasets' route, which diary does not serve.
+    genai = httpx.post(f"{ajax}/datasets/search", json={"experiment_ids": [experiment_id]})
+    assert genai.status_code == 404 and genai.json()["error_code"] == "ENDPOINT_NOT_FOUND"
 
     uploaded = httpx.post(f"{ajax}/upload-artifact", params={"run_uuid": runs[0], "path": "notes/a.txt"},
                           content=b"hello")

@@ -176,7 +176,7 @@ MLFLOW_ROUTES = {
     ("POST", "runs/log-inputs"): ["run_id", "datasets", "models"],
     ("POST", "runs/outputs"): ["run_id", "models"],
     ("GET", "metrics/get-history-bulk-interval"): ["run_ids", "metric_key", "max_results", "start_step", "end_step"],
-    ("POST", "datasets/search"): ["experiment_ids"],
+    ("POST", "experiments/search-datasets"): ["experiment_ids"],
     ("GET", "metrics/get-history"): ["run_id", "metric_key", "max_results", "page_token"],
     ("POST", "logged-models"): ["experiment_id", "name", "source_run_id", "tags", "params"],
     ("POST", "logged-models/search"): ["experiment_ids", "filter", "max_results", "order_by", "page_token"],

@@ -120,7 +120,7 @@ def _sampled_steps(runs: list[list[int]], limit: int, start: int | None, end: in
     return chosen | bounds
 
 
-@route(router, "POST", "/datasets/search")
+@route(router, "POST", "/experiments/search-datasets")
 def search_datasets(ctx: Context, args: Args) -> dict[str, Any]:
     """The datasets the runs of these experiments used, with the context their input tag gives."""
     wanted = args.strings("experiment_ids")

@@ -9,7 +9,10 @@ files and sub-directories, as MLflow's listing does; DELETE removes a file or a 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from fastapi import APIRouter, Response
 from sqlalchemy import select
@@ -147,8 +150,38 @@ def run_listing(ctx: Context, args: Args) -> dict[str, Any]:
     with read_transaction(ctx.tracker.engine) as conn:
         (run,) = store.runs_json(conn, [ref.id])
     prefix = f"{path}/" if path else ""
-    files = children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
-    return {"root_uri": run["info"]["artifact_uri"], "files": [{**f, "path": prefix + f["path"]} for f in files]}
+    root_uri = run["info"]["artifact_uri"]
+    folder = local_folder(ctx, root_uri)
+    if folder is not None:
+        files = local_children(folder / path if path else folder)
+    else:
+        files = children(ctx, ref.experiment_id, f"{ref.id}/artifacts/{path}".rstrip("/"))
+    return {"root_uri": root_uri, "files": [{**f, "path": prefix + f["path"]} for f in files]}
+
+
+def local_folder(ctx: Context, uri: str) -> Path | None:
+    """The local folder of a `file://` artifact URI under the server's MLflow artifact root (there MLflow's
+    clients write the files themselves, and the server lists them as MLflow's does); None for any other
+    URI: a location outside that root is not the server's to read."""
+    root = getattr(ctx.state.settings, "mlflow_artifact_root", None)
+    if not root or not uri.startswith("file:") or not root.startswith("file:"):
+        return None
+    folder = Path(url2pathname(urlparse(uri).path)).resolve()
+    base = Path(url2pathname(urlparse(root).path)).resolve()
+    return folder if folder.is_relative_to(base) else None
+
+
+def local_children(folder: Path) -> list[dict[str, Any]]:
+    """A local folder's entries as MLflow lists them (directories without a size); none if it is absent."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            out.append({"path": entry.name, "is_dir": True})
+        else:
+            out.append({"path": entry.name, "is_dir": False, "file_size": entry.stat().st_size})
+    return out
 
 
 # Under the tracking prefixes (`/api/2.0/mlflow/artifacts/list`), not the proxy's.

@@ -12,15 +12,18 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
+from ...tracker import schema as t
+from ...tracker.database import one_transaction
 from ...tracker.errors import Conflict
 from ...tracker.records import User
 from ..permissions import Action, check_project
 from ..responses import FastJSON
 from .auth import mlflow_user
 from .errors import MlflowError, invalid, response, translated
-from .mapping import DEFAULT_EXPERIMENT, project_name
+from .mapping import DEFAULT_EXPERIMENT, artifact_location, project_name
 
 MAX_INT64 = 2**63 - 1
 
@@ -181,11 +184,25 @@ class Context:
                     found_id = self.tracker.get_project_by_name(name).id
                 self._project = found_id
                 # MLflow's "Default" experiment exists from the start, older than any other.
-                with contextlib.suppress(Conflict):
-                    self.tracker.create_experiment(found_id, 1, DEFAULT_EXPERIMENT)
+                self.create_default_experiment(found_id)
             elif found is not None:
                 self._project = found.id
         return self._project
+
+    def default_location(self, experiment_id: int) -> str | None:
+        """The artifact location of an experiment made through MLflow's API: `<root>/<id>` under the
+        server's MLflow artifact root (settings.mlflow_artifact_root), kept with the experiment so a later
+        change of root moves nothing; None (the server's artifact proxy) without a root."""
+        root = getattr(self.state.settings, "mlflow_artifact_root", None)
+        return f"{artifact_location(root).rstrip('/')}/{experiment_id}" if root else None
+
+    def create_default_experiment(self, project: int) -> None:
+        """MLflow's "Default" experiment, unless another request made it meanwhile."""
+        with contextlib.suppress(Conflict), one_transaction(self.tracker.engine) as conn:
+            made = self.tracker.create_experiment(project, 1, DEFAULT_EXPERIMENT)
+            location = self.default_location(made.id)
+            if location is not None:
+                conn.execute(insert(t.mlflow_experiments).values(experiment_id=made.id, artifact_location=location))
 
     def allow(self, action: Action) -> int:
         """The project id, once the caller may do `action` on it (a write creates the project)."""

@@ -38,7 +38,8 @@ def create_experiment(ctx: Context, args: Args) -> dict[str, Any]:
             new = ctx.tracker.create_experiment(project, 1, name)
             store.upsert_tags(conn, t.mlflow_experiment_tags, "experiment_id", new.id, tags)
             store.set_experiment_row(conn, new.id, lifecycle_stage=ACTIVE,
-                                     artifact_location=artifact_location(location) if location else None)
+                                     artifact_location=(artifact_location(location) if location
+                                                        else ctx.default_location(new.id)))
     except Conflict:
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.") from None
     return {"experiment_id": str(new.id)}

@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from ...tracker import schema as t
 from ...tracker.database import one_transaction, read_transaction
 from ..permissions import Action
-from . import artifacts, inputs, store
+from . import artifacts, inputs, runs, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid, missing
 from .mapping import decode_token, encode_token, entity_id
@@ -94,7 +94,7 @@ def _pairs_json(pairs: list[tuple[str, str]]) -> dict[str, str]:
 @route(router, "POST", "/logged-models")
 def create_model(ctx: Context, args: Args) -> dict[str, Any]:
     found = store.experiment(ctx, args.text("experiment_id", required=True), Action.CREATE)
-    name = args.text("name") or "model"
+    name = args.text("name") or runs.new_name()  # as MLflow names an unnamed logged model: not one shared name
     if len(name) > 250:
         raise invalid(f"name has length {len(name)}, over the limit of 250")
     source = args.text("source_run_id")

@@ -5,8 +5,8 @@ promoting to Production archives the other Production version, as diary does wit
 `archive_existing_versions` or not). Aliases are diary's aliases; a version's `source` is kept beside it.
 
 diary's registry records which run produced a version: a version needs `run_id` (or a logged model
-that has a source run). Registered-model and version tags have no place here yet: those routes stay
-ENDPOINT_NOT_FOUND, and a create that carries tags is refused rather than dropping them.
+that has a source run). Registered-model and version tags are diary's `model_tag` and `model_version_tag`
+rows (registry_tags.py), set on create or by the set-tag routes and matched by the search filters.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ...tracker.database import one_transaction, read_transaction
 from ...tracker.enums import ModelStage
 from ...tracker.errors import Conflict
 from ..permissions import Action
-from . import artifacts, store
+from . import artifacts, registry_tags, sources, store
 from .endpoint import Args, Context, route
 from .errors import MlflowError, invalid
 from .mapping import decode_token, encode_token, ms
@@ -35,15 +35,10 @@ FROM_STAGE = {ModelStage.NO_STAGE: "None", ModelStage.STAGING: "Staging", ModelS
               ModelStage.ARCHIVED: "Archived"}
 
 
-def _no_tags(args: Args) -> None:
-    if args.data.get("tags"):
-        raise invalid("Registered model and model version tags are not stored by diary's registry; "
-                      "create without tags (docs/decisions.md, issue 26)")
-
-
 def _model(ctx: Context, name: str | None, action: Action) -> Any:
-    project = ctx.allow(action)
-    found = ctx.tracker.get_model_by_name(project, name) if name else None
+    # Before anything was written there is no MLflow project, and so no model of that name.
+    project = ctx.allow(action) if action is not Action.READ or ctx.project_id() is not None else None
+    found = ctx.tracker.get_model_by_name(project, name) if name and project is not None else None
     if found is None:
         raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
     return found
@@ -69,7 +64,8 @@ def _version_json(ctx: Context, model: Any, version: Any) -> dict[str, Any]:
         "last_updated_timestamp": ms(version.updated_date or version.created_date),
         "current_stage": FROM_STAGE[version.stage], "description": version.description,
         "source": extra.source if extra else f"runs:/{version.iteration_id}", "run_id": str(version.iteration_id),
-        "status": "READY", "aliases": aliases, "tags": [],
+        "status": "READY", "aliases": aliases,
+        "tags": registry_tags.as_json(registry_tags.tags_of(ctx, registry_tags.VERSION, version.id)),
     }
     if extra is not None and extra.model_id:
         out["model_id"] = extra.model_id
@@ -85,17 +81,22 @@ def _model_json(ctx: Context, model: Any) -> dict[str, Any]:
     return {
         "name": model.name, "creation_timestamp": ms(model.created_date),
         "last_updated_timestamp": ms(model.updated_date or model.created_date), "description": model.description,
-        "latest_versions": [_version_json(ctx, model, v) for v in latest.values()], "aliases": aliases, "tags": [],
+        "latest_versions": [_version_json(ctx, model, v) for v in latest.values()], "aliases": aliases,
+        "tags": registry_tags.as_json(registry_tags.tags_of(ctx, registry_tags.MODEL, model.id)),
     }
 
 
 @route(router, "POST", "/registered-models/create")
 def create_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
     name = args.text("name", required=True) or ""
-    _no_tags(args)
+    tags = args.pairs("tags")
+    for key, value in tags:
+        registry_tags.check(key, value)
     project = ctx.allow(Action.CREATE)
     try:
-        created = ctx.tracker.create_model(project, name, description=args.text("description") or "")
+        with one_transaction(ctx.tracker.engine) as conn:  # the model and its tags, or neither
+            created = ctx.tracker.create_model(project, name, description=args.text("description") or "")
+            registry_tags.write(conn, registry_tags.MODEL, created.id, tags)
     except Conflict:
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.") from None
     return {"registered_model": _model_json(ctx, ctx.tracker.get_model(created.id))}
@@ -133,23 +134,24 @@ def delete_registered_model(ctx: Context, args: Args) -> dict[str, Any]:
 _NAME_FILTER = re.compile(r"^\s*name\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 
 
-_TAG_FILTER = re.compile(r"^\s*tags?\.(`[^`]*`|[\w.]+)\s*(=|!=)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
-
-
-def _name_matches(filter_text: str | None) -> Any:
-    """MLflow's registered-model filter, as far as names go: clauses `name = 'x'`, `!=`, `LIKE`, `ILIKE`
-    joined by AND. A tag clause (the client adds `tag.mlflow.prompt.is_prompt != 'true'`) meets models
-    without tags, which all of these are: `!=` holds, `=` does not."""
-    tests = []
+def _split(filter_text: str | None) -> tuple[list[str], Any]:
+    """A registry filter's clauses joined by AND: those not about tags, and a predicate on a tags dict
+    for those that are (registry_tags.tags_predicate)."""
+    others, tag_clauses = [], []
     for clause in re.split(r"\s+AND\s+", filter_text or "", flags=re.IGNORECASE):
         if not clause.strip():
             continue
-        tag = _TAG_FILTER.match(clause)
-        if tag is not None:
-            holds = tag.group(2) == "!="
-            tests.append(lambda name, holds=holds: holds)
-            continue
-        tests.append(_name_clause(clause, filter_text or ""))
+        parsed = registry_tags.parse_tag_clause(clause)
+        if parsed is None:
+            others.append(clause)
+        else:
+            tag_clauses.append(parsed)
+    return others, registry_tags.tags_predicate(tag_clauses)
+
+
+def _name_matches(clauses: list[str], filter_text: str) -> Any:
+    """MLflow's registered-model filter on names: clauses `name = 'x'`, `!=`, `LIKE`, `ILIKE`."""
+    tests = [_name_clause(clause, filter_text) for clause in clauses]
     return lambda name: all(test(name) for test in tests)
 
 
@@ -167,13 +169,17 @@ def _name_clause(clause: str, filter_text: str) -> Any:
 
 def _search_models(ctx: Context, args: Args) -> dict[str, Any]:
     limit = args.integer("max_results", default=100, low=1, high=1000) or 100
-    keep = _name_matches(args.text("filter"))
+    clauses, keep_tags = _split(args.text("filter"))
+    keep_name = _name_matches(clauses, args.text("filter") or "")
     offset = decode_token(args.text("page_token"))
     project = ctx.project_id()
     if project is None:
         return {"registered_models": []}
     ctx.allow(Action.READ)
-    models = sorted((mo for mo in ctx.tracker.get_models(project) if keep(mo.name)), key=lambda mo: mo.name)
+    candidates = [mo for mo in ctx.tracker.get_models(project) if keep_name(mo.name)]
+    with read_transaction(ctx.tracker.engine) as conn:
+        tags = registry_tags.read(conn, registry_tags.MODEL, [mo.id for mo in candidates])
+    models = sorted((mo for mo in candidates if keep_tags(tags[mo.id])), key=lambda mo: mo.name)
     answer: dict[str, Any] = {"registered_models": [_model_json(ctx, mo) for mo in models[offset:offset + limit]]}
     if offset + limit < len(models):
         answer["next_page_token"] = encode_token(offset + limit)
@@ -199,8 +205,11 @@ def get_latest_versions(ctx: Context, args: Args) -> dict[str, Any]:
 def create_model_version(ctx: Context, args: Args) -> dict[str, Any]:
     model = _model(ctx, args.text("name", required=True), Action.CREATE)
     source = args.text("source", required=True) or ""
-    _no_tags(args)
+    tags = args.pairs("tags")
+    for key, value in tags:
+        registry_tags.check(key, value)
     run_text, model_id = args.text("run_id"), args.text("model_id")
+    _check_source(ctx, source, run_text, model_id)
     if not run_text and model_id:
         with read_transaction(ctx.tracker.engine) as conn:
             source_run = conn.execute(select(lm.c.source_run_id).where(lm.c.model_id == model_id)).scalar()
@@ -212,7 +221,24 @@ def create_model_version(ctx: Context, args: Args) -> dict[str, Any]:
     with one_transaction(ctx.tracker.engine) as conn:
         created = ctx.tracker.create_model_version(model.id, ref.id, description=args.text("description") or "")
         conn.execute(insert(mv).values(model_version_id=created.id, source=source, model_id=model_id))
+        registry_tags.write(conn, registry_tags.VERSION, created.id, tags)
     return {"model_version": _version_json(ctx, model, ctx.tracker.get_model_version(created.id))}
+
+
+def _check_source(ctx: Context, source: str, run_text: str | None, model_id: str | None) -> None:
+    """MLflow's rules for a version's source (sources.py): a local one inside its run's artifact folder
+    (a logged model's files are always behind the artifact proxy here, never a local folder)."""
+    if not sources.is_local(source):
+        sources.check_remote(source)
+    elif model_id:
+        sources.check_local(source, "model_id", None)
+    else:
+        folder = None
+        if run_text:
+            ref = store.run(ctx, run_text, Action.READ)
+            with read_transaction(ctx.tracker.engine) as conn:
+                folder = store.runs_json(conn, [ref.id])[0]["info"]["artifact_uri"]
+        sources.check_local(source, "run_id", folder)
 
 
 @route(router, "GET", "/model-versions/get")
@@ -261,13 +287,13 @@ _RUN_FILTER = re.compile(r"^\s*run_id\s*(=|!=)\s*'([^']*)'\s*$", re.IGNORECASE)
 _RUN_IN_FILTER = re.compile(r"^\s*run_id\s+IN\s*\(([^)]*)\)\s*$", re.IGNORECASE)
 
 
-def _version_filter(text: str | None) -> Any:
+def _version_filter(text: str | None) -> tuple[Any, Any]:
     """MLflow's model-version filter as far as diary's registry goes: `name` clauses (as for models),
-    `run_id = '...'`, `!=` and `run_id IN ('a', 'b')`, joined by AND; a (model, version) predicate."""
+    `run_id = '...'`, `!=` and `run_id IN ('a', 'b')`, and tag clauses, joined by AND; a (model, version)
+    predicate and a predicate on the version's tags."""
+    others, keep_tags = _split(text)
     name_clauses, run_tests = [], []
-    for clause in re.split(r"\s+AND\s+", text or "", flags=re.IGNORECASE):
-        if not clause.strip():
-            continue
+    for clause in others:
         single, many = _RUN_FILTER.match(clause), _RUN_IN_FILTER.match(clause)
         if single is not None:
             value, equal = single.group(2), single.group(1) == "="
@@ -277,14 +303,15 @@ def _version_filter(text: str | None) -> Any:
             run_tests.append(lambda run, values=values: run in values)
         else:
             name_clauses.append(clause)
-    keep_name = _name_matches(" AND ".join(name_clauses))
-    return lambda model, version: keep_name(model.name) and all(t(str(version.iteration_id)) for t in run_tests)
+    keep_name = _name_matches(name_clauses, text or "")
+    return (lambda model, version: keep_name(model.name) and all(t(str(version.iteration_id)) for t in run_tests),
+            keep_tags)
 
 
 @route(router, "GET", "/model-versions/search")
 def search_model_versions(ctx: Context, args: Args) -> dict[str, Any]:
     """The project's versions a filter keeps (`_version_filter`), newest first per model, paged."""
-    keep = _version_filter(args.text("filter"))
+    keep, keep_tags = _version_filter(args.text("filter"))
     limit = args.integer("max_results", default=10_000, low=1, high=200_000) or 10_000
     offset = decode_token(args.text("page_token"))
     project = ctx.project_id()
@@ -293,11 +320,50 @@ def search_model_versions(ctx: Context, args: Args) -> dict[str, Any]:
     ctx.allow(Action.READ)
     found = [(mo, v) for mo in ctx.tracker.get_models(project) for v in ctx.tracker.get_model_versions(mo.id)
              if keep(mo, v)]
+    with read_transaction(ctx.tracker.engine) as conn:
+        tags = registry_tags.read(conn, registry_tags.VERSION, [v.id for _, v in found])
+    found = [(mo, v) for mo, v in found if keep_tags(tags[v.id])]
     found.sort(key=lambda pair: (pair[0].name, -pair[1].version))
     answer: dict[str, Any] = {"model_versions": [_version_json(ctx, mo, v) for mo, v in found[offset:offset + limit]]}
     if offset + limit < len(found):
         answer["next_page_token"] = encode_token(offset + limit)
     return answer
+
+
+@route(router, "POST", "/registered-models/set-tag")
+def set_model_tag(ctx: Context, args: Args) -> dict[str, Any]:
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    key, value = args.text("key", required=True) or "", args.text("value", default="") or ""
+    with one_transaction(ctx.tracker.engine) as conn:
+        registry_tags.write(conn, registry_tags.MODEL, model.id, [(key, value)])
+    return {}
+
+
+@route(router, "DELETE", "/registered-models/delete-tag")
+def delete_model_tag(ctx: Context, args: Args) -> dict[str, Any]:
+    """A key that is not there is no error here (MLflow's registry says nothing either)."""
+    model = _model(ctx, args.text("name", required=True), Action.UPDATE)
+    with one_transaction(ctx.tracker.engine) as conn:
+        store.remove_tag(conn, t.model_tags, "model_id", model.id, args.text("key", required=True) or "")
+    return {}
+
+
+@route(router, "POST", "/model-versions/set-tag")
+def set_version_tag(ctx: Context, args: Args) -> dict[str, Any]:
+    _, version = _version(ctx, args, Action.UPDATE)
+    key, value = args.text("key", required=True) or "", args.text("value", default="") or ""
+    with one_transaction(ctx.tracker.engine) as conn:
+        registry_tags.write(conn, registry_tags.VERSION, version.id, [(key, value)])
+    return {}
+
+
+@route(router, "DELETE", "/model-versions/delete-tag")
+def delete_version_tag(ctx: Context, args: Args) -> dict[str, Any]:
+    _, version = _version(ctx, args, Action.UPDATE)
+    with one_transaction(ctx.tracker.engine) as conn:
+        store.remove_tag(conn, t.model_version_tags, "model_version_id", version.id,
+                         args.text("key", required=True) or "")
+    return {}
 
 
 @route(router, "POST", "/registered-models/alias")

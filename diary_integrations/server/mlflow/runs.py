@@ -72,7 +72,7 @@ _WORDS = (
 )
 
 
-def _new_name() -> str:
+def new_name() -> str:
     # MLflow names an unnamed run with two words and a number; so does this (not unique, as there).
     return f"{random.choice(_WORDS[:12])}-{random.choice(_WORDS[12:])}-{random.randint(0, 999)}"
 
@@ -89,7 +89,7 @@ def create_run(ctx: Context, args: Args) -> dict[str, Any]:
     found = store.experiment(ctx, args.text("experiment_id", default="0"), Action.CREATE)
     tags = dict(args.pairs("tags"))
     start = args.integer("start_time", low=0)
-    name = args.text("run_name") or tags.get(RUN_NAME) or _new_name()
+    name = args.text("run_name") or tags.get(RUN_NAME) or new_name()
     tags[RUN_NAME] = name
     # With auth on, the run is the authenticated user's (the client's own claim could name anyone).
     claimed = args.text("user_id")
@@ -250,6 +250,7 @@ def set_tag(ctx: Context, args: Args) -> dict[str, Any]:
     pair = (key, args.strict_text("value"))
     with one_transaction(ctx.tracker.engine) as conn:
         row = store.lock_run(conn, ref.id)
+        store.check_active_run(conn, ref.id)
         write_tags(conn, row, [pair])
     return {}
 
@@ -260,6 +261,7 @@ def delete_tag(ctx: Context, args: Args) -> dict[str, Any]:
     key = args.text("key", required=True) or ""
     with one_transaction(ctx.tracker.engine) as conn:
         row = store.lock_run(conn, ref.id)
+        store.check_active_run(conn, ref.id)
         removed = store.remove_tag(conn, t.mlflow_run_tags, "iteration_id", ref.id, key)
         if key == PARENT_RUN and row.parent_iteration_id is not None:
             removed = True

@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ...tracker import schema as t
 from ...tracker.enums import IterationStatus
-from ...tracker.errors import Conflict
 from ...tracker.records import Experiment
 from ...tracker.validation import MAX_TEXT
 from ..permissions import Action
@@ -58,10 +57,7 @@ def experiment(ctx: Context, text: Any, action: Action, *, field: str = "experim
     if text in ("0", 0):
         found = ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT)
         if found is None and action is not Action.READ:
-            try:
-                ctx.tracker.create_experiment(project, 1, DEFAULT_EXPERIMENT)
-            except Conflict:
-                pass
+            ctx.create_default_experiment(project)
             found = ctx.tracker.get_experiment_by_name(project, DEFAULT_EXPERIMENT)
         if found is not None:
             return found
@@ -185,6 +181,13 @@ def set_run_row(conn: Connection, iteration_id: int, **values: Any) -> None:
 
 def run_stage(conn: Connection, iteration_id: int) -> str:
     return conn.execute(select(mr.c.lifecycle_stage).where(mr.c.iteration_id == iteration_id)).scalar() or ACTIVE
+
+
+def check_active_run(conn: Connection, iteration_id: int) -> None:
+    """A deleted run's tags stay as they were until it is restored (MLflow's answer and words)."""
+    stage = run_stage(conn, iteration_id)
+    if stage != ACTIVE:
+        raise invalid(f"The run {iteration_id} must be in the 'active' state. Current state is {stage}.")
 
 
 def apply_system_tags(conn: Connection, row: Any, tags: dict[str, str]) -> None:
