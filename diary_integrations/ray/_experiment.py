@@ -16,7 +16,7 @@ from typing import Any
 from ..lightning import resume
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.keys import derived_key
 from ..tracker.lifecycle import Heartbeat
 
@@ -37,6 +37,7 @@ class Driver:
         self.experiment_id = experiment_for(tracker, project, experiment)
         self.run_key = f"ray:{path}"
         self.iteration_id, self.resumed = self._find_or_create(parameters, restored)
+        self.journaled: Any = None  # the journal file its end waits in, when the server was away for it
         Heartbeat.of(tracker).add(self.iteration_id)
 
     def _find_or_create(self, parameters: dict[str, Any], restored: bool) -> tuple[int, bool]:
@@ -93,6 +94,10 @@ class Driver:
             self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace, points=points)
         except (Conflict, Unprocessable):
             pass  # ended already (a reaper's KILLED while this process was stalled): that end stands
+        except TransportError as exc:
+            self.journaled = getattr(exc, "journal", None)  # kept in the local journal: sent from there
+            if self.journaled is None:
+                raise
 
     def _set_parameters(self, params: dict[str, Any]) -> None:
         """Best-trial parameters written, or updated when a restored experiment found a better trial."""

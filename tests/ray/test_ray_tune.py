@@ -247,10 +247,6 @@ def test_through_a_server_killed_and_restarted_mid_experiment(ray_cluster: str, 
         assert_every_trial_whole(server, callback, results, 2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "found by this test, left to decide: a trial that starts while the server is away is never recorded (its "
-    "child's creation in ray/_trials.py start gives up after the client's retries), and a trial that ends "
-    "then is still RUNNING when the experiment returns (its end waits in the journal, not replayed by then)"))
 def test_trials_that_start_or_end_while_the_server_is_away_are_recorded(ray_cluster: str, tmp_path: Path) -> None:
     def outages(callback: DiaryCallback) -> tune.Callback:
         started: list[str] = []
