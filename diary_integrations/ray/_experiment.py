@@ -85,13 +85,20 @@ class Driver:
             counts[f"best_{metric}"] = float(best.metric_analysis[metric]["last"])
             parameters = {"best_trial_id": best.trial_id, **{f"best.{k}": v for k, v in flat(best.config).items()}}
         # One point per end of the driver: a restored experiment's end adds a step, never rewrites one.
-        step = 1 + max(resume.stored_last_steps(self.tracker, self.iteration_id).values(), default=0)
+        # A new driver's end reads nothing (step 1, its best parameters in the end's own transaction): a
+        # server away at the experiment's end then keeps the whole end in the journal.
+        end_parameters: dict[str, Any] | None = parameters or None
+        step = 1
+        if self.resumed:
+            step += max(resume.stored_last_steps(self.tracker, self.iteration_id).values(), default=0)
+            self._set_parameters(parameters)
+            end_parameters = None
         points = [(key, value, step) for key, value in counts.items()]
-        self._set_parameters(parameters)
         status, message, trace = (IterationStatus.SUCCEEDED, "", "") if error is None else describe_error(error)
         Heartbeat.of(self.tracker).discard(self.iteration_id)
         try:
-            self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace, points=points)
+            self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace, points=points,
+                                       parameters=end_parameters)
         except (Conflict, Unprocessable):
             pass  # ended already (a reaper's KILLED while this process was stalled): that end stands
         except TransportError as exc:
