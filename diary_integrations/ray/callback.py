@@ -95,11 +95,13 @@ class _Experiment:
             bounded = self.writer.default_timeout() is not None  # over HTTP; a database's writer is not waited out
             self.writer.close(timeout=max(1.0, deadline - time.monotonic()) if bounded else None)
             self.trials.deliveries.wait(deadline)
-            self.driver.end(trials, self.metric, self.mode, error)
-            if self.driver.journaled is not None:
-                self.trials.deliveries.add(self.driver.iteration_id, self.driver.journaled)
-                self.trials.deliveries.wait(deadline)
-            self._report_left()
+            try:
+                self.driver.end(trials, self.metric, self.mode, error)
+            finally:  # also when the driver's end failed: what waits in the journal is still said
+                if self.driver.journaled is not None:
+                    self.trials.deliveries.add(self.driver.iteration_id, self.driver.journaled)
+                    self.trials.deliveries.wait(deadline)
+                self._report_left()
         finally:
             self.tracker.close()
 
