@@ -309,6 +309,12 @@ def in_outage(url: str) -> bool:
     return public_url(url) in _outages
 
 
+def iteration_of(path: Path) -> int | None:
+    """The iteration a journal file (`iteration-<id>.jsonl`) belongs to, or None for another name."""
+    match = _FILE.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
 def has_pending(url: str, iteration_id: int, root: Path | None = None) -> bool:
     """True while writes of this run wait in its journal (or are being replayed from it)."""
     path = journal_path(url, iteration_id, root)
@@ -448,11 +454,13 @@ def replay_file(tracker: Any, path: Path, *, retries: int | None = None, timeout
     if claimed is None:
         return report
     _recover_stale_claims(path.parent, keep=claimed)
-    if _other_claims(path, claimed):
+    others = _other_claims(path, claimed)
+    if others:
         # Older writes of this run are being sent by another replayer: these (appended after its claim,
         # e.g. the run's end) must wait for them, so they go back unsent.
         report.left += sum(1 for line in claimed.read_bytes().splitlines() if line.strip())
-        report.errors.append(f"{path}: older writes of this run are being replayed by another process")
+        report.errors.append(f"{path}: older writes of this run are being replayed by {_claimant(others[0])}; "
+                             "these wait behind them in the journal")
         _put_back(claimed, None)
         return report
     report.files.append(path)
@@ -506,6 +514,16 @@ def _replay_claimed(tracker: Any, claimed: Path, report: ReplayReport, *, retrie
         report.answers[write.idempotency_key] = answer
     os.unlink(claimed)
     return report
+
+
+def _claimant(claimed: Path) -> str:
+    """Who holds a claim, truthfully: this process (another of its threads, e.g. a writer's probe or the
+    background replay) or the process with that id."""
+    match = _CLAIMED.match(claimed.name)
+    pid = int(match.group(2)) if match else None
+    if pid == os.getpid():
+        return "another thread of this process"
+    return f"process {pid}" if pid is not None else "another replayer"
 
 
 def _other_claims(path: Path, mine: Path) -> list[Path]:

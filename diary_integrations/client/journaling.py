@@ -65,7 +65,7 @@ class JournalMixin(RemoteBase):
                 return report.answers[write.idempotency_key]
             error = TransportError(
                 f"{write.method} {self.url}{path}: kept in the journal {file} behind earlier writes of "
-                f"iteration {iteration_id} ({'; '.join(report.errors) or 'being replayed elsewhere'})",
+                f"iteration {iteration_id} ({'; '.join(report.errors) or 'claimed meanwhile by another replayer'})",
                 request=write,
             )
             error.journal = file  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from typing import Any
 from ..lightning import resume
 from ..resolve import experiment_for
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.keys import derived_key
 from ..tracker.lifecycle import Heartbeat
 
@@ -37,6 +37,7 @@ class Driver:
         self.experiment_id = experiment_for(tracker, project, experiment)
         self.run_key = f"ray:{path}"
         self.iteration_id, self.resumed = self._find_or_create(parameters, restored)
+        self.journaled: Any = None  # the journal file its end waits in, when the server was away for it
         Heartbeat.of(tracker).add(self.iteration_id)
 
     def _find_or_create(self, parameters: dict[str, Any], restored: bool) -> tuple[int, bool]:
@@ -84,15 +85,26 @@ class Driver:
             counts[f"best_{metric}"] = float(best.metric_analysis[metric]["last"])
             parameters = {"best_trial_id": best.trial_id, **{f"best.{k}": v for k, v in flat(best.config).items()}}
         # One point per end of the driver: a restored experiment's end adds a step, never rewrites one.
-        step = 1 + max(resume.stored_last_steps(self.tracker, self.iteration_id).values(), default=0)
+        # A new driver's end reads nothing (step 1, its best parameters in the end's own transaction): a
+        # server away at the experiment's end then keeps the whole end in the journal.
+        end_parameters: dict[str, Any] | None = parameters or None
+        step = 1
+        if self.resumed:
+            step += max(resume.stored_last_steps(self.tracker, self.iteration_id).values(), default=0)
+            self._set_parameters(parameters)
+            end_parameters = None
         points = [(key, value, step) for key, value in counts.items()]
-        self._set_parameters(parameters)
         status, message, trace = (IterationStatus.SUCCEEDED, "", "") if error is None else describe_error(error)
         Heartbeat.of(self.tracker).discard(self.iteration_id)
         try:
-            self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace, points=points)
+            self.tracker.end_iteration(self.iteration_id, status, error_message=message, traceback=trace, points=points,
+                                       parameters=end_parameters)
         except (Conflict, Unprocessable):
             pass  # ended already (a reaper's KILLED while this process was stalled): that end stands
+        except TransportError as exc:
+            self.journaled = getattr(exc, "journal", None)  # kept in the local journal: sent from there
+            if self.journaled is None:
+                raise
 
     def _set_parameters(self, params: dict[str, Any]) -> None:
         """Best-trial parameters written, or updated when a restored experiment found a better trial."""

@@ -8,6 +8,7 @@ iteration N"; stopped unfinished by the experiment's end or interruption -> KILL
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -16,11 +17,14 @@ from typing import Any
 
 from ..lightning import resume
 from ..tracker.enums import IterationStatus
-from ..tracker.errors import Conflict, Unprocessable
+from ..tracker.errors import Conflict, TransportError, Unprocessable
 from ..tracker.keys import using_key
 from ..tracker.lifecycle import Heartbeat, describe_failure, one_line
 from . import _context
 from ._experiment import TRIAL_ID_PARAMETER, Driver, flat, keyed
+from ._outage import Deliveries, Unborn
+
+log = logging.getLogger("diary_integrations.ray")
 
 # What Tune adds to every result (ray.tune.result.AUTO_RESULT_KEYS and the bookkeeping beside them):
 # not the trainable's metrics. `time_this_iter_s` is kept: how long each reported iteration took.
@@ -123,24 +127,37 @@ class Trials:
         self.pending_since: dict[int, float] = {}
         self.handed: set[int] = set()  # children with points given to the writer since their last flush
         self.stopped = stopped  # trial id -> iteration at which the scheduler stopped it (noted on Tune's thread)
+        # Trials whose child the server was away to create: retried (same key) until it answers, their
+        # results and end kept here meanwhile, in order (docs/decisions.md, "Issue 30", outages).
+        self.unborn: dict[str, Unborn] = {}
+        self.deliveries = Deliveries(tracker)  # ends kept in the local journal, sent when the server answers
 
-    def start(self, trial: TrialInfo) -> int:
+    def start(self, trial: TrialInfo) -> int | None:
         """The trial's child, RUNNING: created once per trial (key: driver and trial id), reopened when a
-        restored experiment runs the trial again; a retried trial (Tune's `max_failures`) keeps its child."""
+        restored experiment runs the trial again; a retried trial (Tune's `max_failures`) keeps its child.
+        None while the server is away: the creation is retried by `tick` (same key) until it answers."""
         child = self.open.get(trial.trial_id)
         if child is not None:
             _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
             return child
         found = self.known.pop(trial.trial_id, None)
         if found is None:
-            with using_key(keyed("trial", self.driver.iteration_id, trial.trial_id)):
-                child = self.tracker.create_iteration(
-                    self.driver.experiment_id,
-                    parent_iteration_id=self.driver.iteration_id,
-                    name=f"trial {trial.label}",
-                    notes=f"Ray Tune trial {trial.label}",
-                    parameters={TRIAL_ID_PARAMETER: trial.trial_id, **flat(trial.config)},
-                ).id
+            waiting = self.unborn.get(trial.trial_id)
+            try:
+                child = self._create(trial)
+            except TransportError as exc:
+                # The server is away: the child is created later with the same key (one row however
+                # often it is sent); the trial's results and end wait for it here, in order.
+                if waiting is None:
+                    self.unborn[trial.trial_id] = Unborn(trial, tried=time.monotonic())
+                else:
+                    waiting.tried = time.monotonic()
+                log.info("diary: trial %s is recorded once the server answers (%s)", trial.label, exc)
+                return None
+            if waiting is not None:  # a retried trial (max_failures) whose child is only now created
+                del self.unborn[trial.trial_id]
+                self._born(waiting, child)
+                return child
         else:
             child = found.id
             stored = resume.stored_last_steps(self.tracker, child)  # read before the reopen, as resume does
@@ -153,11 +170,51 @@ class Trials:
         _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
         return child
 
-    def result(self, trial: TrialInfo, result: dict[str, Any]) -> None:
+    def _create(self, trial: TrialInfo) -> int:
+        with using_key(keyed("trial", self.driver.iteration_id, trial.trial_id)):
+            return self.tracker.create_iteration(
+                self.driver.experiment_id,
+                parent_iteration_id=self.driver.iteration_id,
+                name=f"trial {trial.label}",
+                notes=f"Ray Tune trial {trial.label}",
+                parameters={TRIAL_ID_PARAMETER: trial.trial_id, **flat(trial.config)},
+            ).id
+
+    def _born(self, waiting: Unborn, child: int) -> None:
+        """A trial's child created at last: its kept results go to it in order, then its kept end."""
+        trial = waiting.trial
+        self.open[trial.trial_id] = child
+        Heartbeat.of(self.tracker).add(child)
+        if waiting.end is None:  # still running: a run inside it may still be waiting for its id
+            _context.publish(trial.experiment_name, trial.trial_id, child, f"trial {trial.label}")
+        for result, at in waiting.results:
+            self.result(trial, result, at=at)
+        if waiting.end is not None:
+            status, data = waiting.end
+            self._end_id(trial.trial_id, status, **data)
+
+    def bear(self, *, every: float = 1.0) -> None:
+        """Try again to create the children the server was away for (each at most once per `every`
+        seconds; the first that still cannot be sent ends the round: the server is still away)."""
+        for trial_id, waiting in list(self.unborn.items()):
+            if time.monotonic() - waiting.tried < every:
+                continue
+            try:
+                child = self._create(waiting.trial)
+            except TransportError:
+                waiting.tried = time.monotonic()
+                return
+            del self.unborn[trial_id]
+            self._born(waiting, child)
+
+    def result(self, trial: TrialInfo, result: dict[str, Any], *, at: float | None = None) -> None:
         """One reported result: its metrics as points (a step already stored is not written again), and
-        on the first one the node the trial runs on."""
+        on the first one the node the trial runs on. `at`: when Tune reported it (a kept result)."""
         child = self.open.get(trial.trial_id)
         if child is None:
+            waiting = self.unborn.get(trial.trial_id)
+            if waiting is not None and waiting.end is None:  # kept until its child exists
+                waiting.results.append((dict(result), time.time()))
             return
         if child not in self.noded and result.get("node_ip"):
             self.noded.add(child)
@@ -170,7 +227,7 @@ class Trials:
             else:
                 self.node[child] = node
         step, values = metric_points(result)
-        now = time.time()
+        now = time.time() if at is None else at
         pending = self.pending.setdefault(child, [])
         for key, value in values.items():
             if self.last_step.get((child, key), -1) >= step:
@@ -182,7 +239,10 @@ class Trials:
             self._hand_over(child)
 
     def tick(self) -> None:
-        """Points waiting longer than HAND_OVER_SECONDS go to the writer (a trial that reports rarely)."""
+        """Points waiting longer than HAND_OVER_SECONDS go to the writer (a trial that reports rarely);
+        children the server was away for are created, ends it was away for sent from the journal."""
+        self.bear()
+        self.deliveries.send()
         now = time.time()
         for child, since in list(self.pending_since.items()):
             if now - since >= HAND_OVER_SECONDS:
@@ -245,7 +305,7 @@ class Trials:
             message = f"the Tune experiment ended with {message}"
         else:
             status, message = IterationStatus.KILLED, "the Tune experiment stopped before this trial finished"
-        for trial_id in list(self.open):
+        for trial_id in [*self.open, *(t for t, w in self.unborn.items() if w.end is None)]:
             self._end_id(trial_id, status, error_message=message[:2000])
 
     def settle_restored(self, trials: list[Any]) -> None:
@@ -278,6 +338,9 @@ class Trials:
     def _end_id(self, trial_id: str, status: IterationStatus, **data: Any) -> None:
         child = self.open.pop(trial_id, None)
         if child is None:
+            waiting = self.unborn.get(trial_id)
+            if waiting is not None and waiting.end is None:  # written with its child, once that exists
+                waiting.end = (status, data)
             return
         points = self.pending.pop(child, [])
         self.pending_since.pop(child, None)
@@ -290,3 +353,7 @@ class Trials:
             self.tracker.end_iteration(child, status, points=points or None, parameters=node or None, **data)
         except (Conflict, Unprocessable):
             pass  # ended already (reaped while the driver stalled): that end stands
+        except TransportError as exc:
+            if getattr(exc, "journal", None) is None:
+                raise
+            self.deliveries.add(child, exc.journal)  # type: ignore[attr-defined] - sent when the server answers

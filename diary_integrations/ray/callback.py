@@ -19,6 +19,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from ..client import journal
 from ..connection import connect
 from ..reporting import announce, warn_tracking
 from ..resolve import check_destination
@@ -79,14 +80,52 @@ class _Experiment:
             self.trials.budget = _controller.scheduler_budget(scheduler)
 
     def close(self, trials: list[Any], error: BaseException | None) -> None:
+        """The experiment's last writes, waiting at most $DIARY_FLUSH_TIMEOUT (over HTTP) for a server that
+        is away: children it was away to create, ends kept in the journal, the writer's points, the
+        driver's end. What is still not delivered then stays in the local journal, said in one warning."""
+        deadline = time.monotonic() + journal.flush_timeout()
         try:
             self.samplers.stop_all()
             self.trials.settle_restored(trials)
+            while self.trials.unborn and time.monotonic() < deadline:
+                self.trials.bear(every=0.0)
+                if self.trials.unborn:
+                    time.sleep(0.5)
             self.trials.abandon(error)
-            self.writer.close()
-            self.driver.end(trials, self.metric, self.mode, error)
+            bounded = self.writer.default_timeout() is not None  # over HTTP; a database's writer is not waited out
+            self.writer.close(timeout=max(1.0, deadline - time.monotonic()) if bounded else None)
+            self.trials.deliveries.wait(deadline)
+            try:
+                self.driver.end(trials, self.metric, self.mode, error)
+            finally:  # also when the driver's end failed: what waits in the journal is still said
+                if self.driver.journaled is not None:
+                    self.trials.deliveries.add(self.driver.iteration_id, self.driver.journaled)
+                    self.trials.deliveries.wait(deadline)
+                self._report_left()
         finally:
             self.tracker.close()
+
+    def _report_left(self) -> None:
+        """One warning for what the server did not take by the experiment's end: journaled writes (sent
+        once, later, by `diary sync` or the next process connecting to it) and trials never recorded."""
+        parts = []
+        for path in self.writer.journals:  # the writer's points it could not deliver in its own close
+            iteration_id = journal.iteration_of(path)
+            if iteration_id is not None and journal.has_pending(self.tracker.url, iteration_id):
+                self.trials.deliveries.files.setdefault(iteration_id, path)
+        waiting = self.trials.deliveries.describe()
+        if waiting:
+            parts.append(f"{len(waiting)} journal(s) kept in {journal.server_dir(self.tracker.url)} wait for "
+                         f"`{journal.SYNC_COMMAND}` or the next process that connects to it, which sends them "
+                         f"once: {'; '.join(waiting)}")
+        lost = [w.trial.label for w in self.trials.unborn.values()]
+        if lost:
+            parts.append(f"trial(s) {', '.join(lost)} could not be recorded (their children were never created, "
+                         "their results are not kept)")
+        if parts:
+            url = getattr(self.tracker, "url", "the tracking server")
+            warn_tracking(f"{url} did not answer within {journal.flush_timeout():g} s of the Tune experiment's "
+                          f"end: {' and '.join(parts)}", logger=log)
 
 
 IDLE_SECONDS = 1.0
@@ -246,6 +285,8 @@ class DiaryCallback(Callback):
             except BaseException:
                 _context.withdraw(snapshot.experiment_name, snapshot.trial_id)  # nobody waits for it in vain
                 raise
+            if child is None:
+                return  # the server is away: the child is created (and the trial recorded) when it answers
             if where is not None:
                 try:
                     self._run.samplers.start(snapshot.trial_id, child, where)

@@ -235,11 +235,30 @@ def test_writes_appended_behind_a_claim_wait_for_it(server_url):
     journal.append(server_url, iteration_id, [end_write(iteration_id)])  # the run's end arrives behind them
     report = journal.replay_file(tracker, path)
     assert (report.sent, report.left) == (0, 1)  # the end is not sent before the points
+    # Said truthfully: the claim is this process's own (not "another process", as it once said).
+    assert "being replayed by another thread of this process" in report.errors[0], report.errors
     assert tracker.get_iteration(iteration_id).status is IterationStatus.RUNNING
     journal._put_back(older, None)  # that replayer gives up: the points go back in front of the end
     assert [r["kind"] for r in journal.read_records(path)] == ["points", "end"]
     assert journal.replay_file(tracker, path).sent == 2
     assert steps_of(tracker, iteration_id) == [0, 1, 2]
+    assert tracker.get_iteration(iteration_id).status is IterationStatus.SUCCEEDED
+
+
+def test_a_claim_of_another_live_process_is_named_by_its_pid(server_url):
+    import os
+
+    tracker = RemoteTracker(server_url, replay_journal=False)
+    iteration_id = new_iteration(tracker)
+    path = journal.append(server_url, iteration_id, [points_write(tracker, iteration_id, range(3))])
+    mine = journal._claim(path)
+    other = mine.with_name(f"{path.name}.replaying-{os.getppid()}-0badcafe")  # a live process's claim
+    mine.rename(other)
+    journal.append(server_url, iteration_id, [end_write(iteration_id)])
+    report = journal.replay_file(tracker, path)
+    assert report.left == 1 and f"being replayed by process {os.getppid()};" in report.errors[0], report.errors
+    journal._put_back(other, None)
+    assert journal.replay_file(tracker, path).sent == 2
     assert tracker.get_iteration(iteration_id).status is IterationStatus.SUCCEEDED
 
 
