@@ -11,12 +11,9 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..client import journal
-
-if TYPE_CHECKING:
-    from ._trials import TrialInfo
 
 log = logging.getLogger("diary_integrations.ray")
 
@@ -27,7 +24,7 @@ RETRY_SECONDS = 1.0  # how often a write the server was away for is tried again 
 class Unborn:
     """A trial whose child's creation the server was away for; tried again (same key) until it answers."""
 
-    trial: TrialInfo
+    trial: Any  # a _trials.TrialInfo (not imported: _trials imports this module)
     tried: float  # time.monotonic() of the last try
     results: list[tuple[dict[str, Any], float]] = dataclasses.field(default_factory=list)  # (result, when)
     end: tuple[Any, dict[str, Any]] | None = None  # (status, end_iteration's data), once the trial ended
