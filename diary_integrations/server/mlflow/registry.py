@@ -344,7 +344,7 @@ def delete_model_tag(ctx: Context, args: Args) -> dict[str, Any]:
     """A key that is not there is no error here (MLflow's registry says nothing either)."""
     model = _model(ctx, args.text("name", required=True), Action.UPDATE)
     with one_transaction(ctx.tracker.engine) as conn:
-        store.remove_tag(conn, t.model_tags, "model_id", model.id, args.text("key", required=True) or "")
+        store.remove_tag(conn, *registry_tags.MODEL, model.id, args.text("key", required=True) or "")
     return {}
 
 
@@ -361,8 +361,7 @@ def set_version_tag(ctx: Context, args: Args) -> dict[str, Any]:
 def delete_version_tag(ctx: Context, args: Args) -> dict[str, Any]:
     _, version = _version(ctx, args, Action.UPDATE)
     with one_transaction(ctx.tracker.engine) as conn:
-        store.remove_tag(conn, t.model_version_tags, "model_version_id", version.id,
-                         args.text("key", required=True) or "")
+        store.remove_tag(conn, *registry_tags.VERSION, version.id, args.text("key", required=True) or "")
     return {}
 
 
