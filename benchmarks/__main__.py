@@ -1,5 +1,5 @@
-"""`python -m benchmarks [--quick] [--only WORD] [--module M] [--out BENCHMARKS.md]`: run the cases side by side with
-their peers and write the report."""
+"""`python -m benchmarks [--quick] [--only WORD] [--module M] [--repeats N] [--out BENCHMARKS.md]`: run the
+cases side by side with their peers and write the report."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="run cases whose name contains this word")
     parser.add_argument("--module", action="append", default=[], choices=CASE_MODULES,
                         help="run only this module's cases (the test suite's smoke run takes one module per test)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of each variant (default: each case's own); more for a tight ratio")
     parser.add_argument("--out", default=None, help="report path (default: BENCHMARKS.md, or none with --quick)")
     args = parser.parse_args(argv)
 
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         case = factory(args.quick)
         if args.quick:
             case.repeats = 1  # the smoke run (a test in the suite) checks that each case works, not its speed
+        elif args.repeats:
+            case.repeats = args.repeats
         if args.only and not any(word.lower() in case.name.lower() for word in args.only):
             continue
         print(f"# {case.name}", flush=True)

@@ -9,6 +9,7 @@ scikit-learn until something needs them).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
@@ -51,12 +52,22 @@ def _default_api_names() -> list[str]:
     return _DEFAULT_API.__all__
 
 
+def _is_submodule(name: str) -> bool:
+    here = os.path.dirname(__file__)
+    return os.path.isfile(os.path.join(here, f"{name}.py")) or os.path.isfile(os.path.join(here, name, "__init__.py"))
+
+
 def __getattr__(name: str) -> Any:
     if name == "__all__":
         # `from diary_integrations import *`, as a DearDiary script starts with `using DearDiary`; computed
         # on that first use so a plain import stays light.
         return sorted(set(_LAZY) | set(_default_api_names()))
     module = _LAZY.get(name)
+    if module is None and _is_submodule(name):
+        # `from . import writer` asks the package for the name before importing the submodule: answering
+        # from default_api would import it (and the tracker's protocol and records) for nothing, a
+        # noticeable part of a short training process's start.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if module is not None:
         value = getattr(importlib.import_module(f".{module}", __name__), name)
     elif not name.startswith("_") and name in _default_api_names():

@@ -29,10 +29,12 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .client import journal
 from .tracker.errors import DiaryError
+
+if TYPE_CHECKING:
+    from .client import journal
 
 log = logging.getLogger("diary_integrations")
 
@@ -44,6 +46,13 @@ LOCAL_EXIT_TIMEOUT = 60.0
 
 _live: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 _RETIRED = object()  # what `_take` answers when the thread has ended itself for lack of work
+
+
+def _import_journal() -> None:
+    """The local journal, imported by the first writer that talks to a server: a run on a database never
+    journals, and the import is a noticeable part of a short training process's start."""
+    global journal
+    from .client import journal
 
 
 class _Flush:
@@ -109,6 +118,8 @@ class MetricWriter:
         # HTTP trackers build their request first, so a batch can be journaled while still in flight.
         self._remote = callable(getattr(tracker, "metric_points_write", None)) and callable(
             getattr(tracker, "replay", None))
+        if self._remote:
+            _import_journal()
         self._state = threading.Lock()  # guards the sends in flight and the journal bookkeeping
         self._inflight: list[_Send] = []
         self._journaled_keys: dict[str, int] = {}
@@ -533,7 +544,7 @@ class MetricWriter:
 
     def _give_up(self, iteration_id: int, points: list[Any], exc: Exception) -> None:
         self.dropped += len(points)
-        if isinstance(exc, journal.JournalFull):
+        if self._remote and isinstance(exc, journal.JournalFull):
             self._dropped_on_a_full_disk(len(points), exc)
             return
         message = f"could not write {len(points)} metric points to iteration {iteration_id}: {exc}"
@@ -585,6 +596,7 @@ def _transient(exc: DiaryError) -> bool:
 
 def journal_notice(paths: set[Path] | list[Path], points: int) -> str:
     """The one sentence that tells a user where undelivered data waits and how to send it."""
+    _import_journal()
     files = ", ".join(str(p) for p in sorted(paths))
     return (f"{points} metric point{'s' if points != 1 else ''} could not reach the server and "
             f"{'are' if points != 1 else 'is'} kept in the local journal {files}; "

@@ -15,6 +15,13 @@ from sqlalchemy import create_engine, text
 from diary_integrations import ExperimentStatus, LocalTracker
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` (training, multi-process, Ray) run first, the quick ones after them: a
+    parallel run hands out tests in this order as workers come free, so the quick ones fill the gaps at the
+    end instead of one long test keeping a worker busy after the others have finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose search_path is a schema made for this test and dropped after it."""

@@ -7,6 +7,8 @@ warning (most machines that train on a CPU have none of them)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 from .process_tree import MIB
@@ -57,6 +59,8 @@ class Gpus:
 
 def open_gpus() -> Gpus | None:
     """The machine's GPUs, or None (silently) when NVML cannot start: no package, no library, no driver."""
+    if not _driver_may_be_loaded():
+        return None
     try:
         import pynvml
     except ImportError:
@@ -81,3 +85,13 @@ def _shutdown(nvml: Any) -> None:
         nvml.nvmlShutdown()
     except Exception:  # noqa: BLE001
         pass
+
+
+def _driver_may_be_loaded() -> bool:
+    """False on a Linux machine with no NVIDIA driver (most machines that train on a CPU): importing
+    `pynvml` and failing nvmlInit there costs tens of milliseconds of a short run's start for nothing. The
+    kernel driver shows /proc/driver/nvidia; WSL 2 reaches the Windows driver through /dev/dxg instead.
+    Elsewhere NVML itself is asked."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/dxg")

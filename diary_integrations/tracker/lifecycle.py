@@ -21,11 +21,13 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .enums import IterationStatus
 from .errors import IterationEnded, Unprocessable, one_line
-from .records import Iteration
+
+if TYPE_CHECKING:  # only named in annotations; a training process that never reads records skips their import
+    from .records import Iteration
 
 log = logging.getLogger("diary_integrations")
 

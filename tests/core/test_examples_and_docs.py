@@ -38,6 +38,7 @@ def test_child_iterations_example(tmp_path):
     assert not any(it.status is IterationStatus.RUNNING for it in tracker.get_iterations(1))
 
 
+@pytest.mark.slow  # each block is a fresh interpreter, some of them train
 @pytest.mark.system_metrics  # as a reader runs them: with system metrics on, as by default
 @pytest.mark.parametrize("block", README_BLOCKS, ids=[f"block{n}" for n in range(len(README_BLOCKS))])
 def test_readme_python_blocks_run(block, tmp_path):

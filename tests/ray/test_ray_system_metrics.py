@@ -15,7 +15,7 @@ from diary_integrations import IterationStatus, LocalTracker, Unprocessable
 from diary_integrations.ray import DiaryCallback
 from diary_integrations.system_metrics.sampler import THREAD_NAME
 
-pytestmark = [pytest.mark.slow, pytest.mark.system_metrics]
+pytestmark = [pytest.mark.slow, pytest.mark.system_metrics, pytest.mark.xdist_group("ray")]
 
 
 def _fit(tmp_path: Path, name: str, **options: object) -> LocalTracker:

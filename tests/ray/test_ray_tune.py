@@ -24,7 +24,9 @@ from diary_integrations.client import journal
 from diary_integrations.ray import DiaryCallback
 from diary_integrations.reporting import TrackingWarning
 
-pytestmark = pytest.mark.slow
+# xdist_group: every test of tests/ray on one test worker, so a parallel run starts Ray once per module
+# instead of once per worker that happens to get one of its tests (each Ray takes the machine's 2 CPUs).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 HERE = Path(__file__).resolve().parent
 
 

@@ -69,6 +69,7 @@ def login(url: str, username: str, password: str) -> httpx.Response:
     return httpx.post(url + "/auth", json={"username": username, "password": password}, timeout=60)
 
 
+@pytest.mark.slow
 def test_three_servers_share_one_database(cluster, postgres_url: str, tmp_path: Path) -> None:
     urls = [server.url for server in cluster]
     admin = RemoteTracker(urls[0], username=DEFAULT_USERNAME, password=ADMIN_PASSWORD)

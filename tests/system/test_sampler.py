@@ -21,6 +21,7 @@ import pytest
 from diary_integrations import IterationStatus, LocalTracker, Unprocessable, system_metrics
 from diary_integrations.resolve import experiment_for
 from diary_integrations.sidecar import SidecarTracker
+from diary_integrations.system_metrics import gpu
 from diary_integrations.system_metrics.gpu import Gpus, open_gpus
 from diary_integrations.system_metrics.sampler import THREAD_NAME
 
@@ -178,10 +179,22 @@ def test_bad_options_are_refused_by_name(tracker, enabled, interval, field):
     assert tracker.get_iterations(experiment) == []  # nothing written
 
 
-def test_no_nvml_library_means_no_gpus_and_no_warning():
+@pytest.mark.parametrize("driver_files_seen", [False, True])
+def test_no_nvml_library_means_no_gpus_and_no_warning(driver_files_seen, monkeypatch):
+    """Seen: a machine whose driver files fooled the cheap check still gets None from NVML itself."""
+    monkeypatch.setattr(gpu, "_driver_may_be_loaded", lambda: driver_files_seen)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert open_gpus() is None  # nvidia-ml-py is installed; the NVIDIA library and driver are not
+
+
+@pytest.mark.skipif(os.path.exists("/proc/driver/nvidia"), reason="this machine has an NVIDIA driver")
+def test_without_a_driver_pynvml_is_not_even_imported():
+    """Its import is tens of milliseconds of a short run's start (issue 28's and 29's figures)."""
+    code = ("import sys; from diary_integrations.system_metrics.gpu import open_gpus; "
+            "assert open_gpus() is None; print('pynvml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 class _StandInNvml:
