@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tune_scenario
@@ -203,11 +204,12 @@ class Unsaved(tune.Callback):
         return tune.Callback, ()
 
 
-def fit_through_outage(server, tmp_path: Path, trials: int, outages: Callable[[DiaryCallback], tune.Callback]):
+def fit_through_outage(server, tmp_path: Path, trials: int, outages: Callable[[DiaryCallback], tune.Callback],
+                       trainable: Any = tune_scenario.steady_trainable):
     """`trials` steady trials (2 at a time) tracked through `server`, with the test's outage callback."""
     callback = DiaryCallback("P", "Tune", uri=server.url)
     results = tune.Tuner(
-        tune_scenario.steady_trainable,
+        trainable,
         param_space={"x": tune.grid_search(list(range(trials)))},
         tune_config=tune.TuneConfig(metric="loss", mode="min"),
         run_config=tune.RunConfig(name="outage", storage_path=str(tmp_path / "ray"), verbose=0,
@@ -280,6 +282,8 @@ def test_what_the_server_is_still_away_for_at_the_end_is_sent_once_by_the_next_p
         ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIARY_FLUSH_TIMEOUT", "3")  # how long the experiment's end waits for the server
 
+    gate = tmp_path / "server-killed"  # each trial holds after its third report until then (neither ends first)
+
     def outages(callback: DiaryCallback) -> tune.Callback:
         reached: dict[str, int] = {}
 
@@ -289,13 +293,15 @@ def test_what_the_server_is_still_away_for_at_the_end_is_sent_once_by_the_next_p
                 if len(reached) == 2 and min(reached.values()) >= 3 and server.process.poll() is None:
                     callback._writes.queue.join()  # both children exist; the rest is written while away
                     server.kill()
+                    gate.touch()
 
         return Outages()
 
     with killable_server(tmp_path) as server:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            callback, results = fit_through_outage(server, tmp_path, 2, outages)
+            callback, results = fit_through_outage(
+                server, tmp_path, 2, outages, tune.with_parameters(tune_scenario.gated_trainable, gate=str(gate)))
         assert server.process.poll() is not None  # still away when Tuner.fit() returned
         said = [str(w.message) for w in seen if issubclass(w.category, TrackingWarning)]
         # One truthful word: kept in the journal, for `diary sync` or the next process; no "another process".

@@ -48,6 +48,17 @@ def steady_trainable(config: dict) -> None:
         tune.report({"loss": config["x"] * 10.0 + 1.0 / i})
 
 
+def gated_trainable(config: dict, gate: str) -> None:
+    """steady_trainable's twelve reports, holding after the third until the file `gate` exists: the test
+    acts while every trial still runs, however late a loaded machine starts the second one."""
+    deadline = time.monotonic() + 120
+    for i in range(1, 13):
+        while i == 4 and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.25)
+        tune.report({"loss": config["x"] * 10.0 + 1.0 / i})
+
+
 def run(db: str, storage: str, address: str, mode: str) -> None:
     import ray
 
